@@ -1,0 +1,62 @@
+"""The app factory: create_app(settings) wires Redis, JobStore, Celery and the routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import health, jobs
+from api.service import JobService
+from shared import __version__
+from shared.jobs import JobStore, connect_redis
+from shared.queue import make_celery
+from shared.settings import Settings
+from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.workers import WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API. Nothing here waits for Redis: /health answers even while it is down."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            ensure_writable_dir(settings.temp_dir, "TEMP_DIR")
+        except DirectoryNotWritable as exc:
+            log.error("%s", exc)
+            raise SystemExit(2) from exc
+        log.info("upload dir %s is writable", settings.temp_dir)
+        client = connect_redis(settings.redis_url)
+        store = JobStore(client, settings.job_ttl_seconds)
+        app.state.service = JobService(
+            settings, store, make_celery(settings), WorkerRegistry(client)
+        )
+        log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
+        yield
+        client.close()
+
+    app = FastAPI(
+        title="ocrq",
+        version=__version__,
+        description=(
+            "Asynchronous OCR: POST a file to /jobs, get a job id at once, poll "
+            "GET /jobs/{id} until it succeeds, then fetch GET /jobs/{id}/result."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    return app
+
+
+def _auth_state(settings: Settings) -> str:
+    count = len(settings.api_key_set)
+    return f"on, {count} key(s)" if count else "off (API_KEYS empty)"

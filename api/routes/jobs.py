@@ -1,0 +1,100 @@
+"""/jobs: submit, poll, fetch the result. Thin: parse, call JobService, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from api.deps import ServiceDep, require_api_key
+from api.schemas import ErrorBody, JobAccepted, JobView, links_for
+from shared.results import DocumentResult
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+
+_ERRORS = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    404: {"model": ErrorBody, "description": "Unknown or expired job"},
+    503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
+}
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PNG, JPEG, TIFF, WebP, BMP or PDF; sniffed by content",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+_MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text/plain"}
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a file for OCR",
+    description="Streams the upload to disk, queues it and answers at once with the job id.",
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        400: {"model": ErrorBody, "description": "Empty file or malformed body"},
+        413: {"model": ErrorBody, "description": "Over MAX_UPLOAD_MB"},
+        415: {"model": ErrorBody, "description": "Bytes match no supported type"},
+        422: {"model": ErrorBody, "description": "No `file` field"},
+        **_ERRORS,
+    },
+)
+async def create_job(request: Request, response: Response, service: ServiceDep) -> JobAccepted:
+    record = await service.submit(
+        request.stream(),
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+    )
+    response.headers["Location"] = f"/jobs/{record.job_id}"
+    return JobAccepted(
+        job_id=record.job_id,
+        status=record.status,
+        created_at=record.created_at,
+        links=links_for(record.job_id),
+    )
+
+
+@router.get("/{job_id}", summary="Job status and progress", responses=_ERRORS)
+def get_job(job_id: str, service: ServiceDep) -> JobView:
+    return JobView.of(service.get(job_id))
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="The stored result",
+    response_model=DocumentResult,
+    responses={
+        200: {
+            "description": "JSON document, or markdown / plain text by `format`",
+            "content": {"text/markdown": {}, "text/plain": {}},
+        },
+        409: {"model": ErrorBody, "description": "Not finished yet, or failed"},
+        **_ERRORS,
+    },
+)
+def get_result(
+    job_id: str,
+    service: ServiceDep,
+    format: Annotated[Literal["json", "markdown", "text"], Query()] = "json",  # noqa: A002
+) -> FileResponse:
+    path = service.result_path(job_id, format)
+    media = _MEDIA[format] + ("" if format == "json" else "; charset=utf-8")
+    return FileResponse(path, media_type=media)

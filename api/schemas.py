@@ -1,0 +1,92 @@
+"""Request and response models: OpenAPI shows these, not dicts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from shared.jobs import JobError, JobRecord, JobStatus
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. job_not_found")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class JobLinks(BaseModel):
+    self: str
+    result: str
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    links: JobLinks
+
+
+class Progress(BaseModel):
+    pages_done: int
+    pages_total: int | None
+
+
+class JobView(BaseModel):
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    error: JobError | None
+    links: JobLinks
+
+    @classmethod
+    def of(cls, record: JobRecord) -> JobView:
+        return cls(
+            job_id=record.job_id,
+            status=record.status,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            progress=Progress(pages_done=record.pages_done, pages_total=record.pages_total),
+            error=record.error,
+            links=links_for(record.job_id),
+        )
+
+
+def links_for(job_id: str) -> JobLinks:
+    return JobLinks(self=f"/jobs/{job_id}", result=f"/jobs/{job_id}/result")
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class WorkerView(BaseModel):
+    worker_id: str
+    engine: str
+    device: str
+    warm: bool
+    warmup_seconds: float | None
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ok when Redis answers")
+    redis: bool
+    workers: int = Field(description="Workers with a fresh heartbeat")
+    engines_warm: bool = Field(description="True when at least one live worker is warm")
+    worker_details: list[WorkerView]
+
+
+class ServiceInfo(BaseModel):
+    name: str
+    version: str
+    docs: str
+    redoc: str
+    openapi: str
+    health: str

@@ -1,0 +1,55 @@
+"""Domain errors with stable codes; the API maps each to its HTTP status and JSON body."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error a client may see. `code` is stable; `message` is for people."""
+
+    code = "internal_error"
+    status_code = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class EmptyUpload(ServiceError):
+    code, status_code = "empty_file", 400
+
+
+class MissingFile(ServiceError):
+    code, status_code = "file_missing", 422
+
+
+class BadRequestBody(ServiceError):
+    code, status_code = "invalid_request", 400
+
+
+class Unauthorized(ServiceError):
+    code, status_code = "unauthorized", 401
+
+
+class JobNotFound(ServiceError):
+    code, status_code = "job_not_found", 404
+
+
+class ResultNotReady(ServiceError):
+    code, status_code = "result_not_ready", 409
+
+
+class JobFailed(ServiceError):
+    code, status_code = "job_failed", 409
+
+
+class UploadTooLarge(ServiceError):
+    code, status_code = "file_too_large", 413
+
+
+class UnsupportedMedia(ServiceError):
+    code, status_code = "unsupported_media_type", 415
+
+
+class QueueUnavailable(ServiceError):
+    code, status_code = "queue_unavailable", 503

@@ -1,0 +1,38 @@
+"""The Celery app's configuration and task names, shared by the API (sender) and the worker."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings
+
+QUEUE = "ocr"
+TASK_RUN = "ocr.run"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Celery on Redis, tuned so a dying worker never loses a job (late acks, prefetch 1)."""
+    app = Celery("ocrq", broker=settings.redis_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,  # job state lives in JobStore, not the result backend
+        task_default_queue=QUEUE,
+        task_routes={TASK_RUN: {"queue": QUEUE}},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        broker_transport_options={
+            # above the longest job, or Redis hands a running task to a second worker
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 5,
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app

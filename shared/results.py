@@ -1,0 +1,40 @@
+"""The OCR result model: document -> pages -> blocks. Written by the worker, served by the API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Block(BaseModel):
+    """One recognized region of a page."""
+
+    type: str = Field("text", description="Block kind: text, title, table, formula, figure, ...")
+    text: str = Field(
+        description="Recognized text (tables: markdown or HTML as the engine gives it)"
+    )
+    bbox: list[float] = Field(
+        description="[x0, y0, x1, y1] in page pixels, origin top-left", min_length=4, max_length=4
+    )
+    score: float | None = Field(None, description="Engine confidence 0..1, when it gives one")
+
+
+class PageResult(BaseModel):
+    """One page of the document, numbered from 1."""
+
+    index: int = Field(ge=1)
+    width: int
+    height: int
+    dpi: int | None = None
+    blocks: list[Block] = []
+    markdown: str = ""
+    text: str = ""
+
+
+class DocumentResult(BaseModel):
+    """The whole result of one job, as stored in result.json."""
+
+    job_id: str
+    engine: str
+    pages: list[PageResult]
+    text: str = Field(description="Plain text of all pages, pages separated by a form feed")
+    markdown: str = Field(description="Markdown of all pages, joined with page markers")

@@ -1,0 +1,76 @@
+"""One Settings object, read from environment variables once at start and passed around."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Env var names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Broker and job store")
+    output_dir: Path = Field(Path("/app/output"), description="Results: OUTPUT_DIR/<job_id>/")
+    temp_dir: Path = Field(Path("/app/temp"), description="Uploads: TEMP_DIR/<job_id>/")
+    ocr_engine: str = Field("rapidocr", description="Engine the worker warms at boot")
+    port: int = Field(8081, ge=1, le=65535)
+    host: str = "0.0.0.0"
+    max_upload_mb: float = Field(50, gt=0)
+    job_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    api_keys: str = Field("", description="Comma-separated bearer keys; empty = no auth")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Seconds a worker heartbeat lives in Redis; the worker refreshes it every third of that.
+    worker_heartbeat_ttl: int = Field(30, ge=3)
+    # Must exceed the longest job, or Redis redelivers a running task to a second worker.
+    broker_visibility_timeout: int = Field(3600, ge=60)
+    # rapidocr tuning (see ENGINES notes: max-side 960 keeps accuracy and cuts latency)
+    rapidocr_det_limit_side_len: int = Field(960, ge=32)
+    rapidocr_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto")
+    # paddleocr-vl engine
+    paddleocr_vl_backend: str = Field(
+        "native", description="native, vllm-server, sglang-server, ..."
+    )
+    paddleocr_vl_server_url: str | None = None
+    paddleocr_vl_device: str = Field("gpu:0", description="Paddle device string")
+    paddleocr_vl_pipeline_version: str = "v1.5"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @cached_property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def load_settings() -> Settings:
+    """Build Settings from the environment or exit with a message naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f" (got {err.get('input')!r})"
+            for err in exc.errors()
+        ]
+        sys.stderr.write("invalid configuration:\n" + "\n".join(lines) + "\n")
+        raise SystemExit(2) from None

@@ -1,0 +1,43 @@
+"""Worker heartbeats in Redis: each worker refreshes a short-TTL key; `/ready` reads them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import redis
+
+from shared.jobs import KEY_PREFIX
+
+_PREFIX = f"{KEY_PREFIX}worker:"
+
+
+@dataclass
+class WorkerBeat:
+    worker_id: str
+    engine: str
+    device: str
+    warm: bool
+    pid: int
+    started_at: str
+    warmup_seconds: float | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class WorkerRegistry:
+    """Owns the `ocrq:worker:*` keys."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def beat(self, beat: WorkerBeat, ttl_seconds: int) -> None:
+        self.redis.set(_PREFIX + beat.worker_id, json.dumps(asdict(beat)), ex=ttl_seconds)
+
+    def remove(self, worker_id: str) -> None:
+        self.redis.delete(_PREFIX + worker_id)
+
+    def live(self) -> list[WorkerBeat]:
+        keys = sorted(self.redis.scan_iter(match=_PREFIX + "*", count=100))
+        if not keys:
+            return []
+        return [WorkerBeat(**json.loads(raw)) for raw in self.redis.mget(keys) if raw]

@@ -1,0 +1,89 @@
+"""Worker boot: check dirs, build and warm the engine, publish a heartbeat, then consume."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+
+from shared.jobs import JobStore, connect_redis
+from shared.queue import QUEUE, make_celery
+from shared.settings import Settings
+from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.workers import WorkerBeat, WorkerRegistry
+from worker.engines import EngineError, build_engine
+from worker.heartbeat import Heartbeat
+from worker.pipeline import JobRunner
+from worker.tasks import register_tasks
+
+log = logging.getLogger("worker.boot")
+
+
+def check_dirs(settings: Settings) -> None:
+    for label, path in (("TEMP_DIR", settings.temp_dir), ("OUTPUT_DIR", settings.output_dir)):
+        ensure_writable_dir(path, label)
+        log.info("%s=%s is writable", label, path)
+
+
+def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
+    """Everything before the first job happens here; returns the process exit code."""
+    try:
+        check_dirs(settings)
+    except DirectoryNotWritable as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    worker_id = worker_name or f"{socket.gethostname()}-{os.getpid()}"
+    started = time.perf_counter()
+    try:
+        engine = build_engine(settings)
+        info = engine.info()
+        log.info(
+            "engine %s on %s; versions %s; python %s",
+            info.name,
+            info.device,
+            ", ".join(f"{k} {v}" for k, v in info.versions.items()),
+            sys.version.split()[0],
+        )
+        client = connect_redis(settings.redis_url)
+        beat = WorkerBeat(
+            worker_id=worker_id,
+            engine=info.name,
+            device=info.device,
+            warm=False,
+            pid=os.getpid(),
+            started_at=datetime.now(UTC).isoformat(),
+            versions=info.versions,
+        )
+        heartbeat = Heartbeat(WorkerRegistry(client), beat, settings.worker_heartbeat_ttl)
+        heartbeat.start()
+        engine.warm()
+    except EngineError as exc:
+        log.error("cannot start: engine %s: %s: %s", settings.ocr_engine, exc.code, exc.message)
+        return 3
+    warmup = time.perf_counter() - started
+    log.info("engine warm in %.2f s", warmup)
+    beat.warm, beat.warmup_seconds = True, round(warmup, 3)
+    heartbeat.publish()
+
+    app = make_celery(settings)
+    runner = JobRunner(settings, JobStore(client, settings.job_ttl_seconds), engine)
+    register_tasks(app, runner)
+    # solo pool: the warm engine lives in this process; scale with more worker processes.
+    worker = app.Worker(
+        hostname=f"ocr@{worker_id}",
+        queues=[QUEUE],
+        pool_cls="solo",
+        concurrency=1,
+        loglevel=settings.log_level,
+        without_gossip=True,
+        without_mingle=True,
+        optimization="fair",
+    )
+    try:
+        worker.start()
+    finally:
+        heartbeat.stop()
+    return worker.exitcode or 0

@@ -1,0 +1,56 @@
+"""The one small interface every OCR engine implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from shared.results import Block
+
+
+class EngineError(Exception):
+    """The engine could not run (missing device, library or model). Carries a stable code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Recognition:
+    """What an engine returns for one page image."""
+
+    blocks: list[Block]
+    # Engines with layout analysis give their own page markdown; None: build it from blocks.
+    markdown: str | None = None
+
+
+@dataclass
+class EngineInfo:
+    """Logged at boot and published in the worker heartbeat."""
+
+    name: str
+    device: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class OcrEngine(Protocol):
+    """Built once per worker process, warmed at boot, then called once per page."""
+
+    name: str
+
+    def info(self) -> EngineInfo:
+        """Engine name, device and library versions."""
+        ...
+
+    def warm(self) -> None:
+        """Load models and run one real recognition, so the first job pays nothing extra."""
+        ...
+
+    def recognize(self, image: Image) -> Recognition:
+        """Recognize one RGB page image; bboxes in that image's pixels."""
+        ...
