@@ -20,6 +20,7 @@ from shared.errors import (
     JobNotFound,
     QueueUnavailable,
     ResultNotReady,
+    ServiceError,
     UploadTooLarge,
 )
 from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
@@ -57,7 +58,10 @@ class JobService:
             and content_length.isdigit()
             and (int(content_length) > limit + _MULTIPART_SLACK)
         ):
-            raise UploadTooLarge(f"the request is larger than the limit of {limit} bytes")
+            raise UploadTooLarge(
+                f"the request is larger than the limit of {limit} bytes",
+                headers={"Connection": "close"},
+            )
         job_id = uuid.uuid4().hex
         files = self._files(job_id)
         try:
@@ -72,6 +76,11 @@ class JobService:
                 size_bytes=upload.size,
             )
             await run_in_threadpool(self._record_and_enqueue, record)
+        except ServiceError as exc:
+            await run_in_threadpool(files.remove_all)
+            # the body may be only partly read: close the connection instead of draining it
+            exc.headers.setdefault("Connection", "close")
+            raise
         except BaseException:
             await run_in_threadpool(files.remove_all)
             raise

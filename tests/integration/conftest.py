@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.integration.stack import Stack
+
+INTEGRATION_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real service: API + one warm worker, on Redis db 15 (flushed first)."""
+    redis.Redis.from_url(INTEGRATION_REDIS_URL).flushdb()
+    running = Stack(base=tmp_path_factory.mktemp("stack"), redis_url=INTEGRATION_REDIS_URL)
+    try:
+        running.start_api()
+        running.start_worker()
+        yield running
+    except BaseException:
+        print(running.logs())
+        raise
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        yield client
+
+
+def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = api.get(f"/jobs/{job_id}").json()
+        if body["status"] in ("succeeded", "failed"):
+            return body
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} not finished after {timeout} s: {body}")
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []

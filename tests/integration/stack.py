@@ -1,0 +1,104 @@
+"""Start the real API and worker processes against the real Redis, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """One API process and any number of worker processes sharing folders and a Redis db."""
+
+    base: Path
+    redis_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    api: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "TEMP_DIR": str(self.base / "temp"),
+            "OUTPUT_DIR": str(self.base / "output"),
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "WORKER_HEARTBEAT_TTL": "3",
+            **self.extra_env,
+        }
+
+    def _spawn(self, module: str, log_name: str, *args: str) -> subprocess.Popen:
+        log = open(self.base / log_name, "ab")  # noqa: SIM115 - lives as long as the process
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_api(self) -> None:
+        self.api = self._spawn("api", "api.log")
+        self.wait_for(lambda: httpx.get(f"{self.url}/health", timeout=1).status_code == 200)
+
+    def start_worker(self, wait_warm: bool = True) -> subprocess.Popen:
+        name = f"test-worker-{len(self.workers)}"
+        proc = self._spawn("worker", f"{name}.log", "--name", name)
+        self.workers.append(proc)
+        if wait_warm:
+            self.wait_for(lambda: self.worker_warm(name), timeout=90)
+        return proc
+
+    def worker_warm(self, name: str) -> bool:
+        body = httpx.get(f"{self.url}/ready", timeout=2).json()
+        return any(w["worker_id"] == name and w["warm"] for w in body["worker_details"])
+
+    def wait_for(self, check, timeout: float = 30) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except (httpx.HTTPError, OSError) as exc:
+                last = exc
+            time.sleep(0.1)
+        raise TimeoutError(f"not ready after {timeout} s (last error: {last}); logs in {self.base}")
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text()[-4000:]}" for p in self.base.glob("*.log"))
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.workers, self.api]:
+            if proc:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -1,0 +1,66 @@
+"""The streaming multipart reader on its own: it stops reading once over the limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from api.uploads import receive_upload
+from shared.errors import UnsupportedMedia, UploadTooLarge
+from tests.textimages import encode, render_page
+
+BOUNDARY = "xYzZy"
+CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def _head(name: str = "file", filename: str = "a.png") -> bytes:
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+        f'filename="{filename}"\r\n\r\n'
+    ).encode()
+
+
+class CountingBody:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.consumed = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            self.consumed += 1
+            yield chunk
+
+
+def test_stops_reading_as_soon_as_the_limit_is_passed(tmp_path: Path) -> None:
+    body = CountingBody([_head(), encode(render_page([("x", 20)], 100))] + [b"\0" * 65536] * 100)
+
+    with pytest.raises(UploadTooLarge):
+        asyncio.run(receive_upload(body, CONTENT_TYPE, tmp_path / "input", 200_000))
+
+    assert body.consumed < 10  # 200 KB limit: about 4 chunks of 64 KB, not all 102
+
+
+def test_rejects_unknown_type_from_first_bytes(tmp_path: Path) -> None:
+    body = CountingBody([_head(), b"GIF89a" + b"\0" * 64] + [b"\0" * 65536] * 100)
+
+    with pytest.raises(UnsupportedMedia):
+        asyncio.run(receive_upload(body, CONTENT_TYPE, tmp_path / "input", 50_000_000))
+
+    assert body.consumed <= 2
+
+
+def test_writes_the_file_part_and_keeps_small_fields(tmp_path: Path) -> None:
+    png = encode(render_page([("Hello", 30)], 300))
+    field = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+    body = CountingBody(
+        [field.encode(), _head(filename="scan 1.png"), png, f"\r\n--{BOUNDARY}--\r\n".encode()]
+    )
+
+    upload = asyncio.run(receive_upload(body, CONTENT_TYPE, tmp_path / "input", 50_000_000))
+
+    assert (tmp_path / "input").read_bytes() == png
+    assert (upload.size, upload.media_type, upload.filename) == (len(png), "image/png", "scan 1.png")
+    assert upload.fields == {"language": "en"}

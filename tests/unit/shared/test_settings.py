@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+
+
+def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REDIS_URL", "OUTPUT_DIR", "TEMP_DIR", "OCR_ENGINE", "PORT", "API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.output_dir == Path("/app/output")
+    assert settings.temp_dir == Path("/app/temp")
+    assert settings.ocr_engine == "rapidocr"
+    assert settings.port == 8081
+    assert settings.max_upload_mb == 50
+    assert settings.job_ttl_seconds == 7 * 24 * 3600
+    assert settings.api_key_set == frozenset()
+
+
+def test_env_vars_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("API_KEYS", " a , b,,")
+    monkeypatch.setenv("MAX_UPLOAD_MB", "2")
+    settings = Settings()
+    assert settings.port == 9000
+    assert settings.api_key_set == {"a", "b"}
+    assert settings.max_upload_bytes == 2 * 1024 * 1024
+
+
+def test_bad_values_fail_at_start_naming_the_variable() -> None:
+    env = {"PATH": "/usr/bin:/bin", "PORT": "http", "MAX_UPLOAD_MB": "-1", "REDIS_URL": "x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "api"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    for name in ("PORT", "MAX_UPLOAD_MB", "REDIS_URL"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
