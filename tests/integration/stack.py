@@ -76,7 +76,7 @@ class Stack:
         body = httpx.get(f"{self.url}/ready", timeout=2).json()
         return any(w["worker_id"] == name and w["warm"] for w in body["worker_details"])
 
-    def wait_for(self, check, timeout: float = 30) -> None:  # noqa: ANN001
+    def wait_for(self, check, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:

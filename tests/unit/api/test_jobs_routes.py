@@ -162,9 +162,8 @@ def test_path_like_filename_never_becomes_a_path(client: TestClient, settings: S
 
     assert response.status_code == 202
     job_id = response.json()["job_id"]
-    assert [p.relative_to(settings.temp_dir).as_posix() for p in _files_under(settings.temp_dir)] == [
-        f"{job_id}/input"
-    ]
+    stored = [p.relative_to(settings.temp_dir).as_posix() for p in _files_under(settings.temp_dir)]
+    assert stored == [f"{job_id}/input"]
     store = JobStore(connect_redis(settings.redis_url), 60)
     filename = store.require(job_id).filename or ""
     assert filename.startswith("../../evil") and "\x00" not in filename  # kept as metadata

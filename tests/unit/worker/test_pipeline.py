@@ -104,7 +104,8 @@ def test_redelivered_running_job_runs_again_with_same_outputs(runner, submit) ->
 
 
 def test_multipage_tiff_gives_one_result_page_per_frame(runner, submit) -> None:
-    first, second = render_page([("Page one 111", 30)], 500), render_page([("Page two 222", 30)], 500)
+    first = render_page([("Page one 111", 30)], 500)
+    second = render_page([("Page two 222", 30)], 500)
     tiff = encode(first, "TIFF", save_all=True, append_images=[second])
     job_id = submit(tiff, "image/tiff")
 
