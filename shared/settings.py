@@ -35,11 +35,25 @@ class Settings(BaseSettings):
     rapidocr_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto")
     # paddleocr-vl engine
     paddleocr_vl_backend: str = Field(
-        "native", description="native, vllm-server, sglang-server, ..."
+        "native",
+        description="VL model backend (PaddleOCRVL vl_rec_backend): native (local CUDA GPU), "
+        "vllm-server, sglang-server, fastdeploy-server, mlx-vlm-server, llama-cpp-server",
     )
-    paddleocr_vl_server_url: str | None = None
-    paddleocr_vl_device: str = Field("gpu:0", description="Paddle device string")
-    paddleocr_vl_pipeline_version: str = "v1.5"
+    paddleocr_vl_server_url: str | None = Field(
+        None,
+        description="OpenAI-style base URL of the VL server, e.g. http://127.0.0.1:8118/v1; "
+        "required by every backend but native",
+    )
+    paddleocr_vl_device: str = Field(
+        "gpu:0",
+        description="Paddle device of the layout model (and of the VL model when native): "
+        "gpu or gpu:N; cpu only with a server backend",
+    )
+    paddleocr_vl_pipeline_version: str = Field(
+        "v1.6",
+        description="PaddleOCRVL pipeline_version: v1, v1.5 or v1.6 (v1.6 = PaddleOCR-VL-1.6 "
+        "with PP-DocLayoutV3; the default of paddleocr 3.7)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
