@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import redis
 
 from shared.settings import Settings
 
-UNIT_REDIS_URL = "redis://127.0.0.1:6379/14"
+# Test databases are settable so parallel runs on one Redis do not flush each other's data.
+UNIT_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_TEST_UNIT_DB', '14')}"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import redis
 
 from tests.integration.stack import Stack
 
-INTEGRATION_REDIS_URL = "redis://127.0.0.1:6379/15"
+INTEGRATION_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import UNIT_REDIS_URL
+
 HEAVY = ["paddle", "paddleocr", "onnxruntime", "rapidocr", "cv2", "numpy", "PIL"]
 
 
@@ -17,7 +19,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from shared.settings import Settings
 app = create_app(Settings(temp_dir={str(tmp_path)!r}, output_dir={str(tmp_path)!r},
-                          redis_url="redis://127.0.0.1:6379/14"))
+                          redis_url={UNIT_REDIS_URL!r}))
 with TestClient(app) as client:
     assert client.get("/health").status_code == 200
     client.post("/jobs", files={{"file": ("a.png", b"\\x89PNG\\r\\n\\x1a\\n" + bytes(64))}})
