@@ -14,16 +14,20 @@ from kombu.exceptions import KombuError
 from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from api.uploads import receive_upload
+from api.uploads import ReceivedUpload, receive_upload
 from shared.errors import (
+    InvalidOption,
     JobFailed,
     JobNotFound,
     QueueUnavailable,
     ResultNotReady,
     ServiceError,
+    TooManyPages,
     UploadTooLarge,
 )
 from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
+from shared.options import JobOptions, parse_options
+from shared.page_count import count_pages
 from shared.queue import QUEUE, TASK_RUN
 from shared.settings import Settings
 from shared.storage import JobFiles
@@ -67,6 +71,8 @@ class JobService:
         try:
             await run_in_threadpool(files.make_input_dir)
             upload = await receive_upload(body, content_type, files.input_path, limit)
+            options = parse_options(upload.fields)
+            pages_total = await run_in_threadpool(self._check_pages, upload, options)
             record = JobRecord(
                 job_id=job_id,
                 status=JobStatus.queued,
@@ -74,6 +80,8 @@ class JobService:
                 filename=upload.filename,
                 media_type=upload.media_type,
                 size_bytes=upload.size,
+                pages_total=pages_total,
+                options=options,
             )
             await run_in_threadpool(self._record_and_enqueue, record)
         except ServiceError as exc:
@@ -86,6 +94,20 @@ class JobService:
             raise
         log.info("job=%s accepted: %s, %d bytes", job_id, record.media_type, record.size_bytes or 0)
         return record
+
+    def _check_pages(self, upload: ReceivedUpload, options: JobOptions) -> int | None:
+        """Refuse documents over MAX_PAGES and page ranges beyond the end, before queueing."""
+        count = count_pages(upload.path, upload.media_type)
+        if count is None:
+            return None  # unreadable here: the worker fails the job with a precise code
+        if count > self.settings.max_pages:
+            raise TooManyPages(
+                f"the document has {count} pages; the limit is MAX_PAGES={self.settings.max_pages}"
+            )
+        try:
+            return len(options.selected_pages(count))
+        except ValueError as exc:
+            raise InvalidOption(f"pages: {exc}") from None
 
     def _record_and_enqueue(self, record: JobRecord) -> None:
         self.store.create(record)

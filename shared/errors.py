@@ -31,6 +31,14 @@ class Unauthorized(ServiceError):
     code, status_code = "unauthorized", 401
 
 
+class InvalidOption(ServiceError):
+    code, status_code = "invalid_option", 422
+
+
+class TooManyPages(ServiceError):
+    code, status_code = "too_many_pages", 422
+
+
 class JobNotFound(ServiceError):
     code, status_code = "job_not_found", 404
 

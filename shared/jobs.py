@@ -12,6 +12,7 @@ import redis
 from pydantic import BaseModel
 
 from shared.errors import JobNotFound, QueueUnavailable
+from shared.options import JobOptions
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class JobRecord(BaseModel):
     media_type: str | None = None
     size_bytes: int | None = None
     attempts: int = 0
+    options: JobOptions = JobOptions()
 
 
 def utcnow() -> datetime:
@@ -101,8 +103,11 @@ class JobStore:
     @redis_errors_as_unavailable
     def create(self, record: JobRecord) -> None:
         fields = {
-            k: _dump(v) for k, v in record.model_dump(exclude={"error"}).items() if v is not None
+            k: _dump(v)
+            for k, v in record.model_dump(exclude={"error", "options"}).items()
+            if v is not None
         }
+        fields["options"] = record.options.model_dump_json(exclude_defaults=True)
         pipe = self.redis.pipeline()
         pipe.hset(_job_key(record.job_id), mapping=fields)
         pipe.expire(_job_key(record.job_id), self.ttl)
@@ -116,7 +121,8 @@ class JobStore:
         error = None
         if "error_code" in data:
             error = JobError(code=data.pop("error_code"), message=data.pop("error_message", ""))
-        return JobRecord.model_validate({**data, "error": error})
+        options = JobOptions.model_validate_json(data.pop("options", "{}"))
+        return JobRecord.model_validate({**data, "error": error, "options": options})
 
     def require(self, job_id: str) -> JobRecord:
         record = self.get(job_id)

@@ -25,6 +25,13 @@ class PageResult(BaseModel):
     width: int
     height: int
     dpi: int | None = None
+    rotation: int = Field(
+        0,
+        description="Degrees (counter-clockwise) the page image was turned to read it upright; "
+        "width, height and bboxes refer to the upright page",
+    )
+    source: str = Field("ocr", description="`ocr`, or `text_layer` for a PDF's embedded text")
+    engine: str | None = Field(None, description="Engine that read this page")
     blocks: list[Block] = []
     markdown: str = ""
     text: str = ""

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     max_upload_mb: float = Field(50, gt=0)
     job_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    max_pages: int = Field(500, ge=1, description="Documents with more pages are refused (422)")
+    pdf_dpi: int = Field(200, ge=72, le=600, description="Default PDF render resolution")
     api_keys: str = Field("", description="Comma-separated bearer keys; empty = no auth")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Seconds a worker heartbeat lives in Redis; the worker refreshes it every third of that.
@@ -33,6 +35,17 @@ class Settings(BaseSettings):
     # rapidocr tuning (see ENGINES notes: max-side 960 keeps accuracy and cuts latency)
     rapidocr_det_limit_side_len: int = Field(960, ge=32)
     rapidocr_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto")
+    rapidocr_rec_model: Path | None = Field(
+        None, description="Recognition ONNX model instead of the wheel's PP-OCRv6 (e.g. eslav)"
+    )
+    rapidocr_rec_keys: Path | None = Field(None, description="Dictionary file of that model")
+    rapidocr_rec_scripts: str = Field(
+        "latin", description="Scripts the recognition model reads: latin, cyrillic (comma list)"
+    )
+    ocr_fallback_engines: str = Field(
+        "",
+        description="Engines also warmed at boot, used for scripts OCR_ENGINE cannot read",
+    )
     # paddleocr-vl engine
     paddleocr_vl_backend: str = Field(
         "native",

@@ -22,6 +22,7 @@ class WorkerBeat:
     started_at: str
     warmup_seconds: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    engines: list[str] = field(default_factory=list)
 
 
 class WorkerRegistry:

@@ -49,3 +49,44 @@ INVOICE_LINES: list[tuple[str, int]] = [
     ("Total amount 1284.50 EUR", 30),
     ("Thank you for your order", 44),
 ]
+
+
+def text_pdf(pages: list[list[str]], font_size: int = 20) -> bytes:
+    """A born-digital PDF (A4, Helvetica) whose pages carry `pages` as a real text layer."""
+    objects: list[bytes] = []
+    kids = []
+    font_id = 3
+    for lines in pages:
+        ops = ["BT", f"/F1 {font_size} Tf", f"{font_size * 1.4:.0f} TL", "72 770 Td"]
+        for line in lines:
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"({escaped}) Tj T*")
+        ops.append("ET")
+        stream = "\n".join(ops).encode("latin-1")
+        content_id = 4 + len(objects)
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        page_id = 4 + len(objects)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (font_id, content_id)
+        )
+        kids.append(page_id)
+    head = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % k for k in kids), len(kids)),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    body = b"%PDF-1.4\n"
+    offsets = []
+    for number, obj in enumerate(head + objects, start=1):
+        offsets.append(len(body))
+        body += b"%d 0 obj\n%s\nendobj\n" % (number, obj)
+    xref = len(body)
+    body += b"xref\n0 %d\n0000000000 65535 f \n" % (len(offsets) + 1)
+    body += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    body += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(offsets) + 1,
+        xref,
+    )
+    return body

@@ -14,9 +14,10 @@ from shared.queue import QUEUE, make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
 from shared.workers import WorkerBeat, WorkerRegistry
-from worker.engines import EngineError, build_engine
+from worker.engines import EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
 from worker.pipeline import JobRunner
+from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
 
 log = logging.getLogger("worker.boot")
@@ -26,6 +27,35 @@ def check_dirs(settings: Settings) -> None:
     for label, path in (("TEMP_DIR", settings.temp_dir), ("OUTPUT_DIR", settings.output_dir)):
         ensure_writable_dir(path, label)
         log.info("%s=%s is writable", label, path)
+
+
+def build_engines(settings: Settings) -> list[OcrEngine]:
+    """OCR_ENGINE, then each fallback engine that reads a script the ones before it cannot."""
+    engines = [build_engine(settings)]
+    if engines[0].scripts >= ALL_SCRIPTS:
+        return engines  # e.g. paddleocr-vl: no fallback needed (nor installed)
+    for name in (n.strip() for n in settings.ocr_fallback_engines.split(",")):
+        if not name:
+            continue
+        engine = build_engine(settings.model_copy(update={"ocr_engine": name}))
+        covered = frozenset().union(*(e.scripts for e in engines))
+        if engine.scripts - covered:
+            engines.append(engine)
+        else:
+            log.info("fallback engine %s adds no script; not used", name)
+    return engines
+
+
+def log_engine(engine: OcrEngine) -> None:
+    info = engine.info()
+    log.info(
+        "engine %s on %s reads %s; versions %s; python %s",
+        info.name,
+        info.device,
+        "+".join(sorted(engine.scripts)),
+        ", ".join(f"{k} {v}" for k, v in info.versions.items()),
+        sys.version.split()[0],
+    )
 
 
 def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
@@ -38,15 +68,10 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     worker_id = worker_name or f"{socket.gethostname()}-{os.getpid()}"
     started = time.perf_counter()
     try:
-        engine = build_engine(settings)
-        info = engine.info()
-        log.info(
-            "engine %s on %s; versions %s; python %s",
-            info.name,
-            info.device,
-            ", ".join(f"{k} {v}" for k, v in info.versions.items()),
-            sys.version.split()[0],
-        )
+        engines = build_engines(settings)
+        info = engines[0].info()
+        for engine in engines:
+            log_engine(engine)
         client = connect_redis(settings.redis_url)
         beat = WorkerBeat(
             worker_id=worker_id,
@@ -55,11 +80,13 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
             warm=False,
             pid=os.getpid(),
             started_at=datetime.now(UTC).isoformat(),
-            versions=info.versions,
+            versions={k: v for e in engines for k, v in e.info().versions.items()},
+            engines=[e.name for e in engines],
         )
         heartbeat = Heartbeat(WorkerRegistry(client), beat, settings.worker_heartbeat_ttl)
         heartbeat.start()
-        engine.warm()
+        for engine in engines:
+            engine.warm()
     except EngineError as exc:
         log.error("cannot start: engine %s: %s: %s", settings.ocr_engine, exc.code, exc.message)
         return 3
@@ -69,7 +96,8 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     heartbeat.publish()
 
     app = make_celery(settings)
-    runner = JobRunner(settings, JobStore(client, settings.job_ttl_seconds), engine)
+    router = EngineRouter(engines, detect_script=None)
+    runner = JobRunner(settings, JobStore(client, settings.job_ttl_seconds), router)
     register_tasks(app, runner)
     # solo pool: the warm engine lives in this process; scale with more worker processes.
     worker = app.Worker(

@@ -1,17 +1,26 @@
-"""Open an uploaded file and yield its pages one at a time as RGB images."""
+"""Open an uploaded file and yield the selected pages one at a time as RGB images."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from shared.results import Block
 
 # Pillow's bomb guard: a few-KB PNG can claim 30000x30000 pixels. 120 MP covers A0 at 300 dpi.
 MAX_IMAGE_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-PDF_DPI = 200
+_IMAGE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    EOFError,
+    Image.DecompressionBombError,
+)
 
 
 class PageLoadError(Exception):
@@ -25,29 +34,32 @@ class PageLoadError(Exception):
 
 @dataclass
 class Page:
-    index: int  # 1-based
-    image: Image.Image
+    index: int  # 1-based page number in the document
+    image: Image.Image | None  # None when the page was not rendered (text layer used)
+    width: int
+    height: int
     dpi: int | None
+    text_blocks: list[Block] | None = None  # the PDF text layer, when asked for and present
 
 
 class Document:
-    """A readable input: knows its page count up front, renders pages lazily."""
+    """A readable input: knows its page count up front, renders pages lazily, one at a time."""
 
-    def __init__(self, path: Path, media_type: str) -> None:
+    def __init__(self, path: Path, media_type: str, dpi: int) -> None:
         self.path = path
-        self.media_type = media_type
-        self._pdf = None
+        self.dpi = dpi
+        self._pdf: Any = None
         if media_type == "application/pdf":
             self._pdf = _open_pdf(path)
             self.page_count = len(self._pdf)
         else:
             self.page_count = _count_frames(path)
 
-    def pages(self) -> Iterator[Page]:
+    def pages(self, numbers: list[int], use_text_layer: bool = False) -> Iterator[Page]:
         if self._pdf is not None:
-            yield from _pdf_pages(self._pdf)
+            yield from _pdf_pages(self._pdf, numbers, self.dpi, use_text_layer)
         else:
-            yield from _image_pages(self.path)
+            yield from _image_pages(self.path, numbers)
 
     def close(self) -> None:
         if self._pdf is not None:
@@ -66,22 +78,25 @@ def _count_frames(path: Path) -> int:
     try:
         with Image.open(path) as image:
             return getattr(image, "n_frames", 1)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except _IMAGE_ERRORS as exc:
         raise _image_error(exc) from exc
 
 
-def _image_pages(path: Path) -> Iterator[Page]:
+def _image_pages(path: Path, numbers: list[int]) -> Iterator[Page]:
+    wanted = set(numbers)
     try:
         with Image.open(path) as image:
             for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                if number not in wanted:
+                    continue
                 dpi = frame.info.get("dpi")
                 rgb = frame.convert("RGB")  # forces the full decode: truncation shows here
-                yield Page(number, rgb, int(dpi[0]) if dpi else None)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+                yield Page(number, rgb, rgb.width, rgb.height, int(dpi[0]) if dpi else None)
+    except _IMAGE_ERRORS as exc:
         raise _image_error(exc) from exc
 
 
-def _open_pdf(path: Path):
+def _open_pdf(path: Path) -> Any:
     import pypdfium2 as pdfium
 
     try:
@@ -92,15 +107,41 @@ def _open_pdf(path: Path):
         raise PageLoadError("pdf_corrupt", f"the PDF cannot be opened: {exc}") from exc
 
 
-def _pdf_pages(pdf) -> Iterator[Page]:
+def _pdf_pages(pdf: Any, numbers: list[int], dpi: int, use_text_layer: bool) -> Iterator[Page]:
     import pypdfium2 as pdfium
 
-    for number in range(1, len(pdf) + 1):
+    scale = dpi / 72
+    for number in numbers:
         try:
             page = pdf[number - 1]
-            bitmap = page.render(scale=PDF_DPI / 72)
-            image = bitmap.to_pil().convert("RGB")
+            width_pt, height_pt = page.get_size()
+            width, height = round(width_pt * scale), round(height_pt * scale)
+            if use_text_layer:
+                blocks = _text_layer_blocks(page, height_pt, scale)
+                if blocks:
+                    page.close()
+                    yield Page(number, None, width, height, dpi, text_blocks=blocks)
+                    continue
+            image = page.render(scale=scale).to_pil().convert("RGB")
             page.close()
         except pdfium.PdfiumError as exc:
             raise PageLoadError("pdf_corrupt", f"page {number} cannot be rendered: {exc}") from exc
-        yield Page(number, image, PDF_DPI)
+        yield Page(number, image, image.width, image.height, dpi)
+
+
+def _text_layer_blocks(page: Any, height_pt: float, scale: float) -> list[Block]:
+    """The page's embedded text, one block per text run, bboxes in rendered-page pixels."""
+    textpage = page.get_textpage()
+    try:
+        blocks = []
+        for i in range(textpage.count_rects()):
+            left, bottom, right, top = textpage.get_rect(i)
+            text = textpage.get_text_bounded(left, bottom, right, top).strip()
+            if text:
+                x0, x1 = left * scale, right * scale
+                y0, y1 = (height_pt - top) * scale, (height_pt - bottom) * scale
+                bbox = [round(v, 1) for v in (x0, y0, x1, y1)]
+                blocks.append(Block(type="text", text=text, bbox=bbox))
+        return blocks
+    finally:
+        textpage.close()

@@ -6,24 +6,26 @@ import logging
 import time
 from dataclasses import dataclass
 
-from shared.jobs import JobStatus, JobStore
+from shared.jobs import JobRecord, JobStatus, JobStore
+from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles
-from worker.engines import EngineError, OcrEngine
-from worker.pages import Document, PageLoadError
+from worker.engines import EngineError
+from worker.pages import Document, Page, PageLoadError
 from worker.results import build_document, page_markdown, write_results
+from worker.routing import EngineRouter
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class JobRunner:
-    """Everything a job needs, built once at boot: settings, the store and the warm engine."""
+    """Everything a job needs, built once at boot: settings, the store and the warm engines."""
 
     settings: Settings
     store: JobStore
-    engine: OcrEngine
+    router: EngineRouter
 
     def run(self, job_id: str) -> JobStatus | None:
         """Run one job; safe to call again for the same id (same outputs, atomic writes)."""
@@ -41,14 +43,15 @@ class JobRunner:
         self.store.mark_running(job_id)
         started = time.perf_counter()
         try:
-            pages = self._recognize(job_id, files, record.media_type or "")
-            document = build_document(job_id, self.engine.name, pages)
+            pages = self._recognize(record, files)
+            engines = sorted({p.engine for p in pages if p.engine}) or [self.router.primary.name]
+            document = build_document(job_id, "+".join(engines), pages)
             write_results(files, document)
         except (PageLoadError, EngineError) as exc:
             return self._fail(job_id, files, exc.code, exc.message)
         except FileNotFoundError:
             return self._fail(job_id, files, "input_missing", "the uploaded file is gone")
-        except Exception as exc:
+        except Exception as exc:  # a job must end failed, never kill the worker
             log.exception("job=%s crashed", job_id)
             return self._fail(job_id, files, "internal_error", f"{type(exc).__name__}: {exc}")
         self.store.mark_succeeded(job_id)
@@ -61,40 +64,71 @@ class JobRunner:
         )
         return JobStatus.succeeded
 
-    def _recognize(self, job_id: str, files: JobFiles, media_type: str) -> list[PageResult]:
-        document = Document(files.input_path, media_type)
+    def _recognize(self, record: JobRecord, files: JobFiles) -> list[PageResult]:
+        job_id, options = record.job_id, record.options
+        document = Document(
+            files.input_path, record.media_type or "", options.dpi or self.settings.pdf_dpi
+        )
         try:
-            self.store.set_pages_total(job_id, document.page_count)
+            try:
+                numbers = options.selected_pages(document.page_count)
+            except ValueError as exc:
+                raise PageLoadError("invalid_pages", str(exc)) from exc
+            self.store.set_pages_total(job_id, len(numbers))
             results = []
-            for page in document.pages():
+            pages = document.pages(numbers, use_text_layer=options.text_layer is TextLayer.use)
+            for done, page in enumerate(pages, start=1):
                 t0 = time.perf_counter()
-                recognition = self.engine.recognize(page.image)
-                blocks = recognition.blocks
-                results.append(
-                    PageResult(
-                        index=page.index,
-                        width=page.image.width,
-                        height=page.image.height,
-                        dpi=page.dpi,
-                        blocks=blocks,
-                        markdown=recognition.markdown
-                        if recognition.markdown is not None
-                        else page_markdown(blocks),
-                        text="\n".join(b.text for b in blocks),
-                    )
-                )
-                self.store.set_pages_done(job_id, page.index)
+                result = self._read_page(page, record)
+                results.append(result)
+                self.store.set_pages_done(job_id, done)
                 log.info(
-                    "job=%s page %d/%d: %d blocks in %.2f s",
+                    "job=%s page %d (%d/%d): %d blocks by %s in %.2f s",
                     job_id,
                     page.index,
-                    document.page_count,
-                    len(blocks),
+                    done,
+                    len(numbers),
+                    len(result.blocks),
+                    result.engine or result.source,
                     time.perf_counter() - t0,
                 )
             return results
         finally:
             document.close()
+
+    def _read_page(self, page: Page, record: JobRecord) -> PageResult:
+        if page.text_blocks is not None:
+            blocks = page.text_blocks
+            return PageResult(
+                index=page.index,
+                width=page.width,
+                height=page.height,
+                dpi=page.dpi,
+                source="text_layer",
+                blocks=blocks,
+                markdown=page_markdown(blocks),
+                text="\n".join(b.text for b in blocks),
+            )
+        assert page.image is not None
+        engine = self.router.pick(page.image, record.options.language)
+        recognition = engine.recognize(page.image)
+        width, height = page.width, page.height
+        if recognition.rotation in (90, 270):
+            width, height = height, width
+        blocks = recognition.blocks
+        return PageResult(
+            index=page.index,
+            width=width,
+            height=height,
+            dpi=page.dpi,
+            rotation=recognition.rotation,
+            engine=engine.name,
+            blocks=blocks,
+            markdown=recognition.markdown
+            if recognition.markdown is not None
+            else page_markdown(blocks),
+            text="\n".join(b.text for b in blocks),
+        )
 
     def _fail(self, job_id: str, files: JobFiles, code: str, message: str) -> JobStatus:
         log.warning("job=%s failed: %s: %s", job_id, code, message)

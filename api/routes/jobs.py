@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import ServiceDep, require_api_key
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
+from shared.options import JobOptions
 from shared.results import DocumentResult
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
@@ -18,6 +19,22 @@ _ERRORS = {
     404: {"model": ErrorBody, "description": "Unknown or expired job"},
     503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
 }
+
+
+def _option_fields() -> dict:
+    """The optional form fields, documented from the JobOptions model itself."""
+    schema = JobOptions.model_json_schema()
+    fields = {}
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        if "$ref" in prop:
+            enum = schema["$defs"][prop.pop("$ref").split("/")[-1]]["enum"]
+            prop |= {"type": "string", "enum": enum}
+        if "anyOf" in prop:
+            prop |= next(p for p in prop.pop("anyOf") if p.get("type") != "null")
+        fields[name] = prop
+    return fields
+
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -32,8 +49,10 @@ _UPLOAD_BODY = {
                             "type": "string",
                             "format": "binary",
                             "description": "PNG, JPEG, TIFF, WebP, BMP or PDF; sniffed by content",
-                        }
+                        },
+                        **_option_fields(),
                     },
+                    "additionalProperties": False,
                 }
             }
         },
@@ -53,7 +72,11 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
         400: {"model": ErrorBody, "description": "Empty file or malformed body"},
         413: {"model": ErrorBody, "description": "Over MAX_UPLOAD_MB"},
         415: {"model": ErrorBody, "description": "Bytes match no supported type"},
-        422: {"model": ErrorBody, "description": "No `file` field"},
+        422: {
+            "model": ErrorBody,
+            "description": "No `file` field (file_missing), a bad or unknown form field "
+            "(invalid_option), or more pages than MAX_PAGES (too_many_pages)",
+        },
         **_ERRORS,
     },
 )

@@ -27,6 +27,8 @@ class Recognition:
     blocks: list[Block]
     # Engines with layout analysis give their own page markdown; None: build it from blocks.
     markdown: str | None = None
+    # Degrees (counter-clockwise) the engine turned the page to read it; bboxes are upright.
+    rotation: int = 0
 
 
 @dataclass
@@ -42,6 +44,8 @@ class OcrEngine(Protocol):
     """Built once per worker process, warmed at boot, then called once per page."""
 
     name: str
+    # Scripts the engine reads: "latin", "cyrillic". The router sends pages accordingly.
+    scripts: frozenset[str]
 
     def info(self) -> EngineInfo:
         """Engine name, device and library versions."""

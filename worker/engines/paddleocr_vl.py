@@ -127,6 +127,7 @@ class PaddleOcrVlEngine:
     """One PaddleOCRVL pipeline per worker process, built and checked at boot."""
 
     name = "paddleocr-vl"
+    scripts = frozenset({"latin", "cyrillic"})  # PaddleOCR-VL reads 109 languages
 
     def __init__(self, settings: Settings) -> None:
         self._backend = settings.paddleocr_vl_backend.strip().lower()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import logging
+from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition
@@ -15,11 +17,15 @@ if TYPE_CHECKING:
 
     from shared.settings import Settings
 
+log = logging.getLogger(__name__)
+
 _MODEL_FILES = {
     "Det.model_path": "PP-OCRv6_det_small.onnx",
     "Rec.model_path": "PP-OCRv6_rec_small.onnx",
     "Cls.model_path": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
+# Lines sampled to tell a page's orientation with the line classifier (0 or 180 degrees).
+_ORIENTATION_SAMPLES = 12
 
 
 class RapidOcrEngine:
@@ -32,9 +38,13 @@ class RapidOcrEngine:
 
         models = Path(rapidocr.__file__).parent / "models"
         params: dict[str, object] = {key: str(models / f) for key, f in _MODEL_FILES.items()}
+        if settings.rapidocr_rec_model:
+            params["Rec.model_path"] = str(settings.rapidocr_rec_model)
+        if settings.rapidocr_rec_keys:
+            params["Rec.rec_keys_path"] = str(settings.rapidocr_rec_keys)
         missing = [p for p in params.values() if not Path(str(p)).is_file()]
         if missing:
-            raise EngineError("model_missing", f"rapidocr models not found: {missing}")
+            raise EngineError("model_missing", f"rapidocr model files not found: {missing}")
         params.update(
             {
                 "Global.log_level": "warning",
@@ -47,12 +57,20 @@ class RapidOcrEngine:
         if settings.rapidocr_threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = settings.rapidocr_threads
         self._ocr = rapidocr.RapidOCR(params=params)
+        self._rec_model = Path(str(params["Rec.model_path"])).name
+        self.scripts = frozenset(
+            s.strip() for s in settings.rapidocr_rec_scripts.split(",") if s.strip()
+        )
 
     def info(self) -> EngineInfo:
         return EngineInfo(
             name=self.name,
             device="cpu",
-            versions={"rapidocr": version("rapidocr"), "onnxruntime": version("onnxruntime")},
+            versions={
+                "rapidocr": version("rapidocr"),
+                "onnxruntime": version("onnxruntime"),
+                "rec_model": self._rec_model,
+            },
         )
 
     def warm(self) -> None:
@@ -67,22 +85,76 @@ class RapidOcrEngine:
             raise EngineError("warmup_failed", "rapidocr read nothing from the warm-up image")
 
     def recognize(self, image: Image) -> Recognition:
-        # Bytes, never a path string: rapidocr fetches strings that look like URLs.
+        image = image.convert("RGB")
+        output = self._run(image)
+        rotation = self._page_rotation(image, output)
+        if rotation:
+            # Lines are read right either way (the classifier flips them), but reading order
+            # and bboxes need the upright page: turn it and read once more.
+            image = image.rotate(rotation, expand=True)
+            output = self._run(image)
+        return Recognition(blocks=_blocks(output), rotation=rotation)
+
+    def _run(self, image: Image) -> Any:
+        # Bytes, never a path string: rapidocr fetches strings that look like URLs. Options
+        # are passed on every call because rapidocr keeps the last call's options.
         buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="PNG", compress_level=1)
-        output = self._ocr(buffer.getvalue())
-        if output.boxes is None or output.txts is None:
-            return Recognition(blocks=[])
-        blocks = []
-        for box, text, score in zip(output.boxes, output.txts, output.scores, strict=True):
-            xs = [float(p[0]) for p in box]
-            ys = [float(p[1]) for p in box]
-            blocks.append(
-                Block(
-                    type="text",
-                    text=text,
-                    bbox=[min(xs), min(ys), max(xs), max(ys)],
-                    score=round(float(score), 5),
-                )
+        image.save(buffer, format="PNG", compress_level=1)
+        return self._ocr(buffer.getvalue(), use_det=True, use_cls=True, use_rec=True)
+
+    def _page_rotation(self, image: Image, output: Any) -> int:
+        """0, 90, 180 or 270: how far to turn the page counter-clockwise to make it upright."""
+        if output.boxes is None or len(output.boxes) == 0:
+            return 0
+        boxes = sorted(output.boxes, key=_box_area, reverse=True)[:_ORIENTATION_SAMPLES]
+        tall = sum(1 for box in boxes if _box_size(box)[1] > 1.5 * _box_size(box)[0])
+        sideways = tall > len(boxes) / 2
+        crops = []
+        for box in boxes:
+            xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
+            crop = image.crop((min(xs), min(ys), max(xs), max(ys)))
+            # sideways pages: turn each line by 90 so the classifier sees it at 0 or 180
+            crops.append(_as_array(crop.rotate(90, expand=True) if sideways else crop))
+        try:
+            labels = self._ocr._load_cls_model()(crops).cls_res  # internal, stable since 1.x
+        except (AttributeError, TypeError) as exc:
+            log.debug("orientation check unavailable: %s", exc)
+            return 0
+        flipped = Counter(label for label, _ in labels)["180"] > len(labels) / 2
+        if sideways:
+            return 270 if flipped else 90
+        return 180 if flipped else 0
+
+
+def _box_size(box: Any) -> tuple[float, float]:
+    xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
+    return max(xs) - min(xs), max(ys) - min(ys)
+
+
+def _box_area(box: Any) -> float:
+    width, height = _box_size(box)
+    return width * height
+
+
+def _as_array(image: Image) -> Any:
+    import numpy as np
+
+    return np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR, as cv2 would load it
+
+
+def _blocks(output: Any) -> list[Block]:
+    if output.boxes is None or output.txts is None:
+        return []
+    blocks = []
+    for box, text, score in zip(output.boxes, output.txts, output.scores, strict=True):
+        xs = [float(p[0]) for p in box]
+        ys = [float(p[1]) for p in box]
+        blocks.append(
+            Block(
+                type="text",
+                text=text,
+                bbox=[min(xs), min(ys), max(xs), max(ys)],
+                score=round(float(score), 5),
             )
-        return Recognition(blocks=blocks)
+        )
+    return blocks

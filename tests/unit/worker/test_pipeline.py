@@ -9,11 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
+from shared.options import parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
-from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page
+from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page, text_pdf
 from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner
+from worker.routing import EngineRouter
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +27,24 @@ def engine() -> OcrEngine:
 
 @pytest.fixture
 def runner(settings: Settings, engine: OcrEngine) -> JobRunner:
-    return JobRunner(settings, JobStore(connect_redis(settings.redis_url), 600), engine)
+    store = JobStore(connect_redis(settings.redis_url), 600)
+    return JobRunner(settings, store, EngineRouter([engine]))
 
 
 @pytest.fixture
-def submit(runner: JobRunner) -> Callable[[bytes, str], str]:
-    def _submit(data: bytes, media_type: str) -> str:
+def submit(runner: JobRunner) -> Callable[..., str]:
+    def _submit(data: bytes, media_type: str, **options: str) -> str:
         job_id = uuid.uuid4().hex
         files = JobFiles(runner.settings.temp_dir, runner.settings.output_dir, job_id)
         files.make_input_dir()
         files.input_path.write_bytes(data)
         runner.store.create(
             JobRecord(
-                job_id=job_id, status=JobStatus.queued, created_at=utcnow(), media_type=media_type
+                job_id=job_id,
+                status=JobStatus.queued,
+                created_at=utcnow(),
+                media_type=media_type,
+                options=parse_options(options),
             )
         )
         return job_id
@@ -115,3 +122,121 @@ def test_multipage_tiff_gives_one_result_page_per_frame(runner, submit) -> None:
     document = json.loads(files.result_path("json").read_text())
     assert [p["text"] for p in document["pages"]] == ["Page one 111", "Page two 222"]
     assert "<!-- page 2 -->" in document["markdown"]
+
+
+def _document(runner: JobRunner, job_id: str) -> dict:
+    files = JobFiles(runner.settings.temp_dir, runner.settings.output_dir, job_id)
+    return json.loads(files.result_path("json").read_text())
+
+
+PDF_PAGES = [
+    [("Contract 7781 page one", 36), ("Signed on 2026-01-05", 28)],
+    [("Annex B page two", 36), ("Clause 14.2 applies", 28)],
+    [("Invoice 3390 page three", 36), ("Amount due 450.00", 28)],
+]
+
+
+def _pdf(pages: list[list[tuple[str, int]]]) -> bytes:
+    images = [render_page(lines, width=1000) for lines in pages]
+    return encode(images[0], "PDF", save_all=True, append_images=images[1:], resolution=100)
+
+
+def test_multipage_pdf_gives_known_text_per_page(runner, submit) -> None:
+    job_id = submit(_pdf(PDF_PAGES), "application/pdf")
+
+    assert runner.run(job_id) is JobStatus.succeeded
+
+    document = _document(runner, job_id)
+    assert [normalize_lines(p["text"]) for p in document["pages"]] == [
+        [t for t, _ in page] for page in PDF_PAGES
+    ]
+    first = document["pages"][0]
+    assert (first["index"], first["dpi"], first["source"]) == (1, 200, "ocr")
+    assert first["width"] == 2000  # 1000 px at 100 dpi is 10 in; rendered at 200 dpi
+    record = runner.store.require(job_id)
+    assert (record.pages_done, record.pages_total) == (3, 3)
+
+
+def test_page_range_and_dpi_are_honoured(runner, submit) -> None:
+    job_id = submit(_pdf(PDF_PAGES), "application/pdf", pages="1,3", dpi="150")
+
+    assert runner.run(job_id) is JobStatus.succeeded
+
+    document = _document(runner, job_id)
+    assert [p["index"] for p in document["pages"]] == [1, 3]
+    assert document["pages"][1]["text"].splitlines()[0] == "Invoice 3390 page three"
+    assert {p["dpi"] for p in document["pages"]} == {150}
+    assert "<!-- page 3 -->" in document["markdown"]
+    assert runner.store.require(job_id).pages_total == 2
+
+
+def test_page_range_beyond_the_end_fails_with_invalid_pages(runner, submit) -> None:
+    job_id = submit(_pdf(PDF_PAGES[:1]), "application/pdf", pages="2-4")
+
+    assert runner.run(job_id) is JobStatus.failed
+    assert runner.store.require(job_id).error.code == "invalid_pages"  # type: ignore[union-attr]
+
+
+def test_encrypted_pdf_fails_with_pdf_encrypted(runner, submit) -> None:
+    import io
+
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(_pdf(PDF_PAGES[:1])))
+    writer = pypdf.PdfWriter()
+    for page in reader.pages:
+        writer.add_page(page)
+    writer.encrypt("secret", algorithm="RC4-128")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    job_id = submit(buffer.getvalue(), "application/pdf")
+
+    assert runner.run(job_id) is JobStatus.failed
+    assert runner.store.require(job_id).error.code == "pdf_encrypted"  # type: ignore[union-attr]
+
+
+def test_truncated_pdf_fails_with_pdf_corrupt(runner, submit) -> None:
+    data = _pdf(PDF_PAGES)
+    job_id = submit(data[: len(data) // 2], "application/pdf")
+
+    assert runner.run(job_id) is JobStatus.failed
+    assert runner.store.require(job_id).error.code == "pdf_corrupt"  # type: ignore[union-attr]
+
+
+def test_text_layer_use_takes_embedded_text_and_ocr_reads_it_by_default(runner, submit) -> None:
+    lines = ["Born digital 2026", "Exact text (no OCR)"]
+    data = text_pdf([lines, []])  # page 2 has no text layer: it is OCRed
+
+    used = submit(data, "application/pdf", text_layer="use")
+    default = submit(data, "application/pdf")
+    assert runner.run(used) is runner.run(default) is JobStatus.succeeded
+
+    first, second = _document(runner, used)["pages"]
+    assert (first["source"], first["engine"]) == ("text_layer", None)
+    assert normalize_lines(first["text"]) == lines
+    assert first["blocks"][0]["bbox"][1] < first["blocks"][1]["bbox"][1]
+    assert second["source"] == "ocr"
+    ocr_first = _document(runner, default)["pages"][0]
+    assert (ocr_first["source"], ocr_first["engine"]) == ("ocr", "rapidocr")
+    assert normalize_lines(ocr_first["text"]) == lines
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_rotated_scans_are_turned_upright(runner, submit, angle: int) -> None:
+    page = render_page(INVOICE_LINES)
+    job_id = submit(encode(page.rotate(angle, expand=True)), "image/png")
+
+    assert runner.run(job_id) is JobStatus.succeeded
+
+    result = _document(runner, job_id)["pages"][0]
+    assert normalize_lines(result["text"]) == [t for t, _ in INVOICE_LINES]  # in reading order
+    assert result["rotation"] == (360 - angle) % 360
+    assert (result["width"], result["height"]) == page.size  # the upright page
+
+
+def test_cyrillic_request_never_goes_to_a_latin_only_engine(runner, submit) -> None:
+    job_id = submit(encode(render_page([("Привет мир 2026", 36)], 600)), "image/png", language="ru")
+
+    assert runner.run(job_id) is JobStatus.failed
+    error = runner.store.require(job_id).error
+    assert error is not None and error.code == "language_unsupported"

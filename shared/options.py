@@ -1,0 +1,99 @@
+"""Per-job options sent as form fields beside the file, validated in the API, read by the worker."""
+
+from __future__ import annotations
+
+import enum
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.errors import InvalidOption
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+MAX_PAGE_SPEC = 200  # characters
+
+
+class Language(enum.StrEnum):
+    auto = "auto"
+    ru = "ru"
+    en = "en"
+
+
+class TextLayer(enum.StrEnum):
+    ocr = "ocr"  # always OCR the rendered page (default)
+    use = "use"  # take a PDF page's embedded text when it has any; OCR pages without one
+
+
+class JobOptions(BaseModel):
+    """Form fields of POST /jobs besides `file`. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pages: str | None = Field(
+        None, description="Pages to process, 1-based, e.g. `1-3,7`; default all"
+    )
+    dpi: int | None = Field(None, ge=72, le=600, description="PDF render resolution (200)")
+    language: Language = Field(
+        Language.auto,
+        description="Script hint: `ru` (Cyrillic+Latin), `en` (Latin), `auto` (detected per page)",
+    )
+    text_layer: TextLayer = Field(
+        TextLayer.ocr, description="`use`: take a PDF page's embedded text instead of OCR"
+    )
+
+    @field_validator("pages")
+    @classmethod
+    def _check_pages(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_page_spec(value)  # raises ValueError with a readable message
+        return value.replace(" ", "")
+
+    def selected_pages(self, page_count: int) -> list[int]:
+        """The 1-based page numbers to process, in order, or ValueError if out of range."""
+        if self.pages is None:
+            return list(range(1, page_count + 1))
+        wanted = parse_page_spec(self.pages)
+        beyond = [p for p in wanted if p > page_count]
+        if beyond:
+            raise ValueError(
+                f"pages {self.pages!r} asks for page {beyond[0]} but the document has "
+                f"{page_count} page(s)"
+            )
+        return wanted
+
+
+def parse_page_spec(spec: str) -> list[int]:
+    """`1-3,7` -> [1, 2, 3, 7]: sorted, without duplicates; ValueError on bad syntax."""
+    if len(spec) > MAX_PAGE_SPEC:
+        raise ValueError("page list is too long")
+    pages: set[int] = set()
+    for part in spec.split(","):
+        match = _RANGE.match(part)
+        if not match:
+            raise ValueError(f"{part.strip()!r} is not a page or range like 1-3")
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if first < 1 or last < first:
+            raise ValueError(f"{part.strip()!r}: pages start at 1 and ranges go upwards")
+        if last - first > 100_000:
+            raise ValueError(f"{part.strip()!r}: range too large")
+        pages.update(range(first, last + 1))
+    return sorted(pages)
+
+
+def parse_options(fields: dict[str, str]) -> JobOptions:
+    """Validate raw form fields; InvalidOption (422) names the bad or unknown field."""
+    try:
+        return JobOptions.model_validate(fields)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "form"
+            message = (
+                "unknown field (accepted: file, pages, dpi, language, text_layer)"
+                if err["type"] == "extra_forbidden"
+                else err["msg"].removeprefix("Value error, ")
+            )
+            problems.append(f"{name}: {message}")
+        raise InvalidOption("; ".join(problems)) from None
