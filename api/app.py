@@ -6,8 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.deps import require_api_key
 from api.errors import install_error_handlers
 from api.routes import health, jobs
 from api.service import JobService
@@ -53,7 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(jobs.router)
+    auth = [Depends(require_api_key)] if settings.api_key_set else []
+    app.include_router(jobs.router, dependencies=auth)
     return app
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import ServiceDep, require_api_key
+from api.deps import ServiceDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from shared.options import JobOptions
 from shared.results import DocumentResult
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+# create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
+router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 _ERRORS = {
     401: {"model": ErrorBody, "description": "Missing or invalid API key"},
