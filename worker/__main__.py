@@ -1,26 +1,20 @@
-"""`python -m worker`: boot (dirs, engine warm-up) then consume the `ocr` queue."""
+"""`python -m worker`: a supervised worker process (restarted if it dies), see worker.supervisor."""
 
 from __future__ import annotations
 
-import argparse
+import sys
 
 from shared.logs import configure_logging
 from shared.settings import load_settings
-from worker.boot import boot_and_consume
+from worker.process import build_parser
+from worker.supervisor import supervise
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m worker",
-        description="OCR worker: checks TEMP_DIR/OUTPUT_DIR, warms the OCR_ENGINE at boot, "
-        "then takes jobs from the 'ocr' queue one at a time (solo pool). Run more processes "
-        "to use more cores.",
-    )
-    parser.add_argument("--name", help="worker id shown in /ready (default: host-pid)")
-    args = parser.parse_args()
-    settings = load_settings()
+    build_parser("python -m worker").parse_args()  # --help, and bad flags fail here
+    settings = load_settings()  # bad env vars fail here, before any child starts
     configure_logging(settings.log_level)
-    raise SystemExit(boot_and_consume(settings, args.name))
+    raise SystemExit(supervise(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""One worker process: boot (dirs, engine warm-up) then consume the `ocr` queue.
+
+Started (and restarted) by `python -m worker`; run `python -m worker.process` directly to do
+without the supervisor.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from shared.logs import configure_logging
+from shared.settings import load_settings
+from worker.boot import boot_and_consume
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="OCR worker: checks TEMP_DIR/OUTPUT_DIR, warms the OCR_ENGINE at boot, "
+        "then takes jobs from the 'ocr' queue one at a time (solo pool). Run more processes "
+        "to use more cores.",
+    )
+    parser.add_argument("--name", help="worker id shown in /ready (default: host-pid)")
+    return parser
+
+
+def main() -> None:
+    args = build_parser("python -m worker.process").parse_args()
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    raise SystemExit(boot_and_consume(settings, args.name))
+
+
+if __name__ == "__main__":
+    main()
