@@ -16,7 +16,11 @@ def main() -> None:
         "then takes jobs from the 'ocr' queue one at a time (solo pool). Run more processes "
         "to use more cores.",
     )
-    parser.add_argument("--name", help="worker id shown in /ready (default: host-pid)")
+    parser.add_argument(
+        "--name",
+        help="worker id shown in /ready and read by `python -m worker.probe` (default: the host "
+        "name; give each worker process on one host its own)",
+    )
     args = parser.parse_args()
     settings = load_settings()
     configure_logging(settings.log_level)
