@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shutil
 import subprocess
@@ -223,3 +224,11 @@ def test_hadolint_is_clean(name: str) -> None:
         [binary, "--no-color", name], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("stage", ["cpu", "gpu"])
+def test_worker_images_can_also_run_api_and_worker_together(stage: str) -> None:
+    """For platforms with one container and one probe path: deploy/all-in-one.sh."""
+    copied = [i.args.split()[0] for i in WORKER.instructions(stage) if i.keyword == "COPY"]
+    assert {"api", "shared", "worker", "deploy/all-in-one.sh"} <= set(copied)
+    assert os.access(ROOT / "deploy" / "all-in-one.sh", os.X_OK)
