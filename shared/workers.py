@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import asdict, dataclass, field
 
 import redis
@@ -10,6 +11,11 @@ import redis
 from shared.jobs import KEY_PREFIX
 
 _PREFIX = f"{KEY_PREFIX}worker:"
+
+
+def default_worker_id() -> str:
+    """The host name: unique per container or pod, so a probe in the same one can find it."""
+    return socket.gethostname()
 
 
 @dataclass
@@ -33,6 +39,11 @@ class WorkerRegistry:
 
     def beat(self, beat: WorkerBeat, ttl_seconds: int) -> None:
         self.redis.set(_PREFIX + beat.worker_id, json.dumps(asdict(beat)), ex=ttl_seconds)
+
+    def get(self, worker_id: str) -> WorkerBeat | None:
+        """The worker's last beat, or None once its key has expired (the worker is gone)."""
+        raw = self.redis.get(_PREFIX + worker_id)
+        return WorkerBeat(**json.loads(raw)) if raw else None
 
     def remove(self, worker_id: str) -> None:
         self.redis.delete(_PREFIX + worker_id)

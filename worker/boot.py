@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import socket
 import sys
 import time
 from datetime import UTC, datetime
+
+from redis import RedisError
 
 from shared.jobs import JobStore, connect_redis
 from shared.queue import QUEUE, make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
-from shared.workers import WorkerBeat, WorkerRegistry
+from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
 from worker.engines import EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
 from worker.pipeline import JobRunner
@@ -65,14 +67,18 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     except DirectoryNotWritable as exc:
         log.error("cannot start: %s", exc)
         return 2
-    worker_id = worker_name or f"{socket.gethostname()}-{os.getpid()}"
+    worker_id = worker_name or default_worker_id()
+    client = connect_redis(settings.redis_url)
+    # A restarted container keeps its host name: the previous process's warm beat may live on
+    # for WORKER_HEARTBEAT_TTL, and `python -m worker.probe` must not take it for this one's.
+    with contextlib.suppress(RedisError):
+        WorkerRegistry(client).remove(worker_id)
     started = time.perf_counter()
     try:
         engines = build_engines(settings)
         info = engines[0].info()
         for engine in engines:
             log_engine(engine)
-        client = connect_redis(settings.redis_url)
         beat = WorkerBeat(
             worker_id=worker_id,
             engine=info.name,

