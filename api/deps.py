@@ -46,3 +46,7 @@ def require_api_key(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return matched
+
+
+# The key the caller authenticated with (None when auth is off): scopes its Idempotency-Keys.
+ApiKeyDep = Annotated[str | None, Depends(require_api_key)]

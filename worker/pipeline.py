@@ -17,6 +17,10 @@ from worker.results import build_document, page_markdown, write_results
 log = logging.getLogger(__name__)
 
 
+class JobCanceledWhileRunning(Exception):
+    """DELETE /jobs/{id} arrived while the job ran: stop before the next page."""
+
+
 @dataclass
 class JobRunner:
     """Everything a job needs, built once at boot: settings, the store and the warm engine."""
@@ -38,12 +42,15 @@ class JobRunner:
             return record.status
         if record.status is JobStatus.running:
             log.warning("job=%s was running on a worker that died; running it again", job_id)
-        self.store.mark_running(job_id)
+        if not self.store.mark_running(job_id):
+            return self._canceled(job_id, files)
         started = time.perf_counter()
         try:
             pages = self._recognize(job_id, files, record.media_type or "")
             document = build_document(job_id, self.engine.name, pages)
             write_results(files, document)
+        except JobCanceledWhileRunning:
+            return self._canceled(job_id, files)
         except (PageLoadError, EngineError) as exc:
             return self._fail(job_id, files, exc.code, exc.message)
         except FileNotFoundError:
@@ -51,7 +58,8 @@ class JobRunner:
         except Exception as exc:
             log.exception("job=%s crashed", job_id)
             return self._fail(job_id, files, "internal_error", f"{type(exc).__name__}: {exc}")
-        self.store.mark_succeeded(job_id)
+        if not self.store.mark_succeeded(job_id):  # canceled after the last page
+            return self._canceled(job_id, files)
         files.remove_input()
         log.info(
             "job=%s succeeded: %d page(s) in %.2f s",
@@ -67,6 +75,8 @@ class JobRunner:
             self.store.set_pages_total(job_id, document.page_count)
             results = []
             for page in document.pages():
+                if self.store.is_canceled(job_id):
+                    raise JobCanceledWhileRunning(job_id)
                 t0 = time.perf_counter()
                 recognition = self.engine.recognize(page.image)
                 blocks = recognition.blocks
@@ -101,3 +111,8 @@ class JobRunner:
         self.store.mark_failed(job_id, code, message)
         files.remove_input()
         return JobStatus.failed
+
+    def _canceled(self, job_id: str, files: JobFiles) -> JobStatus:
+        log.info("job=%s canceled; stopped and removed its files", job_id)
+        files.remove_all()
+        return JobStatus.canceled
