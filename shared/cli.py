@@ -250,6 +250,7 @@ class BatchRun:
     # job id -> the files waiting for it (two identical files share one job)
     outstanding: dict[str, list[BatchFile]] = field(default_factory=dict)
     _submitting: bool = True
+    _refreshed: float = 0.0
     # set when the poller has news while idle: a first job to look at, the end of submitting
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -265,7 +266,10 @@ class BatchRun:
         return counts
 
     def _changed(self) -> None:
-        if self.view:
+        # counting is O(files): at most ten times a second, or a big batch goes quadratic
+        now = time.monotonic()
+        if self.view and now - self._refreshed >= 0.1:
+            self._refreshed = now
             self.view.refresh()
 
     async def sleep(self, seconds: float) -> None:
