@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -244,6 +245,7 @@ class BatchRun:
     last_submit: float = 0.0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     interrupted: bool = False
+    unreachable: str | None = None  # why submitting stopped: the service stopped answering
     retries: int = 0
     note: str = ""
     view: ProgressView | None = None
@@ -327,6 +329,12 @@ class BatchRun:
                 )
         except Interrupted:
             return  # stays pending: reported as not submitted
+        except ConnectionFailed as exc:
+            # down for every file, not just this one: stop instead of failing them one by one
+            self.unreachable = self.unreachable or describe(exc)
+            self.stop.set()
+            self._wake.set()
+            return
         except OcrqError as exc:
             self._finish(file, "failed", describe(exc))
             return
@@ -412,7 +420,7 @@ def summary_table(run: BatchRun, wall: float) -> Table:
         ("succeeded", counts["succeeded"]),
         ("failed", counts["failed"] + counts["canceled"]),
     ]
-    if not run.wait or run.interrupted:
+    if not run.wait or run.interrupted or run.unreachable:
         rows.append(("queued or running", counts["queued"] + counts["running"]))
     if counts["pending"]:
         rows.append(("not submitted", counts["pending"]))
@@ -438,6 +446,7 @@ def write_report(path: Path, run: BatchRun, wall: float) -> None:
         "unfinished": counts["queued"] + counts["running"],
         "retries": run.retries,
         "interrupted": run.interrupted,
+        "unreachable": run.unreachable,
         "wall_seconds": round(wall, 3),
         "items": [
             {k: str(v) if isinstance(v, Path) else v for k, v in asdict(f).items()}
@@ -488,22 +497,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
     console.print(summary_table(run, wall))
     failed = [f for f in files if f.state in ("failed", "canceled")]
     for f in failed[:50]:
-        console.print(f"[red]failed[/red] {f.name}: {f.error}", highlight=False)
+        console.print(f"[red]failed[/red] {escape(f.name)}: {escape(f.error or '')}")
     if len(failed) > 50:
         console.print(f"... and {len(failed) - 50} more (see --report)")
     if args.report:
         write_report(Path(args.report), run, wall)
-    if run.interrupted:
+    if run.interrupted or run.unreachable:
         counts = run.counts()
+        why = (
+            f"The service stopped answering ({escape(run.unreachable)})" if run.unreachable else ""
+        )
         console.print(
-            f"[yellow]Interrupted:[/yellow] {counts['pending']} file(s) not submitted, "
+            f"[yellow]{why or 'Interrupted'}:[/yellow] {counts['pending']} file(s) not submitted, "
             f"{counts['queued'] + counts['running']} job(s) still queued or running on the "
             "service (they go on). Run the same command again to resume: results already "
             "downloaded are skipped and files the service has seen get their job back "
-            "instead of a new one:\n  " + shlex.join(["ocrq", *sys.argv[1:]]),
+            "instead of a new one:\n  " + escape(shlex.join(["ocrq", *sys.argv[1:]])),
             highlight=False,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if run.interrupted else EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
 
 

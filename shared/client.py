@@ -47,6 +47,7 @@ class ClientSettings(BaseSettings):
     api_key: str | None = Field(None, description="Bearer key, when the API sets API_KEYS")
     timeout: float = Field(60.0, gt=0, description="Seconds for each read or write of a request")
     connect_timeout: float = Field(5.0, gt=0)
+    max_attempts: int = Field(6, ge=1, description="Tries of a request that keeps failing")
 
 
 # -- what the API answers --
@@ -220,9 +221,8 @@ def _check_format(fmt: str) -> None:
 
 
 def _client_options(
-    url: str | None, api_key: str | None, timeout: float | None, settings: ClientSettings | None
+    url: str | None, api_key: str | None, timeout: float | None, config: ClientSettings
 ) -> dict:
-    config = settings or ClientSettings()
     headers = {"User-Agent": f"ocrq-client/{__version__}"}
     key = api_key if api_key is not None else config.api_key
     if key:
@@ -249,11 +249,12 @@ class OcrqClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        config = settings or ClientSettings()
         self._http = httpx.Client(
-            **_client_options(url, api_key, timeout, settings), transport=transport
+            **_client_options(url, api_key, timeout, config), transport=transport
         )
         self.url = str(self._http.base_url).rstrip("/")
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(max_attempts=config.max_attempts)
         self.on_retry = on_retry
         self._sleep = sleep
 
@@ -344,13 +345,14 @@ class AsyncOcrqClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_connections: int = 100,
     ) -> None:
+        config = settings or ClientSettings()
         self._http = httpx.AsyncClient(
-            **_client_options(url, api_key, timeout, settings),
+            **_client_options(url, api_key, timeout, config),
             transport=transport,
             limits=httpx.Limits(max_connections=max_connections),
         )
         self.url = str(self._http.base_url).rstrip("/")
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(max_attempts=config.max_attempts)
         self.on_retry = on_retry
         self._sleep = sleep
 

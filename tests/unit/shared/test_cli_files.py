@@ -81,3 +81,27 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
 
     assert target.read_bytes() == b"{}"
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+def test_unreachable_service_stops_the_run_with_files_left_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import json
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OCRQ_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OCRQ_MAX_ATTEMPTS", "1")
+    _tree(tmp_path / "in", *(f"p{n}.png" for n in range(6)))
+    report = tmp_path / "r.json"
+
+    code = main(["submit", str(tmp_path / "in"), "-c", "2", "--report", str(report)])
+
+    assert code == 1
+    body = json.loads(report.read_text())
+    assert body["not_submitted"] == 6 and body["failed"] == 0
+    assert "ConnectError" in body["unreachable"]
+    err = capsys.readouterr().err
+    assert "stopped answering" in err and "Run the same command again" in err
