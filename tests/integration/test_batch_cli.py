@@ -214,3 +214,26 @@ def test_ocrq_cancel_stops_a_running_pdf_between_pages(stack: Stack, tmp_path: P
     unknown = run_ocrq(stack.url, "cancel", "0" * 32)
     assert unknown.returncode == 1 and "job_not_found" in unknown.stderr
     api.close()
+
+
+def test_concurrent_identical_submits_make_one_job(stack: Stack) -> None:
+    """Eight clients, one key at the same moment: one 202, seven replays of that job."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.client import OcrqClient, file_idempotency_key
+
+    data = encode(render_page([("Only once please 4711", 34)], width=640))
+    key = file_idempotency_key(data)
+    jobs_before = job_count(stack)
+    with OcrqClient(stack.url) as client, ThreadPoolExecutor(8) as pool:
+        jobs = list(
+            pool.map(
+                lambda _: client.submit(data, filename="same.png", idempotency_key=key), range(8)
+            )
+        )
+        final = client.wait(jobs[0].job_id, timeout=60)
+
+    assert len({j.job_id for j in jobs}) == 1
+    assert sorted(j.replayed for j in jobs) == [False] + [True] * 7
+    assert job_count(stack) == jobs_before + 1
+    assert final.status == "succeeded"
