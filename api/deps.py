@@ -31,11 +31,25 @@ def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
-    """When API_KEYS is set, demand `Authorization: Bearer <key>` (compared in constant time)."""
+    """When API_KEYS is set, demand `Authorization: Bearer <key>` (compared in constant time).
+
+    create_app adds this to the /jobs routes only when API_KEYS is set, so OpenAPI declares
+    bearer auth exactly when it is enforced.
+    """
+    return _matching_key(settings, credentials.credentials if credentials else "")
+
+
+def current_api_key(request: Request, settings: SettingsDep) -> str | None:
+    """The key the caller authenticated with, or None when auth is off. Declares no security:
+    enforcement is require_api_key's job."""
+    scheme, _, offered = request.headers.get("authorization", "").partition(" ")
+    return _matching_key(settings, offered.strip() if scheme.lower() == "bearer" else "")
+
+
+def _matching_key(settings: Settings, offered: str) -> str | None:
     keys = settings.api_key_set
     if not keys:
         return None
-    offered = credentials.credentials if credentials else ""
     matched = None
     for key in keys:  # check every key, so timing does not tell which one is close
         if hmac.compare_digest(offered.encode(), key.encode()):
@@ -46,3 +60,7 @@ def require_api_key(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return matched
+
+
+# The key the caller authenticated with (None when auth is off): scopes its Idempotency-Keys.
+ApiKeyDep = Annotated[str | None, Depends(current_api_key)]

@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery import Celery
@@ -16,9 +17,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.uploads import ReceivedUpload, receive_upload
 from shared.errors import (
+    BadRequestBody,
+    IdempotencyKeyInUse,
     InvalidOption,
+    JobAlreadyFinished,
+    JobCanceled,
     JobFailed,
     JobNotFound,
+    QueueFull,
     QueueUnavailable,
     ResultNotReady,
     ServiceError,
@@ -28,7 +34,7 @@ from shared.errors import (
 from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
 from shared.options import JobOptions, parse_options
 from shared.page_count import count_pages
-from shared.queue import QUEUE, TASK_RUN
+from shared.queue import QUEUE, TASK_RUN, waiting_jobs
 from shared.settings import Settings
 from shared.storage import JobFiles
 from shared.workers import WorkerBeat, WorkerRegistry
@@ -38,6 +44,21 @@ log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # multipart framing around the file: boundaries, part headers, small fields
 _MULTIPART_SLACK = 64 * 1024
+# Idempotency-Key: printable ASCII, like the IETF draft's examples (UUIDs, content hashes)
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# a claim on a key while its upload streams; it lapses by itself if the API dies meanwhile
+_PENDING_PREFIX = "pending:"
+_PENDING_SECONDS = 600
+QUEUE_FULL_RETRY_AFTER = 2
+
+
+@dataclass
+class Accepted:
+    """The job a POST /jobs answers with; `replayed` when an Idempotency-Key found it."""
+
+    record: JobRecord
+    replayed: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class JobService:
@@ -109,6 +130,126 @@ class JobService:
         except ValueError as exc:
             raise InvalidOption(f"pages: {exc}") from None
 
+    async def accept(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: str | None,
+        *,
+        idempotency_key: str | None = None,
+        scope: str | None = None,
+    ) -> Accepted:
+        """POST /jobs: the existing job for a repeated Idempotency-Key, else a new one.
+
+        A replay is answered even when the queue is full; only new jobs meet MAX_QUEUED_JOBS.
+        `scope` (the caller's API key) keeps one client's keys from finding another's jobs.
+        """
+        if idempotency_key is None:
+            await run_in_threadpool(self._check_queue_room)
+            return Accepted(await self.submit(body, content_type, content_length))
+        if not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise BadRequestBody(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
+                headers={"Connection": "close"},
+            )
+        replay, previous = await run_in_threadpool(self._replay, scope, idempotency_key)
+        if replay is None:
+            await run_in_threadpool(self._check_queue_room)
+            claim = f"{_PENDING_PREFIX}{uuid.uuid4().hex}"
+            won = await run_in_threadpool(
+                self.store.swap_idempotent_job,
+                scope,
+                idempotency_key,
+                previous,
+                claim,
+                _PENDING_SECONDS,
+            )
+            if won:
+                return Accepted(
+                    await self._submit_claimed(
+                        body, content_type, content_length, scope, idempotency_key, claim
+                    )
+                )
+            # a concurrent request with the same key got there first
+            replay, _ = await run_in_threadpool(self._replay, scope, idempotency_key)
+            if replay is None:
+                raise IdempotencyKeyInUse(
+                    "another request with this Idempotency-Key is being processed; retry",
+                    headers={"Retry-After": "1", "Connection": "close"},
+                )
+        headers = {"Idempotent-Replayed": "true"}
+        if not await _discard(body, self.settings.max_upload_bytes + _MULTIPART_SLACK):
+            headers["Connection"] = "close"
+        log.info("job=%s returned again for a repeated Idempotency-Key", replay.job_id)
+        return Accepted(replay, replayed=True, headers=headers)
+
+    def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, str | None]:
+        """(the job to answer with, the key's current value to swap from when there is none).
+
+        A canceled job, or one that expired, frees its key: submitting again makes a new job.
+        """
+        value = self.store.idempotent_job(scope, key)
+        if value is None:
+            return None, None
+        if value.startswith(_PENDING_PREFIX):
+            raise IdempotencyKeyInUse(
+                "another request with this Idempotency-Key is being processed; retry",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
+        record = self.store.get(value)
+        if record is None or record.status is JobStatus.canceled:
+            return None, value
+        return record, value
+
+    async def _submit_claimed(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: str | None,
+        scope: str | None,
+        key: str,
+        claim: str,
+    ) -> JobRecord:
+        try:
+            record = await self.submit(body, content_type, content_length)
+        except BaseException:
+            with contextlib.suppress(QueueUnavailable):
+                await run_in_threadpool(self.store.release_idempotent_job, scope, key, claim)
+            raise
+        await run_in_threadpool(
+            self.store.swap_idempotent_job,
+            scope,
+            key,
+            claim,
+            record.job_id,
+            self.settings.job_ttl_seconds,
+        )
+        return record
+
+    def _check_queue_room(self) -> None:
+        waiting = waiting_jobs(self.store.redis)
+        if waiting >= self.settings.max_queued_jobs:
+            raise QueueFull(
+                f"{waiting} jobs are waiting, the limit is MAX_QUEUED_JOBS="
+                f"{self.settings.max_queued_jobs}; retry after a while",
+                headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER), "Connection": "close"},
+            )
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued job at once (upload removed), a running one before its next page."""
+        if not _JOB_ID.match(job_id):
+            raise JobNotFound(f"no job with id {job_id!r}")
+        before = self.store.cancel(job_id)
+        if before is None:
+            raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
+        if before in (JobStatus.succeeded, JobStatus.failed):
+            raise JobAlreadyFinished(f"job {job_id} already {before.value}; nothing to cancel")
+        if before is JobStatus.queued:
+            # no worker has it: the worker that takes its message finds it canceled and skips it
+            self._files(job_id).remove_all()
+        log.info("job=%s canceled (was %s)", job_id, before.value)
+        return self.store.require(job_id)
+
     def _record_and_enqueue(self, record: JobRecord) -> None:
         self.store.create(record)
         try:
@@ -131,6 +272,8 @@ class JobService:
             error = record.error
             detail = f"{error.code}: {error.message}" if error else "unknown error"
             raise JobFailed(f"job {job_id} failed ({detail}); it has no result")
+        if record.status is JobStatus.canceled:
+            raise JobCanceled(f"job {job_id} was canceled; it has no result")
         if record.status is not JobStatus.succeeded:
             raise ResultNotReady(
                 f"job {job_id} is {record.status.value}; poll GET /jobs/{job_id} until succeeded",
@@ -147,3 +290,16 @@ class JobService:
             return self.workers.live()
         except RedisError as exc:
             raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+async def _discard(body: AsyncIterator[bytes], limit: int) -> bool:
+    """Read and drop a body we do not need, so the connection can serve the next request.
+
+    False when it runs past `limit`: stop reading and let the connection close instead.
+    """
+    seen = 0
+    async for chunk in body:
+        seen += len(chunk)
+        if seen > limit:
+            return False
+    return True

@@ -61,3 +61,23 @@ class UnsupportedMedia(ServiceError):
 
 class QueueUnavailable(ServiceError):
     code, status_code = "queue_unavailable", 503
+
+
+class JobCanceled(ServiceError):
+    code, status_code = "job_canceled", 409
+
+
+class JobAlreadyFinished(ServiceError):
+    code, status_code = "job_finished", 409
+
+
+class IdempotencyKeyInUse(ServiceError):
+    """Another request with the same Idempotency-Key is still uploading: retry shortly."""
+
+    code, status_code = "idempotency_key_in_use", 409
+
+
+class QueueFull(ServiceError):
+    """More than MAX_QUEUED_JOBS wait: back-pressure, the client retries after Retry-After."""
+
+    code, status_code = "queue_full", 429

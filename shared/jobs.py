@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
@@ -25,10 +26,11 @@ class JobStatus(enum.StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    canceled = "canceled"
 
     @property
     def terminal(self) -> bool:
-        return self in (JobStatus.succeeded, JobStatus.failed)
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
 
 
 class JobError(BaseModel):
@@ -87,6 +89,50 @@ def _job_key(job_id: str) -> str:
     return f"{KEY_PREFIX}job:{job_id}"
 
 
+def _idempotency_key(scope: str | None, key: str) -> str:
+    """Hashed, so neither the client's key nor the API key it is scoped to is stored as is."""
+    digest = hashlib.sha256(f"{scope or ''}\n{key}".encode()).hexdigest()
+    return f"{KEY_PREFIX}idem:{digest}"
+
+
+# A state change of the job's own life (running, succeeded, failed): never on a canceled job,
+# never on a record that expired (HSET would resurrect a partial hash without created_at).
+# KEYS[1] job key; ARGV[1] ttl; ARGV[2] "1" to count an attempt; ARGV[3..] field, value, ...
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'canceled' then return 0 end
+if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Cancel a queued or running job; answer the status it had (nil when unknown).
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'queued' or status == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return status
+"""
+
+# Compare-and-set: ARGV[1] the expected value ('' = absent), ARGV[2] the new one, ARGV[3] ttl.
+# With '' expected this is SET NX: of two concurrent identical submits only one wins.
+_SWAP = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _dump(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -99,6 +145,10 @@ class JobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self.redis = client
         self.ttl = ttl_seconds
+        self._transition_script = client.register_script(_TRANSITION)
+        self._cancel_script = client.register_script(_CANCEL)
+        self._swap_script = client.register_script(_SWAP)
+        self._release_script = client.register_script(_RELEASE)
 
     @redis_errors_as_unavailable
     def create(self, record: JobRecord) -> None:
@@ -141,9 +191,22 @@ class JobStore:
         pipe.expire(key, self.ttl)
         pipe.execute()
 
-    def mark_running(self, job_id: str) -> None:
-        self.redis.hincrby(_job_key(job_id), "attempts", 1)
-        self._update(job_id, status=JobStatus.running.value, started_at=utcnow(), pages_done=0)
+    def _transition(self, job_id: str, count_attempt: bool = False, **fields: object) -> bool:
+        """Apply a worker-side state change unless the job was canceled (or is gone)."""
+        args: list[object] = [self.ttl, "1" if count_attempt else "0"]
+        for name, value in fields.items():
+            args += [name, _dump(value)]
+        return self._transition_script(keys=[_job_key(job_id)], args=args) == 1
+
+    def mark_running(self, job_id: str) -> bool:
+        """False when the job was canceled meanwhile (or expired): do not run it."""
+        return self._transition(
+            job_id,
+            count_attempt=True,
+            status=JobStatus.running.value,
+            started_at=utcnow(),
+            pages_done=0,
+        )
 
     def set_pages_total(self, job_id: str, pages_total: int) -> None:
         self._update(job_id, pages_total=pages_total)
@@ -151,14 +214,50 @@ class JobStore:
     def set_pages_done(self, job_id: str, pages_done: int) -> None:
         self._update(job_id, pages_done=pages_done)
 
-    def mark_succeeded(self, job_id: str) -> None:
-        self._update(job_id, status=JobStatus.succeeded.value, finished_at=utcnow())
+    def mark_succeeded(self, job_id: str) -> bool:
+        """False when the job was canceled while it ran: `canceled` stays."""
+        return self._transition(job_id, status=JobStatus.succeeded.value, finished_at=utcnow())
 
-    def mark_failed(self, job_id: str, code: str, message: str) -> None:
-        self._update(
+    def mark_failed(self, job_id: str, code: str, message: str) -> bool:
+        return self._transition(
             job_id,
             status=JobStatus.failed.value,
             finished_at=utcnow(),
             error_code=code,
             error_message=message[:2000],
         )
+
+    @redis_errors_as_unavailable
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Cancel a queued or running job at once; the status it had, None if unknown.
+
+        A running job's worker sees `canceled` before its next page and stops there.
+        """
+        before = self._cancel_script(keys=[_job_key(job_id)], args=[self.ttl, _dump(utcnow())])
+        return JobStatus(before) if before else None
+
+    def is_canceled(self, job_id: str) -> bool:
+        return self.redis.hget(_job_key(job_id), "status") == JobStatus.canceled.value
+
+    # -- Idempotency-Key -> job id, scoped per API key, kept as long as the job --
+    @redis_errors_as_unavailable
+    def idempotent_job(self, scope: str | None, key: str) -> str | None:
+        """What the key points at: a job id, a pending claim, or None."""
+        return self.redis.get(_idempotency_key(scope, key))
+
+    @redis_errors_as_unavailable
+    def swap_idempotent_job(
+        self, scope: str | None, key: str, expected: str | None, value: str, ttl: int
+    ) -> bool:
+        """Point the key at `value` if it still points at `expected` (None: not set)."""
+        return (
+            self._swap_script(
+                keys=[_idempotency_key(scope, key)], args=[expected or "", value, ttl]
+            )
+            == 1
+        )
+
+    @redis_errors_as_unavailable
+    def release_idempotent_job(self, scope: str | None, key: str, value: str) -> None:
+        """Forget a claim that did not become a job (the upload was rejected)."""
+        self._release_script(keys=[_idempotency_key(scope, key)], args=[value])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import redis
 from celery import Celery
 
+from shared.jobs import redis_errors_as_unavailable
 from shared.settings import Settings
 
 QUEUE = "ocr"
@@ -36,3 +38,13 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
+
+
+@redis_errors_as_unavailable
+def waiting_jobs(client: redis.Redis) -> int:
+    """Messages waiting in the queue (kombu keeps them in a Redis list named like the queue).
+
+    Jobs a worker has taken sit in kombu's `unacked` hash instead, so they are not counted;
+    canceled jobs still are until a worker drops them.
+    """
+    return int(client.llen(QUEUE))

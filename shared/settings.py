@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     worker_heartbeat_ttl: int = Field(30, ge=3)
     # Must exceed the longest job, or Redis redelivers a running task to a second worker.
     broker_visibility_timeout: int = Field(3600, ge=60)
+    # Back-pressure: POST /jobs answers 429 queue_full while this many jobs wait in the queue.
+    max_queued_jobs: int = Field(10000, ge=1, description="Jobs allowed to wait in the queue")
     # rapidocr tuning (see ENGINES notes: max-side 960 keeps accuracy and cuts latency)
     rapidocr_det_limit_side_len: int = Field(960, ge=32)
     rapidocr_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto")

@@ -19,6 +19,10 @@ from worker.routing import EngineRouter
 log = logging.getLogger(__name__)
 
 
+class JobCanceledWhileRunning(Exception):
+    """DELETE /jobs/{id} arrived while the job ran: stop before the next page."""
+
+
 @dataclass
 class JobRunner:
     """Everything a job needs, built once at boot: settings, the store and the warm engines."""
@@ -40,13 +44,16 @@ class JobRunner:
             return record.status
         if record.status is JobStatus.running:
             log.warning("job=%s was running on a worker that died; running it again", job_id)
-        self.store.mark_running(job_id)
+        if not self.store.mark_running(job_id):
+            return self._canceled(job_id, files)
         started = time.perf_counter()
         try:
             pages = self._recognize(record, files)
             engines = sorted({p.engine for p in pages if p.engine}) or [self.router.primary.name]
             document = build_document(job_id, "+".join(engines), pages)
             write_results(files, document)
+        except JobCanceledWhileRunning:
+            return self._canceled(job_id, files)
         except (PageLoadError, EngineError) as exc:
             return self._fail(job_id, files, exc.code, exc.message)
         except FileNotFoundError:
@@ -54,7 +61,8 @@ class JobRunner:
         except Exception as exc:  # a job must end failed, never kill the worker
             log.exception("job=%s crashed", job_id)
             return self._fail(job_id, files, "internal_error", f"{type(exc).__name__}: {exc}")
-        self.store.mark_succeeded(job_id)
+        if not self.store.mark_succeeded(job_id):  # canceled after the last page
+            return self._canceled(job_id, files)
         files.remove_input()
         log.info(
             "job=%s succeeded: %d page(s) in %.2f s",
@@ -78,6 +86,8 @@ class JobRunner:
             results = []
             pages = document.pages(numbers, use_text_layer=options.text_layer is TextLayer.use)
             for done, page in enumerate(pages, start=1):
+                if self.store.is_canceled(job_id):
+                    raise JobCanceledWhileRunning(job_id)
                 t0 = time.perf_counter()
                 result = self._read_page(page, record)
                 results.append(result)
@@ -135,3 +145,8 @@ class JobRunner:
         self.store.mark_failed(job_id, code, message)
         files.remove_input()
         return JobStatus.failed
+
+    def _canceled(self, job_id: str, files: JobFiles) -> JobStatus:
+        log.info("job=%s canceled; stopped and removed its files", job_id)
+        files.remove_all()
+        return JobStatus.canceled

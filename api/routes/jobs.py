@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import ServiceDep
+from api.deps import ApiKeyDep, ServiceDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from shared.options import JobOptions
 from shared.results import DocumentResult
@@ -60,6 +60,13 @@ _UPLOAD_BODY = {
     }
 }
 
+_IDEMPOTENCY_DOC = (
+    "Optional. A repeated key (per API key, within JOB_TTL_SECONDS) answers **200** with the "
+    "job it created before, header `Idempotent-Replayed: true`, and queues nothing: the upload "
+    "is read and dropped. A canceled or expired job frees its key. `ocrq submit` sends the "
+    "file's SHA-256."
+)
+
 _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text/plain"}
 
 
@@ -70,7 +77,16 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
     description="Streams the upload to disk, queues it and answers at once with the job id.",
     openapi_extra=_UPLOAD_BODY,
     responses={
-        400: {"model": ErrorBody, "description": "Empty file or malformed body"},
+        200: {
+            "model": JobAccepted,
+            "description": "Repeated Idempotency-Key: the job it created before, nothing queued",
+        },
+        400: {"model": ErrorBody, "description": "Empty file, malformed body or Idempotency-Key"},
+        409: {
+            "model": ErrorBody,
+            "description": "`idempotency_key_in_use`: a request with the same key is still "
+            "uploading; retry after `Retry-After`",
+        },
         413: {"model": ErrorBody, "description": "Over MAX_UPLOAD_MB"},
         415: {"model": ErrorBody, "description": "Bytes match no supported type"},
         422: {
@@ -78,15 +94,33 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
             "description": "No `file` field (file_missing), a bad or unknown form field "
             "(invalid_option), or more pages than MAX_PAGES (too_many_pages)",
         },
+        429: {
+            "model": ErrorBody,
+            "description": "`queue_full`: MAX_QUEUED_JOBS are waiting; retry after `Retry-After`",
+        },
         **_ERRORS,
     },
 )
-async def create_job(request: Request, response: Response, service: ServiceDep) -> JobAccepted:
-    record = await service.submit(
+async def create_job(
+    request: Request,
+    response: Response,
+    service: ServiceDep,
+    api_key: ApiKeyDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY_DOC)
+    ] = None,
+) -> JobAccepted:
+    accepted = await service.accept(
         request.stream(),
         request.headers.get("content-type"),
         request.headers.get("content-length"),
+        idempotency_key=idempotency_key,
+        scope=api_key,
     )
+    record = accepted.record
+    if accepted.replayed:
+        response.status_code = 200
+    response.headers.update(accepted.headers)
     response.headers["Location"] = f"/jobs/{record.job_id}"
     return JobAccepted(
         job_id=record.job_id,
@@ -122,3 +156,15 @@ def get_result(
     path = service.result_path(job_id, format)
     media = _MEDIA[format] + ("" if format == "json" else "; charset=utf-8")
     return FileResponse(path, media_type=media)
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Cancel a job",
+    description="A queued job is canceled at once and its upload removed; a running job is "
+    "marked canceled and its worker stops before the next page. Canceling a canceled job "
+    "answers the same; a succeeded or failed job cannot be canceled (409 `job_finished`).",
+    responses={409: {"model": ErrorBody, "description": "The job already finished"}, **_ERRORS},
+)
+def cancel_job(job_id: str, service: ServiceDep) -> JobView:
+    return JobView.of(service.cancel(job_id))

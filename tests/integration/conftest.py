@@ -41,7 +41,7 @@ def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = api.get(f"/jobs/{job_id}").json()
-        if body["status"] in ("succeeded", "failed"):
+        if body["status"] in ("succeeded", "failed", "canceled"):
             return body
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} not finished after {timeout} s: {body}")

@@ -72,6 +72,12 @@ class Stack:
             self.wait_for(lambda: self.worker_warm(name), timeout=90)
         return proc
 
+    def stop_worker(self, proc: subprocess.Popen, timeout: float = 30) -> None:
+        """SIGTERM: Celery's warm shutdown finishes the job in hand, the rest stays queued."""
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout)
+        self.workers.remove(proc)
+
     def worker_warm(self, name: str) -> bool:
         body = httpx.get(f"{self.url}/ready", timeout=2).json()
         return any(w["worker_id"] == name and w["warm"] for w in body["worker_details"])

@@ -1,0 +1,122 @@
+"""POST /jobs with an Idempotency-Key: a repeated key answers the same job and queues nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from shared.queue import QUEUE
+from shared.settings import Settings
+from tests.textimages import encode, render_page
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _png(text: str = "Hello 123") -> bytes:
+    return encode(render_page([(text, 30)], width=300))
+
+
+def _post(client: TestClient, key: str | None, data: bytes, **headers: str):
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return client.post("/jobs", files={"file": ("a.png", data)}, headers=headers)
+
+
+def _uploads(settings: Settings) -> list[Path]:
+    return sorted(settings.temp_dir.glob("*/input")) if settings.temp_dir.exists() else []
+
+
+def test_repeated_key_answers_200_with_the_same_job_and_queues_nothing(
+    client: TestClient, settings: Settings, redis_client: redis.Redis
+) -> None:
+    first = _post(client, "sha256-abc", _png())
+    again = _post(client, "sha256-abc", _png())
+
+    assert first.status_code == 202 and "idempotent-replayed" not in first.headers
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert redis_client.llen(QUEUE) == 1
+    assert len(_uploads(settings)) == 1  # the repeated upload was read and dropped
+
+
+def test_other_key_or_no_key_makes_a_new_job(client: TestClient, settings: Settings) -> None:
+    a = _post(client, "key-a", _png()).json()["job_id"]
+    b = _post(client, "key-b", _png()).json()["job_id"]
+    c = _post(client, None, _png()).json()["job_id"]
+
+    assert len({a, b, c}) == 3
+
+
+def test_keys_are_scoped_per_api_key(settings: Settings) -> None:
+    secured = settings.model_copy(update={"api_keys": "alice,bob"})
+    with TestClient(create_app(secured)) as client:
+        alice = _post(client, "same", _png(), Authorization="Bearer alice")
+        bob = _post(client, "same", _png(), Authorization="Bearer bob")
+        alice_again = _post(client, "same", _png(), Authorization="Bearer alice")
+
+    assert (alice.status_code, bob.status_code, alice_again.status_code) == (202, 202, 200)
+    assert alice.json()["job_id"] != bob.json()["job_id"]
+    assert alice_again.json()["job_id"] == alice.json()["job_id"]
+
+
+def test_rejected_upload_frees_its_key(client: TestClient) -> None:
+    rejected = _post(client, "k", b"")
+    accepted = _post(client, "k", _png())
+
+    assert rejected.status_code == 400
+    assert accepted.status_code == 202
+
+
+def test_canceled_job_frees_its_key(client: TestClient) -> None:
+    first = _post(client, "k", _png()).json()["job_id"]
+    assert client.delete(f"/jobs/{first}").status_code == 200
+
+    second = _post(client, "k", _png())
+
+    assert second.status_code == 202 and second.json()["job_id"] != first
+
+
+def test_key_of_a_concurrent_upload_in_progress_is_409_retry(
+    client: TestClient, settings: Settings
+) -> None:
+    from shared.jobs import JobStore, connect_redis
+
+    store = JobStore(connect_redis(settings.redis_url), 60)
+    store.swap_idempotent_job(None, "busy", None, "pending:someone-else", 60)
+
+    response = _post(client, "busy", _png())
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_in_use"
+    assert response.headers["retry-after"] == "1"
+    assert _uploads(settings) == []
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9"])
+def test_malformed_key_is_400(client: TestClient, key: str) -> None:
+    response = client.post(
+        "/jobs",
+        files={"file": ("a.png", _png())},
+        headers={"Idempotency-Key": key.encode("utf-8")},  # raw bytes: non-ASCII too
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_openapi_documents_the_key_the_replay_and_429(client: TestClient) -> None:
+    post = client.get("/openapi.json").json()["paths"]["/jobs"]["post"]
+
+    assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+    assert {"200", "202", "409", "429"} <= set(post["responses"])
