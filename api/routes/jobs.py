@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import ApiKeyDep, ServiceDep, require_api_key
+from api.deps import IdempotencyScopeDep, ServiceDep, require_api_key
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from shared.results import DocumentResult
 
@@ -81,7 +81,7 @@ async def create_job(
     request: Request,
     response: Response,
     service: ServiceDep,
-    api_key: ApiKeyDep,
+    scope: IdempotencyScopeDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY_DOC)
     ] = None,
@@ -91,7 +91,7 @@ async def create_job(
         request.headers.get("content-type"),
         request.headers.get("content-length"),
         idempotency_key=idempotency_key,
-        scope=api_key,
+        scope=scope,
     )
     record = accepted.record
     if accepted.replayed:
