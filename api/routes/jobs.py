@@ -70,11 +70,11 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
         413: {"model": ErrorBody, "description": "Over MAX_UPLOAD_MB"},
         415: {"model": ErrorBody, "description": "Bytes match no supported type"},
         422: {"model": ErrorBody, "description": "No `file` field"},
+        **_ERRORS,
         429: {
             "model": ErrorBody,
             "description": "`queue_full`: MAX_QUEUED_JOBS are waiting; retry after `Retry-After`",
         },
-        **_ERRORS,
     },
 )
 async def create_job(
