@@ -48,17 +48,5 @@ def require_api_key(
     return matched
 
 
-def idempotency_scope(request: Request, settings: SettingsDep) -> str | None:
-    """The API key the caller sent (require_api_key has checked it), so one client's
-    Idempotency-Keys never find another's jobs; None when auth is off.
-
-    Read from the header rather than through HTTPBearer, so it adds no security scheme to
-    OpenAPI: the auth dependency alone decides what the docs show.
-    """
-    if not settings.api_key_set:
-        return None
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    return key.strip() if scheme.lower() == "bearer" else None
-
-
-IdempotencyScopeDep = Annotated[str | None, Depends(idempotency_scope)]
+# The key the caller authenticated with (None when auth is off): scopes its Idempotency-Keys.
+ApiKeyDep = Annotated[str | None, Depends(require_api_key)]

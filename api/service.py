@@ -120,47 +120,6 @@ class JobService:
         log.info("job=%s accepted: %s, %d bytes", job_id, record.media_type, record.size_bytes or 0)
         return record
 
-    def _record_and_enqueue(self, record: JobRecord) -> None:
-        self.store.create(record)
-        try:
-            self.celery.send_task(TASK_RUN, args=[record.job_id], queue=QUEUE, retry=False)
-        except (KombuError, RedisError, OSError) as exc:
-            # if Redis is down the record expires with its TTL; the job was never queued
-            with contextlib.suppress(QueueUnavailable):
-                self.store.delete(record.job_id)
-            raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
-
-    def get(self, job_id: str) -> JobRecord:
-        if not _JOB_ID.match(job_id):
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return self.store.require(job_id)
-
-    def result_path(self, job_id: str, fmt: str) -> Path:
-        """The stored result file, once the job has succeeded."""
-        record = self.get(job_id)
-        if record.status is JobStatus.failed:
-            error = record.error
-            detail = f"{error.code}: {error.message}" if error else "unknown error"
-            raise JobFailed(f"job {job_id} failed ({detail}); it has no result")
-        if record.status is JobStatus.canceled:
-            raise JobCanceled(f"job {job_id} was canceled; it has no result")
-        if record.status is not JobStatus.succeeded:
-            raise ResultNotReady(
-                f"job {job_id} is {record.status.value}; poll GET /jobs/{job_id} until succeeded",
-                headers={"Retry-After": "1"},
-            )
-        path = self._files(job_id).result_path(fmt)
-        if not path.is_file():
-            raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
-        return path
-
-    def live_workers(self) -> list[WorkerBeat]:
-        try:
-            self.store.redis.ping()
-            return self.workers.live()
-        except RedisError as exc:
-            raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
-
     async def accept(
         self,
         body: AsyncIterator[bytes],
@@ -306,6 +265,47 @@ class JobService:
             self._files(job_id).remove_all()
         log.info("job=%s canceled (was %s)", job_id, before.value)
         return self.store.require(job_id)
+
+    def _record_and_enqueue(self, record: JobRecord) -> None:
+        self.store.create(record)
+        try:
+            self.celery.send_task(TASK_RUN, args=[record.job_id], queue=QUEUE, retry=False)
+        except (KombuError, RedisError, OSError) as exc:
+            # if Redis is down the record expires with its TTL; the job was never queued
+            with contextlib.suppress(QueueUnavailable):
+                self.store.delete(record.job_id)
+            raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
+
+    def get(self, job_id: str) -> JobRecord:
+        if not _JOB_ID.match(job_id):
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return self.store.require(job_id)
+
+    def result_path(self, job_id: str, fmt: str) -> Path:
+        """The stored result file, once the job has succeeded."""
+        record = self.get(job_id)
+        if record.status is JobStatus.failed:
+            error = record.error
+            detail = f"{error.code}: {error.message}" if error else "unknown error"
+            raise JobFailed(f"job {job_id} failed ({detail}); it has no result")
+        if record.status is JobStatus.canceled:
+            raise JobCanceled(f"job {job_id} was canceled; it has no result")
+        if record.status is not JobStatus.succeeded:
+            raise ResultNotReady(
+                f"job {job_id} is {record.status.value}; poll GET /jobs/{job_id} until succeeded",
+                headers={"Retry-After": "1"},
+            )
+        path = self._files(job_id).result_path(fmt)
+        if not path.is_file():
+            raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
+        return path
+
+    def live_workers(self) -> list[WorkerBeat]:
+        try:
+            self.store.redis.ping()
+            return self.workers.live()
+        except RedisError as exc:
+            raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
 
 
 def _fingerprint(upload: ReceivedUpload) -> str:

@@ -75,6 +75,8 @@ class JobRunner:
             self.store.set_pages_total(job_id, document.page_count)
             results = []
             for page in document.pages():
+                if self.store.is_canceled(job_id):
+                    raise JobCanceledWhileRunning(job_id)
                 t0 = time.perf_counter()
                 recognition = self.engine.recognize(page.image)
                 blocks = recognition.blocks
@@ -100,8 +102,6 @@ class JobRunner:
                     len(blocks),
                     time.perf_counter() - t0,
                 )
-                if self.store.is_canceled(job_id):  # DELETE /jobs/{id}: no further page
-                    raise JobCanceledWhileRunning(job_id)
             return results
         finally:
             document.close()

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import IdempotencyScopeDep, ServiceDep, require_api_key
+from api.deps import ApiKeyDep, ServiceDep, require_api_key
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from shared.results import DocumentResult
 
@@ -71,18 +71,18 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
         413: {"model": ErrorBody, "description": "Over MAX_UPLOAD_MB"},
         415: {"model": ErrorBody, "description": "Bytes match no supported type"},
         422: {"model": ErrorBody, "description": "No `file` field"},
-        **_ERRORS,
         429: {
             "model": ErrorBody,
             "description": "`queue_full`: MAX_QUEUED_JOBS are waiting; retry after `Retry-After`",
         },
+        **_ERRORS,
     },
 )
 async def create_job(
     request: Request,
     response: Response,
     service: ServiceDep,
-    scope: IdempotencyScopeDep,
+    api_key: ApiKeyDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY_DOC)
     ] = None,
@@ -92,7 +92,7 @@ async def create_job(
         request.headers.get("content-type"),
         request.headers.get("content-length"),
         idempotency_key=idempotency_key,
-        scope=scope,
+        scope=api_key,
     )
     record = accepted.record
     if accepted.replayed:

@@ -17,25 +17,13 @@ from worker.pipeline import JobRunner
 
 
 class StubEngine:
-    """Reads every page as 'page'; runs `on_page` after each, as a cancel would arrive.
-
-    Also answers as a one-engine router (`pick`, `primary`), so it fits a JobRunner that takes
-    an engine router instead of one engine.
-    """
+    """Reads every page as 'page'; runs `on_page` after each, as a cancel would arrive."""
 
     name = "stub"
-    scripts = frozenset({"latin"})
 
     def __init__(self) -> None:
         self.pages = 0
         self.on_page: Callable[[int], None] = lambda _: None
-
-    @property
-    def primary(self) -> StubEngine:
-        return self
-
-    def pick(self, image, language) -> StubEngine:
-        return self
 
     def info(self) -> EngineInfo:
         return EngineInfo(self.name, "cpu")
