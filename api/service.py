@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from api.uploads import ReceivedUpload, receive_upload
 from shared.errors import (
     BadRequestBody,
     IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InvalidOption,
     JobAlreadyFinished,
     JobCanceled,
@@ -74,9 +77,16 @@ class JobService:
         return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
 
     async def submit(
-        self, body: AsyncIterator[bytes], content_type: str | None, content_length: str | None
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: str | None,
+        on_received: Callable[[ReceivedUpload], None] | None = None,
     ) -> JobRecord:
-        """Stream the upload to disk, record the job and enqueue it. Leaves nothing on failure."""
+        """Stream the upload to disk, record the job and enqueue it. Leaves nothing on failure.
+
+        `on_received` sees the complete upload before the job is queued (in a thread).
+        """
         limit = self.settings.max_upload_bytes
         if (
             content_length
@@ -104,6 +114,8 @@ class JobService:
                 pages_total=pages_total,
                 options=options,
             )
+            if on_received is not None:
+                await run_in_threadpool(on_received, upload)
             await run_in_threadpool(self._record_and_enqueue, record)
         except ServiceError as exc:
             await run_in_threadpool(files.remove_all)
@@ -171,17 +183,23 @@ class JobService:
                     )
                 )
             # a concurrent request with the same key got there first
-            replay, _ = await run_in_threadpool(self._replay, scope, idempotency_key)
+            replay, previous = await run_in_threadpool(self._replay, scope, idempotency_key)
             if replay is None:
                 raise IdempotencyKeyInUse(
                     "another request with this Idempotency-Key is being processed; retry",
                     headers={"Retry-After": "1", "Connection": "close"},
                 )
-        headers = {"Idempotent-Replayed": "true"}
-        if not await _discard(body, self.settings.max_upload_bytes + _MULTIPART_SLACK):
-            headers["Connection"] = "close"
+        # the repeated request must be valid and the same: read it as a new upload would be
+        # read (same 4xx for a bad one), to a scratch file, and compare fingerprints
+        fingerprint = await self._fingerprint_of(body, content_type)
+        stored = _stored_fingerprint(previous)
+        if stored and stored != fingerprint:
+            raise IdempotencyKeyReused(
+                f"this Idempotency-Key belongs to job {replay.job_id}, made from another upload "
+                "(file or form fields); send a new key for a new job"
+            )
         log.info("job=%s returned again for a repeated Idempotency-Key", replay.job_id)
-        return Accepted(replay, replayed=True, headers=headers)
+        return Accepted(replay, replayed=True, headers={"Idempotent-Replayed": "true"})
 
     def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, str | None]:
         """(the job to answer with, the key's current value to swap from when there is none).
@@ -196,7 +214,7 @@ class JobService:
                 "another request with this Idempotency-Key is being processed; retry",
                 headers={"Retry-After": "1", "Connection": "close"},
             )
-        record = self.store.get(value)
+        record = self.store.get(value.partition(" ")[0])
         if record is None or record.status is JobStatus.canceled:
             return None, value
         return record, value
@@ -210,8 +228,14 @@ class JobService:
         key: str,
         claim: str,
     ) -> JobRecord:
+        fingerprints: list[str] = []
         try:
-            record = await self.submit(body, content_type, content_length)
+            record = await self.submit(
+                body,
+                content_type,
+                content_length,
+                on_received=lambda upload: fingerprints.append(_fingerprint(upload)),
+            )
         except BaseException:
             with contextlib.suppress(QueueUnavailable):
                 await run_in_threadpool(self.store.release_idempotent_job, scope, key, claim)
@@ -221,10 +245,24 @@ class JobService:
             scope,
             key,
             claim,
-            record.job_id,
+            f"{record.job_id} {fingerprints[0]}",
             self.settings.job_ttl_seconds,
         )
         return record
+
+    async def _fingerprint_of(self, body: AsyncIterator[bytes], content_type: str | None) -> str:
+        """Parse a replayed upload to a scratch file (never a job's folder) and fingerprint it."""
+        scratch = self.settings.temp_dir / f".replay-{uuid.uuid4().hex}"
+        try:
+            upload = await receive_upload(
+                body, content_type, scratch, self.settings.max_upload_bytes
+            )
+            return await run_in_threadpool(_fingerprint, upload)
+        except ServiceError as exc:
+            exc.headers.setdefault("Connection", "close")
+            raise
+        finally:
+            await run_in_threadpool(scratch.unlink, True)
 
     def _check_queue_room(self) -> None:
         waiting = waiting_jobs(self.store.redis)
@@ -292,14 +330,17 @@ class JobService:
             raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
 
 
-async def _discard(body: AsyncIterator[bytes], limit: int) -> bool:
-    """Read and drop a body we do not need, so the connection can serve the next request.
+def _fingerprint(upload: ReceivedUpload) -> str:
+    """What makes two uploads the same request: the file's bytes and the form fields."""
+    digest = hashlib.sha256()
+    with open(upload.path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    digest.update(json.dumps(sorted(upload.fields.items())).encode())
+    return digest.hexdigest()
 
-    False when it runs past `limit`: stop reading and let the connection close instead.
-    """
-    seen = 0
-    async for chunk in body:
-        seen += len(chunk)
-        if seen > limit:
-            return False
-    return True
+
+def _stored_fingerprint(value: str | None) -> str | None:
+    """An Idempotency-Key's value is "<job id> <fingerprint>" once its job exists."""
+    fingerprint = (value or "").partition(" ")[2]
+    return fingerprint or None

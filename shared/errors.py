@@ -81,3 +81,9 @@ class QueueFull(ServiceError):
     """More than MAX_QUEUED_JOBS wait: back-pressure, the client retries after Retry-After."""
 
     code, status_code = "queue_full", 429
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The Idempotency-Key is known, but the upload (file or form fields) differs."""
+
+    code, status_code = "idempotency_key_reused", 422

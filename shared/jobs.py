@@ -242,7 +242,7 @@ class JobStore:
     # -- Idempotency-Key -> job id, scoped per API key, kept as long as the job --
     @redis_errors_as_unavailable
     def idempotent_job(self, scope: str | None, key: str) -> str | None:
-        """What the key points at: a job id, a pending claim, or None."""
+        """What the key points at: "<job id> <fingerprint>", a pending claim, or None."""
         return self.redis.get(_idempotency_key(scope, key))
 
     @redis_errors_as_unavailable

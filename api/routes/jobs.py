@@ -62,9 +62,10 @@ _UPLOAD_BODY = {
 
 _IDEMPOTENCY_DOC = (
     "Optional. A repeated key (per API key, within JOB_TTL_SECONDS) answers **200** with the "
-    "job it created before, header `Idempotent-Replayed: true`, and queues nothing: the upload "
-    "is read and dropped. A canceled or expired job frees its key. `ocrq submit` sends the "
-    "file's SHA-256."
+    "job it created before, header `Idempotent-Replayed: true`, and queues nothing. The repeat "
+    "is read like any upload (a bad one gets the same 4xx) and must be the same request: same "
+    "file bytes and form fields, else **422** `idempotency_key_reused`. A canceled or expired "
+    "job frees its key. `ocrq submit` sends `sha256-<hex of the file>`."
 )
 
 _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text/plain"}

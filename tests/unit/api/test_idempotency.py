@@ -47,7 +47,8 @@ def test_repeated_key_answers_200_with_the_same_job_and_queues_nothing(
     assert again.json() == first.json()
     assert again.headers["location"] == first.headers["location"]
     assert redis_client.llen(QUEUE) == 1
-    assert len(_uploads(settings)) == 1  # the repeated upload was read and dropped
+    assert len(_uploads(settings)) == 1  # the repeat was read to a scratch file, then dropped
+    assert [p.name for p in settings.temp_dir.iterdir() if p.name.startswith(".")] == []
 
 
 def test_other_key_or_no_key_makes_a_new_job(client: TestClient, settings: Settings) -> None:
@@ -120,3 +121,50 @@ def test_openapi_documents_the_key_the_replay_and_429(client: TestClient) -> Non
 
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
     assert {"200", "202", "409", "429"} <= set(post["responses"])
+
+
+def test_repeated_key_with_another_file_is_422_and_makes_nothing(
+    client: TestClient, settings: Settings
+) -> None:
+    first = _post(client, "k", _png("First file 1"))
+    other = _post(client, "k", _png("Second file 2"))
+
+    assert first.status_code == 202
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert first.json()["job_id"] in other.json()["error"]["message"]
+    assert len(_uploads(settings)) == 1
+
+
+def test_repeated_key_with_another_form_field_is_422(client: TestClient) -> None:
+    data = _png()
+    assert _post(client, "k", data).status_code == 202
+
+    response = client.post(
+        "/jobs",
+        files={"file": ("a.png", data)},
+        data={"note": "x"},
+        headers={"Idempotency-Key": "k"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "code"),
+    [
+        ({"other": ("a.png", b"x")}, 422, "file_missing"),
+        ({"file": ("a.png", b"")}, 400, "empty_file"),
+        ({"file": ("a.png", b"plain text")}, 415, "unsupported_media_type"),
+    ],
+)
+def test_malformed_repeat_of_a_known_key_gets_the_same_4xx_as_a_new_upload(
+    client: TestClient, settings: Settings, files: dict, status: int, code: str
+) -> None:
+    assert _post(client, "k", _png()).status_code == 202
+
+    response = client.post("/jobs", files=files, headers={"Idempotency-Key": "k"})
+
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert sorted(p.name for p in settings.temp_dir.iterdir() if p.name.startswith(".")) == []
