@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from celery import Celery
 from fastapi import Depends, FastAPI
+from kombu.exceptions import KombuError
+from redis import RedisError
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
 from api.routes import health, jobs
 from api.service import JobService
 from shared import __version__
+from shared.job_leases import JobLeases
 from shared.jobs import JobStore, connect_redis
 from shared.queue import make_celery
+from shared.recovery import recover_orphans
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
 from shared.workers import WorkerRegistry
@@ -35,11 +42,13 @@ def create_app(settings: Settings) -> FastAPI:
         log.info("upload dir %s is writable", settings.temp_dir)
         client = connect_redis(settings.redis_url)
         store = JobStore(client, settings.job_ttl_seconds)
-        app.state.service = JobService(
-            settings, store, make_celery(settings), WorkerRegistry(client)
-        )
+        celery = make_celery(settings)
+        app.state.service = JobService(settings, store, celery, WorkerRegistry(client))
+        leases = JobLeases(client, settings.job_ttl_seconds)
+        sweeper = asyncio.create_task(_sweep_orphans(leases, celery, settings))
         log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
         yield
+        sweeper.cancel()
         client.close()
 
     app = FastAPI(
@@ -57,6 +66,18 @@ def create_app(settings: Settings) -> FastAPI:
     auth = [Depends(require_api_key)] if settings.api_key_set else []
     app.include_router(jobs.router, dependencies=auth)
     return app
+
+
+async def _sweep_orphans(leases: JobLeases, celery: Celery, settings: Settings) -> None:
+    """Requeue jobs whose worker died, even when no worker is left to do it."""
+    while True:
+        await asyncio.sleep(settings.orphan_sweep_seconds)
+        try:
+            await run_in_threadpool(recover_orphans, leases, celery, settings.job_max_attempts)
+        except (RedisError, KombuError) as exc:
+            log.debug("orphan sweep skipped: %s", exc)
+        except Exception:  # the sweeper must outlive any single failure
+            log.exception("orphan sweep failed")
 
 
 def _auth_state(settings: Settings) -> str:

@@ -20,8 +20,8 @@ from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.settings import Settings
 from shared.storage import JobFiles
 from tests.textimages import encode, render_page
+from worker.boot import build_runner
 from worker.engines import build_engine
-from worker.pipeline import JobRunner
 from worker.routing import EngineRouter
 
 
@@ -83,7 +83,8 @@ def main() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
         rss_before, _ = rss_mb()
         started = time.perf_counter()
-        status = JobRunner(settings, store, EngineRouter([engine])).run(job_id)
+        runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "bench:1", store)
+        status = runner.run(job_id)
         seconds = time.perf_counter() - started
         store.delete(job_id)
     _, peak = rss_mb()

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     worker_heartbeat_ttl: int = Field(30, ge=3)
     # Must exceed the longest job, or Redis redelivers a running task to a second worker.
     broker_visibility_timeout: int = Field(3600, ge=60)
+    # A running job's lease: renewed every third of it; a dead worker's job is back in the
+    # queue this long after it died (or failed worker_lost after JOB_MAX_ATTEMPTS deaths).
+    job_lease_seconds: int = Field(30, ge=3)
+    job_max_attempts: int = Field(3, ge=1)
+    orphan_sweep_seconds: float = Field(5, gt=0)
+    job_timeout_seconds: int = Field(3600, ge=1, description="Whole-job time limit (timeout)")
+    page_timeout_seconds: int = Field(600, ge=1, description="One page's time limit (timeout)")
     # Back-pressure: POST /jobs answers 429 queue_full while this many jobs wait in the queue.
     max_queued_jobs: int = Field(10000, ge=1, description="Jobs allowed to wait in the queue")
     # rapidocr tuning (see ENGINES notes: max-side 960 keeps accuracy and cuts latency)

@@ -9,15 +9,19 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from redis import RedisError
+from redis import Redis, RedisError
 
+from shared.job_leases import JobLeases
 from shared.jobs import JobStore, connect_redis
 from shared.queue import QUEUE, make_celery
+from shared.recovery import recover_orphans
 from shared.settings import Settings
-from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.storage import DirectoryNotWritable, JobFiles, ensure_writable_dir
 from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
 from worker.engines import EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
+from worker.job_watch import JobWatch, exit_after_timeout
+from worker.periodic import Periodic
 from worker.pipeline import JobRunner
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
@@ -102,9 +106,17 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     heartbeat.publish()
 
     app = make_celery(settings)
-    router = EngineRouter(engines, detect_script=None)
-    runner = JobRunner(settings, JobStore(client, settings.job_ttl_seconds), router)
+    holder = f"{worker_id}:{os.getpid()}"  # unique per process: a restart is a new holder
+    runner, watch = build_runner(settings, client, EngineRouter(engines), holder)
     register_tasks(app, runner)
+    watch.start()
+    leases = runner.leases
+    sweeper = Periodic(
+        "orphan-sweep",
+        settings.orphan_sweep_seconds,
+        lambda: recover_orphans(leases, app, settings.job_max_attempts),
+    )
+    sweeper.start()
     # solo pool: the warm engine lives in this process; scale with more worker processes.
     worker = app.Worker(
         hostname=f"ocr@{worker_id}",
@@ -119,5 +131,35 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     try:
         worker.start()
     finally:
+        sweeper.stop()
+        watch.stop()
         heartbeat.stop()
     return worker.exitcode or 0
+
+
+def build_runner(
+    settings: Settings,
+    client: Redis,
+    router: EngineRouter,
+    holder: str,
+    store: JobStore | None = None,
+) -> tuple[JobRunner, JobWatch]:
+    """The job runner and its watchdog (lease renewal, time limits) for this process."""
+    store = store or JobStore(client, settings.job_ttl_seconds)
+    leases = JobLeases(client, settings.job_ttl_seconds)
+
+    def fail_timed_out(job_id: str, reason: str) -> None:
+        store.mark_failed(job_id, "timeout", reason)
+        leases.release(job_id, holder)
+        JobFiles(settings.temp_dir, settings.output_dir, job_id).remove_input()
+
+    watch = JobWatch(
+        leases,
+        holder,
+        settings.job_lease_seconds,
+        settings.job_timeout_seconds,
+        settings.page_timeout_seconds,
+        on_timeout=exit_after_timeout,
+        fail_job=fail_timed_out,
+    )
+    return JobRunner(settings, store, router, leases, holder, watch), watch

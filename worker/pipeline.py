@@ -6,12 +6,14 @@ import logging
 import time
 from dataclasses import dataclass
 
+from shared.job_leases import Claim, JobLeases
 from shared.jobs import JobRecord, JobStatus, JobStore
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles
 from worker.engines import EngineError
+from worker.job_watch import JobTimedOut, JobWatch
 from worker.pages import Document, Page, PageLoadError
 from worker.results import build_document, page_markdown, write_results
 from worker.routing import EngineRouter
@@ -30,22 +32,40 @@ class JobRunner:
     settings: Settings
     store: JobStore
     router: EngineRouter
+    leases: JobLeases
+    holder: str  # this worker's id: the lease owner
+    watch: JobWatch
 
     def run(self, job_id: str) -> JobStatus | None:
-        """Run one job; safe to call again for the same id (same outputs, atomic writes)."""
-        record = self.store.get(job_id)
+        """Run one job; safe to call again for the same id (same outputs, atomic writes).
+
+        The job's lease admits one runner at a time: a redelivered message for a job another
+        live worker holds is dropped, and a dead worker's job comes back through recovery.
+        """
         files = JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
-        if record is None:
+        claim = self.leases.claim(job_id, self.holder, self.settings.job_lease_seconds)
+        if claim is Claim.missing:
             log.warning("job=%s has no record (expired or deleted); dropping it", job_id)
             files.remove_input()
             return None
-        if record.status.terminal:
-            log.info("job=%s already %s; nothing to do", job_id, record.status.value)
-            return record.status
-        if record.status is JobStatus.running:
-            log.warning("job=%s was running on a worker that died; running it again", job_id)
-        if not self.store.mark_running(job_id):
+        if claim is Claim.busy:
+            log.info("job=%s is held by another live worker; dropping this delivery", job_id)
+            return None
+        if claim is Claim.canceled:
             return self._canceled(job_id, files)
+        if claim is not Claim.claimed:
+            log.info("job=%s already %s; nothing to do", job_id, claim.value)
+            return JobStatus(claim.value)
+        try:
+            with self.watch.watching(job_id):
+                return self._execute(job_id, files)
+        finally:
+            self.leases.release(job_id, self.holder)
+
+    def _execute(self, job_id: str, files: JobFiles) -> JobStatus:
+        record = self.store.require(job_id)
+        if record.attempts > 1:
+            log.warning("job=%s attempt %d: its previous worker died", job_id, record.attempts)
         started = time.perf_counter()
         try:
             pages = self._recognize(record, files)
@@ -54,6 +74,8 @@ class JobRunner:
             write_results(files, document)
         except JobCanceledWhileRunning:
             return self._canceled(job_id, files)
+        except JobTimedOut as exc:
+            return self._fail(job_id, files, "timeout", str(exc))
         except (PageLoadError, EngineError) as exc:
             return self._fail(job_id, files, exc.code, exc.message)
         except FileNotFoundError:
@@ -88,6 +110,7 @@ class JobRunner:
             for done, page in enumerate(pages, start=1):
                 if self.store.is_canceled(job_id):
                     raise JobCanceledWhileRunning(job_id)
+                self.watch.page_starting()
                 t0 = time.perf_counter()
                 result = self._read_page(page, record)
                 results.append(result)

@@ -15,6 +15,7 @@ from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.settings import Settings
 from shared.storage import JobFiles
 from tests.textimages import encode, render_page
+from worker.boot import build_runner
 from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner
 from worker.routing import EngineRouter
@@ -40,7 +41,8 @@ def engine() -> OcrEngine:
 @pytest.fixture
 def runner(settings: Settings, engine: OcrEngine) -> JobRunner:
     store = CancelingStore(connect_redis(settings.redis_url), 600)
-    return JobRunner(settings, store, EngineRouter([engine]))
+    runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "test:1", store)
+    return runner
 
 
 def _submit(runner: JobRunner, pages: int) -> tuple[str, JobFiles]:

@@ -13,6 +13,7 @@ from shared.options import parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
 from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page, text_pdf
+from worker.boot import build_runner
 from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner
 from worker.routing import EngineRouter
@@ -28,7 +29,8 @@ def engine() -> OcrEngine:
 @pytest.fixture
 def runner(settings: Settings, engine: OcrEngine) -> JobRunner:
     store = JobStore(connect_redis(settings.redis_url), 600)
-    return JobRunner(settings, store, EngineRouter([engine]))
+    runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "test:1", store)
+    return runner
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""The orphan sweep: jobs whose worker died go back to the queue (or fail with worker_lost).
+
+Run by every worker and by the API, so a job never stays `running` forever even when no worker
+is left: it waits `queued` for the next one instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from celery import Celery
+
+from shared.job_leases import JobLeases
+from shared.queue import QUEUE, TASK_RUN
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def recover_orphans(leases: JobLeases, celery: Celery, max_attempts: int) -> SweepReport:
+    """One pass. Safe to run anywhere and concurrently: each orphan is taken by one sweeper."""
+    report = SweepReport()
+    for job_id in leases.running():
+        outcome = leases.recover(job_id, max_attempts)
+        if outcome == "requeued":
+            report.requeued.append(job_id)
+            log.warning("job=%s lost its worker (lease lapsed); requeued", job_id)
+        elif outcome == "failed":
+            report.failed.append(job_id)
+            log.error("job=%s lost its worker %d time(s); failed worker_lost", job_id, max_attempts)
+    # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
+    # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
+    for job_id in leases.pending_requeues():
+        celery.send_task(TASK_RUN, args=[job_id], queue=QUEUE, retry=False)
+        leases.requeue_sent(job_id)
+    return report
