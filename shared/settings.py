@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     # rapidocr tuning (see ENGINES notes: max-side 960 keeps accuracy and cuts latency)
     rapidocr_det_limit_side_len: int = Field(960, ge=32)
     rapidocr_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto")
+    # tesseract engine (Debian's rus/eng traineddata read by the libtesseract inside tesserocr)
+    tesseract_lang: str = Field("rus+eng", description="Tesseract languages, e.g. rus+eng")
+    tesseract_psm: int = Field(3, ge=1, le=13, description="Tesseract page segmentation mode")
+    tesseract_data_dir: Path | None = Field(
+        None, description="Folder of *.traineddata; None = the Debian/Fedora/local default"
+    )
     # paddleocr-vl engine
     paddleocr_vl_backend: str = Field(
         "native",
