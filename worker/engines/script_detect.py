@@ -9,9 +9,11 @@ scripts, so doubt costs speed, never text); otherwise it is `latin`.
 Why so: Tesseract's own script detection (OSD, `--psm 0`) is cheaper (0.28 s a page) but
 answers nothing for one or two lines, calls short Russian texts Latin (most lowercase Cyrillic
 letters look Latin to a shape classifier) and needs a majority of Cyrillic to say Cyrillic. Read
-letters do not have those faults: on the 16 Russian pages of the eval set at least 42 % of the
-read letters are Cyrillic (the rest is commands, URLs, English names), on English pages at most
-2 %. Cost: about 0.4-0.5 s of one core for a full A4 page at 200 dpi, tens of ms for a small image.
+letters do not have those faults: on the 16 Russian pages of the eval set 44-91 % of the read
+letters are Cyrillic (the rest is commands, URLs, English names), on rendered English pages 0-2 %
+(24/24 right, `python -m bench.eval_ru`). Cost: 0.3-0.6 s of one core for a full A4 page at
+200 dpi (mean 0.46 s; a page of text costs the tesseract engine about 2.4 s), tens of ms for a
+small image.
 A page that is mostly English with a few Russian lines can sample none of them and go `latin`.
 """
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 Script = Literal["cyrillic", "latin"]
 
 # Share of Cyrillic among the letters read at or above which a page is Cyrillic. Far from both
-# sides: Russian technical pages read 42-91 %, English pages 0-2 % (English words misread with
+# sides: Russian technical pages read 44-91 %, English pages 0-2 % (English words misread with
 # Cyrillic lookalike letters).
 CYRILLIC_SHARE = 0.15
 
@@ -67,3 +69,5 @@ class ScriptDetector:
     def detect_script(self, image: Image) -> Script:
         """`cyrillic` or `latin` for one page image; see the module docstring for how."""
         return script_of_text("\n".join(self._sampler.sample(image)))
+
+    __call__ = detect_script  # so the detector itself is the router's `image -> script` hook

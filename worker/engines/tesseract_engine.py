@@ -33,6 +33,7 @@ INSTALL_HINT = (
     "install Debian's tesseract-ocr, tesseract-ocr-rus and tesseract-ocr-eng "
     "(scripts/ensure-system-deps.sh) or set TESSERACT_DATA_DIR"
 )
+CYRILLIC_LANGS = {"rus", "ukr", "bel", "bul", "srp", "mkd", "kaz", "kir", "tgk", "mon"}
 _FONT_FILES = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -131,6 +132,13 @@ class TesseractEngine:
         self._tesserocr = _import_tesserocr()
         self._tessdata = find_tessdata(settings.tesseract_data_dir)
         self._lang = settings.tesseract_lang
+        codes = set(settings.tesseract_lang.split("+"))
+        # Scripts read, for routing by language hint: Cyrillic-script languages, anything else
+        # taken as Latin-script (true of eng, deu, fra, ...; not of chi_sim, ara, ...).
+        self.scripts = frozenset(
+            ({"cyrillic"} if codes & CYRILLIC_LANGS else set())
+            | ({"latin"} if codes - CYRILLIC_LANGS - {"osd", "equ"} else set())
+        )
         self._api = open_tesseract(settings, settings.tesseract_lang, settings.tesseract_psm)
 
     def info(self) -> EngineInfo:

@@ -97,6 +97,7 @@ def test_info_names_tesseract_version_and_languages(engine: TesseractEngine) -> 
     assert info.versions["tesseract"].startswith("5.")
     assert {"rus", "eng"} <= set(info.versions["languages"].split(","))
     assert info.versions["lang"] == "rus+eng"
+    assert engine.scripts == {"cyrillic", "latin"}
 
 
 def test_missing_language_is_a_clear_error() -> None:
@@ -150,3 +151,8 @@ def test_decision_rule_on_read_text(text: str, expected: str) -> None:
 
 def test_count_letters_ignores_digits_and_punctuation() -> None:
     assert count_letters("Ёж 12, café! Ünïcode ß") == (2, 12)
+
+
+def test_scripts_follow_the_configured_languages() -> None:
+    assert TesseractEngine(Settings(tesseract_lang="eng")).scripts == {"latin"}
+    assert TesseractEngine(Settings(tesseract_lang="rus")).scripts == {"cyrillic"}
