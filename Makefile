@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	scripts/ensure-system-deps.sh
 	scripts/run-local.sh
 
 test: $(STAMP)
+	scripts/ensure-system-deps.sh
 	scripts/ensure-redis.sh
 	$(PY) -m pytest
 

@@ -52,8 +52,16 @@ class Settings(BaseSettings):
         "latin", description="Scripts the recognition model reads: latin, cyrillic (comma list)"
     )
     ocr_fallback_engines: str = Field(
-        "",
+        "tesseract",
         description="Engines also warmed at boot, used for scripts OCR_ENGINE cannot read",
+    )
+    # tesseract engine (Debian's rus/eng traineddata read by the libtesseract inside tesserocr)
+    tesseract_lang: str = Field("rus+eng", description="Tesseract languages, e.g. rus+eng")
+    tesseract_psm: int = Field(
+        3, ge=1, le=13, description="Tesseract page segmentation mode (not 2: layout only)"
+    )
+    tesseract_data_dir: Path | None = Field(
+        None, description="Folder of *.traineddata; None = the Debian/Fedora/local default"
     )
     # paddleocr-vl engine
     paddleocr_vl_backend: str = Field(
@@ -81,6 +89,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("tesseract_psm")
+    @classmethod
+    def _psm_reads_text(cls, value: int) -> int:
+        if value == 2:
+            raise ValueError("2 finds the layout but reads no text; use 3 (default) or 4-13")
+        return value
 
     @field_validator("redis_url")
     @classmethod

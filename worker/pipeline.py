@@ -143,8 +143,7 @@ class JobRunner:
                 text="\n".join(b.text for b in blocks),
             )
         assert page.image is not None
-        engine = self.router.pick(page.image, record.options.language)
-        recognition = engine.recognize(page.image)
+        engine, recognition = self.router.read(page.image, record.options.language)
         width, height = page.width, page.height
         if recognition.rotation in (90, 270):
             width, height = height, width

@@ -18,6 +18,7 @@ __all__ = ["ENGINES", "EngineError", "EngineInfo", "OcrEngine", "Recognition", "
 ENGINES: dict[str, str] = {
     "rapidocr": "worker.engines.rapidocr_engine:RapidOcrEngine",
     "paddleocr-vl": "worker.engines.paddleocr_vl:PaddleOcrVlEngine",
+    "tesseract": "worker.engines.tesseract_engine:TesseractEngine",
 }
 
 

@@ -1,0 +1,220 @@
+"""Tesseract through tesserocr (in process), reading Debian's `rus`/`eng` traineddata (CPU).
+
+tesserocr's PyPI wheel carries its own libtesseract (5.5 at the time of writing, built without
+OpenMP); it only needs the language data, which Debian's tesseract-ocr-rus/-eng packages put in
+/usr/share/tesseract-ocr/5/tessdata. In process rather than the `tesseract` command: the model
+stays loaded between pages and there is no process start or image encoding per page.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.results import Block
+from worker.engines.base import EngineError, EngineInfo, Recognition
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from shared.settings import Settings
+
+# Where distributions put the traineddata files: Debian 12/13, Debian 11, Fedora/Alpine, source.
+TESSDATA_DIRS = [
+    Path("/usr/share/tesseract-ocr/5/tessdata"),
+    Path("/usr/share/tesseract-ocr/4.00/tessdata"),
+    Path("/usr/share/tessdata"),
+    Path("/usr/local/share/tessdata"),
+]
+INSTALL_HINT = (
+    "install Debian's tesseract-ocr, tesseract-ocr-rus and tesseract-ocr-eng "
+    "(scripts/ensure-system-deps.sh) or set TESSERACT_DATA_DIR"
+)
+CYRILLIC_LANGS = {"rus", "ukr", "bel", "bul", "srp", "mkd", "kaz", "kir", "tgk", "mon"}
+_FONT_FILES = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
+]
+
+
+def _import_tesserocr():
+    # Only OpenMP builds of libtesseract (tesserocr compiled against Debian's libtesseract-dev)
+    # read this; it must be set before the library loads. One thread per page: on 2 cores
+    # OpenMP's threads made a page 5x slower, not faster. The PyPI wheel has no OpenMP.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        import tesserocr
+    except ImportError as exc:
+        raise EngineError(
+            "engine_not_installed",
+            f"tesserocr is not importable ({exc}): pip install -e '.[worker]'",
+        ) from None
+    return tesserocr
+
+
+def find_tessdata(configured: Path | None) -> Path:
+    """The folder holding *.traineddata: TESSERACT_DATA_DIR if set, else the first usual place."""
+    candidates = [configured] if configured else TESSDATA_DIRS
+    for folder in candidates:
+        if folder.is_dir() and any(folder.glob("*.traineddata")):
+            return folder
+    where = ", ".join(str(c) for c in candidates)
+    raise EngineError(
+        "engine_not_installed", f"no tesseract language data in {where}: {INSTALL_HINT}"
+    )
+
+
+def open_tesseract(settings: Settings, lang: str, psm: int):
+    """A ready PyTessBaseAPI for `lang`, or EngineError naming the missing language data."""
+    tesserocr = _import_tesserocr()
+    tessdata = find_tessdata(settings.tesseract_data_dir)
+    available = available_languages(tessdata)
+    missing = [code for code in lang.split("+") if code not in available]
+    if missing:
+        raise EngineError(
+            "engine_not_installed",
+            f"tesseract language data missing for {'+'.join(missing)} (TESSERACT_LANG={lang!r}): "
+            f"no {', '.join(m + '.traineddata' for m in missing)} in {tessdata}, which has "
+            f"{', '.join(available) or 'none'}; {INSTALL_HINT}",
+        )
+    try:
+        return tesserocr.PyTessBaseAPI(path=f"{tessdata}/", lang=lang, psm=psm)
+    except RuntimeError as exc:
+        raise EngineError("engine_init_failed", f"tesseract failed to load {lang}: {exc}") from None
+
+
+def available_languages(tessdata: Path) -> list[str]:
+    return sorted(p.name.removesuffix(".traineddata") for p in tessdata.glob("*.traineddata"))
+
+
+def _set_image(api, image: Image, scale: float = 1.0) -> None:
+    """Raw pixels (no PNG/BMP round trip: 4-17 ms instead of 40-80 ms a page) and the dpi.
+
+    `scale`: how much `image` was resized from the original, whose dpi its info still carries.
+    """
+    dpi = image.info.get("dpi")
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    depth = 1 if image.mode == "L" else 3
+    api.SetImageBytes(image.tobytes(), image.width, image.height, depth, image.width * depth)
+    if dpi and 70 <= dpi[0] * scale <= 2400:  # else Tesseract estimates it from the text size
+        api.SetSourceResolution(round(dpi[0] * scale))
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    for path in _FONT_FILES:
+        if Path(path).is_file():
+            return ImageFont.truetype(path, size)
+    return None
+
+
+@dataclass
+class _Line:
+    text: str
+    bbox: tuple[int, int, int, int]
+    confidence: float  # Tesseract's 0..100
+    paragraph: int
+
+
+class TesseractEngine:
+    """One PyTessBaseAPI per process (not thread-safe; the worker runs one job at a time)."""
+
+    name = "tesseract"
+
+    def __init__(self, settings: Settings) -> None:
+        self._tesserocr = _import_tesserocr()
+        self._tessdata = find_tessdata(settings.tesseract_data_dir)
+        self._lang = settings.tesseract_lang
+        codes = set(settings.tesseract_lang.split("+"))
+        # Scripts read, for routing by language hint: Cyrillic-script languages, anything else
+        # taken as Latin-script (true of eng, deu, fra, ...; not of chi_sim, ara, ...).
+        self.scripts = frozenset(
+            ({"cyrillic"} if codes & CYRILLIC_LANGS else set())
+            | ({"latin"} if codes - CYRILLIC_LANGS - {"osd", "equ"} else set())
+        )
+        self._api = open_tesseract(settings, settings.tesseract_lang, settings.tesseract_psm)
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            name=self.name,
+            device="cpu",
+            versions={
+                "tesserocr": version("tesserocr"),
+                "tesseract": self._api.Version(),
+                "lang": self._lang,
+                "languages": ",".join(available_languages(self._tessdata)),
+                "tessdata": str(self._tessdata),
+            },
+        )
+
+    def warm(self) -> None:
+        from PIL import Image, ImageDraw
+
+        font = _font(40)
+        text = "Проверка 2025 warm up" if font else "Warm up 2025"
+        image = Image.new("L", (720, 90), 255)
+        ImageDraw.Draw(image).text((16, 18), text, fill=0, font=font)
+        read = " ".join(b.text for b in self.recognize(image).blocks)
+        if not read.strip() or (font and "rus" in self._lang and not _has_cyrillic(read)):
+            raise EngineError("warmup_failed", f"tesseract read {read!r} from {text!r}")
+
+    def recognize(self, image: Image) -> Recognition:
+        lines = self._read_lines(image)
+        blocks = [
+            Block(
+                type="text",
+                text=line.text,
+                bbox=[float(v) for v in line.bbox],
+                score=round(min(max(line.confidence / 100, 0.0), 1.0), 5),
+            )
+            for line in lines
+        ]
+        return Recognition(blocks=blocks, markdown=_paragraph_markdown(lines))
+
+    def _read_lines(self, image: Image) -> list[_Line]:
+        """Text lines in Tesseract's reading order (blocks, then paragraphs, then lines)."""
+        ril = self._tesserocr.RIL
+        api = self._api
+        _set_image(api, image)
+        try:
+            api.Recognize()
+            iterator = api.GetIterator()
+            lines: list[_Line] = []
+            paragraph = -1
+            if iterator is None:
+                return lines
+            for item in self._tesserocr.iterate_level(iterator, ril.TEXTLINE):
+                if item.Empty(ril.TEXTLINE):  # e.g. a blank page: GetUTF8Text would raise
+                    continue
+                if item.IsAtBeginningOf(ril.PARA):
+                    paragraph += 1
+                text = (item.GetUTF8Text(ril.TEXTLINE) or "").strip()
+                box = item.BoundingBox(ril.TEXTLINE)
+                if text and box:
+                    lines.append(_Line(text, box, item.Confidence(ril.TEXTLINE), paragraph))
+            return lines
+        finally:
+            api.Clear()  # drop the page image and results: pages can be 100 MP
+
+
+def _paragraph_markdown(lines: list[_Line]) -> str:
+    """Tesseract's paragraphs as markdown paragraphs, their lines joined by line breaks."""
+    paragraphs: list[list[str]] = []
+    last = None
+    for line in lines:
+        if line.paragraph != last:
+            paragraphs.append([])
+            last = line.paragraph
+        paragraphs[-1].append(line.text)
+    return "\n\n".join("\n".join(p) for p in paragraphs)
+
+
+def _has_cyrillic(text: str) -> bool:
+    return any("\u0400" <= ch <= "\u04ff" for ch in text)
