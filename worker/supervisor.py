@@ -20,7 +20,7 @@ log = logging.getLogger("worker.supervisor")
 # Exit codes that a restart cannot fix: clean stop, unwritable dirs, engine cannot start.
 FINAL_EXIT_CODES = frozenset({0, 2, 3})
 MAX_BACKOFF_SECONDS = 30.0
-STABLE_AFTER_SECONDS = 60.0
+STABLE_AFTER_SECONDS = 5.0  # a process that lived this long was not a crash loop
 
 
 def supervise(child_args: list[str]) -> int:
