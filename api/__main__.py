@@ -18,13 +18,14 @@ def main() -> None:
         "OUTPUT_DIR, PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, API_KEYS, LOG_LEVEL.",
     ).parse_args()
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn logs through our handler: same format, JSON included
     )
 
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
-from api.routes import health, jobs
+from api.routes import health, jobs, metrics
 from api.service import JobService
 from shared import __version__
 from shared.job_leases import JobLeases
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     auth = [Depends(require_api_key)] if settings.api_key_set else []
     app.include_router(jobs.router, dependencies=auth)
     return app

@@ -35,6 +35,8 @@ from shared.errors import (
     UploadTooLarge,
 )
 from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
+from shared.logs import current_job_id
+from shared.metrics import Metrics
 from shared.options import JobOptions, parse_options
 from shared.page_count import count_pages
 from shared.queue import QUEUE, TASK_RUN, waiting_jobs
@@ -72,6 +74,7 @@ class JobService:
         self.store = store
         self.celery = celery
         self.workers = workers
+        self.metrics = Metrics(store.redis)
 
     def _files(self, job_id: str) -> JobFiles:
         return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
@@ -98,6 +101,7 @@ class JobService:
                 headers={"Connection": "close"},
             )
         job_id = uuid.uuid4().hex
+        current_job_id.set(job_id)  # this request's own context: tags its log lines
         files = self._files(job_id)
         try:
             await run_in_threadpool(files.make_input_dir)
@@ -285,6 +289,8 @@ class JobService:
         if before is JobStatus.queued:
             # no worker has it: the worker that takes its message finds it canceled and skips it
             self._files(job_id).remove_all()
+        if before in (JobStatus.queued, JobStatus.running):
+            self.metrics.count_job("canceled")
         log.info("job=%s canceled (was %s)", job_id, before.value)
         return self.store.require(job_id)
 
@@ -297,6 +303,7 @@ class JobService:
             with contextlib.suppress(QueueUnavailable):
                 self.store.delete(record.job_id)
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
+        self.metrics.count_job("submitted")
 
     def get(self, job_id: str) -> JobRecord:
         if not _JOB_ID.match(job_id):

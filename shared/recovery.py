@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from celery import Celery
 
 from shared.job_leases import JobLeases
+from shared.metrics import Metrics
 from shared.queue import QUEUE, TASK_RUN
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def recover_orphans(leases: JobLeases, celery: Celery, max_attempts: int) -> Swe
             log.warning("job=%s lost its worker (lease lapsed); requeued", job_id)
         elif outcome == "failed":
             report.failed.append(job_id)
+            Metrics(leases.redis).count_job("failed")
             log.error("job=%s lost its worker %d time(s); failed worker_lost", job_id, max_attempts)
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.

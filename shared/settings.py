@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     pdf_dpi: int = Field(200, ge=72, le=600, description="Default PDF render resolution")
     api_keys: str = Field("", description="Comma-separated bearer keys; empty = no auth")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object per line")
     # Seconds a worker heartbeat lives in Redis; the worker refreshes it every third of that.
     worker_heartbeat_ttl: int = Field(30, ge=3)
     # Must exceed the longest job, or Redis redelivers a running task to a second worker.

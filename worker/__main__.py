@@ -13,7 +13,7 @@ from worker.supervisor import supervise
 def main() -> None:
     build_parser("python -m worker").parse_args()  # --help, and bad flags fail here
     settings = load_settings()  # bad env vars fail here, before any child starts
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     raise SystemExit(supervise(sys.argv[1:]))
 
 

@@ -13,6 +13,7 @@ from redis import Redis, RedisError
 
 from shared.job_leases import JobLeases
 from shared.jobs import JobStore, connect_redis
+from shared.metrics import Metrics
 from shared.queue import QUEUE, make_celery
 from shared.recovery import recover_orphans
 from shared.settings import Settings
@@ -148,8 +149,11 @@ def build_runner(
     store = store or JobStore(client, settings.job_ttl_seconds)
     leases = JobLeases(client, settings.job_ttl_seconds)
 
+    metrics = Metrics(client)
+
     def fail_timed_out(job_id: str, reason: str) -> None:
-        store.mark_failed(job_id, "timeout", reason)
+        if store.mark_failed(job_id, "timeout", reason):
+            metrics.count_job("failed")
         leases.release(job_id, holder)
         JobFiles(settings.temp_dir, settings.output_dir, job_id).remove_input()
 
@@ -162,4 +166,4 @@ def build_runner(
         on_timeout=exit_after_timeout,
         fail_job=fail_timed_out,
     )
-    return JobRunner(settings, store, router, leases, holder, watch), watch
+    return JobRunner(settings, store, router, leases, holder, watch, metrics), watch

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from shared.job_leases import Claim, JobLeases
 from shared.jobs import JobRecord, JobStatus, JobStore
+from shared.logs import job_context
+from shared.metrics import Metrics
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
@@ -35,6 +37,7 @@ class JobRunner:
     leases: JobLeases
     holder: str  # this worker's id: the lease owner
     watch: JobWatch
+    metrics: Metrics
 
     def run(self, job_id: str) -> JobStatus | None:
         """Run one job; safe to call again for the same id (same outputs, atomic writes).
@@ -57,12 +60,12 @@ class JobRunner:
             log.info("job=%s already %s; nothing to do", job_id, claim.value)
             return JobStatus(claim.value)
         try:
-            with self.watch.watching(job_id):
+            with self.watch.watching(job_id), job_context(job_id):
                 return self._execute(job_id, files)
         finally:
             self.leases.release(job_id, self.holder)
 
-    def _execute(self, job_id: str, files: JobFiles) -> JobStatus:
+    def _execute(self, job_id: str, files: JobFiles) -> JobStatus | None:
         record = self.store.require(job_id)
         if record.attempts > 1:
             log.warning("job=%s attempt %d: its previous worker died", job_id, record.attempts)
@@ -83,8 +86,15 @@ class JobRunner:
         except Exception as exc:  # a job must end failed, never kill the worker
             log.exception("job=%s crashed", job_id)
             return self._fail(job_id, files, "internal_error", f"{type(exc).__name__}: {exc}")
+        if not self.leases.renew(job_id, self.holder, self.settings.job_lease_seconds):
+            # our lease lapsed (this process stalled) and recovery gave the job to another run:
+            # that run owns the job's state now; the results written here are the same.
+            log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
+            return None
         if not self.store.mark_succeeded(job_id):  # canceled after the last page
             return self._canceled(job_id, files)
+        self.metrics.count_job("succeeded")
+        self.metrics.observe("job_duration_seconds", time.perf_counter() - started)
         files.remove_input()
         log.info(
             "job=%s succeeded: %d page(s) in %.2f s",
@@ -143,7 +153,9 @@ class JobRunner:
                 text="\n".join(b.text for b in blocks),
             )
         assert page.image is not None
+        started = time.perf_counter()
         engine, recognition = self.router.read(page.image, record.options.language)
+        self.metrics.observe("page_engine_seconds", time.perf_counter() - started)
         width, height = page.width, page.height
         if recognition.rotation in (90, 270):
             width, height = height, width
@@ -164,7 +176,8 @@ class JobRunner:
 
     def _fail(self, job_id: str, files: JobFiles, code: str, message: str) -> JobStatus:
         log.warning("job=%s failed: %s: %s", job_id, code, message)
-        self.store.mark_failed(job_id, code, message)
+        if self.store.mark_failed(job_id, code, message):
+            self.metrics.count_job("failed")
         files.remove_input()
         return JobStatus.failed
 

@@ -31,7 +31,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser("python -m worker.process").parse_args()
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     raise SystemExit(boot_and_consume(settings, args.name))
 
 

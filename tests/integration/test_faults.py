@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 FAULT_DB = int(os.environ.get("OCRQ_TEST_FAULT_DB", "12"))
 FAST_RECOVERY = {
-    "JOB_LEASE_SECONDS": "3",
+    "JOB_LEASE_SECONDS": "4",
     "ORPHAN_SWEEP_SECONDS": "0.5",
     "WORKER_HEARTBEAT_TTL": "3",
 }

@@ -1,0 +1,26 @@
+"""/metrics for Prometheus: counters and histograms from Redis, live gauges."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis import RedisError
+
+from api.deps import ServiceDep
+from shared.errors import QueueUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (jobs by outcome, durations, queue depth, workers)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+)
+def metrics(service: ServiceDep) -> Response:
+    try:
+        body = generate_latest(service.metrics.registry())
+    except RedisError as exc:
+        raise QueueUnavailable(f"metrics are kept in Redis, which is unreachable: {exc}") from exc
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

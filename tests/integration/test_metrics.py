@@ -1,0 +1,55 @@
+"""/metrics adds up what every worker did: counters live in Redis, not in one process."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.conftest import wait_terminal
+from tests.integration.stack import Stack
+from tests.textimages import encode, render_page
+
+pytestmark = pytest.mark.integration
+
+
+def _scrape(api: httpx.Client) -> dict[tuple[str, tuple], float]:
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _delta(after: dict, before: dict, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0) - before.get(key, 0)
+
+
+def test_counters_and_histograms_add_up_across_two_workers(stack: Stack, api: httpx.Client) -> None:
+    second = stack.start_worker()
+    try:
+        before = _scrape(api)
+        assert before[("ocrq_workers", (("warm", "true"),))] >= 2
+        good = encode(render_page([("Metrics count 1", 30)], width=500))
+        ok_ids = [
+            api.post("/jobs", files={"file": ("a.png", good)}).json()["job_id"] for _ in range(6)
+        ]
+        png = encode(render_page([("broken", 30)], width=500))
+        broken = api.post("/jobs", files={"file": ("b.png", png[:200])}).json()["job_id"]
+        for job_id in [*ok_ids, broken]:
+            wait_terminal(api, job_id)
+        after = _scrape(api)
+    finally:
+        stack.stop_worker(second)
+
+    assert _delta(after, before, "ocrq_jobs_total", event="submitted") == 7
+    assert _delta(after, before, "ocrq_jobs_total", event="succeeded") == 6
+    assert _delta(after, before, "ocrq_jobs_total", event="failed") == 1
+    assert _delta(after, before, "ocrq_job_duration_seconds_count") == 6
+    assert _delta(after, before, "ocrq_page_engine_seconds_count") == 6
+    assert _delta(after, before, "ocrq_page_engine_seconds_sum") > 0
+    assert after[("ocrq_queue_depth", ())] == 0
