@@ -24,3 +24,27 @@ def test_rapidocr_reads_two_font_sizes_and_digits_offline() -> None:
     top, bottom = recognition.blocks
     assert top.bbox[3] < bottom.bbox[1]  # reading order, boxes in page pixels
     assert engine.info().device == "cpu"
+
+
+def test_rapidocr_takes_a_configured_recognition_model(tmp_path) -> None:
+    import shutil
+    from pathlib import Path
+
+    import rapidocr
+
+    wheel_model = Path(rapidocr.__file__).parent / "models" / "PP-OCRv6_rec_small.onnx"
+    baked = tmp_path / "baked_rec.onnx"  # as an image would bake e.g. the eslav model
+    shutil.copy(wheel_model, baked)
+    engine = build_engine(Settings(rapidocr_rec_model=baked, rapidocr_rec_scripts="latin,cyrillic"))
+
+    assert engine.info().versions["rec_model"] == "baked_rec.onnx"
+    assert engine.scripts == {"latin", "cyrillic"}  # routing trusts the declared scripts
+    assert [b.text for b in engine.recognize(render_page([("Baked 77", 40)], 400)).blocks] == [
+        "Baked 77"
+    ]
+
+
+def test_missing_configured_model_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(EngineError, match="nowhere.onnx") as info:
+        build_engine(Settings(rapidocr_rec_model=tmp_path / "nowhere.onnx"))
+    assert info.value.code == "model_missing"
