@@ -45,6 +45,6 @@ def test_rapidocr_takes_a_configured_recognition_model(tmp_path) -> None:
 
 
 def test_missing_configured_model_is_a_clear_error(tmp_path) -> None:
-    with pytest.raises(EngineError, match="nowhere.onnx") as info:
+    with pytest.raises(EngineError, match=r"nowhere\.onnx") as info:
         build_engine(Settings(rapidocr_rec_model=tmp_path / "nowhere.onnx"))
     assert info.value.code == "model_missing"
