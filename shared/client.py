@@ -215,6 +215,36 @@ def _job_of(response: httpx.Response) -> Job:
     return Job.model_validate({**response.json(), "replayed": response.status_code == 200})
 
 
+def _content_of(response: httpx.Response) -> bytes:
+    if response.is_error:
+        raise _error_of(response)
+    return response.content
+
+
+def _upload(data: bytes, filename: str, idempotency_key: str | None) -> dict[str, object]:
+    """POST /jobs arguments; without a key a random one, so a retried upload is still one job."""
+    key = idempotency_key or f"random-{uuid.uuid4().hex}"
+    return {"files": {"file": (filename, data)}, "headers": {"Idempotency-Key": key}}
+
+
+class _Polling:
+    """One wait()'s pace: 1.5x longer between polls up to 2 s; WaitTimeout past the deadline."""
+
+    def __init__(self, job_id: str, timeout: float | None, interval: float) -> None:
+        self.job_id = job_id
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.interval = interval
+
+    def next_delay(self, job: Job) -> float:
+        """How long to sleep before polling the unfinished `job` again."""
+        delay = self.interval
+        if self.deadline is not None and time.monotonic() + delay > self.deadline:
+            raise WaitTimeout(f"job {self.job_id} still {job.status} after {self.timeout} s")
+        self.interval = min(delay * 1.5, 2.0)
+        return delay
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -293,10 +323,7 @@ class OcrqClient:
     def submit_bytes(
         self, data: bytes, filename: str, *, idempotency_key: str | None = None
     ) -> Job:
-        key = idempotency_key or f"random-{uuid.uuid4().hex}"
-        response = self._request(
-            "POST", "/jobs", files={"file": (filename, data)}, headers={"Idempotency-Key": key}
-        )
+        response = self._request("POST", "/jobs", **_upload(data, filename, idempotency_key))
         return _job_of(response)
 
     def get(self, job_id: str) -> Job:
@@ -306,24 +333,16 @@ class OcrqClient:
         self, job_id: str, *, timeout: float | None = None, poll_interval: float = 0.25
     ) -> Job:
         """Poll until the job succeeds, fails or is canceled; WaitTimeout after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_interval
-        while True:
-            job = self.get(job_id)
-            if job.terminal:
-                return job
-            if deadline is not None and time.monotonic() + interval > deadline:
-                raise WaitTimeout(f"job {job_id} still {job.status} after {timeout} s")
-            self._sleep(interval)
-            interval = min(interval * 1.5, 2.0)
+        polling = _Polling(job_id, timeout, poll_interval)
+        while not (job := self.get(job_id)).terminal:
+            self._sleep(polling.next_delay(job))
+        return job
 
     def result(self, job_id: str, format: ResultFormat = "json") -> bytes:  # noqa: A002
         """The stored result as bytes (UTF-8 JSON, Markdown or text)."""
         _check_format(format)
         response = self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
-        if response.is_error:
-            raise _error_of(response)
-        return response.content
+        return _content_of(response)
 
     def cancel(self, job_id: str) -> Job:
         return _job_of(self._request("DELETE", f"/jobs/{job_id}"))
@@ -390,10 +409,7 @@ class AsyncOcrqClient:
     async def submit_bytes(
         self, data: bytes, filename: str, *, idempotency_key: str | None = None
     ) -> Job:
-        key = idempotency_key or f"random-{uuid.uuid4().hex}"
-        response = await self._request(
-            "POST", "/jobs", files={"file": (filename, data)}, headers={"Idempotency-Key": key}
-        )
+        response = await self._request("POST", "/jobs", **_upload(data, filename, idempotency_key))
         return _job_of(response)
 
     async def get(self, job_id: str) -> Job:
@@ -402,23 +418,15 @@ class AsyncOcrqClient:
     async def wait(
         self, job_id: str, *, timeout: float | None = None, poll_interval: float = 0.25
     ) -> Job:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_interval
-        while True:
-            job = await self.get(job_id)
-            if job.terminal:
-                return job
-            if deadline is not None and time.monotonic() + interval > deadline:
-                raise WaitTimeout(f"job {job_id} still {job.status} after {timeout} s")
-            await self._sleep(interval)
-            interval = min(interval * 1.5, 2.0)
+        polling = _Polling(job_id, timeout, poll_interval)
+        while not (job := await self.get(job_id)).terminal:
+            await self._sleep(polling.next_delay(job))
+        return job
 
     async def result(self, job_id: str, format: ResultFormat = "json") -> bytes:  # noqa: A002
         _check_format(format)
         response = await self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
-        if response.is_error:
-            raise _error_of(response)
-        return response.content
+        return _content_of(response)
 
     async def cancel(self, job_id: str) -> Job:
         return _job_of(await self._request("DELETE", f"/jobs/{job_id}"))

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def ocrq_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "shared.cli", *args]
+    return [sys.executable, "-m", "shared.ocrq", *args]
 
 
 def run_ocrq(stack_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import EXIT_USAGE, UsageError, build_parser, collect_files, main, write_atomically
+from shared.ocrq import main
+from shared.ocrq.atomic import write_atomically
+from shared.ocrq.errors import EXIT_USAGE, UsageError
+from shared.ocrq.parser import build_parser
+from shared.ocrq.selection import collect_files
 
 
 def _tree(root: Path, *names: str) -> None:

@@ -1,0 +1,35 @@
+"""`ocrq`: the command line of the OCR service, for batch scripts and people.
+
+    ocrq submit scans/ --recursive --out results/ --format text   # a whole tree; re-run resumes
+    ocrq status JOB      ocrq result JOB --format markdown      ocrq cancel JOB
+
+`submit` is safe to run again: files whose result already exists under --out are skipped, and
+every upload carries the SHA-256 of the file as Idempotency-Key, so a file the service already
+has a job for gets that job back instead of a second one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from shared.client import OcrqError
+from shared.ocrq.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+from shared.ocrq.parser import build_parser
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `ocrq` command; its exit code (see errors.py) is what the shell gets."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"ocrq: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OcrqError as exc:
+        print(f"ocrq: error: {describe(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("ocrq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

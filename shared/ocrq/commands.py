@@ -1,0 +1,104 @@
+"""The handlers of `ocrq submit`, `status`, `result` and `cancel`: arguments in, exit code out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from shared.client import ClientSettings, Job, OcrqClient
+from shared.ocrq.atomic import write_atomically
+from shared.ocrq.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from shared.ocrq.report import print_failures, print_resume_hint, summary_table, write_report
+from shared.ocrq.selection import collect_files, skip_existing_results
+from shared.ocrq.submit import BatchRun, run_batch
+
+
+def _client_settings(args: argparse.Namespace) -> ClientSettings:
+    overrides = {
+        k: v
+        for k, v in {"url": args.url, "api_key": args.api_key, "timeout": args.timeout}.items()
+        if v is not None
+    }
+    return ClientSettings(**overrides)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    out_dir = Path(args.out) if args.out else None
+    wait = args.wait or out_dir is not None
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    files = collect_files(
+        args.inputs,
+        recursive=args.recursive,
+        include=args.include,
+        out_dir=out_dir,
+        fmt=args.format,
+    )
+    if not files:
+        console.print("ocrq: no supported files found (see --include, --recursive)")
+        return EXIT_OK
+    skip_existing_results(files)
+    run = BatchRun(files, wait=wait, fmt=args.format, concurrency=args.concurrency)
+    run.retry_failed = args.retry_failed
+    live = args.progress if args.progress is not None else console.is_terminal
+    started = time.perf_counter()
+    run_batch(run, _client_settings(args), console, live)
+    wall = time.perf_counter() - started
+    console.print(summary_table(run, wall))
+    print_failures(console, run)
+    if args.report:
+        write_report(Path(args.report), run, wall)
+    if run.interrupted or run.unreachable:
+        print_resume_hint(console, run)
+        return EXIT_INTERRUPTED if run.interrupted else EXIT_FAILED
+    return EXIT_FAILED if run.failed_files() else EXIT_OK
+
+
+def _print_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        print(job.model_dump_json(exclude={"replayed"}))
+        return
+    total = job.progress.pages_total
+    rows = [
+        ("job", job.job_id),
+        ("status", job.status),
+        ("pages", f"{job.progress.pages_done}/{total if total is not None else '?'}"),
+        ("created", job.created_at.isoformat()),
+        ("started", job.started_at.isoformat() if job.started_at else "-"),
+        ("finished", job.finished_at.isoformat() if job.finished_at else "-"),
+    ]
+    if job.error:
+        rows.append(("error", f"{job.error.code}: {job.error.message}"))
+    for label, value in rows:
+        print(f"{label:<9}{value}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with OcrqClient(settings=_client_settings(args)) as client:
+        _print_job(client.get(args.job), args.json)
+    return EXIT_OK
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    with OcrqClient(settings=_client_settings(args)) as client:
+        if args.wait:
+            client.wait(args.job)
+        data = client.result(args.job, args.format)
+    if args.out:
+        write_atomically(Path(args.out), data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with OcrqClient(settings=_client_settings(args)) as client:
+        job = client.cancel(args.job)
+    print(f"{job.job_id} {job.status}")
+    return EXIT_OK

@@ -1,0 +1,128 @@
+"""The `ocrq` command line: its arguments, --help texts, and which handler runs each command."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from shared import __version__
+from shared.client import FORMATS
+from shared.ocrq.commands import cmd_cancel, cmd_result, cmd_status, cmd_submit
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _service_options() -> argparse.ArgumentParser:
+    """--url, --api-key and --timeout: a parent of every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    conn = common.add_argument_group("service")
+    conn.add_argument("--url", help="API base URL (env OCRQ_URL; default http://127.0.0.1:8081)")
+    conn.add_argument("--api-key", help="bearer key (env OCRQ_API_KEY)")
+    conn.add_argument(
+        "--timeout", type=float, help="seconds per request read/write (env OCRQ_TIMEOUT; 60)"
+    )
+    return common
+
+
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Handler,
+    *,
+    summary: str,
+    description: str,
+    job: bool = False,
+) -> argparse.ArgumentParser:
+    """One command with the service options; `job`: its first argument is a JOB id."""
+    command = commands.add_parser(
+        name, parents=[_service_options()], help=summary, description=description
+    )
+    if job:
+        command.add_argument("job", metavar="JOB")
+    command.set_defaults(handler=handler)
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocrq",
+        description="Submit files and folders to the ocrq OCR service and fetch the results.",
+        epilog="Exit codes: 0 all good, 1 some file or the request failed, 2 usage error, "
+        "130 interrupted (re-run the same command to resume).",
+    )
+    parser.add_argument("--version", action="version", version=f"ocrq {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    submit = _add_command(
+        commands,
+        "submit",
+        cmd_submit,
+        summary="enqueue every supported file of folders (and files); optionally wait and download",
+        description="Enqueue every supported file (PNG, JPEG, TIFF, WebP, BMP, PDF) of the "
+        "given folders and files. With --out, wait and write each result to OUT/<relative "
+        "path>.<json|md|txt>. Running the same command again resumes: existing results are "
+        "skipped, and files the service already has (same SHA-256, sent as Idempotency-Key) "
+        "get their job back instead of a new one. Busy (429) and unreachable services are "
+        "retried with backoff; a rejected file is reported and the run goes on.",
+    )
+    submit.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE")
+    submit.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
+    submit.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="only files matching this glob (name or relative path, case-insensitive); "
+        "repeatable; default: the supported types",
+    )
+    submit.add_argument("--wait", action="store_true", help="wait until every job finished")
+    submit.add_argument(
+        "--out", metavar="OUT_DIR", help="download results under OUT_DIR (implies --wait)"
+    )
+    submit.add_argument("--format", choices=FORMATS, default="json", help="result format (json)")
+    submit.add_argument(
+        "-c", "--concurrency", type=int, default=4, help="uploads and polls at a time (4)"
+    )
+    submit.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="submit again files whose earlier job failed (default: report the old failure)",
+    )
+    submit.add_argument("--report", metavar="FILE", help="write a JSON report of every file")
+    submit.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live progress bar (default: when stderr is a terminal)",
+    )
+
+    status = _add_command(
+        commands,
+        "status",
+        cmd_status,
+        job=True,
+        summary="show a job",
+        description="Show a job's status.",
+    )
+    status.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    result = _add_command(
+        commands,
+        "result",
+        cmd_result,
+        job=True,
+        summary="print or save a job's result",
+        description="Print a finished job's result to stdout, or save it with --out.",
+    )
+    result.add_argument("--format", choices=FORMATS, default="json", help="json (default)")
+    result.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    result.add_argument("--wait", action="store_true", help="wait for the job to finish first")
+
+    _add_command(
+        commands,
+        "cancel",
+        cmd_cancel,
+        job=True,
+        summary="cancel a queued or running job",
+        description="Cancel a job: a queued one at once, a running one before its next page.",
+    )
+    return parser

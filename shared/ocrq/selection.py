@@ -1,0 +1,101 @@
+"""The files of a batch: what folders and globs select, where each result goes, what to skip."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.ocrq.errors import UsageError
+
+# What the API accepts (it sniffs the bytes; this only picks files out of folders).
+SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf"})
+RESULT_SUFFIXES = {"json": ".json", "markdown": ".md", "text": ".txt"}
+
+
+@dataclass
+class BatchFile:
+    path: Path
+    name: str  # relative path (POSIX): shown, reported, and mirrored under OUT_DIR
+    out: Path | None = None
+    state: str = "pending"  # pending, skipped, queued, running, succeeded, failed, canceled
+    job_id: str | None = None
+    reused: bool = False  # the service already had a job for these bytes
+    pages: int = 0
+    error: str | None = None
+
+
+def _matches(name: str, rel: str, include: list[str]) -> bool:
+    if not include:
+        return Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+    name, rel = name.lower(), rel.lower()
+    return any(
+        fnmatch.fnmatchcase(name, p.lower()) or fnmatch.fnmatchcase(rel, p.lower()) for p in include
+    )
+
+
+def _walk(root: Path, recursive: bool, skip: Path | None) -> Iterator[Path]:
+    """Files under `root`, sorted, hidden ones and the output folder left out."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = (
+            sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".") and (skip is None or Path(dirpath, d).resolve() != skip)
+            )
+            if recursive
+            else []
+        )
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath, name)
+
+
+def collect_files(
+    inputs: list[str],
+    *,
+    recursive: bool = False,
+    include: list[str] | None = None,
+    out_dir: Path | None = None,
+    fmt: str = "json",
+) -> list[BatchFile]:
+    """Expand folders and files into the batch, each with its place under `out_dir`.
+
+    Files named on the command line are taken as they are; files found in folders must match
+    `include` (case-insensitive globs on the name or relative path; default: supported types).
+    """
+    skip = out_dir.resolve() if out_dir else None
+    found: dict[str, Path] = {}
+    for given in inputs:
+        root = Path(given)
+        if root.is_dir():
+            pairs = [
+                (p, p.relative_to(root).as_posix())
+                for p in _walk(root, recursive, skip)
+                if _matches(p.name, p.relative_to(root).as_posix(), include or [])
+            ]
+        elif root.is_file():
+            pairs = [(root, root.name)]
+        else:
+            raise UsageError(f"{given}: no such file or folder")
+        for path, name in pairs:
+            if name in found and found[name].resolve() != path.resolve():
+                raise UsageError(
+                    f"{found[name]} and {path} would both be {name!r} under the output folder; "
+                    "submit them in separate runs"
+                )
+            found[name] = path
+    files = []
+    for name, path in found.items():
+        out = out_dir / (name + RESULT_SUFFIXES[fmt]) if out_dir else None
+        files.append(BatchFile(path=path, name=name, out=out))
+    return files
+
+
+def skip_existing_results(files: list[BatchFile]) -> None:
+    """Resume: a file whose result is already under OUT_DIR is skipped without a request."""
+    for f in files:
+        if f.out is not None and f.out.exists():
+            f.state = "skipped"
