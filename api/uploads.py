@@ -24,6 +24,7 @@ from shared.errors import (
     UploadTooLarge,
 )
 from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
+from shared.storage import create_shared_file
 
 FILE_FIELD = "file"
 _FLUSH_BYTES = 1 << 20  # write to disk (in a thread) once this much is buffered
@@ -173,7 +174,7 @@ async def receive_upload(
             "on_headers_finished": sink.on_headers_finished,
         },
     )
-    dest.write_bytes(b"")
+    create_shared_file(dest)  # group-writable whatever the umask: the worker may be another uid
     try:
         async for chunk in stream:
             parser.write(chunk)
