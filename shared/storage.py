@@ -18,6 +18,11 @@ DIR_MODE = 0o2775
 FILE_MODE = 0o664
 
 
+def is_job_id(name: str) -> bool:
+    """True for the names of job folders under TEMP_DIR and OUTPUT_DIR."""
+    return bool(_JOB_ID.match(name))
+
+
 class DirectoryNotWritable(Exception):
     """A configured directory cannot be created or written."""
 

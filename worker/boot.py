@@ -19,6 +19,7 @@ from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
 from worker.engines import EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
 from worker.pipeline import JobRunner
+from worker.retention import start_retention_sweeps
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
 
@@ -100,6 +101,7 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     log.info("engine warm in %.2f s", warmup)
     beat.warm, beat.warmup_seconds = True, round(warmup, 3)
     heartbeat.publish()
+    start_retention_sweeps(settings, JobStore(client, settings.job_ttl_seconds))
 
     app = make_celery(settings)
     router = EngineRouter(engines, detect_script=None)
