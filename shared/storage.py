@@ -23,6 +23,14 @@ def is_job_id(name: str) -> bool:
     return bool(_JOB_ID.match(name))
 
 
+def hide_dirs(message: str, dirs: dict[str, Path]) -> str:
+    """`message` with each folder's path replaced by its setting's name: clients see error
+    messages, and the server's layout is none of their business."""
+    for label, path in dirs.items():
+        message = message.replace(str(path), label)
+    return message
+
+
 class DirectoryNotWritable(Exception):
     """A configured directory cannot be created or written."""
 

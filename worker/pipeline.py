@@ -10,7 +10,7 @@ from shared.jobs import JobRecord, JobStatus, JobStore
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
-from shared.storage import JobFiles
+from shared.storage import JobFiles, hide_dirs
 from worker.engines import EngineError
 from worker.pages import Document, Page, PageLoadError
 from worker.results import build_document, page_markdown, write_results
@@ -141,6 +141,9 @@ class JobRunner:
         )
 
     def _fail(self, job_id: str, files: JobFiles, code: str, message: str) -> JobStatus:
+        message = hide_dirs(
+            message, {"TEMP_DIR": self.settings.temp_dir, "OUTPUT_DIR": self.settings.output_dir}
+        )
         log.warning("job=%s failed: %s: %s", job_id, code, message)
         self.store.mark_failed(job_id, code, message)
         files.remove_input()
