@@ -12,14 +12,7 @@ from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.options import parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
-from tests.textimages import (
-    INVOICE_LINES,
-    bare_pdf,
-    encode,
-    normalize_lines,
-    render_page,
-    text_pdf,
-)
+from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page, text_pdf
 from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner
 from worker.routing import EngineRouter
@@ -265,6 +258,7 @@ def test_an_unreadable_image_fails_without_naming_the_servers_folders(runner, su
     assert str(runner.settings.temp_dir) not in message and job_id not in message
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_images_over_the_pixel_limit_are_refused_below_pillows_own_bomb_limit(
     runner, submit
 ) -> None:
@@ -279,6 +273,8 @@ def test_images_over_the_pixel_limit_are_refused_below_pillows_own_bomb_limit(
 
 
 def test_a_huge_pdf_page_fails_before_it_is_rendered(runner, submit) -> None:
+    from tests.textimages import bare_pdf
+
     job_id = submit(bare_pdf(1, (14_400, 14_400)), "application/pdf")  # 200 x 200 inches
 
     assert runner.run(job_id) is JobStatus.failed
@@ -291,6 +287,8 @@ def test_a_huge_pdf_page_fails_before_it_is_rendered(runner, submit) -> None:
 
 
 def test_a_pdf_claiming_more_pages_than_it_has_fails_with_pdf_corrupt(runner, submit) -> None:
+    from tests.textimages import bare_pdf
+
     job_id = submit(bare_pdf(count=3), "application/pdf")
 
     assert runner.run(job_id) is JobStatus.failed
