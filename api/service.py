@@ -85,10 +85,12 @@ class JobService:
         content_type: str | None,
         content_length: str | None,
         on_received: Callable[[ReceivedUpload], None] | None = None,
+        owner: str | None = None,
     ) -> JobRecord:
         """Stream the upload to disk, record the job and enqueue it. Leaves nothing on failure.
 
-        `on_received` sees the complete upload before the job is queued (in a thread).
+        `on_received` sees the complete upload before the job is queued (in a thread); `owner`
+        is the creating API key's fingerprint, stored with the job.
         """
         limit = self.settings.max_upload_bytes
         if (
@@ -117,6 +119,7 @@ class JobService:
                 size_bytes=upload.size,
                 pages_total=pages_total,
                 options=options,
+                owner=owner,
             )
             if on_received is not None:
                 await run_in_threadpool(on_received, upload)
@@ -160,9 +163,10 @@ class JobService:
         A replay is answered even when the queue is full; only new jobs meet MAX_QUEUED_JOBS.
         `scope` (the caller's API key) keeps one client's keys from finding another's jobs.
         """
+        owner = owner_fingerprint(scope)
         if idempotency_key is None:
             await run_in_threadpool(self._check_queue_room)
-            return Accepted(await self.submit(body, content_type, content_length))
+            return Accepted(await self.submit(body, content_type, content_length, owner=owner))
         if not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise BadRequestBody(
                 "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
@@ -239,6 +243,7 @@ class JobService:
                 content_type,
                 content_length,
                 on_received=lambda upload: fingerprints.append(_fingerprint(upload)),
+                owner=owner_fingerprint(scope),
             )
         except BaseException:
             with contextlib.suppress(QueueUnavailable):
@@ -277,10 +282,9 @@ class JobService:
                 headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER), "Connection": "close"},
             )
 
-    def cancel(self, job_id: str) -> JobRecord:
+    def cancel(self, job_id: str, api_key: str | None = None) -> JobRecord:
         """Cancel a queued job at once (upload removed), a running one before its next page."""
-        if not _JOB_ID.match(job_id):
-            raise JobNotFound(f"no job with id {job_id!r}")
+        self.get(job_id, api_key)  # unknown, or another key's job: 404 before touching it
         before = self.store.cancel(job_id)
         if before is None:
             raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
@@ -305,14 +309,21 @@ class JobService:
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
         self.metrics.count_job("submitted")
 
-    def get(self, job_id: str) -> JobRecord:
+    def get(self, job_id: str, api_key: str | None = None) -> JobRecord:
+        """The job, if `api_key` may see it: with API_KEYS set, only the key that created it.
+
+        Another key's job answers exactly like an unknown one, so ids cannot be probed.
+        """
         if not _JOB_ID.match(job_id):
             raise JobNotFound(f"no job with id {job_id!r}")
-        return self.store.require(job_id)
+        record = self.store.require(job_id)
+        if self.settings.api_key_set and record.owner != owner_fingerprint(api_key):
+            raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
+        return record
 
-    def result_path(self, job_id: str, fmt: str) -> Path:
+    def result_path(self, job_id: str, fmt: str, api_key: str | None = None) -> Path:
         """The stored result file, once the job has succeeded."""
-        record = self.get(job_id)
+        record = self.get(job_id, api_key)
         if record.status is JobStatus.failed:
             error = record.error
             detail = f"{error.code}: {error.message}" if error else "unknown error"
@@ -335,6 +346,13 @@ class JobService:
             return self.workers.live()
         except RedisError as exc:
             raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+def owner_fingerprint(api_key: str | None) -> str | None:
+    """What a job record keeps of the key that created it: a hash, so Redis never holds keys."""
+    if api_key is None:
+        return None
+    return hashlib.sha256(f"ocrq-owner\n{api_key}".encode()).hexdigest()
 
 
 def _fingerprint(upload: ReceivedUpload) -> str:

@@ -24,6 +24,7 @@ from shared.errors import (
     UploadTooLarge,
 )
 from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
+from shared.storage import create_shared_file
 
 FILE_FIELD = "file"
 _FLUSH_BYTES = 1 << 20  # write to disk (in a thread) once this much is buffered
@@ -71,6 +72,7 @@ class _UploadSink:
         self._part_name: str | None = None
         self._part_is_file = False
         self._field_bytes = bytearray()
+        self.ended = False  # the closing boundary arrived: the body is complete
 
     # -- python-multipart callbacks (run synchronously inside parser.write) --
     def on_part_begin(self) -> None:
@@ -115,6 +117,9 @@ class _UploadSink:
             self._check_head(final=True)
         elif self._part_name is not None:
             self.fields[self._part_name] = self._field_bytes.decode("utf-8", "replace")
+
+    def on_end(self) -> None:
+        self.ended = True
 
     # -- file handling --
     def _file_data(self, chunk: bytes) -> None:
@@ -171,9 +176,10 @@ async def receive_upload(
             "on_header_value": sink.on_header_value,
             "on_header_end": sink.on_header_end,
             "on_headers_finished": sink.on_headers_finished,
+            "on_end": sink.on_end,
         },
     )
-    dest.write_bytes(b"")
+    create_shared_file(dest)  # group-writable whatever the umask: the worker may be another uid
     try:
         async for chunk in stream:
             parser.write(chunk)
@@ -184,6 +190,11 @@ async def receive_upload(
         raise BadRequestBody(f"malformed multipart body: {exc}") from exc
     if sink.buffered:
         await run_in_threadpool(_append, dest, sink.take_buffer())
+    if not sink.ended:
+        # python-multipart accepts a body cut anywhere: a cut file must not become a job
+        raise BadRequestBody(
+            "the multipart body ended before its closing boundary: the upload was cut short"
+        )
     if not sink.file_seen:
         raise MissingFile("no file: send it as multipart/form-data in the field 'file'")
     if sink.media_type is None:  # the part ended before the head check (e.g. unterminated)

@@ -54,6 +54,8 @@ class JobRecord(BaseModel):
     size_bytes: int | None = None
     attempts: int = 0
     options: JobOptions = JobOptions()
+    # sha256 of the API key that created the job (never the key): only that key may see it
+    owner: str | None = None
 
 
 def utcnow() -> datetime:
@@ -261,3 +263,11 @@ class JobStore:
     def release_idempotent_job(self, scope: str | None, key: str, value: str) -> None:
         """Forget a claim that did not become a job (the upload was rejected)."""
         self._release_script(keys=[_idempotency_key(scope, key)], args=[value])
+
+    @redis_errors_as_unavailable
+    def exists_many(self, job_ids: list[str]) -> set[str]:
+        """The ids among `job_ids` that still have a record: one round trip for a whole sweep."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(_job_key(job_id))
+        return {job_id for job_id, found in zip(job_ids, pipe.execute(), strict=True) if found}

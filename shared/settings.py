@@ -85,6 +85,20 @@ class Settings(BaseSettings):
         description="PaddleOCRVL pipeline_version: v1, v1.5 or v1.6 (v1.6 = PaddleOCR-VL-1.6 "
         "with PP-DocLayoutV3; the default of paddleocr 3.7)",
     )
+    # Access: bearer keys from a file (a mounted secret), beside API_KEYS; read once at start.
+    api_keys_file: Path | None = Field(
+        None, description="File of bearer keys, one a line; blank lines and # comments ignored"
+    )
+    # Retention: job folders whose record has expired are removed by a sweep in each worker.
+    retention_sweep_seconds: float = Field(
+        600, ge=0, description="Seconds between retention sweeps of TEMP_DIR/OUTPUT_DIR; 0 = off"
+    )
+    retention_grace_seconds: float = Field(
+        3600,
+        ge=0,
+        description="A folder without a job record is kept this long after its last change "
+        "(an upload in progress has no record yet)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -105,13 +119,41 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("api_keys_file")
+    @classmethod
+    def _key_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_key_file(value)  # fail at start, not on the first request
+        return value
+
     @cached_property
     def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        keys = frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        if self.api_keys_file is not None:
+            keys |= read_key_file(self.api_keys_file)
+        return keys
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+def read_key_file(path: Path) -> frozenset[str]:
+    """Keys one a line; blank lines and `#` comments skipped. The error never quotes a line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ValueError(f"cannot read the key file: {reason}") from None
+    keys = frozenset(
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    if not keys:
+        # an empty file would silently turn auth off
+        raise ValueError("the key file holds no key")
+    return keys
 
 
 def load_settings() -> Settings:

@@ -18,14 +18,49 @@ DIR_MODE = 0o2775
 FILE_MODE = 0o664
 
 
+def is_job_id(name: str) -> bool:
+    """True for the names of job folders under TEMP_DIR and OUTPUT_DIR."""
+    return bool(_JOB_ID.match(name))
+
+
+def hide_dirs(message: str, dirs: dict[str, Path]) -> str:
+    """`message` with each folder's path replaced by its setting's name: clients see error
+    messages, and the server's layout is none of their business."""
+    for label, path in dirs.items():
+        message = message.replace(str(path), label)
+    return message
+
+
 class DirectoryNotWritable(Exception):
     """A configured directory cannot be created or written."""
+
+
+def make_shared_dir(path: Path) -> None:
+    """mkdir with DIR_MODE really applied: mkdir's mode passes through the umask and loses
+    setgid. A folder that already exists is left alone (it may belong to another user)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return
+    os.chmod(path, DIR_MODE)
+
+
+def create_shared_file(path: Path) -> None:
+    """Create (or empty) `path` with FILE_MODE whatever the process umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 def ensure_writable_dir(path: Path, label: str) -> Path:
     """Create `path` if needed and prove it writable with a probe file; say clearly if not."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_shared_dir(path)
         probe = path / f".write-probe-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -55,12 +90,12 @@ class JobFiles:
         return self.output_dir / RESULT_FILES[fmt]
 
     def make_input_dir(self) -> Path:
-        self.input_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        make_shared_dir(self.input_dir)
         return self.input_dir
 
     def write_result(self, fmt: str, data: bytes) -> Path:
         """Write one result file atomically: temp file beside it, fsync, then os.replace."""
-        self.output_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        make_shared_dir(self.output_dir)
         target = self.result_path(fmt)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:

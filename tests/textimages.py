@@ -90,3 +90,21 @@ def text_pdf(pages: list[list[str]], font_size: int = 20) -> bytes:
         xref,
     )
     return body
+
+
+def bare_pdf(count: int = 1, size_pt: tuple[int, int] = (612, 792)) -> bytes:
+    """One blank page of `size_pt` points, in a page tree whose /Count claims `count` pages
+    (a liar's PDF when count > 1)."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count %d >>" % count,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] >>" % size_pt,
+    ]
+    body, offsets = b"%PDF-1.4\n", []
+    for number, obj in enumerate(objects, start=1):
+        offsets.append(len(body))
+        body += b"%d 0 obj\n%s\nendobj\n" % (number, obj)
+    xref = len(body)
+    body += b"xref\n0 4\n0000000000 65535 f \n"
+    body += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return body + b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref

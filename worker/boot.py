@@ -24,6 +24,7 @@ from worker.heartbeat import Heartbeat
 from worker.job_watch import JobWatch, exit_after_timeout
 from worker.periodic import Periodic
 from worker.pipeline import JobRunner
+from worker.retention import start_retention_sweeps
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
 
@@ -105,6 +106,7 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     log.info("engine warm in %.2f s", warmup)
     beat.warm, beat.warmup_seconds = True, round(warmup, 3)
     heartbeat.publish()
+    start_retention_sweeps(settings, JobStore(client, settings.job_ttl_seconds))
 
     app = make_celery(settings)
     holder = f"{worker_id}:{os.getpid()}"  # unique per process: a restart is a new holder

@@ -66,20 +66,37 @@ class Document:
             self._pdf.close()
 
 
-def _image_error(exc: Exception) -> PageLoadError:
+def _image_error(exc: Exception, path: Path) -> PageLoadError:
+    """The client sees this message: Pillow's may name the server's file, so it never does."""
     if isinstance(exc, Image.DecompressionBombError):
         return PageLoadError(
             "image_too_large", f"image has more than {MAX_IMAGE_PIXELS} pixels: {exc}"
         )
-    return PageLoadError("invalid_image", f"the image cannot be decoded: {exc}")
+    if isinstance(exc, UnidentifiedImageError):  # "cannot identify image file '/app/temp/…'"
+        reason = "its bytes are not a readable image of the type they announce"
+    else:
+        reason = str(exc).replace(str(path), "the upload") or type(exc).__name__
+    return PageLoadError("invalid_image", f"the image cannot be decoded: {reason}")
+
+
+def _check_pixels(image: Image.Image) -> None:
+    """Pillow only raises above twice MAX_IMAGE_PIXELS (a warning below): refuse from once."""
+    pixels = image.width * image.height
+    if pixels > MAX_IMAGE_PIXELS:
+        raise PageLoadError(
+            "image_too_large",
+            f"image has {pixels} pixels ({image.width}x{image.height}); "
+            f"the limit is {MAX_IMAGE_PIXELS}",
+        )
 
 
 def _count_frames(path: Path) -> int:
     try:
         with Image.open(path) as image:
+            _check_pixels(image)
             return getattr(image, "n_frames", 1)
     except _IMAGE_ERRORS as exc:
-        raise _image_error(exc) from exc
+        raise _image_error(exc, path) from exc
 
 
 def _image_pages(path: Path, numbers: list[int]) -> Iterator[Page]:
@@ -89,11 +106,12 @@ def _image_pages(path: Path, numbers: list[int]) -> Iterator[Page]:
             for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
                 if number not in wanted:
                     continue
+                _check_pixels(frame)  # each TIFF frame has its own size
                 dpi = frame.info.get("dpi")
                 rgb = frame.convert("RGB")  # forces the full decode: truncation shows here
                 yield Page(number, rgb, rgb.width, rgb.height, int(dpi[0]) if dpi else None)
     except _IMAGE_ERRORS as exc:
-        raise _image_error(exc) from exc
+        raise _image_error(exc, path) from exc
 
 
 def _open_pdf(path: Path) -> Any:
@@ -122,6 +140,13 @@ def _pdf_pages(pdf: Any, numbers: list[int], dpi: int, use_text_layer: bool) -> 
                     page.close()
                     yield Page(number, None, width, height, dpi, text_blocks=blocks)
                     continue
+            if width * height > MAX_IMAGE_PIXELS:  # a huge MediaBox: refuse before rendering
+                page.close()
+                raise PageLoadError(
+                    "image_too_large",
+                    f"page {number} would render to {width}x{height} pixels at {dpi} dpi; the "
+                    f"limit is {MAX_IMAGE_PIXELS} pixels (a lower dpi may fit)",
+                )
             image = page.render(scale=scale).to_pil().convert("RGB")
             page.close()
         except pdfium.PdfiumError as exc:

@@ -13,7 +13,7 @@ from shared.metrics import Metrics
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
-from shared.storage import JobFiles
+from shared.storage import JobFiles, hide_dirs
 from worker.engines import EngineError
 from worker.job_watch import JobTimedOut, JobWatch
 from worker.pages import Document, Page, PageLoadError
@@ -175,6 +175,9 @@ class JobRunner:
         )
 
     def _fail(self, job_id: str, files: JobFiles, code: str, message: str) -> JobStatus:
+        message = hide_dirs(
+            message, {"TEMP_DIR": self.settings.temp_dir, "OUTPUT_DIR": self.settings.output_dir}
+        )
         log.warning("job=%s failed: %s: %s", job_id, code, message)
         if self.store.mark_failed(job_id, code, message):
             self.metrics.count_job("failed")

@@ -132,8 +132,8 @@ async def create_job(
 
 
 @router.get("/{job_id}", summary="Job status and progress", responses=_ERRORS)
-def get_job(job_id: str, service: ServiceDep) -> JobView:
-    return JobView.of(service.get(job_id))
+def get_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
+    return JobView.of(service.get(job_id, api_key))
 
 
 @router.get(
@@ -152,9 +152,10 @@ def get_job(job_id: str, service: ServiceDep) -> JobView:
 def get_result(
     job_id: str,
     service: ServiceDep,
+    api_key: ApiKeyDep,
     format: Annotated[Literal["json", "markdown", "text"], Query()] = "json",  # noqa: A002
 ) -> FileResponse:
-    path = service.result_path(job_id, format)
+    path = service.result_path(job_id, format, api_key)
     media = _MEDIA[format] + ("" if format == "json" else "; charset=utf-8")
     return FileResponse(path, media_type=media)
 
@@ -167,5 +168,5 @@ def get_result(
     "answers the same; a succeeded or failed job cannot be canceled (409 `job_finished`).",
     responses={409: {"model": ErrorBody, "description": "The job already finished"}, **_ERRORS},
 )
-def cancel_job(job_id: str, service: ServiceDep) -> JobView:
-    return JobView.of(service.cancel(job_id))
+def cancel_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
+    return JobView.of(service.cancel(job_id, api_key))

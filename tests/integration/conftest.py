@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
+from tests.conftest import UNIT_REDIS_URL
 from tests.integration.stack import Stack
 
 INTEGRATION_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
@@ -27,6 +28,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         raise
     finally:
         running.stop()
+
+
+@pytest.fixture
+def side_stack(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Callable[..., Stack]]:
+    """Make extra stacks with their own env (API_KEYS_FILE, a short JOB_TTL_SECONDS...).
+
+    They use the unit-test Redis db (flushed by redis_client), so the session's worker never
+    takes their jobs, nor theirs the session's. Start processes with start_api/start_worker.
+    """
+    made: list[Stack] = []
+
+    def make(**env: str) -> Stack:
+        base = tmp_path / f"side-{len(made)}"
+        base.mkdir()
+        made.append(Stack(base=base, redis_url=UNIT_REDIS_URL, extra_env=env))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for stack in made:
+            stack.stop()
 
 
 @pytest.fixture

@@ -47,10 +47,13 @@ class Stack:
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
             "WORKER_HEARTBEAT_TTL": "3",
+            # the processes' own temp dir, so a test can tell that nothing spools to /tmp
+            "TMPDIR": str(self.base / "tmp"),
             **self.extra_env,
         }
 
     def _spawn(self, module: str, log_name: str, *args: str) -> subprocess.Popen:
+        (self.base / "tmp").mkdir(exist_ok=True)
         log = open(self.base / log_name, "ab")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],

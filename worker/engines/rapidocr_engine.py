@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
@@ -34,6 +35,9 @@ class RapidOcrEngine:
     name = "rapidocr"
 
     def __init__(self, settings: Settings) -> None:
+        # onnxruntime >= 1.2x sends 1DS telemetry from Linux too, keeping a device id under
+        # ~/.cache and a session file in TMPDIR: off, before its first import latches it.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import rapidocr  # heavy: onnxruntime, cv2
 
         models = Path(rapidocr.__file__).parent / "models"

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.uploads import receive_upload
-from shared.errors import UnsupportedMedia, UploadTooLarge
+from shared.errors import BadRequestBody, UnsupportedMedia, UploadTooLarge
+from shared.settings import Settings
 from tests.textimages import encode, render_page
 
 BOUNDARY = "xYzZy"
@@ -65,3 +70,30 @@ def test_writes_the_file_part_and_keeps_small_fields(tmp_path: Path) -> None:
     assert (upload.size, upload.media_type) == (len(png), "image/png")
     assert upload.filename == "scan 1.png"
     assert upload.fields == {"language": "en"}
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"", b"\r\n", f"\r\n--{BOUNDARY}".encode(), f"\r\n--{BOUNDARY}-".encode()],
+    ids=["mid-file", "after-file", "boundary-only", "half-closing"],
+)
+def test_a_body_cut_before_its_closing_boundary_is_refused(tmp_path: Path, tail: bytes) -> None:
+    """E.g. a Content-Length smaller than the body: the server reads only that much."""
+    png = encode(render_page([("Hello", 30)], 300))
+    body = CountingBody([_head(), png[: len(png) // 2] if not tail else png, tail])
+
+    with pytest.raises(BadRequestBody, match="closing boundary"):
+        asyncio.run(receive_upload(body, CONTENT_TYPE, tmp_path / "input", 50_000_000))
+
+
+def test_the_upload_is_group_writable_whatever_the_umask(settings: Settings) -> None:
+    previous = os.umask(0o077)
+    try:
+        with TestClient(create_app(settings)) as client:
+            png = encode(render_page([("Mode 664", 20)], 200))
+            job_id = client.post("/jobs", files={"file": ("a.png", png)}).json()["job_id"]
+    finally:
+        os.umask(previous)
+    folder = settings.temp_dir / job_id
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o2775
+    assert stat.S_IMODE((folder / "input").stat().st_mode) == 0o664

@@ -42,3 +42,31 @@ def test_bad_values_fail_at_start_naming_the_variable() -> None:
     for name in ("PORT", "MAX_UPLOAD_MB", "REDIS_URL"):
         assert name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_api_keys_file_adds_keys_skipping_blanks_and_comments(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text("# team A\nkey-one\n\n   key-two  \n  # key-three\n")
+    monkeypatch.setenv("API_KEYS", "key-env")
+    monkeypatch.setenv("API_KEYS_FILE", str(key_file))
+
+    assert Settings().api_key_set == {"key-env", "key-one", "key-two"}
+
+
+@pytest.mark.parametrize("content", [None, "# only a comment\n\n"])
+def test_missing_or_empty_key_file_fails_start_naming_the_variable(
+    tmp_path: Path, content: str | None
+) -> None:
+    key_file = tmp_path / "keys"
+    if content is not None:
+        key_file.write_text(content)
+    env = {"PATH": "/usr/bin:/bin", "API_KEYS_FILE": str(key_file)}
+    result = subprocess.run(
+        [sys.executable, "-m", "api"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "API_KEYS_FILE" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "only a comment" not in result.stderr  # the file's lines are never echoed

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shared.storage import DirectoryNotWritable, JobFiles, ensure_writable_dir
+from shared.storage import (
+    DIR_MODE,
+    FILE_MODE,
+    DirectoryNotWritable,
+    JobFiles,
+    create_shared_file,
+    ensure_writable_dir,
+)
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -29,3 +39,39 @@ def test_unwritable_dir_error_names_the_setting(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(DirectoryNotWritable, match="OUTPUT_DIR="):
         ensure_writable_dir(blocker / "sub", "OUTPUT_DIR")
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    """A container's restrictive umask: modes must not depend on it."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_job_folders_and_results_are_group_writable_whatever_the_umask(
+    tmp_path: Path, strict_umask: None
+) -> None:
+    files = JobFiles(tmp_path / "t", tmp_path / "o", JOB)
+    files.make_input_dir()
+    create_shared_file(files.input_path)
+    files.write_result("json", b"{}")
+
+    for folder in (files.input_dir, files.output_dir):
+        assert stat.S_IMODE(folder.stat().st_mode) == DIR_MODE == 0o2775
+    for path in (files.input_path, files.result_path("json")):
+        assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE == 0o664
+
+
+def test_configured_dirs_created_here_are_shared_and_existing_ones_left_alone(
+    tmp_path: Path, strict_umask: None
+) -> None:
+    ensure_writable_dir(tmp_path / "new" / "temp", "TEMP_DIR")
+    assert stat.S_IMODE((tmp_path / "new" / "temp").stat().st_mode) == DIR_MODE
+    mine = tmp_path / "mounted"
+    mine.mkdir()
+    mine.chmod(0o750)
+    ensure_writable_dir(mine, "OUTPUT_DIR")
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o750  # an operator's choice, not ours to change

@@ -242,3 +242,59 @@ def test_cyrillic_request_never_goes_to_a_latin_only_engine(runner, submit) -> N
     assert runner.run(job_id) is JobStatus.failed
     error = runner.store.require(job_id).error
     assert error is not None and error.code == "language_unsupported"
+
+
+def _error(runner: JobRunner, job_id: str) -> tuple[str, str]:
+    error = runner.store.require(job_id).error
+    assert error is not None
+    return error.code, error.message
+
+
+def test_an_unreadable_image_fails_without_naming_the_servers_folders(runner, submit) -> None:
+    job_id = submit(b"II*\x00" + b"\xff" * 20, "image/tiff")  # Pillow: "cannot identify '/…'"
+
+    assert runner.run(job_id) is JobStatus.failed
+
+    code, message = _error(runner, job_id)
+    assert code == "invalid_image"
+    assert str(runner.settings.temp_dir) not in message and job_id not in message
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_images_over_the_pixel_limit_are_refused_below_pillows_own_bomb_limit(
+    runner, submit
+) -> None:
+    """Pillow only warns between MAX_IMAGE_PIXELS and twice that, and would decode it."""
+    from PIL import Image
+
+    big = encode(Image.new("1", (12_000, 11_000), 1), "PNG")  # 132 MP
+    job_id = submit(big, "image/png")
+
+    assert runner.run(job_id) is JobStatus.failed
+    assert _error(runner, job_id)[0] == "image_too_large"
+
+
+def test_a_huge_pdf_page_fails_before_it_is_rendered(runner, submit) -> None:
+    from tests.textimages import bare_pdf
+
+    job_id = submit(bare_pdf(1, (14_400, 14_400)), "application/pdf")  # 200 x 200 inches
+
+    assert runner.run(job_id) is JobStatus.failed
+
+    code, message = _error(runner, job_id)
+    assert code == "image_too_large" and "40000x40000" in message
+    # the limit is on pixels, not points: a big page at a low dpi is fine
+    small = submit(bare_pdf(1, (5_000, 5_000)), "application/pdf", dpi="72")
+    assert runner.run(small) is JobStatus.succeeded
+
+
+def test_a_pdf_claiming_more_pages_than_it_has_fails_with_pdf_corrupt(runner, submit) -> None:
+    from tests.textimages import bare_pdf
+
+    job_id = submit(bare_pdf(count=3), "application/pdf")
+
+    assert runner.run(job_id) is JobStatus.failed
+    assert _error(runner, job_id) == (
+        "pdf_corrupt",
+        "page 2 cannot be rendered: Failed to load page.",
+    )

@@ -1,0 +1,104 @@
+"""Remove the folders of jobs whose record has expired, so TEMP_DIR and OUTPUT_DIR stay bounded.
+
+A job record lives JOB_TTL_SECONDS in Redis; its folders on disk do not expire by themselves.
+A folder is removed only when its job has no record *and* nothing in it changed for the grace
+period: an upload in progress has a folder but no record yet, and must never be swept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from shared.errors import QueueUnavailable
+from shared.jobs import JobStore
+from shared.settings import Settings
+from shared.storage import is_job_id
+
+log = logging.getLogger(__name__)
+
+_BATCH = 1000  # ids per Redis round trip
+
+
+def last_change(folder: Path) -> float:
+    """The newest mtime of the folder and its entries: appending to an upload moves it on."""
+    newest = folder.lstat().st_mtime
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
+
+
+def _job_folders(roots: Iterable[Path]) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for root in roots:
+        try:
+            entries = list(os.scandir(root))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if is_job_id(entry.name) and entry.is_dir(follow_symlinks=False):
+                found.setdefault(entry.name, []).append(Path(entry.path))
+    return found
+
+
+def sweep_expired_jobs(
+    store: JobStore, roots: Iterable[Path], grace_seconds: float, now: float | None = None
+) -> list[str]:
+    """Remove `<root>/<job_id>/` folders that have no job record and are older than the grace.
+
+    Returns the ids removed. Redis trouble raises QueueUnavailable before anything is removed:
+    a job store that cannot answer is never taken for one that says "expired".
+    """
+    now = time.time() if now is None else now
+    folders = _job_folders(roots)
+    ids = sorted(folders)
+    removed = []
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        alive = store.exists_many(batch)
+        for job_id in batch:
+            if job_id in alive:
+                continue
+            try:
+                idle = now - max(last_change(folder) for folder in folders[job_id])
+            except FileNotFoundError:
+                idle = 0.0  # removed meanwhile (job ended, canceled): nothing to do
+            if idle <= grace_seconds:
+                continue
+            for folder in folders[job_id]:
+                shutil.rmtree(folder, ignore_errors=True)
+            log.info(
+                "job=%s expired: removed %s (idle %.0f s)",
+                job_id,
+                ", ".join(str(f) for f in folders[job_id]),
+                idle,
+            )
+            removed.append(job_id)
+    return removed
+
+
+class RetentionSweep:
+    """One sweep of TEMP_DIR and OUTPUT_DIR, run periodically by each worker."""
+
+    def __init__(self, settings: Settings, store: JobStore) -> None:
+        self.roots = [settings.temp_dir, settings.output_dir]
+        self.grace = settings.retention_grace_seconds
+        self.store = store
+
+    def run(self) -> list[str]:
+        try:
+            removed = sweep_expired_jobs(self.store, self.roots, self.grace)
+        except QueueUnavailable as exc:
+            log.warning("retention sweep skipped: %s", exc)
+            return []
+        if removed:
+            log.info("retention sweep removed the folders of %d expired job(s)", len(removed))
+        return removed
