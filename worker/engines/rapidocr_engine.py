@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import Counter
 from importlib.metadata import version
@@ -96,11 +95,10 @@ class RapidOcrEngine:
         return Recognition(blocks=_blocks(output), rotation=rotation)
 
     def _run(self, image: Image) -> Any:
-        # Bytes, never a path string: rapidocr fetches strings that look like URLs. Options
-        # are passed on every call because rapidocr keeps the last call's options.
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        return self._ocr(buffer.getvalue(), use_det=True, use_cls=True, use_rec=True)
+        # A BGR array, never a path string (rapidocr fetches strings that look like URLs) nor
+        # PNG bytes (same pixels after a round trip that cost 85 ms of CPU per A4 page, see
+        # bench/service.py). Options are passed on every call: rapidocr keeps the last call's.
+        return self._ocr(_as_array(image), use_det=True, use_cls=True, use_rec=True)
 
     def _page_rotation(self, image: Image, output: Any) -> int:
         """0, 90, 180 or 270: how far to turn the page counter-clockwise to make it upright."""
@@ -137,9 +135,11 @@ def _box_area(box: Any) -> float:
 
 
 def _as_array(image: Image) -> Any:
+    """An RGB image as the BGR uint8 array cv2 would load (what rapidocr works on)."""
+    import cv2  # rapidocr's own dependency
     import numpy as np
 
-    return np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR, as cv2 would load it
+    return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)  # 4x faster than [:, :, ::-1]
 
 
 def _blocks(output: Any) -> list[Block]:
