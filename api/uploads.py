@@ -26,7 +26,7 @@ from shared.errors import (
 from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
 
 FILE_FIELD = "file"
-_FLUSH_BYTES = 1 << 20  # write to disk (in a thread) once this much is buffered
+_FLUSH_BYTES = 256 << 10  # write to disk (in a thread) once this much is buffered
 _MAX_FIELD_BYTES = 4096
 
 
@@ -141,9 +141,8 @@ class _UploadSink:
             )
         self.media_type = media
 
-    def take_buffer(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer.clear()
+    def take_buffer(self) -> bytearray:
+        data, self._buffer = self._buffer, bytearray()  # handed over, not copied
         return data
 
     @property
@@ -151,7 +150,7 @@ class _UploadSink:
         return len(self._buffer)
 
 
-def _append(path: Path, data: bytes) -> None:
+def _append(path: Path, data: bytes | bytearray) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
 
