@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -67,17 +69,19 @@ class Sizes:
     steady_jobs: int
     submit_requests: dict[int, int]
     scaling_pages: int
+    paced_seconds: float
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Sizes:
         if args.quick:
-            return cls(3, 3, 3, {1: 20, 10: 40, 50: 100}, 3)
+            return cls(3, 3, 3, {1: 20, 10: 40, 50: 100}, 3, 3.0)
         return cls(
             args.en_pages,
             args.ru_pages,
             5,
             {1: 100, 10: 300, 50: 500},
             args.en_pages,
+            10.0,
         )
 
 
@@ -325,7 +329,9 @@ def _wait_and_run(body: dict) -> tuple[float, float]:
 # --- 3. submit path -----------------------------------------------------------------------
 
 
-def run_submit(redis_url: str, requests: dict[int, int], res: Results) -> None:
+def run_submit(
+    redis_url: str, requests: dict[int, int], paced_seconds: float, res: Results
+) -> None:
     res.loads["submit"] = load_average()
     stack = BenchStack.create(redis_url)
     bodies = [
@@ -344,6 +350,12 @@ def run_submit(redis_url: str, requests: dict[int, int], res: Results) -> None:
             row = asyncio.run(_submit_load(stack, bodies, clients, total, pid))
             res.submit.append(row)
             log(f"  {row['jobs_per_second']:.0f} jobs/s, p99 {row['p99'] * 1000:.0f} ms")
+        clients = max(requests)
+        stack.flush()
+        log(f"submit: {clients} clients, one upload a second each, {paced_seconds} s")
+        row = asyncio.run(_submit_load(stack, bodies, clients, 0, pid, paced_seconds))
+        res.submit.append(row)
+        log(f"  {row['jobs_per_second']:.0f} jobs/s, p99 {row['p99'] * 1000:.0f} ms")
         stack.flush()
         time.sleep(1)
         res.submit_memory["after_rss"], res.submit_memory["peak_rss"] = memory_mb(pid)
@@ -355,8 +367,16 @@ def run_submit(redis_url: str, requests: dict[int, int], res: Results) -> None:
 
 
 async def _submit_load(
-    stack: BenchStack, bodies: list[tuple[bytes, str]], clients: int, total: int, pid: int
+    stack: BenchStack,
+    bodies: list[tuple[bytes, str]],
+    clients: int,
+    total: int,
+    pid: int,
+    paced_seconds: float = 0.0,
 ) -> dict:
+    """`total` uploads by `clients` in a closed loop (each sends its next when answered), or
+    with `paced_seconds`: each client sends one upload a second (random phase) for that long.
+    """
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     latencies: list[float] = []
     peak_rss = 0.0
@@ -379,10 +399,18 @@ async def _submit_load(
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM from now on
         todo = iter(range(total))
         done = asyncio.Event()
+        sent = itertools.count()
 
         async def one_client() -> None:
             for n in todo:
                 latencies.append(await post(n))
+
+        async def paced_client() -> None:
+            next_at = time.perf_counter() + random.random()
+            while next_at < started + paced_seconds:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                latencies.append(await post(next(sent)))
+                next_at += 1.0
 
         async def sample_rss() -> None:
             nonlocal peak_rss
@@ -393,7 +421,8 @@ async def _submit_load(
         sampler = asyncio.create_task(sample_rss())
         api_cpu, client_cpu = stack.api_cpu(), time.process_time()
         started = time.perf_counter()
-        await asyncio.gather(*(one_client() for _ in range(clients)))
+        client_task = paced_client if paced_seconds else one_client
+        await asyncio.gather(*(client_task() for _ in range(clients)))
         wall = time.perf_counter() - started
         api_cpu, client_cpu = stack.api_cpu() - api_cpu, time.process_time() - client_cpu
         done.set()
@@ -401,13 +430,14 @@ async def _submit_load(
     latencies.sort()
     return {
         "clients": clients,
-        "requests": total,
-        "jobs_per_second": total / wall,
+        "mode": "1/s each" if paced_seconds else "closed loop",
+        "requests": len(latencies),
+        "jobs_per_second": len(latencies) / wall,
         "p50": _percentile(latencies, 50),
         "p99": _percentile(latencies, 99),
         "max": latencies[-1],
-        "api_cpu_ms": api_cpu / total * 1000,
-        "client_cpu_ms": client_cpu / total * 1000,
+        "api_cpu_ms": api_cpu / len(latencies) * 1000,
+        "client_cpu_ms": client_cpu / len(latencies) * 1000,
         "peak_rss": max(peak_rss, memory_mb(pid)[1]),
     }
 
@@ -661,12 +691,15 @@ def _submit_report(res: Results) -> list[str]:
     rows = [
         [
             r["clients"],
+            r["mode"],
             r["requests"],
             f"{r['jobs_per_second']:.0f}",
             f"{r['p50'] * 1000:.0f}",
             f"**{r['p99'] * 1000:.0f}**",
             f"{r['max'] * 1000:.0f}",
-            f"{r['clients'] / r['jobs_per_second'] * 1000:.0f}",
+            "-"
+            if r["mode"] != "closed loop"
+            else f"{r['clients'] / r['jobs_per_second'] * 1000:.0f}",
             f"{r['api_cpu_ms']:.1f}",
             f"{r['client_cpu_ms']:.1f}",
             f"{r['peak_rss']:.0f}",
@@ -677,8 +710,10 @@ def _submit_report(res: Results) -> list[str]:
         "### 3. Submit path: `POST /jobs` with 1 MB uploads (target p99 < 50 ms at 50 clients, "
         "RSS < 100 MB)",
         f"A valid {m['upload_bytes'] / 1e6:.2f} MB PNG of noise (incompressible), multipart "
-        "encoded once; *clients* concurrent `httpx.AsyncClient` requests in a closed loop (each "
-        "sends its next upload when the last is answered), in this process; **no worker "
+        "encoded once; *clients* concurrent requests on one `httpx.AsyncClient` (a connection "
+        "each) in this process, either in a *closed loop* (each sends its next upload when the "
+        "last is answered: the most the API takes) or *1/s each* (every client sends one upload "
+        "a second, random phase: a steady offered load below capacity); **no worker "
         "running**; `MAX_QUEUED_JOBS=1000000`, queue and uploads emptied before each row. "
         "*Little's law* is clients / (jobs/s): the mean latency a closed loop must see. "
         f"API RSS (VmRSS): at rest {m['rest_rss']:.0f} MB, after the load "
@@ -687,6 +722,7 @@ def _submit_report(res: Results) -> list[str]:
         markdown_table(
             [
                 "clients",
+                "sending",
                 "requests",
                 "jobs/s",
                 "p50 ms",
@@ -833,7 +869,7 @@ def main() -> None:
     if "coldstart" in parts:
         run_coldstart(redis_url, en[0], sizes.steady_jobs, res)
     if "submit" in parts:
-        run_submit(redis_url, sizes.submit_requests, res)
+        run_submit(redis_url, sizes.submit_requests, sizes.paced_seconds, res)
     if "scaling" in parts:
         reuse = res.service.get("en/en")
         en_scaling = en[: sizes.scaling_pages]
