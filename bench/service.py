@@ -29,6 +29,7 @@ import asyncio
 import io
 import itertools
 import os
+import pickle
 import platform
 import random
 import resource
@@ -46,11 +47,13 @@ from bench.pages import BenchPage, english_pages, noisy_png, russian_pages
 from bench.procs import load_average, memory_mb
 from bench.report import machine_line, markdown_table, update_section
 from bench.servicekit import (
+    POLL_SECONDS,
     SCRATCH,
     Batch,
     BenchStack,
     build_router,
     direct_batch,
+    merge,
     multipart,
     service_batch,
     submit,
@@ -58,6 +61,7 @@ from bench.servicekit import (
     warm_seconds_from_log,
 )
 
+LAST_RUN = SCRATCH / "last-run.pickle"
 PARTS = ("overhead", "coldstart", "submit", "peer", "scaling")
 THREAD_SETTINGS = ("0", "1", "2")
 
@@ -118,21 +122,23 @@ def run_overhead(
     try:
         stack.start_api()
         stack.start_workers(1)
-        log(f"overhead: direct en x{len(en)}")
-        res.direct["en"] = direct_batch(en, "en", "engine loop, en", router)
-        log(f"  {res.direct['en'].pages_per_second:.3f} pages/s; service en")
-        res.service["en/en"] = service_batch(stack, en, "en", "service, language=en")
-        log(f"  {res.service['en/en'].pages_per_second:.3f} pages/s; service en auto")
-        res.service["en/auto"] = service_batch(stack, en, "auto", "service, language=auto")
-        log(f"  {res.service['en/auto'].pages_per_second:.3f} pages/s; direct ru x{len(ru)}")
-        res.direct["ru"] = direct_batch(ru, "ru", "engine loop, ru", router)
-        log(f"  {res.direct['ru'].pages_per_second:.3f} pages/s; service ru")
-        res.service["ru/ru"] = service_batch(stack, ru, "ru", "service, language=ru")
-        log(f"  {res.service['ru/ru'].pages_per_second:.3f} pages/s")
-        if auto_ru:
-            log("service ru auto")
-            res.service["ru/auto"] = service_batch(stack, ru, "auto", "service, language=auto")
-            log(f"  {res.service['ru/auto'].pages_per_second:.3f} pages/s")
+        for key, pages, language in (("en", en, "en"), ("ru", ru, "ru")):
+            # the loop reads half the pages before the service run and half after, so that a
+            # load that drifts during the run weighs on both sides alike
+            log(f"overhead: loop {key} x{len(pages[0::2])}")
+            first = direct_batch(pages[0::2], language, f"engine loop, {key}", router)
+            log(f"  {first.pages_per_second:.3f} pages/s; service {key} language={language}")
+            batch = service_batch(stack, pages, language, f"service, language={language}")
+            res.service[f"{key}/{language}"] = batch
+            log(f"  {batch.pages_per_second:.3f} pages/s; loop {key} x{len(pages[1::2])}")
+            second = direct_batch(pages[1::2], language, f"engine loop, {key}", router)
+            res.direct[key] = merge(first, second, pages)
+            log(f"  {second.pages_per_second:.3f} pages/s")
+            if key == "en" or auto_ru:
+                log(f"service {key} language=auto")
+                batch = service_batch(stack, pages, "auto", "service, language=auto")
+                res.service[f"{key}/auto"] = batch
+                log(f"  {batch.pages_per_second:.3f} pages/s")
         res.checks += request_costs(stack, res.service["en/en"])
     except BaseException:
         print(stack.logs(), file=sys.stderr)
@@ -163,8 +169,9 @@ def request_costs(stack: BenchStack, batch: Batch, count: int = 200) -> list[lis
     rows.append(
         [
             "polling during the en batch",
-            f"{polls} polls for {len(batch.pages)} jobs (every 0.1 s); API CPU in the whole "
-            f"batch {batch.api_cpu:.2f} s = {batch.api_cpu / len(batch.pages) * 1000:.0f} ms/page",
+            f"{polls} polls for {len(batch.pages)} jobs (every {POLL_SECONDS} s); API CPU in "
+            f"the whole batch {batch.api_cpu:.2f} s = "
+            f"{batch.api_cpu / len(batch.pages) * 1000:.0f} ms/page",
         ]
     )
     return rows
@@ -549,7 +556,8 @@ def report(res: Results, sizes: Sizes, en: list[BenchPage], ru: list[BenchPage])
         f"of license prose, DejaVuSans 30 px, PNG {statistics.mean(p.size_kb for p in en):.0f} KB)"
         f" and {len(ru)} Russian pages of `shared/eval/debian_docs_ru` (grayscale PNG, 200 dpi). "
         "One API process, Redis local, settings defaults unless named; the client polls "
-        "`GET /jobs/{id}` every 0.1 s and downloads the JSON result. CER / word F1 by "
+        f"`GET /jobs/{{id}}` every {POLL_SECONDS} s (oldest unfinished job first) and downloads "
+        "the JSON result. CER / word F1 by "
         "`bench/scoring.py`.",
     ]
     if res.service and res.direct:
@@ -631,6 +639,11 @@ def _overhead_report(res: Results) -> list[str]:
             ],
             rows,
         ),
+        "Worker memory after the batch (VmRSS / peak VmHWM of the worker process): "
+        + ", ".join(
+            f"{k} {b.worker_rss[0]:.0f} / {b.worker_rss[1]:.0f} MB" for k, b in res.service.items()
+        )
+        + ".",
         "Where the service's extra time goes, seconds per page (from the jobs' own "
         "timestamps and the worker's log): *engine in worker* is the worker's page time "
         "(`... in X s`), *job* is started→finished, *first wait* is the first job's "
@@ -833,7 +846,18 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("OCRQ_BENCH_DB", 5)))
     parser.add_argument("--flush", action="store_true", help="empty the Redis db first")
     parser.add_argument("--no-write", action="store_true", help="print only, no BENCHMARKS.md")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="PICKLE",
+        help=f"measure nothing: report the figures a run saved (each run saves {LAST_RUN})",
+    )
     args = parser.parse_args()
+    if args.render:
+        with args.render.open("rb") as fh:
+            saved = pickle.load(fh)
+        _publish(_render(saved), args)
+        return
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
@@ -879,8 +903,20 @@ def main() -> None:
     res.loads["end"] = load_average()
     db.flushdb()
 
-    body = report(res, sizes, en, ru)
-    body += f"\n\nWhole run: {time.perf_counter() - started:.0f} s."
+    saved = {"res": res, "sizes": sizes, "en": en, "ru": ru}
+    saved["seconds"] = time.perf_counter() - started
+    LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
+    with LAST_RUN.open("wb") as fh:
+        pickle.dump(saved, fh)
+    _publish(_render(saved), args)
+
+
+def _render(saved: dict) -> str:
+    body = report(saved["res"], saved["sizes"], saved["en"], saved["ru"])
+    return body + f"\n\nWhole run: {saved['seconds']:.0f} s."
+
+
+def _publish(body: str, args: argparse.Namespace) -> None:
     print(body)
     if not args.no_write:
         update_section("service", body)

@@ -7,6 +7,7 @@ processes), with per-worker environment, unique worker names and CPU/memory read
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import shutil
@@ -22,7 +23,7 @@ import httpx
 import redis
 
 from bench.pages import BenchPage
-from bench.procs import cpu_seconds, tree_cpu_seconds
+from bench.procs import cpu_seconds, memory_mb, tree, tree_cpu_seconds
 from bench.scoring import Score, score_page
 from tests.integration.stack import Stack
 
@@ -31,6 +32,10 @@ SCRATCH = ROOT / "var" / "bench"
 # The service as deployed (settings defaults), except a queue limit no run can reach.
 BASE_ENV = {"MAX_QUEUED_JOBS": "1000000", "WORKER_HEARTBEAT_TTL": "30", "LOG_LEVEL": "INFO"}
 _names = itertools.count()
+# The client's poll interval in batches: the `ocrq` client's first interval. 0.1 s polls cost
+# the engine about 5% on 2 cores (the API and client steal from its threads); 1 s adds up to
+# 1 s of lag after the last job.
+POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -77,6 +82,15 @@ class BenchStack(Stack):
     def worker_cpu(self) -> float:
         """CPU seconds of every worker (supervisor and its worker process) so far."""
         return sum(tree_cpu_seconds(p.pid) for p in self.workers if p.poll() is None)
+
+    def worker_memory(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) in MB of the largest worker process (the supervisor's child)."""
+        sizes = [(0.0, 0.0)]
+        for proc in self.workers:
+            for pid in tree(proc.pid):
+                with contextlib.suppress(OSError, KeyError):
+                    sizes.append(memory_mb(pid))
+        return max(sizes)
 
     def api_cpu(self) -> float:
         assert self.api is not None
@@ -129,6 +143,7 @@ class Batch:
     first_submit: float = 0.0  # perf_counter at the first POST
     done_at: list[float] = field(default_factory=list)  # perf_counter when each result came
     worker_page_seconds: list[float] = field(default_factory=list)  # from the worker logs
+    worker_rss: tuple[float, float] = (0.0, 0.0)  # (VmRSS, VmHWM) MB of the biggest worker
 
     @property
     def pages_per_second(self) -> float:
@@ -209,7 +224,11 @@ def wait_done(client: httpx.Client, job_id: str, poll: float, timeout: float = 9
 
 
 def service_batch(
-    stack: BenchStack, pages: list[BenchPage], language: str, label: str, poll: float = 0.1
+    stack: BenchStack,
+    pages: list[BenchPage],
+    language: str,
+    label: str,
+    poll: float = POLL_SECONDS,
 ) -> Batch:
     """Submit every page (one POST each), then poll each job in turn and fetch its JSON result.
 
@@ -238,6 +257,7 @@ def service_batch(
         batch.wall = time.perf_counter() - started
         batch.cpu = stack.worker_cpu() - worker_cpu
         batch.api_cpu = stack.api_cpu() - api_cpu
+        batch.worker_rss = stack.worker_memory()
     for name in names:
         batch.worker_page_seconds += page_seconds_from_log(
             stack.worker_log(name)[log_sizes[name] :]
@@ -265,6 +285,15 @@ def direct_batch(pages: list[BenchPage], language: str, label: str, router) -> B
         batch.engines[page.name] = engine.name
     batch.wall = time.perf_counter() - started
     batch.cpu = time.process_time() - cpu
+    return batch
+
+
+def merge(first: Batch, second: Batch, pages: list[BenchPage]) -> Batch:
+    """Two loop batches over parts of `pages` as one."""
+    batch = Batch(first.label, pages, wall=first.wall + second.wall, cpu=first.cpu + second.cpu)
+    for part in (first, second):
+        batch.texts.update(part.texts)
+        batch.engines.update(part.engines)
     return batch
 
 
