@@ -29,5 +29,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The service against its engines (overhead, cold start, submit path, Tesseract CLI, scaling):
+# about 10-15 min; rewrites the `service` section of BENCHMARKS.md. BENCH_ARGS=--quick for a
+# short run. Needs Redis (db 5, or OCRQ_BENCH_DB) and the tesseract CLI.
+bench: $(STAMP)
+	scripts/ensure-system-deps.sh
+	scripts/ensure-redis.sh
+	$(PY) -m bench.service $(BENCH_ARGS)
+
 clean:
 	rm -rf var .pytest_cache

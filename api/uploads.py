@@ -27,7 +27,7 @@ from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
 from shared.storage import create_shared_file
 
 FILE_FIELD = "file"
-_FLUSH_BYTES = 1 << 20  # write to disk (in a thread) once this much is buffered
+_FLUSH_BYTES = 256 << 10  # write to disk (in a thread) once this much is buffered
 _MAX_FIELD_BYTES = 4096
 
 
@@ -146,9 +146,8 @@ class _UploadSink:
             )
         self.media_type = media
 
-    def take_buffer(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer.clear()
+    def take_buffer(self) -> bytearray:
+        data, self._buffer = self._buffer, bytearray()  # handed over, not copied
         return data
 
     @property
@@ -156,7 +155,7 @@ class _UploadSink:
         return len(self._buffer)
 
 
-def _append(path: Path, data: bytes) -> None:
+def _append(path: Path, data: bytes | bytearray) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
 

@@ -48,3 +48,18 @@ def test_missing_configured_model_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(EngineError, match=r"nowhere\.onnx") as info:
         build_engine(Settings(rapidocr_rec_model=tmp_path / "nowhere.onnx"))
     assert info.value.code == "model_missing"
+
+
+def test_rapidocr_reads_long_upright_lines_unflipped() -> None:
+    # Lines of an A4 page at 200 dpi that rapidocr's per-line 180-degree classifier (squashing
+    # each line into 192x48) took for upside down and read as garbage.
+    lines = [
+        "works are designed to take away your freedom to share and change the",
+        "you have the freedom to distribute copies of free software (and",
+        "denying you these rights or asking you to surrender the rights.",
+    ]
+    engine = build_engine(Settings())
+    engine.warm()
+    image = render_page([(line, 30) for line in lines], width=1654, margin=140)
+
+    assert [b.text for b in engine.recognize(image).blocks] == lines
