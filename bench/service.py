@@ -816,12 +816,45 @@ def _scaling_report(res: Results) -> list[str]:
         ]
     parts.append(
         f"**Measured best: {best[0]} worker process(es) with RAPIDOCR_THREADS={best[1]} "
-        f"({best_pps:.3f} pages/s).** " + RECOMMENDATION
+        f"({best_pps:.3f} pages/s).** " + _recommendation(res)
     )
     return parts
 
 
-RECOMMENDATION = """Recommendation for a 2-core host: TODO after the full run."""
+def _recommendation(res: Results) -> str:
+    s = {k: b.pages_per_second for k, b in res.scaling.items()}
+    cpu = {k: b.cpu_per_page for k, b in res.scaling.items()}
+    if not {(1, "0"), (1, "1"), (2, "0"), (2, "1")} <= s.keys():
+        return ""
+    text = (
+        f"One worker with the default `RAPIDOCR_THREADS=0` (onnxruntime takes every core) reads "
+        f"{s[(1, '0')]:.3f} English pages/s; pinned to one thread it reads {s[(1, '1')]:.3f} "
+        f"({s[(1, '1')] / s[(1, '0')]:.2f}x): rapidocr does use the second core. Two workers "
+        f"with one thread each read {s[(2, '1')]:.3f} ({s[(2, '1')] / s[(1, '0')]:.2f}x), two "
+        f"workers left on auto only {s[(2, '0')]:.3f} ({s[(2, '0')] / s[(1, '0')]:.2f}x): four "
+        "onnxruntime threads on two cores wait on one another (worker CPU "
+        f"{cpu[(2, '0')]:.2f} s/page against {cpu[(2, '1')]:.2f})."
+    )
+    if res.scaling_ru.keys() >= {1, 2}:
+        ru1, ru2 = res.scaling_ru[1].pages_per_second, res.scaling_ru[2].pages_per_second
+        text += (
+            f" Russian pages (tesseract, one thread per page) go from {ru1:.3f} to {ru2:.3f} "
+            f"pages/s ({ru2 / ru1:.2f}x) with the second worker: one worker leaves a core idle "
+            "on them."
+        )
+    return text + "\n\n" + RECOMMENDATION
+
+
+RECOMMENDATION = """**Recommendation.** Threads x worker processes = cores. The default stays
+`RAPIDOCR_THREADS=0` (auto): with the one worker per host that `make run` and the compose file
+start, auto is the fastest setting (a single thread leaves a core idle), and it needs no
+knowledge of the host. On a 2-core host that runs *two* worker processes, set
+`RAPIDOCR_THREADS=1`: it is the layout with the most pages/s for English (about the same as one
+worker on auto, within the noise of this shared machine) and about twice the pages/s for
+Russian (tesseract reads a page on one core); two workers on auto is the one layout to avoid.
+Generally: N workers on a C-core host, `RAPIDOCR_THREADS` = C / N. The worker cannot tell the
+setting itself (it does not know how many siblings share its host; `os.cpu_count()` also sees
+the host's cores, not a container's CPU limit)."""
 
 CHANGES = """### Changes made from these figures
 
