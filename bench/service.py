@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import itertools
 import os
@@ -384,16 +385,21 @@ async def _submit_load(
     """`total` uploads by `clients` in a closed loop (each sends its next when answered), or
     with `paced_seconds`: each client sends one upload a second (random phase) for that long.
     """
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     latencies: list[float] = []
     peak_rss = 0.0
 
-    async with httpx.AsyncClient(base_url=stack.url, limits=limits, timeout=120) as client:
+    async with contextlib.AsyncExitStack() as exits:
+        # one AsyncClient (one connection) per client: a single client pooling 50 connections
+        # spent 8.6 ms of CPU per upload against 1.7 ms at 10, as much as the API itself
+        pool = [
+            await exits.enter_async_context(httpx.AsyncClient(base_url=stack.url, timeout=120))
+            for _ in range(clients)
+        ]
 
-        async def post(n: int) -> float:
+        async def post(n: int, k: int) -> float:
             body, content_type = bodies[n % len(bodies)]
             started = time.perf_counter()
-            response = await client.post(
+            response = await pool[k].post(
                 "/jobs", content=body, headers={"content-type": content_type}
             )
             if response.status_code != 202:
@@ -401,22 +407,22 @@ async def _submit_load(
             return time.perf_counter() - started
 
         # open every connection (and warm the API's code paths) outside the measurement
-        await asyncio.gather(*(post(n) for n in range(clients)))
+        await asyncio.gather(*(post(k, k) for k in range(clients)))
         stack.flush()
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM from now on
         todo = iter(range(total))
         done = asyncio.Event()
         sent = itertools.count()
 
-        async def one_client() -> None:
+        async def one_client(k: int) -> None:
             for n in todo:
-                latencies.append(await post(n))
+                latencies.append(await post(n, k))
 
-        async def paced_client() -> None:
+        async def paced_client(k: int) -> None:
             next_at = time.perf_counter() + random.random()
             while next_at < started + paced_seconds:
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-                latencies.append(await post(next(sent)))
+                latencies.append(await post(next(sent), k))
                 next_at += 1.0
 
         async def sample_rss() -> None:
@@ -429,7 +435,7 @@ async def _submit_load(
         api_cpu, client_cpu = stack.api_cpu(), time.process_time()
         started = time.perf_counter()
         client_task = paced_client if paced_seconds else one_client
-        await asyncio.gather(*(client_task() for _ in range(clients)))
+        await asyncio.gather(*(client_task(k) for k in range(clients)))
         wall = time.perf_counter() - started
         api_cpu, client_cpu = stack.api_cpu() - api_cpu, time.process_time() - client_cpu
         done.set()
@@ -723,8 +729,8 @@ def _submit_report(res: Results) -> list[str]:
         "### 3. Submit path: `POST /jobs` with 1 MB uploads (target p99 < 50 ms at 50 clients, "
         "RSS < 100 MB)",
         f"A valid {m['upload_bytes'] / 1e6:.2f} MB PNG of noise (incompressible), multipart "
-        "encoded once; *clients* concurrent requests on one `httpx.AsyncClient` (a connection "
-        "each) in this process, either in a *closed loop* (each sends its next upload when the "
+        "encoded once; *clients* concurrent `httpx.AsyncClient`s (a connection each) in this "
+        "process, either in a *closed loop* (each sends its next upload when the "
         "last is answered: the most the API takes) or *1/s each* (every client sends one upload "
         "a second, random phase: a steady offered load below capacity); **no worker "
         "running**; `MAX_QUEUED_JOBS=1000000`, queue and uploads emptied before each row. "
@@ -816,12 +822,45 @@ def _scaling_report(res: Results) -> list[str]:
         ]
     parts.append(
         f"**Measured best: {best[0]} worker process(es) with RAPIDOCR_THREADS={best[1]} "
-        f"({best_pps:.3f} pages/s).** " + RECOMMENDATION
+        f"({best_pps:.3f} pages/s).** " + _recommendation(res)
     )
     return parts
 
 
-RECOMMENDATION = """Recommendation for a 2-core host: TODO after the full run."""
+def _recommendation(res: Results) -> str:
+    s = {k: b.pages_per_second for k, b in res.scaling.items()}
+    cpu = {k: b.cpu_per_page for k, b in res.scaling.items()}
+    if not {(1, "0"), (1, "1"), (2, "0"), (2, "1")} <= s.keys():
+        return ""
+    text = (
+        f"One worker with the default `RAPIDOCR_THREADS=0` (onnxruntime takes every core) reads "
+        f"{s[(1, '0')]:.3f} English pages/s; pinned to one thread it reads {s[(1, '1')]:.3f} "
+        f"({s[(1, '1')] / s[(1, '0')]:.2f}x): rapidocr does use the second core. Two workers "
+        f"with one thread each read {s[(2, '1')]:.3f} ({s[(2, '1')] / s[(1, '0')]:.2f}x), two "
+        f"workers left on auto only {s[(2, '0')]:.3f} ({s[(2, '0')] / s[(1, '0')]:.2f}x): four "
+        "onnxruntime threads on two cores wait on one another (worker CPU "
+        f"{cpu[(2, '0')]:.2f} s/page against {cpu[(2, '1')]:.2f})."
+    )
+    if res.scaling_ru.keys() >= {1, 2}:
+        ru1, ru2 = res.scaling_ru[1].pages_per_second, res.scaling_ru[2].pages_per_second
+        text += (
+            f" Russian pages (tesseract, one thread per page) go from {ru1:.3f} to {ru2:.3f} "
+            f"pages/s ({ru2 / ru1:.2f}x) with the second worker: one worker leaves a core idle "
+            "on them."
+        )
+    return text + "\n\n" + RECOMMENDATION
+
+
+RECOMMENDATION = """**Recommendation.** Threads x worker processes = cores. The default stays
+`RAPIDOCR_THREADS=0` (auto): with the one worker per host that `make run` and the compose file
+start, auto is the fastest setting (a single thread leaves a core idle), and it needs no
+knowledge of the host. On a 2-core host that runs *two* worker processes, set
+`RAPIDOCR_THREADS=1`: it is the layout with the most pages/s for English (about the same as one
+worker on auto, within the noise of this shared machine) and about twice the pages/s for
+Russian (tesseract reads a page on one core); two workers on auto is the one layout to avoid.
+Generally: N workers on a C-core host, `RAPIDOCR_THREADS` = C / N. The worker cannot tell the
+setting itself (it does not know how many siblings share its host; `os.cpu_count()` also sees
+the host's cores, not a container's CPU limit)."""
 
 CHANGES = """### Changes made from these figures
 
