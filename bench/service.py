@@ -567,7 +567,7 @@ def report(res: Results, sizes: Sizes, en: list[BenchPage], ru: list[BenchPage])
         f"{machine_line()}; **{os.cpu_count()} cores, load average at the start "
         f"{load_start:.2f}** (1 min; 5/15 min {res.loads['start5']:.2f}/"
         f"{res.loads['start15']:.2f}), at the end {res.loads.get('end', 0):.2f}; load at the "
-        "start of each part: "
+        "start of each part (this run's own processes count too): "
         + ", ".join(f"{k} {v:.1f}" for k, v in res.loads.items() if k in PARTS)
         + ". The machine is shared: other work inflates wall times; CPU seconds are steadier. "
         f"Pages: {len(en)} English A4 pages at 200 dpi rendered by `bench/pages.py` (30 lines "
@@ -872,9 +872,10 @@ RECOMMENDATION = """**Recommendation.** Threads x worker processes = cores. The 
 `RAPIDOCR_THREADS=0` (auto): with the one worker per host that `make run` and the compose file
 start, auto is the fastest setting (a single thread leaves a core idle), and it needs no
 knowledge of the host. On a 2-core host that runs *two* worker processes, set
-`RAPIDOCR_THREADS=1`: it is the layout with the most pages/s for English (about the same as one
-worker on auto, within the noise of this shared machine) and about twice the pages/s for
-Russian (tesseract reads a page on one core); two workers on auto is the one layout to avoid.
+`RAPIDOCR_THREADS=1`: it is the layout with the most pages/s for English too (a little more
+than one worker on auto: two single-threaded runs waste no time waiting on each other) and
+about twice the pages/s for Russian (tesseract reads a page on one core); two workers on auto
+is the one layout to avoid.
 Generally: N workers on a C-core host, `RAPIDOCR_THREADS` = C / N. The worker cannot tell the
 setting itself (it does not know how many siblings share its host; `os.cpu_count()` also sees
 the host's cores, not a container's CPU limit)."""
@@ -905,9 +906,10 @@ tables above are the "after".
    worker's RSS stays near its peak, about 1.15 GB (1.3 GB after `auto` on Russian pages)
    instead of 0.45-0.57 GB between pages with peaks of 0.73-0.85 GB (so the `pdf-memory`
    section above, measured before, is out of date). The warm-up now also reads a full A4 page
-   of 30 lines, so the arena has grown before the first job: 1.3 s -> about 3.5 s of warm-up.
-   The first job after warm ran 1.17x the steady job before; with a 6-line warm page it still
-   caused 91k page faults and ran 1.14x; with 30 lines, 50k (see the cold-start table).
+   of 30 lines, so that the arena has grown before the first job: the worker's warm-up goes
+   from 1.3 s to about 5 s. The first job after warm ran 1.17x the steady job before the
+   arena; with the arena and a 6-line warm page its page still caused 91k page faults and it
+   ran 1.14x; with the 30-line page 50k (the ratio it gives is in the cold-start table).
 4. **Uploads flushed every 256 KB without a copy** (`api/uploads.py`; was 1 MB, copied with
    `bytes(bytearray)`): API peak RSS with 50 concurrent 1 MB uploads 121-122 MB -> 78 MB (two
    runs each, with the pooled client of the time; a 64 KB flush saved nothing more and cost
@@ -932,6 +934,13 @@ a poll (0.85 ms of API CPU), downloading the JSON result (1.5 ms).
 - **Page orientation can be wrong**: an English A4 page turned 90 degrees was turned back the
   wrong way (rotation 90 instead of 270, CER 78%): `_page_rotation` samples the 12 largest boxes,
   the longest lines, which the 192x48 classifier sees squashed, as in item 2.
+- **Submit p99 at 50 clients in a closed loop cannot be under 50 ms** on 2 cores: one API
+  process takes 5-7 ms of CPU per 1 MB upload (150-200 jobs/s at most), so 50 clients that
+  each send again as soon as answered wait 50 / (jobs/s) = 250-400 ms on average (Little's
+  law). At a steady 50 uploads/s from 50 clients (1/s each) the p99 is the one to hold to 50 ms.
+- **API RSS under 50 concurrent 1 MB uploads peaks near 110 MB** (64 MB at rest): about 1 MB
+  per upload in flight. Flushing every 64 KB instead of 256 KB and `MALLOC_ARENA_MAX=2` did not
+  lower it; the rest is in uvicorn's and the allocator's hands, not pinned down here.
 - `os.cpu_count()` (onnxruntime's auto threads) sees the host's cores, not a container's CPU
   limit: set `RAPIDOCR_THREADS` in containers with a CPU limit."""
 
