@@ -63,7 +63,7 @@ from bench.servicekit import (
 )
 
 LAST_RUN = SCRATCH / "last-run.pickle"
-RESTARTS = 2  # cold-start measurements of "first job right after /ready says warm"
+RESTARTS = 4  # cold-start measurements of "first job right after /ready says warm"
 PARTS = ("overhead", "coldstart", "submit", "peer", "scaling")
 THREAD_SETTINGS = ("0", "1", "2")
 
@@ -126,23 +126,23 @@ def run_overhead(
     try:
         stack.start_api()
         stack.start_workers(1)
-        for key, pages, language in (("en", en, "en"), ("ru", ru, "ru")):
-            # the loop reads half the pages before the service run and half after, so that a
-            # load that drifts during the run weighs on both sides alike
-            log(f"overhead: loop {key} x{len(pages[0::2])}")
-            first = direct_batch(pages[0::2], language, f"engine loop, {key}", router)
-            log(f"  {first.pages_per_second:.3f} pages/s; service {key} language={language}")
+        runs = [("en", en, "en"), ("en", en, "auto"), ("ru", ru, "ru")]
+        if auto_ru:
+            runs.append(("ru", ru, "auto"))
+        for key, pages, language in runs:
+            # Each service run against a loop over the same pages with the same language (the
+            # same engine choice). The loop reads half the pages before the service run and
+            # half after, so that a load that drifts during the run weighs on both sides alike.
+            run = f"{key}/{language}"
+            log(f"overhead: loop {run} x{len(pages[0::2])}")
+            first = direct_batch(pages[0::2], language, f"engine loop, {run}", router)
+            log(f"  {first.pages_per_second:.3f} pages/s; service {run}")
             batch = service_batch(stack, pages, language, f"service, language={language}")
-            res.service[f"{key}/{language}"] = batch
-            log(f"  {batch.pages_per_second:.3f} pages/s; loop {key} x{len(pages[1::2])}")
-            second = direct_batch(pages[1::2], language, f"engine loop, {key}", router)
-            res.direct[key] = merge(first, second, pages)
+            res.service[run] = batch
+            log(f"  {batch.pages_per_second:.3f} pages/s; loop {run} x{len(pages[1::2])}")
+            second = direct_batch(pages[1::2], language, f"engine loop, {run}", router)
+            res.direct[run] = merge(first, second, pages)
             log(f"  {second.pages_per_second:.3f} pages/s")
-            if key == "en" or auto_ru:
-                log(f"service {key} language=auto")
-                batch = service_batch(stack, pages, "auto", "service, language=auto")
-                res.service[f"{key}/auto"] = batch
-                log(f"  {batch.pages_per_second:.3f} pages/s")
         res.checks += request_costs(stack, res.service["en/en"])
     except BaseException:
         print(stack.logs(), file=sys.stderr)
@@ -150,6 +150,7 @@ def run_overhead(
     finally:
         stack.close()
     res.checks += handover_checks(router, en[:3])
+    res.checks += runner_round_trips(redis_url, router, en[0])
     res.checks += page_costs(en[:3], ru[:3], res.service["en/en"])
 
 
@@ -215,6 +216,64 @@ def handover_checks(router, pages: list[BenchPage]) -> list[list[object]]:
             "rapidocr input: PNG round trip (before) vs BGR array (now)",
             f"{timings['PNG bytes']:.0f} ms vs {timings['BGR array']:.0f} ms CPU per A4 page; "
             f"pixels {'identical' if same else 'DIFFERENT'}",
+        ]
+    ]
+
+
+def runner_round_trips(redis_url: str, router, page: BenchPage) -> list[list[object]]:
+    """Redis round trips of the worker's JobRunner for one one-page job (not Celery's own)."""
+    import tempfile
+    import uuid
+    from collections import Counter
+
+    from redis.client import Pipeline
+
+    from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
+    from shared.options import parse_options
+    from shared.settings import Settings
+    from shared.storage import JobFiles
+    from worker.boot import build_runner
+
+    redis.Redis.from_url(redis_url).flushdb()
+    trips: Counter[str] = Counter()
+    execute_command, execute_pipeline = redis.Redis.execute_command, Pipeline.execute
+
+    def counted_command(self, *args, **kwargs):
+        if not isinstance(self, Pipeline):  # a pipeline's commands go in one trip, below
+            trips[str(args[0])] += 1
+        return execute_command(self, *args, **kwargs)
+
+    def counted_pipeline(self, *args, **kwargs):
+        trips["pipeline"] += 1
+        return execute_pipeline(self, *args, **kwargs)
+
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+        settings = Settings(
+            redis_url=redis_url, temp_dir=Path(tmp) / "t", output_dir=Path(tmp) / "o"
+        )
+        store = JobStore(connect_redis(redis_url), 600)
+        runner, _ = build_runner(settings, store.redis, router, "bench:1", store)
+        job_id = uuid.uuid4().hex
+        files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
+        files.make_input_dir()
+        files.input_path.write_bytes(page.png)
+        record = JobRecord(
+            job_id=job_id, status=JobStatus.queued, created_at=utcnow(), media_type="image/png",
+            options=parse_options({"language": "en"}),
+        )  # fmt: skip
+        store.create(record)
+        redis.Redis.execute_command, Pipeline.execute = counted_command, counted_pipeline
+        try:
+            status = runner.run(job_id)
+        finally:
+            redis.Redis.execute_command, Pipeline.execute = execute_command, execute_pipeline
+    redis.Redis.from_url(redis_url).flushdb()
+    detail = ", ".join(f"{n} {name}" for name, n in trips.most_common())
+    return [
+        [
+            "Redis round trips of the worker's job runner, one-page job (Celery's fetch and "
+            "ack not counted)",
+            f"{sum(trips.values())} ({detail}); job {status}",
         ]
     ]
 
@@ -599,10 +658,11 @@ def report(res: Results, sizes: Sizes, en: list[BenchPage], ru: list[BenchPage])
 
 def _overhead_report(res: Results) -> list[str]:
     rows = []
-    for key, direct_key in (("en/en", "en"), ("en/auto", "en"), ("ru/ru", "ru"), ("ru/auto", "ru")):
+    for key in ("en/en", "en/auto", "ru/ru", "ru/auto"):
         if key not in res.service:
             continue
-        service, direct = res.service[key], res.direct[direct_key]
+        service, direct = res.service[key], res.direct[key]
+        explicit = res.service[key.split("/")[0] + "/" + key.split("/")[0]]
         engines = sorted(set(service.engines.values()))
         rows.append(
             [
@@ -617,11 +677,12 @@ def _overhead_report(res: Results) -> list[str]:
                 _f(service.api_cpu / len(service.pages), 3),
                 _score(service)
                 + ("" if _score(service) == _score(direct) else " (loop: " + _score(direct) + ")"),
+                f"{service.pages_per_second / explicit.pages_per_second:.2f}",
             ]
         )
     breakdown = []
     for key, service in res.service.items():
-        direct = res.direct[key.split("/")[0]]
+        direct = res.direct[key]
         info = service.server_breakdown()
         in_worker = statistics.mean(service.worker_page_seconds or [float("nan")])
         breakdown.append(
@@ -639,9 +700,12 @@ def _overhead_report(res: Results) -> list[str]:
         "### 1. Overhead: the whole service over the engine alone (target ≥ 0.95)",
         "*engine loop*: `router.read(page, language)` on the worker's engines built from "
         "`Settings` (`worker.boot.build_engines`, warmed), pages decoded beforehand, in this "
-        "process. *service*: every page POSTed at once, then each job polled and its JSON "
-        "result fetched; wall time from the first POST to the last result. CPU s/page: this "
-        "process (loop) or the worker processes (service); API CPU: the API process.",
+        "process, with the same language as the service run beside it (so `auto` is measured "
+        "against `auto`: the same engine choices). *service*: every page POSTed at once, then "
+        "each job polled and its JSON result fetched; wall time from the first POST to the "
+        "last result. CPU s/page: this process (loop) or the worker processes (service); API "
+        "CPU: the API process. *vs named language*: service pages/s over the service's with "
+        "`en`/`ru` named on the same pages, the price of letting `auto` choose.",
         markdown_table(
             [
                 "pages",
@@ -654,6 +718,7 @@ def _overhead_report(res: Results) -> list[str]:
                 "worker CPU s/page",
                 "API CPU s/page",
                 "CER / word F1",
+                "vs named language",
             ],
             rows,
         ),
@@ -710,6 +775,15 @@ def _coldstart_report(res: Results) -> list[str]:
             [f"restart {n}: steady job on that worker (median of {res.sizes_steady})",
              _f(r["steady_latency"], 2), "1.00x"],
         ]  # fmt: skip
+    ratios = sorted(r["first_latency"] / r["steady_latency"] for r in res.restarts)
+    summary = (
+        f"**First job after `/ready` says warm: median {statistics.median(ratios):.2f}x a steady "
+        f"job over {len(ratios)} restarts** (each: "
+        + ", ".join(f"{x:.2f}x" for x in ratios)
+        + "; target <= 1.1x)."
+        if ratios
+        else ""
+    )
     return [
         "### 2. Cold start",
         "One English page, `language=en`, one worker (`python -m worker`: supervisor + worker "
@@ -719,6 +793,7 @@ def _coldstart_report(res: Results) -> list[str]:
         f"between minutes). Then the worker is restarted {len(res.restarts)} times and a job is "
         "sent the moment `/ready` says it is warm.",
         markdown_table(["what", "seconds", "vs steady"], rows),
+        summary,
     ]
 
 
@@ -777,13 +852,13 @@ def _submit_report(res: Results) -> list[str]:
 def _peer_report(res: Results) -> list[str]:
     assert res.peer is not None
     rows = []
-    for batch in [res.peer, res.direct.get("ru"), res.service.get("ru/ru"),
+    for batch in [res.peer, res.direct.get("ru/ru"), res.service.get("ru/ru"),
                   res.service.get("ru/auto")]:  # fmt: skip
         if batch is None:
             continue
         score = batch.score
         label = batch.label
-        if batch is res.direct.get("ru"):
+        if batch is res.direct.get("ru/ru"):
             label = "tesserocr in a loop (the engine of `language=ru`)"
         elif batch is not res.peer:
             label = f"ocrq {batch.label}"

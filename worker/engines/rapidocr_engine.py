@@ -29,6 +29,7 @@ _ORIENTATION_SAMPLES = 12
 # Lines of the page-sized warm-up image: a page's worth. With 6 lines the first real page
 # still grew the memory arena by 91k page faults (about 0.3 s); with 30, 50k; later pages ~0.
 _WARM_PAGE_LINES = 30
+_WARM_PAGE_READS = 2
 # as wide as an A4 line at 200 dpi (1371 px in Pillow's default font at 30 px)
 _WARM_PAGE_TEXT = (
     "Warm up the detector and the recognizer on a whole page of text: 0123456789 ABCDEFGHIJKLMNOP"
@@ -98,9 +99,10 @@ class RapidOcrEngine:
         recognition = self.recognize(image)
         if not recognition.blocks:
             raise EngineError("warmup_failed", "rapidocr read nothing from the warm-up image")
-        # Then a page like a real one (A4 at 200 dpi, 30 long lines), so that the memory arena
-        # has grown to a page's needs before the first job (which was 17% slower than the next
-        # ones), for about 2 s more warm-up.
+        # Then a page like a real one (A4 at 200 dpi, 30 long lines), read twice, so that the
+        # memory arena has grown to a page's needs before the first job: with no page the
+        # first job ran 1.17x the steady one; after one read of it the first real page still
+        # took about 38k page faults (steady pages 2-5k), after two about 16k (bench/service.py).
         page = Image.new("RGB", (1654, 2339), "white")
         draw = ImageDraw.Draw(page)
         for line in range(_WARM_PAGE_LINES):
@@ -110,7 +112,8 @@ class RapidOcrEngine:
                 fill="black",
                 font=ImageFont.load_default(size=30),
             )
-        self.recognize(page)
+        for _ in range(_WARM_PAGE_READS):
+            self.recognize(page)
 
     def recognize(self, image: Image) -> Recognition:
         image = image.convert("RGB")
