@@ -5,18 +5,24 @@ what came back: a Latin-only model reading a Cyrillic page drops most letters bu
 the lines, so the characters it read per line are far fewer than the lines' length implies
 (median about 2 characters per unit of line width/height on Latin text, 0.2-0.4 on the Russian
 eval pages). Below UNREAD_SCRIPT_DENSITY, or with UNREAD_LINE_SHARE of the lines below it, the
-page is read again by an engine that reads Cyrillic. Latin pages pay nothing extra; Cyrillic
-pages pay one primary-engine pass.
+page is read again by an engine that reads Cyrillic.
+
+The script is decided on the primary's first pass over the page as it lies, before the
+primary's orientation step could read it a second time: Latin pages pay nothing extra, upright
+Cyrillic pages pay one primary pass (and the cheap orientation guess). A page read upside down
+or sideways also looks unread, so a suspect page is turned upright first (read again only if it
+was not upright), and the fallback engine reads the upright page.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from shared.options import Language
-from worker.engines import EngineError, OcrEngine, Recognition
+from worker.engines import EngineError, OcrEngine, OrientingEngine, Recognition
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -30,12 +36,17 @@ UNREAD_LINE_SHARE = 0.4
 
 
 def line_densities(recognition: Recognition) -> list[float]:
-    """Characters read per unit of line aspect ratio (width / height), one value per line."""
+    """Characters read per unit of line aspect ratio (length / height), one value per line.
+
+    On a page read sideways (most lines taller than wide) a line's length is its height.
+    """
+    sizes = [(b.bbox[2] - b.bbox[0], b.bbox[3] - b.bbox[1]) for b in recognition.blocks]
+    sideways = sum(1 for w, h in sizes if h > 1.5 * w) > len(sizes) / 2
     densities = []
-    for block in recognition.blocks:
-        width, height = block.bbox[2] - block.bbox[0], block.bbox[3] - block.bbox[1]
+    for block, (width, height) in zip(recognition.blocks, sizes, strict=True):
         if width > 0 and height > 0:
-            densities.append(len("".join(block.text.split())) / (width / height))
+            aspect = height / width if sideways else width / height
+            densities.append(len("".join(block.text.split())) / aspect)
     return densities
 
 
@@ -81,10 +92,23 @@ class EngineRouter:
         if language is not Language.auto:
             engine = self.engine_for(SCRIPT_OF_LANGUAGE[language])
             return engine, engine.recognize(image)
-        recognition = self.primary.recognize(image)
-        if "cyrillic" in self.primary.scripts or not unread_script_suspected(recognition):
-            return self.primary, recognition
+        primary = self.primary
         fallback = next((e for e in self.engines if "cyrillic" in e.scripts), None)
-        if fallback is None:
-            return self.primary, recognition
-        return fallback, fallback.recognize(image)
+        if "cyrillic" in primary.scripts or fallback is None:
+            return primary, primary.recognize(image)
+        if not isinstance(primary, OrientingEngine):
+            recognition = primary.recognize(image)
+            if not unread_script_suspected(recognition):
+                return primary, recognition
+            return fallback, fallback.recognize(image)
+        first = primary.read_as_given(image)
+        if not unread_script_suspected(first):
+            return primary, primary.turn_upright(image, first)
+        rotation = primary.page_rotation(image, first)
+        if rotation:
+            # read upside down or sideways: the letters dropped may be Latin ones
+            image = image.convert("RGB").rotate(rotation, expand=True)
+            turned = replace(primary.read_as_given(image), rotation=rotation)
+            if not unread_script_suspected(turned):
+                return primary, turned
+        return fallback, replace(fallback.recognize(image), rotation=rotation)

@@ -8,12 +8,26 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from worker.engines.base import EngineError, EngineInfo, OcrEngine, Recognition
+from worker.engines.base import (
+    EngineError,
+    EngineInfo,
+    OcrEngine,
+    OrientingEngine,
+    Recognition,
+)
 
 if TYPE_CHECKING:
     from shared.settings import Settings
 
-__all__ = ["ENGINES", "EngineError", "EngineInfo", "OcrEngine", "Recognition", "build_engine"]
+__all__ = [
+    "ENGINES",
+    "EngineError",
+    "EngineInfo",
+    "OcrEngine",
+    "OrientingEngine",
+    "Recognition",
+    "build_engine",
+]
 
 ENGINES: dict[str, str] = {
     "rapidocr": "worker.engines.rapidocr_engine:RapidOcrEngine",

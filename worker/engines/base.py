@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -57,4 +57,22 @@ class OcrEngine(Protocol):
 
     def recognize(self, image: Image) -> Recognition:
         """Recognize one RGB page image; bboxes in that image's pixels."""
+        ...
+
+
+@runtime_checkable
+class OrientingEngine(OcrEngine, Protocol):
+    """An engine whose recognize() is a read of the page as it lies, then an orientation step
+    that may turn the page and read it again; the router may stop between the two."""
+
+    def read_as_given(self, image: Image) -> Recognition:
+        """One read of the page as it lies (rotation 0)."""
+        ...
+
+    def page_rotation(self, image: Image, first: Recognition) -> int:
+        """Degrees (counter-clockwise) to turn `image` upright, judged from its first read."""
+        ...
+
+    def turn_upright(self, image: Image, first: Recognition) -> Recognition:
+        """`first` if the page is upright, else a read of the page turned upright."""
         ...

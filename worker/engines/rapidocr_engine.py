@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,18 @@ _MODEL_FILES = {
     "Rec.model_path": "PP-OCRv6_rec_small.onnx",
     "Cls.model_path": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
-# Lines sampled to tell a page's orientation with the line classifier (0 or 180 degrees).
+# Lines sampled to tell a page's orientation with the line classifier (0 or 180 degrees),
+# three pieces of each; at most this share of pieces may say 180 on an upright page (the
+# Russian eval pages: 0-14%; upside-down English pages: 100%) ...
 _ORIENTATION_SAMPLES = 12
+_CLS_ASPECT = 4.0  # the classifier's input, 192x48
+_UPRIGHT_VOTES = 0.25
+# ... else the recognizer reads a piece of this many lines as they lie and turned by 180, and
+# the way with the higher summed score wins (whole lines of the Russian eval pages, read by the
+# Latin model: mean 0.86-0.94 upright, 0.59-0.70 turned). About 1.2 s of CPU on an A4 page,
+# paid only by pages the classifier doubts, which are then mostly read twice anyway.
+_CONFIRM_SAMPLES = 6
+_REC_ASPECT = 12.0
 # Lines of the page-sized warm-up image: a page's worth. With 6 lines the first real page
 # still grew the memory arena by 91k page faults (about 0.3 s); with 30, 50k; later pages ~0.
 _WARM_PAGE_LINES = 30
@@ -117,14 +127,21 @@ class RapidOcrEngine:
 
     def recognize(self, image: Image) -> Recognition:
         image = image.convert("RGB")
-        output = self._run(image)
-        rotation = self._page_rotation(image, output)
-        if rotation:
-            # Lines are read right either way (the classifier flips them), but reading order
-            # and bboxes need the upright page: turn it and read once more.
-            image = image.rotate(rotation, expand=True)
-            output = self._run(image)
-        return Recognition(blocks=_blocks(output), rotation=rotation)
+        return self.turn_upright(image, self.read_as_given(image))
+
+    def read_as_given(self, image: Image) -> Recognition:
+        """One pass over the page as it lies, without the orientation step (rotation 0)."""
+        return Recognition(blocks=_blocks(self._run(image.convert("RGB"))))
+
+    def turn_upright(self, image: Image, first: Recognition) -> Recognition:
+        """`first` (read_as_given of `image`) if the page is upright, else a read of it turned."""
+        rotation = self.page_rotation(image, first)
+        if not rotation:
+            return first
+        # Lines are read either way, but an upside-down read drops or garbles most letters,
+        # and reading order and bboxes need the upright page: turn it and read once more.
+        turned = self.read_as_given(image.convert("RGB").rotate(rotation, expand=True))
+        return replace(turned, rotation=rotation)
 
     def _run(self, image: Image) -> Any:
         # A BGR array, never a path string (rapidocr fetches strings that look like URLs) nor
@@ -132,39 +149,70 @@ class RapidOcrEngine:
         # bench/service.py). Options are passed on every call: rapidocr keeps the last call's.
         # No per-line 180-degree classifier: it squashes a long line into its 192x48 input and
         # turned 4 of 30 upright lines of an A4 page into garbage (CER 3.9% -> 0.0% on the
-        # rendered English pages of bench/pages.py); _page_rotation turns whole pages instead.
+        # rendered English pages of bench/pages.py); page_rotation turns whole pages instead.
         return self._ocr(_as_array(image), use_det=True, use_cls=False, use_rec=True)
 
-    def _page_rotation(self, image: Image, output: Any) -> int:
-        """0, 90, 180 or 270: how far to turn the page counter-clockwise to make it upright."""
-        if output.boxes is None or len(output.boxes) == 0:
+    def page_rotation(self, image: Image, first: Recognition) -> int:
+        """0, 90, 180 or 270: how far to turn the page counter-clockwise to make it upright.
+
+        The line classifier guesses 0 or 180 on short pieces of the longest lines; when more
+        than a few pieces say 180, the recognizer reads pieces both ways and the better-read
+        way wins (the classifier alone took 7 of 16 upright Russian pages for upside down).
+        """
+        boxes = sorted((b.bbox for b in first.blocks), key=_box_area, reverse=True)
+        boxes = boxes[:_ORIENTATION_SAMPLES]
+        if not boxes:
             return 0
-        boxes = sorted(output.boxes, key=_box_area, reverse=True)[:_ORIENTATION_SAMPLES]
         tall = sum(1 for box in boxes if _box_size(box)[1] > 1.5 * _box_size(box)[0])
         sideways = tall > len(boxes) / 2
-        crops = []
+        image = image.convert("RGB")
+        lines = []
         for box in boxes:
-            xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
-            crop = image.crop((min(xs), min(ys), max(xs), max(ys)))
-            # sideways pages: turn each line by 90 so the classifier sees it at 0 or 180
-            crops.append(_as_array(crop.rotate(90, expand=True) if sideways else crop))
-        try:
-            labels = self._ocr._load_cls_model()(crops).cls_res  # internal, stable since 1.x
-        except (AttributeError, TypeError) as exc:
-            log.debug("orientation check unavailable: %s", exc)
-            return 0
-        flipped = Counter(label for label, _ in labels)["180"] > len(labels) / 2
+            crop = image.crop(tuple(box))
+            # sideways pages: turn each line by 90 so that it lies at 0 or 180
+            lines.append(crop.rotate(90, expand=True) if sideways else crop)
+        flipped = self._upside_down(lines)
         if sideways:
             return 270 if flipped else 90
         return 180 if flipped else 0
 
+    def _upside_down(self, lines: list[Image]) -> bool:
+        pieces = [_as_array(piece) for line in lines for piece in _pieces(line, _CLS_ASPECT, 3)]
+        try:
+            labels = self._ocr._load_cls_model()(pieces).cls_res  # internal, stable since 1.x
+        except (AttributeError, TypeError) as exc:
+            log.debug("orientation check unavailable: %s", exc)
+            return False
+        if sum(1 for label, _ in labels if label == "180") <= _UPRIGHT_VOTES * len(labels):
+            return False  # the usual case: no recognizer pass
+        samples = [_pieces(line, _REC_ASPECT, 1)[0] for line in lines[:_CONFIRM_SAMPLES]]
+        as_is = [self._read_score(piece) for piece in samples]
+        turned = [self._read_score(piece.rotate(180)) for piece in samples]
+        return sum(turned) > sum(as_is)
 
-def _box_size(box: Any) -> tuple[float, float]:
-    xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
-    return max(xs) - min(xs), max(ys) - min(ys)
+    def _read_score(self, line: Image) -> float:
+        """The recognizer's confidence in its reading of one line image (0 if it read nothing)."""
+        output = self._ocr(_as_array(line), use_det=False, use_cls=False, use_rec=True)
+        scores = getattr(output, "scores", None)
+        return float(scores[0]) if scores else 0.0
 
 
-def _box_area(box: Any) -> float:
+def _pieces(line: Image, aspect: float, count: int) -> list[Image]:
+    """Up to `count` pieces of `line` (left, middle, right), each at most `aspect` times as wide
+    as high: the classifier's 192x48 input would squash a whole line into noise."""
+    width, height = line.size
+    piece = max(1, round(aspect * height))
+    if width <= piece:
+        return [line]
+    lefts = [(width - piece) // 2] if count == 1 else [0, (width - piece) // 2, width - piece]
+    return [line.crop((left, 0, left + piece, height)) for left in lefts[:count]]
+
+
+def _box_size(box: list[float]) -> tuple[float, float]:
+    return box[2] - box[0], box[3] - box[1]
+
+
+def _box_area(box: list[float]) -> float:
     width, height = _box_size(box)
     return width * height
 

@@ -8,11 +8,21 @@ from shared.options import Language
 from shared.settings import Settings
 from tests.textimages import normalize_lines, render_page
 from worker.boot import build_engines
-from worker.engines import EngineError
+from worker.engines import EngineError, OcrEngine
 from worker.routing import EngineRouter, read_density
 
 RUSSIAN = [("Договор поставки номер 15", 40), ("Сумма к оплате 1284 рубля", 28)]
 ENGLISH = [("Report 1 page 2", 40), ("Signed on 2026-01-05", 28)]
+RUSSIAN_LONG = [
+    ("Установите необходимые пакеты перед началом работы", 30),
+    ("Описание того, как собрать пакет из исходного кода", 30),
+    ("Если вы хотите изменить программу, прочитайте правила", 30),
+]
+ENGLISH_LONG = [
+    ("For example, if you distribute copies of such a program", 30),
+    ("gratis or for a fee, you must pass on to the recipients", 30),
+    ("the same freedoms that you received. You must make sure", 30),
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +43,51 @@ def test_auto_sends_a_russian_page_to_tesseract(router: EngineRouter) -> None:
 
     assert engine.name == "tesseract"
     assert _text(recognition) == [t for t, _ in RUSSIAN]
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch, engine: OcrEngine) -> list[int]:
+    """Wrap the real engine's first-pass read to count its passes over a page."""
+    calls: list[int] = []
+    read = engine.read_as_given  # type: ignore[attr-defined]
+
+    def counted(image):
+        calls.append(1)
+        return read(image)
+
+    monkeypatch.setattr(engine, "read_as_given", counted)
+    return calls
+
+
+def test_auto_decides_cyrillic_before_any_rotation_re_read(
+    router: EngineRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes = _count_reads(monkeypatch, router.primary)
+
+    engine, recognition = router.read(render_page(RUSSIAN_LONG), Language.auto)
+
+    assert (engine.name, recognition.rotation) == ("tesseract", 0)
+    assert len(passes) == 1  # one rapidocr pass, then tesseract
+    assert _text(recognition) == [t for t, _ in RUSSIAN_LONG]
+
+
+def test_auto_turns_an_upside_down_russian_page_for_tesseract(router: EngineRouter) -> None:
+    page = render_page(RUSSIAN_LONG).rotate(180)
+
+    engine, recognition = router.read(page, Language.auto)
+
+    assert (engine.name, recognition.rotation) == ("tesseract", 180)
+    assert _text(recognition) == [t for t, _ in RUSSIAN_LONG]
+
+
+@pytest.mark.parametrize("angle", [90, 180])
+def test_auto_keeps_a_turned_english_page_on_rapidocr(router: EngineRouter, angle: int) -> None:
+    # read as it lies, an upside-down or sideways Latin page also looks like an unread script
+    page = render_page(ENGLISH_LONG).rotate(angle, expand=True)
+
+    engine, recognition = router.read(page, Language.auto)
+
+    assert (engine.name, recognition.rotation) == ("rapidocr", (360 - angle) % 360)
+    assert _text(recognition) == [t for t, _ in ENGLISH_LONG]
 
 
 def test_auto_keeps_an_english_page_on_rapidocr(router: EngineRouter) -> None:
