@@ -24,7 +24,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
-        sock = listening_socket(settings.host, settings.port)
+        sock = listening_socket(settings.host, settings.port, settings.api_socket_rcvbuf)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         raise SystemExit(1) from exc
