@@ -95,22 +95,22 @@ class JobService:
         the upload (429) before reading it while MAX_QUEUED_JOBS wait.
         """
         limit = self.settings.max_upload_bytes
-        if (
-            content_length
-            and content_length.isdigit()
-            and (int(content_length) > limit + _MULTIPART_SLACK)
-        ):
-            raise UploadTooLarge(
-                f"the request is larger than the limit of {limit} bytes",
-                headers={"Connection": "close"},
-            )
         job_id = uuid.uuid4().hex
         current_job_id.set(job_id)  # this request's own context: tags its log lines
         files = self._files(job_id)
 
         def prepare() -> None:
             if check_queue_room:
-                self._check_queue_room()
+                self._check_queue_room()  # 429 first, as before any other check
+            if (
+                content_length
+                and content_length.isdigit()
+                and (int(content_length) > limit + _MULTIPART_SLACK)
+            ):
+                raise UploadTooLarge(
+                    f"the request is larger than the limit of {limit} bytes",
+                    headers={"Connection": "close"},
+                )
             files.make_input_dir()
 
         # two thread hops besides the upload's writes: one before reading, one after

@@ -181,11 +181,15 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
                 view = view[os.write(fd, view) :]
 
 
-def _open(dest: Path, prepare: Callable[[], object] | None) -> int:
+def _open(
+    dest: Path, content_type: str | None, prepare: Callable[[], object] | None
+) -> tuple[int, bytes]:
+    """`prepare`, then the boundary (a bad Content-Type creates no file), then the file."""
     if prepare is not None:
         prepare()
+    boundary = boundary_of(content_type)
     # group-writable whatever the umask: the worker may run as another user
-    return open_shared_file(dest)
+    return open_shared_file(dest), boundary
 
 
 def _write_and_close(fd: int, parts: list[bytes | memoryview]) -> None:
@@ -204,9 +208,11 @@ async def receive_upload(
 ) -> ReceivedUpload:
     """Parse the multipart body from `stream`, writing the file part to `dest`.
 
-    `prepare` (e.g. make the job's folder) runs in the same thread hop that creates `dest`.
+    `prepare` (e.g. make the job's folder) runs in the same thread hop that creates `dest`,
+    before the Content-Type is checked.
     """
-    boundary = boundary_of(content_type)  # a bad Content-Type creates no file
+    fd, boundary = await run_in_threadpool(_open, dest, content_type, prepare)
+    open_fd = True
     sink = _UploadSink(dest, max_bytes)
     parser = MultipartParser(
         boundary,
@@ -221,8 +227,6 @@ async def receive_upload(
             "on_end": sink.on_end,
         },
     )
-    fd = await run_in_threadpool(_open, dest, prepare)
-    open_fd = True
     try:
         async for chunk in stream:
             parser.write(chunk)
