@@ -975,14 +975,17 @@ tables above are the "after".
    peak showed 24 MB in uvicorn's body chunks, 2-3 per connection of up to 256 KB, because
    uvloop reads 256 KB at a time off a fast socket and uvicorn keeps it until the route asks
    again. With 64 KB the kernel keeps the rest and TCP slows the sender: peak at 50 closed-loop
-   clients 116 -> 88-90 MB (this script's submit part on the old and the new code, back to
-   back), at rest 66 MB as before, no upload refused.
+   clients 112-117 -> 89-92 MB (this script's submit part and 3 alternating runs, old and new
+   code back to back; kernel autotuning with the new code: 99-104 MB, 128 KB: 100-101 MB), at
+   rest 66 MB as before, no upload refused. The price is in the noise but leans one way: more,
+   smaller reads, about 0.5-1 ms more API CPU per job and 5-10% fewer jobs/s at 50 clients.
 7. **No copy of the file part in Python** (`api/uploads.py`): the parser's slices of the body
    chunks are kept as views and written with one `writev` per 128 KB on a file opened once (it
    was copied twice, into a slice and a buffer, and reopened for every flush), and a job takes
    two thread hops besides its writes instead of four (queue check, folder and file in one;
    page count, record and enqueue in another). API CPU per job did not move measurably on this
-   shared machine (5-8 ms in either version, run to run); `perf` shows where it goes: about
+   shared machine (5-8 ms in either version, run to run; 3 alternating runs each, 50 clients:
+   median 6.1 old, 6.3 new with kernel autotuning); `perf` shows where it goes: about
    20% the kernel copying the upload into the page cache, 10-15% ext4 creating the job's
    folder and file, 10% thread switches, the rest Python (uvicorn, FastAPI, python-multipart,
    Celery's message, redis-py); the same upload drained by a bare FastAPI route costs 0.6 ms.
