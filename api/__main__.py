@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import uvicorn
 
 from api.app import create_app
+from api.listen import listening_socket
 from shared.logs import configure_logging
 from shared.settings import load_settings
+
+log = logging.getLogger("api")
 
 
 def main() -> None:
@@ -19,14 +23,19 @@ def main() -> None:
     ).parse_args()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
+    try:
+        sock = listening_socket(settings.host, settings.port, settings.api_socket_rcvbuf)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        raise SystemExit(1) from exc
+    config = uvicorn.Config(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
         log_config=None,  # uvicorn logs through our handler: same format, JSON included
     )
+    log.info("listening on %s:%d", settings.host, settings.port)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -86,44 +86,42 @@ class JobService:
         content_length: str | None,
         on_received: Callable[[ReceivedUpload], None] | None = None,
         owner: str | None = None,
+        check_queue_room: bool = False,
     ) -> JobRecord:
         """Stream the upload to disk, record the job and enqueue it. Leaves nothing on failure.
 
         `on_received` sees the complete upload before the job is queued (in a thread); `owner`
-        is the creating API key's fingerprint, stored with the job.
+        is the creating API key's fingerprint, stored with the job. `check_queue_room` refuses
+        the upload (429) before reading it while MAX_QUEUED_JOBS wait.
         """
         limit = self.settings.max_upload_bytes
-        if (
-            content_length
-            and content_length.isdigit()
-            and (int(content_length) > limit + _MULTIPART_SLACK)
-        ):
-            raise UploadTooLarge(
-                f"the request is larger than the limit of {limit} bytes",
-                headers={"Connection": "close"},
-            )
         job_id = uuid.uuid4().hex
         current_job_id.set(job_id)  # this request's own context: tags its log lines
         files = self._files(job_id)
+
+        def prepare() -> None:
+            if check_queue_room:
+                self._check_queue_room()  # 429 first, as before any other check
+            if (
+                content_length
+                and content_length.isdigit()
+                and (int(content_length) > limit + _MULTIPART_SLACK)
+            ):
+                raise UploadTooLarge(
+                    f"the request is larger than the limit of {limit} bytes",
+                    headers={"Connection": "close"},
+                )
+            files.make_input_dir()
+
+        # two thread hops besides the upload's writes: one before reading, one after
         try:
-            await run_in_threadpool(files.make_input_dir)
-            upload = await receive_upload(body, content_type, files.input_path, limit)
-            options = parse_options(upload.fields)
-            pages_total = await run_in_threadpool(self._check_pages, upload, options)
-            record = JobRecord(
-                job_id=job_id,
-                status=JobStatus.queued,
-                created_at=utcnow(),
-                filename=upload.filename,
-                media_type=upload.media_type,
-                size_bytes=upload.size,
-                pages_total=pages_total,
-                options=options,
-                owner=owner,
+            upload = await receive_upload(
+                body, content_type, files.input_path, limit, prepare=prepare
             )
-            if on_received is not None:
-                await run_in_threadpool(on_received, upload)
-            await run_in_threadpool(self._record_and_enqueue, record)
+            options = parse_options(upload.fields)
+            record = await run_in_threadpool(
+                self._record_upload, job_id, upload, options, owner, on_received
+            )
         except ServiceError as exc:
             await run_in_threadpool(files.remove_all)
             # the body may be only partly read: close the connection instead of draining it
@@ -133,6 +131,31 @@ class JobService:
             await run_in_threadpool(files.remove_all)
             raise
         log.info("job=%s accepted: %s, %d bytes", job_id, record.media_type, record.size_bytes or 0)
+        return record
+
+    def _record_upload(
+        self,
+        job_id: str,
+        upload: ReceivedUpload,
+        options: JobOptions,
+        owner: str | None,
+        on_received: Callable[[ReceivedUpload], None] | None,
+    ) -> JobRecord:
+        """Count pages, record the job and enqueue it (blocking: runs in a thread)."""
+        record = JobRecord(
+            job_id=job_id,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            filename=upload.filename,
+            media_type=upload.media_type,
+            size_bytes=upload.size,
+            pages_total=self._check_pages(upload, options),
+            options=options,
+            owner=owner,
+        )
+        if on_received is not None:
+            on_received(upload)
+        self._record_and_enqueue(record)
         return record
 
     def _check_pages(self, upload: ReceivedUpload, options: JobOptions) -> int | None:
@@ -165,8 +188,11 @@ class JobService:
         """
         owner = owner_fingerprint(scope)
         if idempotency_key is None:
-            await run_in_threadpool(self._check_queue_room)
-            return Accepted(await self.submit(body, content_type, content_length, owner=owner))
+            return Accepted(
+                await self.submit(
+                    body, content_type, content_length, owner=owner, check_queue_room=True
+                )
+            )
         if not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise BadRequestBody(
                 "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",

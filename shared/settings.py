@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     ocr_engine: str = Field("rapidocr", description="Engine the worker warms at boot")
     port: int = Field(8081, ge=1, le=65535)
     host: str = "0.0.0.0"
+    # SO_RCVBUF of the API's connections (api/listen.py); 0 = the kernel's autotuning. Small
+    # keeps memory per upload in flight low; a window of about twice this per round trip caps
+    # one upload's speed, so raise it for clients that reach the API directly over long links.
+    api_socket_rcvbuf: int = Field(65536, ge=0, description="API socket receive buffer, bytes")
     max_upload_mb: float = Field(50, gt=0)
     job_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     max_pages: int = Field(500, ge=1, description="Documents with more pages are refused (422)")

@@ -48,13 +48,20 @@ def make_shared_dir(path: Path) -> None:
     os.chmod(path, DIR_MODE)
 
 
-def create_shared_file(path: Path) -> None:
-    """Create (or empty) `path` with FILE_MODE whatever the process umask."""
+def open_shared_file(path: Path) -> int:
+    """Create (or empty) `path` with FILE_MODE whatever the process umask; a write-only fd."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def create_shared_file(path: Path) -> None:
+    """Create (or empty) `path` with FILE_MODE whatever the process umask."""
+    os.close(open_shared_file(path))
 
 
 def ensure_writable_dir(path: Path, label: str) -> Path:

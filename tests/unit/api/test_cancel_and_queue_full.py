@@ -99,3 +99,22 @@ def test_a_canceled_job_still_counts_until_a_worker_drops_it(settings: Settings)
         client.delete(f"/jobs/{job_id}")
 
         assert _submit(client).status_code == 429
+
+
+def test_checks_answer_in_their_order_queue_size_then_type(settings: Settings) -> None:
+    """429 before 413 before a bad Content-Type's 400, however many are wrong at once."""
+    strict = settings.model_copy(update={"max_queued_jobs": 1, "max_upload_mb": 0.01})
+    bad_type = {"content-type": "text/plain"}
+    big = b"x" * 200_000  # over the 10 KB limit and its multipart slack
+    with TestClient(create_app(strict)) as client:
+        oversized = client.post("/jobs", content=big, headers=bad_type)
+        small = client.post("/jobs", content=b"x", headers=bad_type)
+    with TestClient(create_app(settings)) as client:
+        queued = _submit(client)  # the one job MAX_QUEUED_JOBS=1 allows
+    with TestClient(create_app(strict)) as client:
+        full = client.post("/jobs", content=big, headers=bad_type)
+
+    assert oversized.json()["error"]["code"] == "file_too_large"
+    assert small.json()["error"]["code"] == "invalid_request"
+    assert full.json()["error"]["code"] == "queue_full"
+    assert [p.name for p in settings.temp_dir.iterdir()] == [queued.json()["job_id"]]

@@ -97,3 +97,49 @@ def test_the_upload_is_group_writable_whatever_the_umask(settings: Settings) -> 
     folder = settings.temp_dir / job_id
     assert stat.S_IMODE(folder.stat().st_mode) == 0o2775
     assert stat.S_IMODE((folder / "input").stat().st_mode) == 0o664
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096, 65536, 1 << 20])
+def test_the_file_is_written_byte_for_byte_whatever_the_chunking(tmp_path: Path, size: int) -> None:
+    """Chunks are kept as views until written; a boundary split across chunks (the parser's
+    own buffer) and bytes that look like a boundary must come out exactly."""
+    png = encode(render_page([("Chunks", 30)], 300)) + f"\r\n--{BOUNDARY}x\r\n--".encode() * 50
+    raw = _head() + png + f"\r\n--{BOUNDARY}--\r\n".encode()
+    body = CountingBody([raw[i : i + size] for i in range(0, len(raw), size)])
+
+    upload = asyncio.run(receive_upload(body, CONTENT_TYPE, tmp_path / "input", 50_000_000))
+
+    assert (tmp_path / "input").read_bytes() == png
+    assert upload.size == len(png)
+
+
+def test_prepare_runs_before_the_file_is_created_and_can_refuse(tmp_path: Path) -> None:
+    dest = tmp_path / "job" / "input"
+    body = CountingBody([_head(), b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
+
+    with pytest.raises(UnsupportedMedia, match="refused"):
+        asyncio.run(
+            receive_upload(
+                body, CONTENT_TYPE, dest, 50_000_000, prepare=_raise(UnsupportedMedia("refused"))
+            )
+        )
+
+    assert body.consumed == 0
+    assert not dest.parent.exists()
+    upload = asyncio.run(
+        receive_upload(
+            CountingBody([_head(), encode(render_page([("x", 20)], 100)), b"\r\n--xYzZy--\r\n"]),
+            CONTENT_TYPE,
+            dest,
+            50_000_000,
+            prepare=lambda: dest.parent.mkdir(),
+        )
+    )
+    assert upload.path.is_file()
+
+
+def _raise(exc: Exception):
+    def prepare() -> None:
+        raise exc
+
+    return prepare
