@@ -1020,8 +1020,7 @@ tables above are the "after".
    took 2-4 of 30 upright lines per page for upside down, reading garbage ("works are designed
    to take away your freedom to share and change the" came out as "wo   s   r e   s re she").
    With `use_cls=False`: CER 0.00% / F1 1.000, same CPU (5.39 vs 5.40 s/page). Whole-page
-   rotation (`_page_rotation`) is unchanged and still turns rotated scans (unit tests), and the
-   `auto` decisions on the 16 Russian pages are the same. New test:
+   rotation (`page_rotation`, item 8) still turns rotated scans. New test:
    `test_rapidocr_reads_long_upright_lines_unflipped`.
 3. **onnxruntime's memory arena on, and a page-sized warm-up.** rapidocr turns the arena off by
    default, so every page took its buffers from malloc and gave them back: 185-270k page faults
@@ -1034,7 +1033,11 @@ tables above are the "after".
    of 30 lines, so that the arena has grown before the first job: the worker's warm-up goes
    from 1.3 s to about 5 s. The first job after warm ran 1.17x the steady job before the
    arena; with the arena and a 6-line warm page its page still caused 91k page faults and it
-   ran 1.14x; with the 30-line page 50k (the ratio it gives is in the cold-start table).
+   ran 1.14x; with the 30-line page read once 37-39k (and 1.14x / 1.05x in two restarts);
+   read twice, 15-17k (steady pages 2-5k, one page of the set always about 20k; 3 processes
+   each, `python -m bench.service` loop code), for about 2 s more warm-up. The cold-start table
+   now restarts the worker 4 times and gives the median ratio: one restart is one sample of a
+   2-3 s job on a shared machine.
 4. **Uploads flushed every 256 KB without a copy** (`api/uploads.py`; was 1 MB, copied with
    `bytes(bytearray)`): API peak RSS with 50 concurrent 1 MB uploads 121-122 MB -> 78 MB (two
    runs each, with the pooled client of the time; a 64 KB flush saved nothing more and cost
@@ -1065,21 +1068,38 @@ tables above are the "after".
    folder and file, 10% thread switches, the rest Python (uvicorn, FastAPI, python-multipart,
    Celery's message, redis-py); the same upload drained by a bare FastAPI route costs 0.6 ms.
 
+8. **Page orientation from unsquashed pieces of lines, confirmed by the recognizer**
+   (`worker/engines/rapidocr_engine.py` `page_rotation`; `python -m bench.orientation`). The
+   0/180 line classifier saw the 12 longest lines squashed into its 192x48 input and took 7 of
+   the 16 upright Russian pages for upside down (each then read twice). It now sees three
+   pieces of each line, 4x as wide as high (its own input shape); when more than a quarter of
+   the pieces say 180, the recognizer reads 6 pieces as they lie and turned, and the higher
+   summed score wins. Upright Russian pages: 7/16 -> 0/16 taken for turned; English pages at
+   0/90/180/270: 32/32 upright afterwards, CER 0.0%. Cost on an upright page about 0.11 s of
+   CPU (was 0.03-0.09 s); 1.0-1.4 s on a page the classifier doubts, which is re-read anyway.
+9. **`auto` decides the script before any rotation re-read** (`worker/routing.py`): rapidocr
+   reads the page as it lies; a Latin page goes on to the orientation step as before (no extra
+   cost); a page that reads like an unread script gets only the orientation check (turned
+   pages are read once more, since a Latin page read upside down also looks unread) and then
+   tesseract. An upright Russian page under `auto`: at most one rapidocr pass + tesseract
+   (faq_p010: 19.8 -> 12.1 s CPU, mg_p062: 15.6 -> 8.6 s).
+
 Measured and left alone: decoding the page PNG in the worker (38 ms per English A4 page, 12 ms
 grayscale; about 1.5% of a page), building and writing the three result files (under 1 ms),
-a poll (0.85 ms of API CPU), downloading the JSON result (1.5 ms).
+a poll (0.85 ms of API CPU), downloading the JSON result (1.5 ms), orjson for the result (the
+JSON is under 1 ms to build and write with the standard library), and the job runner's Redis
+round trips (about 11 per one-page job, in the table above; at 0.1-0.2 ms each on loopback,
+under 0.1% of a 2 s page: pipelining them further would not show).
 
 ### Found, not changed here
 
-- **`auto` on Russian pages reads at a third of `language=ru`'s speed, and worse.** rapidocr
-  reads each Cyrillic page first (about 5 s of CPU), and its page-orientation check takes 7 of
-  the 16 upright Russian pages for upside down, so it reads those twice before tesseract reads
-  the page. And mg_p067 (many Latin paths and commands) has a read density of 1.83, above the
-  0.9 threshold, so it stays with rapidocr: CER 5.5% for the set against 2.4% with `ru`.
-  Deciding the script on a sample of lines, before any rotation re-read, would fix the cost.
-- **Page orientation can be wrong**: an English A4 page turned 90 degrees was turned back the
-  wrong way (rotation 90 instead of 270, CER 78%): `_page_rotation` samples the 12 largest boxes,
-  the longest lines, which the 192x48 classifier sees squashed, as in item 2.
+- **`auto` on Russian pages still costs a whole rapidocr pass** (about 5 s of CPU) before
+  tesseract reads the page: the overhead table's *vs named language* column is that price.
+  Deciding the script on a sample of lines (detection, then recognition of a few lines) would
+  cut it; naming `language=ru` avoids it. A turned Cyrillic page pays a second rapidocr pass.
+- **Tesseract does not turn pages**: `language=ru` reads a page turned 90 or 180 degrees as it
+  lies (garbage). Tesseract's own orientation detection (`osd.traineddata` is installed) or
+  rapidocr's `page_rotation` could fix it; not done here.
 - **Submit p99 at 50 clients in a closed loop cannot be under 50 ms** on 2 cores: one API
   process takes 5-7 ms of CPU per 1 MB upload (150-200 jobs/s at most), so 50 clients that
   each send again as soon as answered wait 50 / (jobs/s) = 250-400 ms on average (Little's
