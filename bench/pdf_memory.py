@@ -83,9 +83,17 @@ def main() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
         rss_before, _ = rss_mb()
         started = time.perf_counter()
-        runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "bench:1", store)
-        status = runner.run(job_id)
+        runner, watch = build_runner(
+            settings, store.redis, EngineRouter([engine]), "bench:1", store
+        )
+        watch.start()  # renews the job's lease, as in the worker: a long job outlives it
+        try:
+            status = runner.run(job_id)
+        finally:
+            watch.stop()
         seconds = time.perf_counter() - started
+        if status is not JobStatus.succeeded:
+            raise SystemExit(f"the PDF job ended {status}, not succeeded: nothing written")
         store.delete(job_id)
     _, peak = rss_mb()
     checkpoints = [s for s in store.samples if s[0] in {1, 10, 50, 100, 200, args.pages}]
