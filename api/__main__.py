@@ -1,4 +1,4 @@
-"""`python -m api`: serve the API with uvicorn on 0.0.0.0:$PORT."""
+"""`python -m api`: serve the API with uvicorn on $HOST:$PORT (0.0.0.0:8081)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ log = logging.getLogger("api")
 def main() -> None:
     argparse.ArgumentParser(
         prog="python -m api",
-        description="Serve the OCR job API. Configured by env vars: REDIS_URL, TEMP_DIR, "
-        "OUTPUT_DIR, PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, API_KEYS, LOG_LEVEL.",
+        description="Serve the OCR job API. Configured by env vars, among them REDIS_URL, "
+        "TEMP_DIR, OUTPUT_DIR, HOST (0.0.0.0), PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, "
+        "API_KEYS, API_SOCKET_RCVBUF (65536), LOG_LEVEL; the README lists them all.",
     ).parse_args()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
