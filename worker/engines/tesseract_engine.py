@@ -9,8 +9,10 @@ Pages scanned upside down or sideways are turned upright, at no cost on upright 
 is read as it lies, and only a read that looks bad (mean confidence per character below
 MISREAD_CONFIDENCE, or most lines taller than wide) asks Tesseract's orientation detection
 (`osd.traineddata`, a second small PyTessBaseAPI) how the page lies; a confident answer turns the
-page and reads it again. Upright pages read 86-94 here, turned ones 35-50. Without
-osd.traineddata pages are read as they lie (logged once at boot).
+page and reads it again. On the 16 Russian eval pages (A4, 200 dpi) upright reads score 87-94
+and pay nothing extra; turned 90 or 180 degrees they score 37-43, and OSD (0.2-0.3 s of CPU)
+named all 64 orientations right, so a turned page costs two reads plus OSD. Without osd.traineddata
+pages are read as they lie (logged once at boot).
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ INSTALL_HINT = (
     "(scripts/ensure-system-deps.sh) or set TESSERACT_DATA_DIR"
 )
 # A first read whose mean line confidence (weighted by characters, Tesseract's 0..100) is below
-# this is checked for orientation. The 16 upright Russian eval pages read 86-94, rendered
-# upright pages 90+; the same pages turned 90 or 180 degrees read 35-50.
+# this is checked for orientation. The 16 upright Russian eval pages read 87-94, rendered
+# Russian and English test pages 95-97 (blurred or half size too); the eval pages turned 90 or
+# 180 degrees read 37-43 (turned 270 they read well but sideways: looks_misread's tall lines).
 MISREAD_CONFIDENCE = 70.0
 # Tesseract's orientation confidence ("15 is reasonably confident"); below it the page is kept
-# as it lies. Turned eval pages measured 10-60, pages of a few lines 20+.
+# as it lies. The eval pages in all four orientations measured 17-37, rendered 5-line pages 22-24.
 MIN_ORIENTATION_CONFIDENCE = 5.0
 CYRILLIC_LANGS = {"rus", "ukr", "bel", "bul", "srp", "mkd", "kaz", "kir", "tgk", "mon"}
 _FONT_FILES = [
