@@ -111,4 +111,7 @@ class EngineRouter:
             turned = replace(primary.read_as_given(image), rotation=rotation)
             if not unread_script_suspected(turned):
                 return primary, turned
-        return fallback, replace(fallback.recognize(image), rotation=rotation)
+        # The fallback may turn the page further (rapidocr said upright, or guessed wrong):
+        # the page's rotation is both turns together.
+        recognition = fallback.recognize(image)
+        return fallback, replace(recognition, rotation=(rotation + recognition.rotation) % 360)

@@ -79,6 +79,32 @@ def test_auto_turns_an_upside_down_russian_page_for_tesseract(router: EngineRout
     assert _text(recognition) == [t for t, _ in RUSSIAN_LONG]
 
 
+@pytest.mark.parametrize(("angle", "rotation"), [(180, 180), (270, 90)])
+def test_ru_turns_a_turned_page_upright_in_tesseract(
+    router: EngineRouter, angle: int, rotation: int
+) -> None:
+    page = render_page(RUSSIAN_LONG).rotate(angle, expand=True)
+
+    engine, recognition = router.read(page, Language.ru)
+
+    assert (engine.name, recognition.rotation) == ("tesseract", rotation)
+    assert _text(recognition) == [t for t, _ in RUSSIAN_LONG]
+
+
+def test_auto_turns_a_sideways_russian_page_once(
+    router: EngineRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rapidocr turns the page; tesseract gets it upright, reads it once and adds no turn of its own
+    tesseract_reads = _count_reads(monkeypatch, router.engine_for("cyrillic"))
+    page = render_page(RUSSIAN_LONG).rotate(90, expand=True)
+
+    engine, recognition = router.read(page, Language.auto)
+
+    assert (engine.name, recognition.rotation) == ("tesseract", 270)
+    assert len(tesseract_reads) == 1
+    assert _text(recognition) == [t for t, _ in RUSSIAN_LONG]
+
+
 @pytest.mark.parametrize("angle", [90, 180])
 def test_auto_keeps_a_turned_english_page_on_rapidocr(router: EngineRouter, angle: int) -> None:
     # read as it lies, an upside-down or sideways Latin page also looks like an unread script

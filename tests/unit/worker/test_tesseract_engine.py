@@ -11,7 +11,7 @@ from PIL import Image
 from shared.settings import Settings
 from tests.textimages import render_page
 from worker.engines import EngineError, build_engine
-from worker.engines.tesseract_engine import TesseractEngine
+from worker.engines.tesseract_engine import TesseractEngine, find_tessdata, looks_misread
 
 # Russian with digits, punctuation and a Latin word, in two font sizes.
 RUSSIAN_LINES: list[tuple[str, int]] = [
@@ -110,3 +110,83 @@ def test_missing_language_data_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_scripts_follow_the_configured_languages() -> None:
     assert TesseractEngine(Settings(tesseract_lang="eng")).scripts == {"latin"}
     assert TesseractEngine(Settings(tesseract_lang="rus")).scripts == {"cyrillic"}
+
+
+# A page of running Russian text, as a scanned letter or manual page would have.
+RUSSIAN_PAGE: list[tuple[str, int]] = [
+    ("Настоящий документ описывает порядок установки пакетов", 30),
+    ("и настройки системы после первой загрузки компьютера.", 30),
+    ("Перед началом работы проверьте подключение к сети", 30),
+    ("и наличие свободного места на диске (не менее 2 ГБ).", 30),
+    ("Команды выполняются от имени администратора.", 30),
+]
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch, engine: TesseractEngine) -> list[int]:
+    """Wrap the real engine's read of a page image to count Tesseract's passes."""
+    calls: list[int] = []
+    read = engine.read_as_given
+
+    def counted(image: Image.Image):
+        calls.append(1)
+        return read(image)
+
+    monkeypatch.setattr(engine, "read_as_given", counted)
+    return calls
+
+
+def test_upright_page_is_read_once_with_rotation_0(
+    engine: TesseractEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _count_reads(monkeypatch, engine)
+
+    recognition = engine.recognize(render_page(RUSSIAN_PAGE))
+
+    assert recognition.rotation == 0
+    assert len(reads) == 1
+    assert [b.text for b in recognition.blocks] == [text for text, _ in RUSSIAN_PAGE]
+
+
+# PIL turns counter-clockwise; the page is made upright by turning it the rest of the way.
+@pytest.mark.parametrize(("turned", "rotation"), [(90, 270), (180, 180), (270, 90)])
+def test_turned_page_is_turned_upright_and_read_right(
+    engine: TesseractEngine, monkeypatch: pytest.MonkeyPatch, turned: int, rotation: int
+) -> None:
+    upright = render_page(RUSSIAN_PAGE)
+    reads = _count_reads(monkeypatch, engine)
+
+    recognition = engine.recognize(upright.rotate(turned, expand=True))
+
+    assert recognition.rotation == rotation
+    assert len(reads) == 2  # as it lies, then turned
+    assert [b.text for b in recognition.blocks] == [text for text, _ in RUSSIAN_PAGE]
+    for block in recognition.blocks:  # boxes on the upright page
+        x0, y0, x1, y1 = block.bbox
+        assert 0 <= x0 < x1 <= upright.width and 0 <= y0 < y1 <= upright.height
+        assert x1 - x0 > y1 - y0
+
+
+def test_without_osd_data_a_turned_page_is_read_as_it_lies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("rus", "eng"):  # a tessdata folder without osd.traineddata
+        (tmp_path / f"{name}.traineddata").symlink_to(
+            Path(find_tessdata(None)) / f"{name}.traineddata"
+        )
+    with caplog.at_level("WARNING"):
+        engine = TesseractEngine(Settings(tesseract_data_dir=tmp_path))
+    assert "no osd.traineddata" in caplog.text
+    assert engine.info().versions["orientation"] == "off"
+
+    recognition = engine.recognize(render_page(RUSSIAN_PAGE).rotate(180))
+
+    assert recognition.rotation == 0
+    assert recognition.blocks  # read, as badly as it lies
+
+
+def test_a_confident_sideways_read_is_still_turned(engine: TesseractEngine) -> None:
+    # Tesseract reads a page turned clockwise as vertical lines with high confidence: the tall
+    # line boxes give it away.
+    first = engine.read_as_given(render_page(RUSSIAN_PAGE).rotate(270, expand=True))
+    assert looks_misread(first)
+    assert not looks_misread(engine.read_as_given(render_page(RUSSIAN_PAGE)))
