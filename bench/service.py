@@ -1083,6 +1083,13 @@ tables above are the "after".
    pages are read once more, since a Latin page read upside down also looks unread) and then
    tesseract. An upright Russian page under `auto`: at most one rapidocr pass + tesseract
    (faq_p010: 19.8 -> 12.1 s CPU, mg_p062: 15.6 -> 8.6 s).
+10. **Tesseract turns rotated pages** (`worker/engines/tesseract_engine.py`): `language=ru`
+   read a page turned 90 or 180 degrees as it lies (garbage). A first read with a mean line
+   confidence under 70, or mostly tall line boxes, now asks Tesseract's orientation detection
+   (a separate `osd` instance; 0.21-0.31 s per A4 page) and reads the turned page again. The 16
+   upright Russian pages: confidence 87-94, never checked, identical text and CPU (30.6 vs
+   30.5 s for the set); the same pages turned 90/180/270: 48/48 right rotation and exactly the
+   upright text, at about 2.3x the CPU of an upright page.
 
 Measured and left alone: decoding the page PNG in the worker (38 ms per English A4 page, 12 ms
 grayscale; about 1.5% of a page), building and writing the three result files (under 1 ms),
@@ -1097,10 +1104,6 @@ under 0.1% of a 2 s page: pipelining them further would not show).
   tesseract reads the page: the overhead table's *vs named language* column is that price.
   Deciding the script on a sample of lines (detection, then recognition of a few lines) would
   cut it; naming `language=ru` avoids it. A turned Cyrillic page pays a second rapidocr pass.
-- **Tesseract did not turn pages** when this was measured: `language=ru` read a page turned 90
-  or 180 degrees as it lies (garbage). Fixed since: the tesseract engine asks Tesseract's
-  orientation detection when a first read looks wrong (README, *Russian text*); upright pages
-  pay nothing, a turned A4 page 2.3x the CPU of an upright one.
 - **Submit p99 at 50 clients in a closed loop cannot be under 50 ms** on 2 cores: one API
   process takes 5-7 ms of CPU per 1 MB upload (150-200 jobs/s at most), so 50 clients that
   each send again as soon as answered wait 50 / (jobs/s) = 250-400 ms on average (Little's

@@ -3,7 +3,7 @@
 # English language data (the tesseract engine and `auto` script detection read them through
 # tesserocr, whose wheel carries libtesseract). Installs with apt-get only what is missing.
 set -euo pipefail
-packages=(tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng)
+packages=(tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng tesseract-ocr-osd)
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()

@@ -153,7 +153,7 @@ def test_cpu_image_has_rapidocr_and_tesseract_for_russian() -> None:
     runs = " ".join(i.args for i in WORKER.instructions("cpu") if i.keyword == "RUN")
     runs += " ".join(i.args for i in WORKER.stage("cpu-deps").of("RUN"))
     assert "requirements.py worker" in runs
-    for package in ("tesseract-ocr", "tesseract-ocr-rus", "tesseract-ocr-eng"):
+    for package in ("tesseract-ocr", "tesseract-ocr-rus", "tesseract-ocr-eng", "tesseract-ocr-osd"):
         assert re.search(rf"\b{package}(\s|$)", runs)
     assert "paddle" not in runs
     assert WORKER.variables("cpu")["OCR_ENGINE"] == "rapidocr"
