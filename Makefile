@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 # The service against its engines (overhead, cold start, submit path, Tesseract CLI, scaling):
-# about 10-15 min; rewrites the `service` section of BENCHMARKS.md. BENCH_ARGS=--quick for a
+# about 15-20 min; rewrites the `service` section of BENCHMARKS.md. BENCH_ARGS=--quick for a
 # short run. Needs Redis (db 5, or OCRQ_BENCH_DB) and the tesseract CLI.
 bench: $(STAMP)
 	scripts/ensure-system-deps.sh
