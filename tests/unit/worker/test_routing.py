@@ -8,7 +8,7 @@ from shared.options import Language
 from shared.settings import Settings
 from tests.textimages import normalize_lines, render_page
 from worker.boot import build_engines
-from worker.engines import EngineError, OcrEngine
+from worker.engines import EngineError
 from worker.routing import EngineRouter, read_density
 
 RUSSIAN = [("Договор поставки номер 15", 40), ("Сумма к оплате 1284 рубля", 28)]
@@ -45,23 +45,10 @@ def test_auto_sends_a_russian_page_to_tesseract(router: EngineRouter) -> None:
     assert _text(recognition) == [t for t, _ in RUSSIAN]
 
 
-def _count_reads(monkeypatch: pytest.MonkeyPatch, engine: OcrEngine) -> list[int]:
-    """Wrap the real engine's first-pass read to count its passes over a page."""
-    calls: list[int] = []
-    read = engine.read_as_given  # type: ignore[attr-defined]
-
-    def counted(image):
-        calls.append(1)
-        return read(image)
-
-    monkeypatch.setattr(engine, "read_as_given", counted)
-    return calls
-
-
 def test_auto_decides_cyrillic_before_any_rotation_re_read(
-    router: EngineRouter, monkeypatch: pytest.MonkeyPatch
+    router: EngineRouter, count_reads
 ) -> None:
-    passes = _count_reads(monkeypatch, router.primary)
+    passes = count_reads(router.primary)
 
     engine, recognition = router.read(render_page(RUSSIAN_LONG), Language.auto)
 
@@ -91,11 +78,9 @@ def test_ru_turns_a_turned_page_upright_in_tesseract(
     assert _text(recognition) == [t for t, _ in RUSSIAN_LONG]
 
 
-def test_auto_turns_a_sideways_russian_page_once(
-    router: EngineRouter, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_auto_turns_a_sideways_russian_page_once(router: EngineRouter, count_reads) -> None:
     # rapidocr turns the page; tesseract gets it upright, reads it once and adds no turn of its own
-    tesseract_reads = _count_reads(monkeypatch, router.engine_for("cyrillic"))
+    tesseract_reads = count_reads(router.engine_for("cyrillic"))
     page = render_page(RUSSIAN_LONG).rotate(90, expand=True)
 
     engine, recognition = router.read(page, Language.auto)

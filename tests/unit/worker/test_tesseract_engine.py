@@ -122,23 +122,8 @@ RUSSIAN_PAGE: list[tuple[str, int]] = [
 ]
 
 
-def _count_reads(monkeypatch: pytest.MonkeyPatch, engine: TesseractEngine) -> list[int]:
-    """Wrap the real engine's read of a page image to count Tesseract's passes."""
-    calls: list[int] = []
-    read = engine.read_as_given
-
-    def counted(image: Image.Image):
-        calls.append(1)
-        return read(image)
-
-    monkeypatch.setattr(engine, "read_as_given", counted)
-    return calls
-
-
-def test_upright_page_is_read_once_with_rotation_0(
-    engine: TesseractEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads = _count_reads(monkeypatch, engine)
+def test_upright_page_is_read_once_with_rotation_0(engine: TesseractEngine, count_reads) -> None:
+    reads = count_reads(engine)
 
     recognition = engine.recognize(render_page(RUSSIAN_PAGE))
 
@@ -150,10 +135,10 @@ def test_upright_page_is_read_once_with_rotation_0(
 # PIL turns counter-clockwise; the page is made upright by turning it the rest of the way.
 @pytest.mark.parametrize(("turned", "rotation"), [(90, 270), (180, 180), (270, 90)])
 def test_turned_page_is_turned_upright_and_read_right(
-    engine: TesseractEngine, monkeypatch: pytest.MonkeyPatch, turned: int, rotation: int
+    engine: TesseractEngine, count_reads, turned: int, rotation: int
 ) -> None:
     upright = render_page(RUSSIAN_PAGE)
-    reads = _count_reads(monkeypatch, engine)
+    reads = count_reads(engine)
 
     recognition = engine.recognize(upright.rotate(turned, expand=True))
 
