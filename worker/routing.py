@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from shared.options import Language
 from worker.engines import EngineError, OcrEngine, OrientingEngine, Recognition
+from worker.engines.base import mostly_tall
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -41,7 +42,7 @@ def line_densities(recognition: Recognition) -> list[float]:
     On a page read sideways (most lines taller than wide) a line's length is its height.
     """
     sizes = [(b.bbox[2] - b.bbox[0], b.bbox[3] - b.bbox[1]) for b in recognition.blocks]
-    sideways = sum(1 for w, h in sizes if h > 1.5 * w) > len(sizes) / 2
+    sideways = mostly_tall([b.bbox for b in recognition.blocks])
     densities = []
     for block, (width, height) in zip(recognition.blocks, sizes, strict=True):
         if width > 0 and height > 0:

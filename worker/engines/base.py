@@ -31,6 +31,12 @@ class Recognition:
     rotation: int = 0
 
 
+def mostly_tall(bboxes: list[list[float]]) -> bool:
+    """Most boxes ([x0, y0, x1, y1]) over 1.5x as tall as wide: lines of a page lying sideways."""
+    tall = sum(1 for x0, y0, x1, y1 in bboxes if y1 - y0 > 1.5 * (x1 - x0))
+    return tall > len(bboxes) / 2
+
+
 @dataclass
 class EngineInfo:
     """Logged at boot and published in the worker heartbeat."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.results import Block
-from worker.engines.base import EngineError, EngineInfo, Recognition
+from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -163,8 +163,7 @@ class RapidOcrEngine:
         boxes = boxes[:_ORIENTATION_SAMPLES]
         if not boxes:
             return 0
-        tall = sum(1 for box in boxes if _box_size(box)[1] > 1.5 * _box_size(box)[0])
-        sideways = tall > len(boxes) / 2
+        sideways = mostly_tall(boxes)
         image = image.convert("RGB")
         lines = []
         for box in boxes:

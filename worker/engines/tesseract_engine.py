@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.results import Block
-from worker.engines.base import EngineError, EngineInfo, Recognition
+from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -306,10 +306,9 @@ def looks_misread(recognition: Recognition) -> bool:
     A page with nothing read is not suspect: there is nothing to turn."""
     if not recognition.blocks:
         return False
-    tall = sum(
-        1 for b in recognition.blocks if b.bbox[3] - b.bbox[1] > 1.5 * (b.bbox[2] - b.bbox[0])
+    return _read_confidence(recognition) < MISREAD_CONFIDENCE or mostly_tall(
+        [b.bbox for b in recognition.blocks]
     )
-    return _read_confidence(recognition) < MISREAD_CONFIDENCE or tall > len(recognition.blocks) / 2
 
 
 def _paragraph_markdown(lines: list[_Line]) -> str:
