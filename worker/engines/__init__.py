@@ -9,8 +9,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from worker.engines.base import (
+    BatchingEngine,
     EngineError,
     EngineInfo,
+    EngineUnavailable,
     OcrEngine,
     OrientingEngine,
     Recognition,
@@ -21,8 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
+    "BatchingEngine",
     "EngineError",
     "EngineInfo",
+    "EngineUnavailable",
     "OcrEngine",
     "OrientingEngine",
     "Recognition",

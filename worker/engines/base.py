@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -18,6 +19,17 @@ class EngineError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class EngineUnavailable(EngineError):
+    """The engine's backend (e.g. a VL model server) does not answer; no page was read.
+
+    Not a fault of any job: the worker holds its jobs until the backend is back, and /ready says
+    the engine is unavailable.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("engine_unavailable", message)
 
 
 @dataclass
@@ -81,4 +93,25 @@ class OrientingEngine(OcrEngine, Protocol):
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:
         """`first` if the page is upright, else a read of the page turned upright."""
+        ...
+
+
+@runtime_checkable
+class BatchingEngine(OcrEngine, Protocol):
+    """An engine that reads many pages in one call far faster than one by one (a GPU, a VL
+    server): the worker feeds it pages of one or many jobs together."""
+
+    # Pages per recognize_batch call the engine is built for.
+    max_batch: int
+
+    def recognize_batch(self, images: Sequence[Image]) -> list[Recognition | EngineError]:
+        """One outcome per image, in order; a page that failed gets its EngineError in its slot.
+
+        Raises EngineUnavailable when the backend does not answer at all (no page was read).
+        """
+        ...
+
+    def check_available(self) -> None:
+        """Raise EngineUnavailable (naming what is missing) unless the backend answers and
+        serves the model; cheap, called at boot and while an outage is waited out."""
         ...
