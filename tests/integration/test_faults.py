@@ -122,6 +122,7 @@ def test_worker_that_never_comes_back_requeue_then_worker_lost(fault_stack: Stac
         job = wait_terminal(api, job_id, timeout=30)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "worker_lost"
+    assert not (fault_stack.base / "temp" / job_id).exists()  # a failed job keeps no upload
 
 
 @pytest.mark.parametrize("fault_stack", [{"PAGE_TIMEOUT_SECONDS": "1"}], indirect=True)
