@@ -4,7 +4,6 @@ records outlive slow jobs, a record or upload that vanishes is a 404 or input_mi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -12,22 +11,19 @@ import pytest
 import redis
 
 from tests.fulldisk import fill, small_tmpfs
-from tests.integration.conftest import files_under, wait_terminal
+from tests.integration.conftest import (
+    REPORT_PAGES,
+    files_under,
+    report_pdf,
+    wait_running,
+    wait_terminal,
+)
 from tests.integration.stack import Stack
 from tests.textimages import encode, normalize_lines, render_page
 
 pytestmark = pytest.mark.integration
 
-PAGES = [
-    [(f"Chapter {n} of the annual report", 36), (f"Revenue grew {n * 7} percent", 28)]
-    for n in range(1, 5)
-]
 GONE = "record is gone (expired or Redis lost it); stopping without touching its files"
-
-
-def _pdf() -> bytes:
-    images = [render_page(lines, width=1600) for lines in PAGES]
-    return encode(images[0], "PDF", save_all=True, append_images=images[1:], resolution=100)
 
 
 def _png(text: str) -> bytes:
@@ -38,17 +34,6 @@ def _submit(api: httpx.Client, data: bytes, name: str) -> str:
     response = api.post("/jobs", files={"file": (name, data)})
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
-
-
-def _wait_pages(api: httpx.Client, job_id: str, pages_done: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if job["status"] == "running" and job["progress"]["pages_done"] >= pages_done:
-            return
-        assert job["status"] in ("queued", "running"), job
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} never ran")
 
 
 def _wait_log(stack: Stack, needle: str, timeout: float = 60) -> str:
@@ -65,9 +50,9 @@ def test_jobs_longer_than_the_ttl_succeed_and_expire_from_their_end(
     stack.start_worker()
     db = redis.Redis.from_url(stack.redis_url)
     with httpx.Client(base_url=stack.url, timeout=10) as api:
-        long_job = _submit(api, _pdf(), "report.pdf")  # 4 pages: longer than 2 s
+        long_job = _submit(api, report_pdf(), "report.pdf")  # 4 pages: longer than 2 s
         waiting = _submit(api, _png("Waited in the queue 77"), "a.png")  # queued behind it
-        _wait_pages(api, long_job, 1)
+        wait_running(api, long_job, 1)
         assert db.ttl(f"ocrq:job:{long_job}") == -1  # running: no TTL
         assert db.ttl(f"ocrq:job:{waiting}") == -1  # queued: no TTL
 
@@ -76,7 +61,7 @@ def test_jobs_longer_than_the_ttl_succeed_and_expire_from_their_end(
         assert wait_terminal(api, waiting, timeout=60)["status"] == "succeeded"
         document = api.get(f"/jobs/{long_job}/result").json()
         assert [normalize_lines(p["text"]) for p in document["pages"]] == [
-            [t for t, _ in page] for page in PAGES
+            [t for t, _ in page] for page in REPORT_PAGES
         ]
         text = api.get(f"/jobs/{waiting}/result", params={"format": "text"}).text
         assert text.strip() == "Waited in the queue 77"
@@ -101,9 +86,9 @@ def test_a_lost_record_is_404_everywhere_and_a_lost_upload_fails_input_missing(
         assert job["status"] == "failed"
         assert job["error"] == {"code": "input_missing", "message": "the uploaded file is gone"}
 
-        running = _submit(api, _pdf(), "report.pdf")
+        running = _submit(api, report_pdf(), "report.pdf")
         queued = _submit(api, _png("Behind the report"), "b.png")
-        _wait_pages(api, running, 1)
+        wait_running(api, running, 1)
         db.delete(f"ocrq:job:{running}", f"ocrq:job:{queued}")  # as a Redis restart would
         log = _wait_log(stack, f"job={queued} ")  # the worker has dealt with both
 
@@ -134,7 +119,7 @@ def test_a_full_output_dir_fails_insufficient_storage_and_leaves_nothing(
         stack.start_worker()
         filler = fill(output)
         with httpx.Client(base_url=stack.url, timeout=10) as api:
-            job_id = _submit(api, _pdf(), "report.pdf")
+            job_id = _submit(api, report_pdf(), "report.pdf")
             job = wait_terminal(api, job_id, timeout=120)
             assert job["status"] == "failed", job
             assert job["error"] == {
