@@ -74,7 +74,7 @@ async def _sweep_orphans(leases: JobLeases, celery: Celery, settings: Settings) 
     while True:
         await asyncio.sleep(settings.orphan_sweep_seconds)
         try:
-            await run_in_threadpool(recover_orphans, leases, celery, settings.job_max_attempts)
+            await run_in_threadpool(recover_orphans, leases, celery, settings)
         except (RedisError, KombuError) as exc:
             log.debug("orphan sweep skipped: %s", exc)
         except Exception:  # the sweeper must outlive any single failure

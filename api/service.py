@@ -329,7 +329,8 @@ class JobService:
         try:
             self.celery.send_task(TASK_RUN, args=[record.job_id], queue=QUEUE, retry=False)
         except (KombuError, RedisError, OSError) as exc:
-            # if Redis is down the record expires with its TTL; the job was never queued
+            # the job was never queued: its record goes (a queued record has no TTL, so if
+            # Redis is down now the delete fails and the record stays `queued` until canceled)
             with contextlib.suppress(QueueUnavailable):
                 self.store.delete(record.job_id)
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc

@@ -32,7 +32,8 @@ class Claim(enum.StrEnum):
     canceled = "canceled"
 
 
-# KEYS: job, lease, running set. ARGV: holder, lease seconds, job ttl, now, job id.
+# KEYS: job, lease, running set. ARGV: holder, lease seconds, now, job id.
+# A running job's record has no TTL (one written by an older version loses it here).
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -40,11 +41,11 @@ if status ~= 'queued' and status ~= 'running' then return status end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return 'busy' end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'pages_done', 0,
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3], 'pages_done', 0,
            'worker', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PERSIST', KEYS[1])
 return 'claimed'
 """
 
@@ -64,8 +65,13 @@ return 1
 """
 
 # KEYS: job, lease, running set, requeue set. ARGV: max attempts, job ttl, now, job id.
+# A failed job's record expires JOB_TTL_SECONDS from now; a requeued one keeps no TTL.
 _RECOVER = """
 local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  redis.call('SREM', KEYS[3], ARGV[4])
+  return 'missing'
+end
 if status ~= 'running' then
   redis.call('SREM', KEYS[3], ARGV[4])
   return 'gone'
@@ -81,7 +87,7 @@ if attempts >= tonumber(ARGV[1]) then
   return 'failed'
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'pages_done', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('PERSIST', KEYS[1])
 redis.call('SADD', KEYS[4], ARGV[4])
 return 'requeued'
 """
@@ -100,7 +106,7 @@ class JobLeases:
         """Take the job's lease and mark it running (one more attempt), if it is free."""
         result = self._claim(
             keys=[_job_key(job_id), _lease_key(job_id), RUNNING_SET],
-            args=[holder, lease_seconds, self.ttl, utcnow().isoformat(), job_id],
+            args=[holder, lease_seconds, utcnow().isoformat(), job_id],
         )
         return Claim(result)
 
@@ -117,7 +123,8 @@ class JobLeases:
         return sorted(self.redis.smembers(RUNNING_SET))
 
     def recover(self, job_id: str, max_attempts: int) -> str:
-        """'requeued', 'failed' (worker_lost), 'alive' (lease held) or 'gone' (not running)."""
+        """'requeued', 'failed' (worker_lost), 'alive' (lease held), 'gone' (not running) or
+        'missing' (its record is gone: expired or lost by Redis)."""
         return self._recover(
             keys=[_job_key(job_id), _lease_key(job_id), RUNNING_SET, REQUEUE_SET],
             args=[max_attempts, self.ttl, utcnow().isoformat(), job_id],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
@@ -19,6 +20,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 KEY_PREFIX = "ocrq:"
+
+log = logging.getLogger(__name__)
 
 
 class JobStatus(enum.StrEnum):
@@ -98,15 +101,30 @@ def _idempotency_key(scope: str | None, key: str) -> str:
 
 
 # A state change of the job's own life (running, succeeded, failed): never on a canceled job,
-# never on a record that expired (HSET would resurrect a partial hash without created_at).
-# KEYS[1] job key; ARGV[1] ttl; ARGV[2] "1" to count an attempt; ARGV[3..] field, value, ...
+# never on a record that is gone (HSET would resurrect a partial hash without created_at).
+# A live record has no TTL; the retention time counts from the job's end.
+# KEYS[1] job key; ARGV[1] ttl (0: the job is still live, keep it); ARGV[2] "1" to count an
+# attempt; ARGV[3..] field, value, ...
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'canceled' then return 0 end
 if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+if tonumber(ARGV[1]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+"""
+
+# Progress (pages_total, pages_done): written only into a record that exists, so a record that
+# is gone is never recreated as a partial hash; its TTL (none while the job lives) is kept.
+# KEYS[1] job key; ARGV field, value, ...
+_PROGRESS = """
+if redis.call('HEXISTS', KEYS[1], 'job_id') == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
@@ -141,13 +159,22 @@ def _dump(value: object) -> str:
     return str(value)
 
 
+# what a record must hold to be one: a hash without them is no job (answered as not found)
+_REQUIRED = ("job_id", "status", "created_at")
+
+
 class JobStore:
-    """Job records as Redis hashes `ocrq:job:<id>` that expire after the retention time."""
+    """Job records as Redis hashes `ocrq:job:<id>`.
+
+    A record has no TTL while its job is queued or running; it expires JOB_TTL_SECONDS after
+    the job ended (succeeded, failed or canceled).
+    """
 
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self.redis = client
         self.ttl = ttl_seconds
         self._transition_script = client.register_script(_TRANSITION)
+        self._progress_script = client.register_script(_PROGRESS)
         self._cancel_script = client.register_script(_CANCEL)
         self._swap_script = client.register_script(_SWAP)
         self._release_script = client.register_script(_RELEASE)
@@ -160,15 +187,17 @@ class JobStore:
             if v is not None
         }
         fields["options"] = record.options.model_dump_json(exclude_defaults=True)
-        pipe = self.redis.pipeline()
-        pipe.hset(_job_key(record.job_id), mapping=fields)
-        pipe.expire(_job_key(record.job_id), self.ttl)
-        pipe.execute()
+        # no TTL: a queued job's record lives until the job ends, however long it waits
+        self.redis.hset(_job_key(record.job_id), mapping=fields)
 
     @redis_errors_as_unavailable
     def get(self, job_id: str) -> JobRecord | None:
         data = self.redis.hgetall(_job_key(job_id))
         if not data:
+            return None
+        if any(name not in data for name in _REQUIRED):
+            # only a foreign or pre-fix write makes one; it is no job, and must not be a 500
+            log.warning("job=%s record is partial (fields %s); taken as gone", job_id, sorted(data))
             return None
         error = None
         if "error_code" in data:
@@ -186,16 +215,18 @@ class JobStore:
     def delete(self, job_id: str) -> None:
         self.redis.delete(_job_key(job_id))
 
-    def _update(self, job_id: str, **fields: object) -> None:
-        key = _job_key(job_id)
-        pipe = self.redis.pipeline()
-        pipe.hset(key, mapping={k: _dump(v) for k, v in fields.items()})
-        pipe.expire(key, self.ttl)
-        pipe.execute()
+    def _progress(self, job_id: str, **fields: object) -> None:
+        """Record progress; JobNotFound when the record is gone (expired or lost by Redis)."""
+        args = [item for name, value in fields.items() for item in (name, _dump(value))]
+        if self._progress_script(keys=[_job_key(job_id)], args=args) != 1:
+            raise JobNotFound(f"the record of job {job_id} is gone")
 
     def _transition(self, job_id: str, count_attempt: bool = False, **fields: object) -> bool:
-        """Apply a worker-side state change unless the job was canceled (or is gone)."""
-        args: list[object] = [self.ttl, "1" if count_attempt else "0"]
+        """Apply a worker-side state change unless the job was canceled (or is gone).
+
+        A terminal state starts the record's retention time (JOB_TTL_SECONDS)."""
+        terminal = JobStatus(str(fields["status"])).terminal
+        args: list[object] = [self.ttl if terminal else 0, "1" if count_attempt else "0"]
         for name, value in fields.items():
             args += [name, _dump(value)]
         return self._transition_script(keys=[_job_key(job_id)], args=args) == 1
@@ -211,10 +242,10 @@ class JobStore:
         )
 
     def set_pages_total(self, job_id: str, pages_total: int) -> None:
-        self._update(job_id, pages_total=pages_total)
+        self._progress(job_id, pages_total=pages_total)
 
     def set_pages_done(self, job_id: str, pages_done: int) -> None:
-        self._update(job_id, pages_done=pages_done)
+        self._progress(job_id, pages_done=pages_done)
 
     def mark_succeeded(self, job_id: str) -> bool:
         """False when the job was canceled while it ran: `canceled` stays."""
@@ -238,8 +269,10 @@ class JobStore:
         before = self._cancel_script(keys=[_job_key(job_id)], args=[self.ttl, _dump(utcnow())])
         return JobStatus(before) if before else None
 
-    def is_canceled(self, job_id: str) -> bool:
-        return self.redis.hget(_job_key(job_id), "status") == JobStatus.canceled.value
+    def status(self, job_id: str) -> JobStatus | None:
+        """The job's status alone (one HGET); None when its record is gone."""
+        status = self.redis.hget(_job_key(job_id), "status")
+        return JobStatus(status) if status else None
 
     # -- Idempotency-Key -> job id, scoped per API key, kept as long as the job --
     @redis_errors_as_unavailable

@@ -14,6 +14,8 @@ from celery import Celery
 from shared.job_leases import JobLeases
 from shared.metrics import Metrics
 from shared.queue import QUEUE, TASK_RUN
+from shared.settings import Settings
+from shared.storage import JobFiles
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,10 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
 
 
-def recover_orphans(leases: JobLeases, celery: Celery, max_attempts: int) -> SweepReport:
+def recover_orphans(leases: JobLeases, celery: Celery, settings: Settings) -> SweepReport:
     """One pass. Safe to run anywhere and concurrently: each orphan is taken by one sweeper."""
     report = SweepReport()
+    max_attempts = settings.job_max_attempts
     for job_id in leases.running():
         outcome = leases.recover(job_id, max_attempts)
         if outcome == "requeued":
@@ -35,7 +38,19 @@ def recover_orphans(leases: JobLeases, celery: Celery, max_attempts: int) -> Swe
         elif outcome == "failed":
             report.failed.append(job_id)
             Metrics(leases.redis).count_job("failed")
-            log.error("job=%s lost its worker %d time(s); failed worker_lost", job_id, max_attempts)
+            # a failed job keeps neither its upload nor what a dead run may have half written
+            JobFiles(settings.temp_dir, settings.output_dir, job_id).remove_all()
+            log.error(
+                "job=%s lost its worker %d time(s); failed worker_lost, its files removed",
+                job_id,
+                max_attempts,
+            )
+        elif outcome == "missing":
+            log.warning(
+                "job=%s was running but its record is gone (expired or Redis lost it); "
+                "no longer tracked, its files are left to the retention sweep",
+                job_id,
+            )
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
     for job_id in leases.pending_requeues():

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     # one upload's speed, so raise it for clients that reach the API directly over long links.
     api_socket_rcvbuf: int = Field(65536, ge=0, description="API socket receive buffer, bytes")
     max_upload_mb: float = Field(50, gt=0)
-    job_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    job_ttl_seconds: int = Field(
+        7 * 24 * 3600, gt=0, description="Seconds a record is kept after its job ended"
+    )
     max_pages: int = Field(500, ge=1, description="Documents with more pages are refused (422)")
     pdf_dpi: int = Field(200, ge=72, le=600, description="Default PDF render resolution")
     api_keys: str = Field("", description="Comma-separated bearer keys; empty = no auth")

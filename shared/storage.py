@@ -101,16 +101,22 @@ class JobFiles:
         return self.input_dir
 
     def write_result(self, fmt: str, data: bytes) -> Path:
-        """Write one result file atomically: temp file beside it, fsync, then os.replace."""
+        """Write one result file atomically: temp file beside it, fsync, then os.replace.
+
+        A write that fails (a full disk) leaves no temp file behind."""
         make_shared_dir(self.output_dir)
         target = self.result_path(fmt)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, target)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return target
 
     def remove_input(self) -> None:

@@ -17,7 +17,7 @@ from shared.metrics import Metrics
 from shared.queue import QUEUE, make_celery
 from shared.recovery import recover_orphans
 from shared.settings import Settings
-from shared.storage import DirectoryNotWritable, JobFiles, ensure_writable_dir
+from shared.storage import DirectoryNotWritable, ensure_writable_dir
 from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
 from worker.engines import EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
@@ -117,7 +117,7 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     sweeper = Periodic(
         "orphan-sweep",
         settings.orphan_sweep_seconds,
-        lambda: recover_orphans(leases, app, settings.job_max_attempts),
+        lambda: recover_orphans(leases, app, settings),
     )
     sweeper.start()
     # solo pool: the warm engine lives in this process; scale with more worker processes.
@@ -151,13 +151,11 @@ def build_runner(
     store = store or JobStore(client, settings.job_ttl_seconds)
     leases = JobLeases(client, settings.job_ttl_seconds)
 
-    metrics = Metrics(client)
-
     def fail_timed_out(job_id: str, reason: str) -> None:
-        if store.mark_failed(job_id, "timeout", reason):
-            metrics.count_job("failed")
-        leases.release(job_id, holder)
-        JobFiles(settings.temp_dir, settings.output_dir, job_id).remove_input()
+        try:
+            runner.fail(job_id, "timeout", reason)
+        finally:
+            leases.release(job_id, holder)
 
     watch = JobWatch(
         leases,
@@ -168,4 +166,5 @@ def build_runner(
         on_timeout=exit_after_timeout,
         fail_job=fail_timed_out,
     )
-    return JobRunner(settings, store, router, leases, holder, watch, metrics), watch
+    runner = JobRunner(settings, store, router, leases, holder, watch, Metrics(client))
+    return runner, watch

@@ -66,8 +66,15 @@ class Document:
             self._pdf.close()
 
 
+def input_missing() -> PageLoadError:
+    """The upload is not in TEMP_DIR (removed or lost before or while the job ran)."""
+    return PageLoadError("input_missing", "the uploaded file is gone")
+
+
 def _image_error(exc: Exception, path: Path) -> PageLoadError:
     """The client sees this message: Pillow's may name the server's file, so it never does."""
+    if isinstance(exc, FileNotFoundError):
+        return input_missing()
     if isinstance(exc, Image.DecompressionBombError):
         return PageLoadError(
             "image_too_large", f"image has more than {MAX_IMAGE_PIXELS} pixels: {exc}"
@@ -119,6 +126,8 @@ def _open_pdf(path: Path) -> Any:
 
     try:
         return pdfium.PdfDocument(path)
+    except FileNotFoundError:
+        raise input_missing() from None
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower():
             raise PageLoadError("pdf_encrypted", "the PDF is password-protected") from exc

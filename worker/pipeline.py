@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass
 
+from shared.errors import JobNotFound
 from shared.job_leases import Claim, JobLeases
 from shared.jobs import JobRecord, JobStatus, JobStore
 from shared.logs import job_context
@@ -21,6 +23,9 @@ from worker.results import build_document, page_markdown, write_results
 from worker.routing import EngineRouter
 
 log = logging.getLogger(__name__)
+
+# a full disk (or quota) while writing results: the job fails insufficient_storage
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class JobCanceledWhileRunning(Exception):
@@ -45,12 +50,10 @@ class JobRunner:
         The job's lease admits one runner at a time: a redelivered message for a job another
         live worker holds is dropped, and a dead worker's job comes back through recovery.
         """
-        files = JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+        files = self._files(job_id)
         claim = self.leases.claim(job_id, self.holder, self.settings.job_lease_seconds)
         if claim is Claim.missing:
-            log.warning("job=%s has no record (expired or deleted); dropping it", job_id)
-            files.remove_input()
-            return None
+            return self._gone(job_id)
         if claim is Claim.busy:
             log.info("job=%s is held by another live worker; dropping this delivery", job_id)
             return None
@@ -65,8 +68,13 @@ class JobRunner:
         finally:
             self.leases.release(job_id, self.holder)
 
+    def _files(self, job_id: str) -> JobFiles:
+        return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+
     def _execute(self, job_id: str, files: JobFiles) -> JobStatus | None:
-        record = self.store.require(job_id)
+        record = self.store.get(job_id)
+        if record is None:
+            return self._gone(job_id)
         if record.attempts > 1:
             log.warning("job=%s attempt %d: its previous worker died", job_id, record.attempts)
         started = time.perf_counter()
@@ -77,22 +85,26 @@ class JobRunner:
             write_results(files, document)
         except JobCanceledWhileRunning:
             return self._canceled(job_id, files)
+        except JobNotFound:
+            return self._gone(job_id)
         except JobTimedOut as exc:
-            return self._fail(job_id, files, "timeout", str(exc))
+            return self.fail(job_id, "timeout", str(exc))
         except (PageLoadError, EngineError) as exc:
-            return self._fail(job_id, files, exc.code, exc.message)
-        except FileNotFoundError:
-            return self._fail(job_id, files, "input_missing", "the uploaded file is gone")
+            return self.fail(job_id, exc.code, exc.message)
         except Exception as exc:  # a job must end failed, never kill the worker
+            if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
+                reason = exc.strerror or str(exc)
+                message = f"the result cannot be stored: {reason}"
+                return self.fail(job_id, "insufficient_storage", message)
             log.exception("job=%s crashed", job_id)
-            return self._fail(job_id, files, "internal_error", f"{type(exc).__name__}: {exc}")
+            return self.fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
         if not self.leases.renew(job_id, self.holder, self.settings.job_lease_seconds):
             # our lease lapsed (this process stalled) and recovery gave the job to another run:
             # that run owns the job's state now; the results written here are the same.
             log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
             return None
-        if not self.store.mark_succeeded(job_id):  # canceled after the last page
-            return self._canceled(job_id, files)
+        if not self.store.mark_succeeded(job_id):  # canceled after the last page, or gone
+            return self._not_applied(job_id, files)
         self.metrics.count_job("succeeded")
         self.metrics.observe("job_duration_seconds", time.perf_counter() - started)
         files.remove_input()
@@ -118,7 +130,10 @@ class JobRunner:
             results = []
             pages = document.pages(numbers, use_text_layer=options.text_layer is TextLayer.use)
             for done, page in enumerate(pages, start=1):
-                if self.store.is_canceled(job_id):
+                status = self.store.status(job_id)
+                if status is None:
+                    raise JobNotFound(f"the record of job {job_id} is gone")
+                if status is JobStatus.canceled:
                     raise JobCanceledWhileRunning(job_id)
                 self.watch.page_starting()
                 t0 = time.perf_counter()
@@ -174,17 +189,46 @@ class JobRunner:
             text="\n".join(b.text for b in blocks),
         )
 
-    def _fail(self, job_id: str, files: JobFiles, code: str, message: str) -> JobStatus:
+    def fail(self, job_id: str, code: str, message: str) -> JobStatus | None:
+        """Fail the job this process holds; a failed job keeps no upload and no partial result.
+
+        Also called by the watchdog thread when a page overruns its time limit.
+        """
         message = hide_dirs(
             message, {"TEMP_DIR": self.settings.temp_dir, "OUTPUT_DIR": self.settings.output_dir}
         )
+        if not self.leases.renew(job_id, self.holder, self.settings.job_lease_seconds):
+            # recovery gave the job to another run, whose files these are now
+            log.warning("job=%s lost its lease; not failed (%s), files left alone", job_id, code)
+            return None
+        files = self._files(job_id)
+        if not self.store.mark_failed(job_id, code, message):
+            return self._not_applied(job_id, files)
         log.warning("job=%s failed: %s: %s", job_id, code, message)
-        if self.store.mark_failed(job_id, code, message):
-            self.metrics.count_job("failed")
-        files.remove_input()
+        self.metrics.count_job("failed")
+        files.remove_all()
         return JobStatus.failed
+
+    def _not_applied(self, job_id: str, files: JobFiles) -> JobStatus | None:
+        """The store refused to end the job: it was canceled meanwhile, or its record is gone."""
+        status = self.store.status(job_id)
+        if status is JobStatus.canceled:
+            return self._canceled(job_id, files)
+        if status is None:
+            return self._gone(job_id)
+        log.warning("job=%s is %s already; its state and files left alone", job_id, status.value)
+        return status
 
     def _canceled(self, job_id: str, files: JobFiles) -> JobStatus:
         log.info("job=%s canceled; stopped and removed its files", job_id)
         files.remove_all()
         return JobStatus.canceled
+
+    def _gone(self, job_id: str) -> None:
+        """No record (it expired, or Redis lost it): nobody can see this job, but its files may
+        still matter to someone; the retention sweep removes them after the grace period."""
+        log.warning(
+            "job=%s record is gone (expired or Redis lost it); stopping without touching its files",
+            job_id,
+        )
+        return None

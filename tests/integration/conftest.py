@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,8 +60,6 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
 
 
 def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = api.get(f"/jobs/{job_id}").json()
@@ -68,6 +67,32 @@ def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
             return body
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} not finished after {timeout} s: {body}")
+
+
+def wait_running(api: httpx.Client, job_id: str, pages_done: int = 1) -> None:
+    """Until the job runs and has `pages_done` pages done."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = api.get(f"/jobs/{job_id}").json()
+        if job["status"] == "running" and job["progress"]["pages_done"] >= pages_done:
+            return
+        assert job["status"] in ("queued", "running"), job
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} never ran")
+
+
+# a 4-page report: long enough to act on a job while it runs
+REPORT_PAGES = [
+    [(f"Chapter {n} of the annual report", 36), (f"Revenue grew {n * 7} percent", 28)]
+    for n in range(1, 5)
+]
+
+
+def report_pdf() -> bytes:
+    from tests.textimages import encode, render_page
+
+    images = [render_page(lines, width=1600) for lines in REPORT_PAGES]
+    return encode(images[0], "PDF", save_all=True, append_images=images[1:], resolution=100)
 
 
 def files_under(path: Path) -> list[Path]:

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from shared.workers import WorkerRegistry
-from tests.integration.conftest import wait_terminal
+from tests.integration.conftest import REPORT_PAGES, report_pdf, wait_running, wait_terminal
 from tests.integration.stack import Stack, free_port
 from tests.textimages import encode, normalize_lines, render_page
 
@@ -30,15 +30,6 @@ FAST_RECOVERY = {
     "ORPHAN_SWEEP_SECONDS": "0.5",
     "WORKER_HEARTBEAT_TTL": "3",
 }
-PAGES = [
-    [(f"Chapter {n} of the annual report", 36), (f"Revenue grew {n * 7} percent", 28)]
-    for n in range(1, 5)
-]
-
-
-def _pdf() -> bytes:
-    images = [render_page(lines, width=1600) for lines in PAGES]
-    return encode(images[0], "PDF", save_all=True, append_images=images[1:], resolution=100)
 
 
 @pytest.fixture
@@ -62,24 +53,13 @@ def _child_pid(stack: Stack, name: str) -> int:
     return beat.pid
 
 
-def _wait_running(api: httpx.Client, job_id: str, pages_done: int = 1) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if job["status"] == "running" and job["progress"]["pages_done"] >= pages_done:
-            return
-        assert job["status"] in ("queued", "running"), job
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} never ran")
-
-
 def test_worker_killed_mid_job_ten_times_each_job_completes_once(fault_stack: Stack) -> None:
     fault_stack.start_worker()
     counts = {"succeeded": 0, "other": 0, "duplicated": 0}
     with httpx.Client(base_url=fault_stack.url, timeout=10) as api:
         for _ in range(10):
-            job_id = api.post("/jobs", files={"file": ("r.pdf", _pdf())}).json()["job_id"]
-            _wait_running(api, job_id)
+            job_id = api.post("/jobs", files={"file": ("r.pdf", report_pdf())}).json()["job_id"]
+            wait_running(api, job_id)
             fault_stack.wait_for(lambda: _child_pid(fault_stack, "test-worker-0") > 0)
             os.kill(_child_pid(fault_stack, "test-worker-0"), signal.SIGKILL)
 
@@ -90,7 +70,7 @@ def test_worker_killed_mid_job_ten_times_each_job_completes_once(fault_stack: St
             counts["succeeded"] += 1
             document = api.get(f"/jobs/{job_id}/result").json()
             texts = [normalize_lines(p["text"]) for p in document["pages"]]
-            if texts != [[t for t, _ in page] for page in PAGES]:
+            if texts != [[t for t, _ in page] for page in REPORT_PAGES]:
                 counts["duplicated"] += 1  # pages repeated or lost would show here
             results = sorted(p.name for p in (fault_stack.base / "output" / job_id).iterdir())
             assert results == ["result.json", "result.md", "result.txt"]
@@ -106,10 +86,10 @@ def test_worker_killed_mid_job_ten_times_each_job_completes_once(fault_stack: St
 @pytest.mark.parametrize("fault_stack", [{"JOB_MAX_ATTEMPTS": "2"}], indirect=True)
 def test_worker_that_never_comes_back_requeue_then_worker_lost(fault_stack: Stack) -> None:
     with httpx.Client(base_url=fault_stack.url, timeout=10) as api:
-        job_id = api.post("/jobs", files={"file": ("r.pdf", _pdf())}).json()["job_id"]
+        job_id = api.post("/jobs", files={"file": ("r.pdf", report_pdf())}).json()["job_id"]
         for attempt in (1, 2):
             worker = fault_stack.start_worker()
-            _wait_running(api, job_id)
+            wait_running(api, job_id)
             child = _child_pid(fault_stack, f"test-worker-{attempt - 1}")
             worker.kill()  # the supervisor first, so nothing restarts the process
             os.kill(child, signal.SIGKILL)
@@ -122,6 +102,7 @@ def test_worker_that_never_comes_back_requeue_then_worker_lost(fault_stack: Stac
         job = wait_terminal(api, job_id, timeout=30)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "worker_lost"
+    assert not (fault_stack.base / "temp" / job_id).exists()  # a failed job keeps no upload
 
 
 @pytest.mark.parametrize("fault_stack", [{"PAGE_TIMEOUT_SECONDS": "1"}], indirect=True)

@@ -169,13 +169,38 @@ def test_path_like_filename_never_becomes_a_path(client: TestClient, settings: S
     assert filename.startswith("../../evil") and "\x00" not in filename  # kept as metadata
 
 
-def test_job_record_has_retention_ttl(client: TestClient, settings: Settings) -> None:
+def test_job_record_retention_counts_from_the_jobs_end(
+    client: TestClient, settings: Settings
+) -> None:
     job_id = client.post("/jobs", files={"file": ("a.png", _png())}).json()["job_id"]
     store = JobStore(connect_redis(settings.redis_url), settings.job_ttl_seconds)
 
     assert store.require(job_id).status is JobStatus.queued
+    assert store.redis.ttl(f"ocrq:job:{job_id}") == -1  # queued: kept however long it waits
+    assert client.delete(f"/jobs/{job_id}").json()["status"] == "canceled"
     ttl = store.redis.ttl(f"ocrq:job:{job_id}")
     assert settings.job_ttl_seconds - 5 <= ttl <= settings.job_ttl_seconds
+
+
+def test_a_record_that_is_gone_or_partial_is_404_everywhere(
+    client: TestClient, settings: Settings
+) -> None:
+    job_id = client.post("/jobs", files={"file": ("a.png", _png())}).json()["job_id"]
+    store = JobStore(connect_redis(settings.redis_url), settings.job_ttl_seconds)
+    key = f"ocrq:job:{job_id}"
+
+    for lose in (
+        lambda: store.redis.delete(key),
+        lambda: store.redis.hset(key, mapping={"pages_done": 2}),  # what older versions wrote
+    ):
+        lose()
+        for response in (
+            client.get(f"/jobs/{job_id}"),
+            client.get(f"/jobs/{job_id}/result"),
+            client.delete(f"/jobs/{job_id}"),
+        ):
+            assert response.status_code == 404, response.text
+            assert response.json()["error"]["code"] == "job_not_found"
 
 
 def test_api_keys_required_when_set(settings: Settings) -> None:

@@ -40,7 +40,7 @@ def test_cancel_running_job_is_not_overwritten_by_success_or_failure(
     assert store.mark_running(job_id) is True
 
     assert store.cancel(job_id) is JobStatus.running
-    assert store.is_canceled(job_id)
+    assert store.status(job_id) is JobStatus.canceled
     assert store.mark_succeeded(job_id) is False
     assert store.mark_failed(job_id, "internal_error", "late") is False
 

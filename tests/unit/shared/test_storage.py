@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from shared.storage import (
     create_shared_file,
     ensure_writable_dir,
 )
+from tests.fulldisk import fill, small_tmpfs
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -75,3 +77,17 @@ def test_configured_dirs_created_here_are_shared_and_existing_ones_left_alone(
     mine.chmod(0o750)
     ensure_writable_dir(mine, "OUTPUT_DIR")
     assert stat.S_IMODE(mine.stat().st_mode) == 0o750  # an operator's choice, not ours to change
+
+
+def test_a_result_write_on_a_full_disk_raises_enospc_and_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    with small_tmpfs(tmp_path / "o", size="64k") as output:
+        files = JobFiles(tmp_path / "t", output, JOB)
+        fill(output)
+
+        with pytest.raises(OSError) as raised:
+            files.write_result("json", b"x" * 20_000)
+
+        assert raised.value.errno == errno.ENOSPC
+        assert list((output / JOB).iterdir()) == []

@@ -3,55 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable
 
 import pytest
 
-from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
-from shared.options import parse_options
-from shared.settings import Settings
+from shared.jobs import JobStatus
 from shared.storage import JobFiles
 from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page, text_pdf
-from worker.boot import build_runner
-from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner
-from worker.routing import EngineRouter
-
-
-@pytest.fixture(scope="module")
-def engine() -> OcrEngine:
-    warm = build_engine(Settings())
-    warm.warm()
-    return warm
-
-
-@pytest.fixture
-def runner(settings: Settings, engine: OcrEngine) -> JobRunner:
-    store = JobStore(connect_redis(settings.redis_url), 600)
-    runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "test:1", store)
-    return runner
-
-
-@pytest.fixture
-def submit(runner: JobRunner) -> Callable[..., str]:
-    def _submit(data: bytes, media_type: str, **options: str) -> str:
-        job_id = uuid.uuid4().hex
-        files = JobFiles(runner.settings.temp_dir, runner.settings.output_dir, job_id)
-        files.make_input_dir()
-        files.input_path.write_bytes(data)
-        runner.store.create(
-            JobRecord(
-                job_id=job_id,
-                status=JobStatus.queued,
-                created_at=utcnow(),
-                media_type=media_type,
-                options=parse_options(options),
-            )
-        )
-        return job_id
-
-    return _submit
 
 
 def test_recognizes_rendered_page_and_writes_three_results(runner, submit) -> None:
