@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
+from api.service import IDEMPOTENCY_KEY_PATTERN
 from shared.options import JobOptions
 from shared.results import DocumentResult
 
@@ -108,7 +109,17 @@ async def create_job(
     service: ServiceDep,
     api_key: ApiKeyDep,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY_DOC)
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=_IDEMPOTENCY_DOC,
+            # declared, not validated here: the service answers a bad key 400 invalid_request
+            json_schema_extra={
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+                "minLength": 1,
+                "maxLength": 255,
+            },
+        ),
     ] = None,
 ) -> JobAccepted:
     accepted = await service.accept(
