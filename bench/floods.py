@@ -20,24 +20,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from bench.procs import memory_mb
 from bench.report import machine_line, markdown_table, update_section
+from tests.integration.rawhttp import (
+    BOUNDARY,
+    CLOSING,
+    Conn,
+    form_field,
+    send_body,
+    upload_head,
+)
 from tests.integration.stack import ROOT, Stack
 
 SCRATCH = ROOT / "var" / "bench"
-BOUNDARY = b"FloodBoundary"
 MB = 1 << 20
-FIELD = 4096
 LABELS = ("before", "after")
 
 
@@ -66,90 +69,10 @@ class RssSampler:
         return {"rss_before": self.before, "rss_peak": max(self.peak, after), "rss_after": after}
 
 
-@dataclass
-class Conn:
-    """One raw connection; a thread reads what the API answers and when it closes."""
-
-    port: int
-    opened: float = field(default_factory=time.monotonic)
-    reply: bytes = b""
-    closed_after: float | None = None
-    sent: int = 0
-
-    def __post_init__(self) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", self.port))
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        try:
-            while chunk := self.sock.recv(65536):
-                self.reply += chunk
-        except OSError:
-            pass
-        self.closed_after = time.monotonic() - self.opened
-
-    @property
-    def done(self) -> bool:
-        """The API answered or closed: a sender stops here."""
-        return bool(self.reply) or self.closed_after is not None
-
-    def send(self, data: bytes) -> bool:
-        if self.done:
-            return False
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            return False
-        self.sent += len(data)
-        return True
-
-    def wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.closed_after is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def answer(self) -> str:
-        status = re.match(rb"HTTP/1\.1 (\d+)", self.reply)
-        if not status:
-            return "closed, no answer" if self.closed_after is not None else "no answer"
-        code = re.search(rb'"code": ?"([a-z_]+)"', self.reply)
-        return f"{status[1].decode()} {code[1].decode() if code else ''}".strip()
-
-
-def _head(method: str, path: str, headers: dict[str, str]) -> bytes:
-    lines = [
-        f"{method} {path} HTTP/1.1",
-        "Host: 127.0.0.1",
-        *(f"{k}: {v}" for k, v in headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def _upload_head(length: int | None) -> bytes:
-    size = {"Content-Length": str(length)} if length else {"Transfer-Encoding": "chunked"}
-    return _head(
-        "POST",
-        "/jobs",
-        {"Content-Type": f"multipart/form-data; boundary={BOUNDARY.decode()}", **size},
-    )
-
-
-def _field(index: int) -> bytes:
-    """A 4 KB form field with its own name (a dict keyed by name keeps every one)."""
-    disposition = f'Content-Disposition: form-data; name="f{index:09d}"'.encode()
-    return b"--" + BOUNDARY + b"\r\n" + disposition + b"\r\n\r\n" + b"v" * FIELD + b"\r\n"
-
-
-CLOSING = b"--" + BOUNDARY + b"--\r\n"
-
-
 def _fields(total: int, per_chunk: int = 64) -> Iterator[bytes]:
-    count = total // len(_field(0))
+    count = total // len(form_field(0))
     for first in range(0, count, per_chunk):
-        yield b"".join(_field(i) for i in range(first, min(count, first + per_chunk)))
+        yield b"".join(form_field(i) for i in range(first, min(count, first + per_chunk)))
 
 
 def _nameless_part(total: int, piece: int = 256 << 10) -> Iterator[bytes]:
@@ -157,20 +80,6 @@ def _nameless_part(total: int, piece: int = 256 << 10) -> Iterator[bytes]:
     yield b"--" + BOUNDARY + b"\r\nContent-Type: text/plain\r\n\r\n"
     for _ in range(total // piece):
         yield b"x" * piece
-
-
-def _chunked(piece: bytes) -> bytes:
-    return b"%x\r\n" % len(piece) + piece + b"\r\n"
-
-
-def _send_body(conn: Conn, pieces: Iterator[bytes], chunked: bool) -> None:
-    """Send until the API answers or closes; a body it let through gets its closing boundary."""
-    for piece in pieces:
-        if not conn.send(_chunked(piece) if chunked else piece):
-            break
-    else:
-        conn.send(_chunked(CLOSING) + b"0\r\n\r\n" if chunked else CLOSING)
-    conn.wait(60)
 
 
 def _flood(port: int, senders: list[Callable[[Conn], None]]) -> list[Conn]:
@@ -189,19 +98,19 @@ def body_floods(stack: Stack) -> list[dict]:
     rows = []
 
     def one_big(conn: Conn) -> None:
-        conn.send(_upload_head(None))
-        _send_body(conn, _fields(400 * MB), chunked=True)
+        conn.send(upload_head(None))
+        send_body(conn, _fields(400 * MB), chunked=True)
 
-    part = len(_field(0))
+    part = len(form_field(0))
     per_body = (45 * MB // part) * part + len(CLOSING)
 
     def sized(conn: Conn) -> None:
-        conn.send(_upload_head(per_body))
-        _send_body(conn, _fields(45 * MB), chunked=False)
+        conn.send(upload_head(per_body))
+        send_body(conn, _fields(45 * MB), chunked=False)
 
     def nameless(conn: Conn) -> None:
-        conn.send(_upload_head(None))
-        _send_body(conn, _nameless_part(300 * MB), chunked=True)
+        conn.send(upload_head(None))
+        send_body(conn, _nameless_part(300 * MB), chunked=True)
 
     floods = [
         ("one chunked body of 4 KB fields (400 MB)", [one_big]),
@@ -227,7 +136,7 @@ def body_floods(stack: Stack) -> list[dict]:
     return rows
 
 
-def _slow_head(conn: Conn, hold: float) -> None:
+def _slowrequest_head(conn: Conn, hold: float) -> None:
     conn.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
     while conn.send(b"a") and time.monotonic() - conn.opened < hold:
         time.sleep(1)
@@ -243,12 +152,12 @@ def _huge_header(conn: Conn) -> None:
 def head_floods(stack: Stack, hold: float) -> tuple[dict, list[dict]]:
     """20 unfinished 16 MB headers (RSS), and how long each kind of stalled connection lives."""
     sampler = RssSampler(stack.api.pid)
-    body_head = _upload_head(MB)
+    body_head = upload_head(MB)
     kinds: dict[str, tuple[int, Callable[[Conn], None]]] = {
         "unfinished 16 MB header": (20, _huge_header),
         "idle (sends nothing)": (5, lambda c: None),
         "half-sent head": (5, lambda c: c.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")),
-        "slow head (a byte a second)": (5, lambda c: _slow_head(c, hold)),
+        "slow head (a byte a second)": (5, lambda c: _slowrequest_head(c, hold)),
         "half-sent body (1 KB of 1 MB)": (
             5,
             lambda c: c.send(body_head + b"--" + BOUNDARY + b"\r\n" + b"x" * 1024),
