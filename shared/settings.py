@@ -152,7 +152,6 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-
 def read_key_file(path: Path) -> frozenset[str]:
     """Keys one a line; blank lines and `#` comments skipped. The error never quotes a line."""
     try:
