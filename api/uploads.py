@@ -2,7 +2,9 @@
 
 Starlette's own form parser spools files to the system temp dir first; we write to the
 configured folder only, stop reading as soon as the size limit is passed, and sniff the type
-from the first bytes.
+from the first bytes. Beside the file a body holds only a few small fields (FormLimits), and
+its pieces must keep coming: a flood of fields, an endless epilogue or a stalled body is
+refused as soon as it is seen, with or without a Content-Length. A full disk is 507.
 
 The file part is never copied in Python: the parser's slices of the body chunks the server
 hands over are kept as views and written with one thread hop per `_FLUSH_BYTES` (the file is
