@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from api.app import create_app
+from api.connection_guard import guarded_protocol
 from api.listen import listening_socket
 from shared.logs import configure_logging
 from shared.settings import load_settings
@@ -20,7 +21,9 @@ def main() -> None:
         prog="python -m api",
         description="Serve the OCR job API. Configured by env vars, among them REDIS_URL, "
         "TEMP_DIR, OUTPUT_DIR, HOST (0.0.0.0), PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, "
-        "API_KEYS, API_SOCKET_RCVBUF (65536), LOG_LEVEL; the README lists them all.",
+        "API_KEYS, API_SOCKET_RCVBUF (65536), MAX_FORM_FIELDS (16), MAX_FIELD_BYTES (4096), "
+        "MAX_HEADER_BYTES (16384), HEADER_TIMEOUT_SECONDS (10), BODY_TIMEOUT_SECONDS (30), "
+        "LOG_LEVEL; the README lists them all.",
     ).parse_args()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -31,6 +34,8 @@ def main() -> None:
         raise SystemExit(1) from exc
     config = uvicorn.Config(
         create_app(settings),
+        # httptools, the request head bounded in size and time (api/connection_guard.py)
+        http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
         log_level=settings.log_level.lower(),
         access_log=False,
         log_config=None,  # uvicorn logs through our handler: same format, JSON included

@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
             "GET /jobs/{id} until it succeeds, then fetch GET /jobs/{id}/result."
         ),
         lifespan=lifespan,
+        redirect_slashes=False,  # api/errors.py redirects, with a relative Location
     )
     app.state.settings = settings
     install_error_handlers(app)

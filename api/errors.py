@@ -6,15 +6,17 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from shared.errors import ServiceError
+from shared.errors import QueueUnavailable, ServiceError
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+# what a client is told of a 503; the cause (with Redis's address) goes to the log only
+QUEUE_UNAVAILABLE_MESSAGE = "queue unavailable: the job store cannot be reached; retry later"
 
 
 def error_response(
@@ -27,7 +29,11 @@ def error_response(
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    message = exc.message
+    if isinstance(exc, QueueUnavailable):
+        log.warning("answered 503 queue_unavailable: %s", message)
+        message = QUEUE_UNAVAILABLE_MESSAGE
+    return error_response(exc.status_code, exc.code, message, exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -39,8 +45,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and (location := _slash_toggled(request)):
+        return RedirectResponse(location, status_code=307)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -57,6 +65,21 @@ def _allowed_methods(request: Request) -> list[str]:
         if match is not Match.NONE and route_methods:
             methods |= route_methods
     return sorted(methods)
+
+
+def _slash_toggled(request: Request) -> str | None:
+    """A relative URL for the path with its trailing slash added or removed, if a route
+    serves that path (Starlette's own redirect builds an absolute URL from the Host header)."""
+    path = request.scope["path"]
+    raw = request.scope.get("raw_path", path.encode()).decode("latin-1")
+    toggled = raw.rstrip("/") if raw.endswith("/") else raw + "/"
+    if toggled in ("", raw) or path == "/":
+        return None
+    scope = {**request.scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+    if not any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return "/" + toggled.lstrip("/") + (f"?{query}" if query else "")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

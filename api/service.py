@@ -17,7 +17,7 @@ from kombu.exceptions import KombuError
 from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from api.uploads import ReceivedUpload, receive_upload
+from api.uploads import FormLimits, ReceivedUpload, receive_upload
 from shared.errors import (
     BadRequestBody,
     IdempotencyKeyInUse,
@@ -47,10 +47,9 @@ from shared.workers import WorkerBeat, WorkerRegistry
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-# multipart framing around the file: boundaries, part headers, small fields
-_MULTIPART_SLACK = 64 * 1024
 # Idempotency-Key: printable ASCII, like the IETF draft's examples (UUIDs, content hashes)
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,255}$"  # ! to ~: 0x21-0x7e
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # a claim on a key while its upload streams; it lapses by itself if the API dies meanwhile
 _PENDING_PREFIX = "pending:"
 _PENDING_SECONDS = 600
@@ -75,6 +74,7 @@ class JobService:
         self.celery = celery
         self.workers = workers
         self.metrics = Metrics(store.redis)
+        self.form_limits = FormLimits.of(settings)
 
     def _files(self, job_id: str) -> JobFiles:
         return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
@@ -105,7 +105,7 @@ class JobService:
             if (
                 content_length
                 and content_length.isdigit()
-                and (int(content_length) > limit + _MULTIPART_SLACK)
+                and (int(content_length) > limit + self.form_limits.max_form_bytes)
             ):
                 raise UploadTooLarge(
                     f"the request is larger than the limit of {limit} bytes",
@@ -116,7 +116,7 @@ class JobService:
         # two thread hops besides the upload's writes: one before reading, one after
         try:
             upload = await receive_upload(
-                body, content_type, files.input_path, limit, prepare=prepare
+                body, content_type, files.input_path, limit, prepare, self.form_limits
             )
             options = parse_options(upload.fields)
             record = await run_in_threadpool(
@@ -193,7 +193,7 @@ class JobService:
                     body, content_type, content_length, owner=owner, check_queue_room=True
                 )
             )
-        if not _IDEMPOTENCY_KEY.match(idempotency_key):
+        if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise BadRequestBody(
                 "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
                 headers={"Connection": "close"},
@@ -290,7 +290,7 @@ class JobService:
         scratch = self.settings.temp_dir / f".replay-{uuid.uuid4().hex}"
         try:
             upload = await receive_upload(
-                body, content_type, scratch, self.settings.max_upload_bytes
+                body, content_type, scratch, self.settings.max_upload_bytes, None, self.form_limits
             )
             return await run_in_threadpool(_fingerprint, upload)
         except ServiceError as exc:

@@ -2,7 +2,9 @@
 
 Starlette's own form parser spools files to the system temp dir first; we write to the
 configured folder only, stop reading as soon as the size limit is passed, and sniff the type
-from the first bytes.
+from the first bytes. Beside the file a body holds only a few small fields (FormLimits), and
+its pieces must keep coming: a flood of fields, an endless epilogue or a stalled body is
+refused as soon as it is seen, with or without a Content-Length. A full disk is 507.
 
 The file part is never copied in Python: the parser's slices of the body chunks the server
 hands over are kept as views and written with one thread hop per `_FLUSH_BYTES` (the file is
@@ -12,10 +14,13 @@ own CPU per upload, and the copies most of its memory per upload in flight.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,17 +29,45 @@ from starlette.concurrency import run_in_threadpool
 from shared.errors import (
     BadRequestBody,
     EmptyUpload,
+    FormTooLarge,
+    InsufficientStorage,
     MissingFile,
+    RequestTimeout,
     UnsupportedMedia,
     UploadTooLarge,
 )
 from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
+from shared.settings import Settings
 from shared.storage import open_shared_file
 
 FILE_FIELD = "file"
 _FLUSH_BYTES = 128 << 10  # write to disk (in a thread) once this much is held
-_MAX_FIELD_BYTES = 4096
 _IOV_MAX = 1024  # parts per writev (Linux's limit)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+T = TypeVar("T")
+# boundaries, part headers and a preamble around the file and the fields
+FORM_FRAMING_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """What a body may hold besides the file (MAX_FORM_FIELDS, MAX_FIELD_BYTES) and the
+    longest wait for its next piece (BODY_TIMEOUT_SECONDS; None: no limit)."""
+
+    max_fields: int = 16
+    max_field_bytes: int = 4096
+    body_timeout: float | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> FormLimits:
+        return cls(
+            settings.max_form_fields, settings.max_field_bytes, settings.body_timeout_seconds
+        )
+
+    @property
+    def max_form_bytes(self) -> int:
+        """Bytes outside the file part's data: fields, part headers, boundaries, preamble."""
+        return self.max_fields * self.max_field_bytes + FORM_FRAMING_BYTES
 
 
 @dataclass
@@ -62,9 +95,10 @@ def boundary_of(content_type: str | None) -> bytes:
 class _UploadSink:
     """Multipart callbacks: file part bytes go to disk, small text fields are kept."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, limits: FormLimits) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.limits = limits
         self.size = 0
         self.media_type: str | None = None
         self.filename: str | None = None
@@ -78,6 +112,7 @@ class _UploadSink:
         self._part_name: str | None = None
         self._part_is_file = False
         self._field_bytes = bytearray()
+        self._field_count = 0
         self.ended = False  # the closing boundary arrived: the body is complete
 
     # -- python-multipart callbacks (run synchronously inside parser.write) --
@@ -104,23 +139,37 @@ class _UploadSink:
         self._header_field, self._header_value = b"", b""
 
     def on_headers_finished(self) -> None:
+        if not self._part_name:
+            raise BadRequestBody(
+                "a form part has no name: each part needs Content-Disposition: form-data; "
+                'name="..." (the file goes in name="file")'
+            )
         if self._part_is_file:
             if self.file_seen:
                 raise BadRequestBody("send exactly one file in the field 'file'")
             self.file_seen = True
+            return
+        self._field_count += 1
+        if self._field_count > self.limits.max_fields:
+            raise FormTooLarge(
+                f"more than {self.limits.max_fields} form fields besides the file (MAX_FORM_FIELDS)"
+            )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._part_is_file:
             self._file_data(data, start, end)
-        elif self._part_name is not None:
+        else:
             self._field_bytes += data[start:end]
-            if len(self._field_bytes) > _MAX_FIELD_BYTES:
-                raise BadRequestBody(f"form field {self._part_name!r} is too long")
+            if len(self._field_bytes) > self.limits.max_field_bytes:
+                raise FormTooLarge(
+                    f"form field {self._part_name!r} is longer than "
+                    f"{self.limits.max_field_bytes} bytes (MAX_FIELD_BYTES)"
+                )
 
     def on_part_end(self) -> None:
         if self._part_is_file:
             self._check_head(final=True)
-        elif self._part_name is not None:
+        elif self._part_name:
             self.fields[self._part_name] = self._field_bytes.decode("utf-8", "replace")
 
     def on_end(self) -> None:
@@ -199,21 +248,52 @@ def _write_and_close(fd: int, parts: list[bytes | memoryview]) -> None:
         os.close(fd)
 
 
+async def _on_disk(func: Callable[..., T], *args: object) -> T:
+    """`func` in a thread; a full disk (ENOSPC, EDQUOT) becomes 507 insufficient_storage."""
+    try:
+        return await run_in_threadpool(func, *args)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise InsufficientStorage(
+            "no room left to store the upload (the server's upload folder is full); retry later"
+        ) from exc
+
+
+async def _chunks(stream: AsyncIterator[bytes], timeout: float | None) -> AsyncIterator[bytes]:
+    """The body's chunks; 408 request_timeout when the next one takes over `timeout` s."""
+    chunks = aiter(stream)
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"no part of the body arrived for {timeout:g} s (BODY_TIMEOUT_SECONDS)"
+            ) from None
+        yield chunk
+
+
 async def receive_upload(
     stream: AsyncIterator[bytes],
     content_type: str | None,
     dest: Path,
     max_bytes: int,
     prepare: Callable[[], object] | None = None,
+    limits: FormLimits = FormLimits(),
 ) -> ReceivedUpload:
     """Parse the multipart body from `stream`, writing the file part to `dest`.
 
     `prepare` (e.g. make the job's folder) runs in the same thread hop that creates `dest`,
-    before the Content-Type is checked.
+    before the Content-Type is checked. Besides the file's `max_bytes`, the body may hold
+    `limits.max_form_bytes` (fields, part headers, boundaries): with or without a
+    Content-Length, a longer one is refused as soon as it is seen.
     """
-    fd, boundary = await run_in_threadpool(_open, dest, content_type, prepare)
+    fd, boundary = await _on_disk(_open, dest, content_type, prepare)
     open_fd = True
-    sink = _UploadSink(dest, max_bytes)
+    sink = _UploadSink(dest, max_bytes, limits)
     parser = MultipartParser(
         boundary,
         callbacks={
@@ -227,14 +307,21 @@ async def receive_upload(
             "on_end": sink.on_end,
         },
     )
+    received = 0
     try:
-        async for chunk in stream:
+        async for chunk in _chunks(stream, limits.body_timeout):
             parser.write(chunk)
+            received += len(chunk)
+            if received - sink.size > limits.max_form_bytes:
+                raise FormTooLarge(
+                    f"the body holds more than {limits.max_form_bytes} bytes besides the file "
+                    "(form fields, part headers); send the file in the field 'file'"
+                )
             if sink.pending_bytes >= _FLUSH_BYTES:
-                await run_in_threadpool(_write_all, fd, sink.take_pending())
+                await _on_disk(_write_all, fd, sink.take_pending())
         parser.finalize()
         open_fd = False  # closed by the last write, whatever happens there
-        await run_in_threadpool(_write_and_close, fd, sink.take_pending())
+        await _on_disk(_write_and_close, fd, sink.take_pending())
     except MultipartParseError as exc:
         raise BadRequestBody(f"malformed multipart body: {exc}") from exc
     finally:

@@ -87,3 +87,27 @@ class IdempotencyKeyReused(ServiceError):
     """The Idempotency-Key is known, but the upload (file or form fields) differs."""
 
     code, status_code = "idempotency_key_reused", 422
+
+
+class FormTooLarge(ServiceError):
+    """Too many form fields, one too long, or too much of the body outside the file part."""
+
+    code, status_code = "form_too_large", 413
+
+
+class InsufficientStorage(ServiceError):
+    """No room left on disk (TEMP_DIR for an upload, OUTPUT_DIR for a result)."""
+
+    code, status_code = "insufficient_storage", 507
+
+
+class RequestTimeout(ServiceError):
+    """The request's head, or the next piece of its body, did not arrive in time."""
+
+    code, status_code = "request_timeout", 408
+
+
+class HeadersTooLarge(ServiceError):
+    """The request line and headers together pass MAX_HEADER_BYTES."""
+
+    code, status_code = "headers_too_large", 431

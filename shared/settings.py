@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     # one upload's speed, so raise it for clients that reach the API directly over long links.
     api_socket_rcvbuf: int = Field(65536, ge=0, description="API socket receive buffer, bytes")
     max_upload_mb: float = Field(50, gt=0)
+    # The upload's other parts: option fields, each small. With 64 KB for boundaries and part
+    # headers they bound the body beside the file (api/uploads.py FormLimits), chunked or not.
+    max_form_fields: int = Field(16, ge=0, description="Form fields besides the file (413)")
+    max_field_bytes: int = Field(4096, ge=1, description="Bytes of one form field (413)")
+    # The connection before the app sees it (api/connection_guard.py): request line + headers
+    # must arrive within header_timeout_seconds and fit in max_header_bytes; an upload's
+    # body must keep coming (no gap longer than body_timeout_seconds).
+    max_header_bytes: int = Field(16384, ge=1024, description="Request line + headers (431)")
+    header_timeout_seconds: float = Field(10, gt=0, description="Time to send the head (408)")
+    body_timeout_seconds: float = Field(30, gt=0, description="Longest gap in a body (408)")
     job_ttl_seconds: int = Field(
         7 * 24 * 3600, gt=0, description="Seconds a record is kept after its job ended"
     )

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
+from api.service import IDEMPOTENCY_KEY_PATTERN
 from shared.options import JobOptions
 from shared.results import DocumentResult
 
@@ -88,7 +89,16 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
             "description": "`idempotency_key_in_use`: a request with the same key is still "
             "uploading; retry after `Retry-After`",
         },
-        413: {"model": ErrorBody, "description": "Over MAX_UPLOAD_MB"},
+        408: {
+            "model": ErrorBody,
+            "description": "`request_timeout`: the body stopped coming for BODY_TIMEOUT_SECONDS",
+        },
+        413: {
+            "model": ErrorBody,
+            "description": "Over MAX_UPLOAD_MB (file_too_large), or more form fields than "
+            "MAX_FORM_FIELDS, one over MAX_FIELD_BYTES, or too much beside the file "
+            "(form_too_large)",
+        },
         415: {"model": ErrorBody, "description": "Bytes match no supported type"},
         422: {
             "model": ErrorBody,
@@ -99,6 +109,10 @@ _MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text
             "model": ErrorBody,
             "description": "`queue_full`: MAX_QUEUED_JOBS are waiting; retry after `Retry-After`",
         },
+        507: {
+            "model": ErrorBody,
+            "description": "`insufficient_storage`: no room left for the upload; retry later",
+        },
         **_ERRORS,
     },
 )
@@ -108,7 +122,17 @@ async def create_job(
     service: ServiceDep,
     api_key: ApiKeyDep,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY_DOC)
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=_IDEMPOTENCY_DOC,
+            # declared, not validated here: the service answers a bad key 400 invalid_request
+            json_schema_extra={
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+                "minLength": 1,
+                "maxLength": 255,
+            },
+        ),
     ] = None,
 ) -> JobAccepted:
     accepted = await service.accept(

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
 from api.deps import ServiceDep
+from api.schemas import ErrorBody
 from shared.errors import QueueUnavailable
 
 router = APIRouter(tags=["health"])
@@ -16,7 +17,10 @@ router = APIRouter(tags=["health"])
     "/metrics",
     summary="Prometheus metrics (jobs by outcome, durations, queue depth, workers)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
+        503: {"model": ErrorBody, "description": "Redis (where the metrics are kept) unreachable"},
+    },
 )
 def metrics(service: ServiceDep) -> Response:
     try:

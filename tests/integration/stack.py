@@ -30,6 +30,7 @@ class Stack:
     redis_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    root: Path = ROOT  # the checkout whose code runs (a bench may start an older one)
     api: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
 
@@ -57,7 +58,7 @@ class Stack:
         log = open(self.base / log_name, "ab")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

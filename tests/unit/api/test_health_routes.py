@@ -54,3 +54,32 @@ def test_redis_down_gives_fast_503_and_health_stays_up(settings: Settings) -> No
     assert elapsed < 10  # generous: a hang would be the 30 s+ client default
     leftovers = [p for p in Path(settings.temp_dir).rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_a_503_says_queue_unavailable_without_the_redis_address(settings: Settings) -> None:
+    down = settings.model_copy(update={"redis_url": DEAD_REDIS})
+    address = DEAD_REDIS.removeprefix("redis://").split("/")[0]  # host:port
+    png = encode(render_page([("Hi", 20)], width=100))
+    with TestClient(create_app(down)) as client:
+        answers = [
+            client.post("/jobs", files={"file": ("a.png", png)}),
+            client.get(f"/jobs/{'a' * 32}"),
+            client.delete(f"/jobs/{'a' * 32}"),
+            client.get("/metrics"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "queue_unavailable"
+        assert error["message"].startswith("queue unavailable")
+        host, port = address.rsplit(":", 1)
+        assert host not in answer.text and port not in answer.text
+
+
+def test_openapi_declares_the_metrics_503(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        metrics = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+
+    assert metrics["responses"]["503"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }

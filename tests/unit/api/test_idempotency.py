@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,21 @@ def test_openapi_documents_the_key_the_replay_and_429(client: TestClient) -> Non
 
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
     assert {"200", "202", "409", "429"} <= set(post["responses"])
+
+
+def test_openapi_declares_the_keys_the_api_accepts(client: TestClient) -> None:
+    """A generator (schemathesis) keeps to the declared key; the edges of it are accepted,
+    the first step past them is 400, as the description says."""
+    post = client.get("/openapi.json").json()["paths"]["/jobs"]["post"]
+    key = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")["schema"]
+    assert (key["pattern"], key["minLength"], key["maxLength"]) == ("^[!-~]{1,255}$", 1, 255)
+
+    for accepted in ["!", "~" * 255, "sha256-" + "f" * 64]:
+        assert re.fullmatch(key["pattern"], accepted)
+        assert _post(client, accepted, _png()).status_code == 202, accepted
+    for refused in ["~" * 256, "a b", "\x7f"]:
+        assert not re.fullmatch(key["pattern"], refused)
+        assert _post(client, refused, _png()).status_code == 400, refused
 
 
 def test_repeated_key_with_another_file_is_422_and_makes_nothing(

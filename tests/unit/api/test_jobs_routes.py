@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -216,3 +217,29 @@ def test_api_keys_required_when_set(settings: Settings) -> None:
             "/jobs", files={"file": ("a.png", _png())}, headers={"Authorization": "Bearer k2"}
         )
         assert ok.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        (f"/jobs/{'a' * 32}/", f"/jobs/{'a' * 32}"),
+        (f"/jobs/{'a' * 32}/result/?format=text", f"/jobs/{'a' * 32}/result?format=text"),
+    ],
+)
+def test_a_trailing_slash_redirects_to_a_relative_location(
+    client: TestClient, path: str, location: str
+) -> None:
+    """Never a URL built from the Host header (`http://evil.example/jobs/...`)."""
+    response = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+
+
+@pytest.mark.parametrize("path", ["//evil.example/", "//health/", "/nowhere/"])
+def test_no_redirect_where_no_route_is(client: TestClient, path: str) -> None:
+    url = httpx.URL(scheme="http", host="testserver", path=path)  # "//x" kept as a path
+    response = client.get(url, headers={"Host": "evil.example"}, follow_redirects=False)
+
+    assert response.status_code == 404
+    assert "location" not in response.headers

@@ -12,8 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.uploads import receive_upload
-from shared.errors import BadRequestBody, UnsupportedMedia, UploadTooLarge
+from api.uploads import FormLimits, receive_upload
+from shared.errors import (
+    BadRequestBody,
+    FormTooLarge,
+    RequestTimeout,
+    UnsupportedMedia,
+    UploadTooLarge,
+)
 from shared.settings import Settings
 from tests.textimages import encode, render_page
 
@@ -143,3 +149,83 @@ def _raise(exc: Exception):
         raise exc
 
     return prepare
+
+
+def _field(name: str, value: bytes) -> bytes:
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        + value
+        + b"\r\n"
+    )
+
+
+def _refusal(body: CountingBody, limits: FormLimits | None = None) -> Exception:
+    with pytest.raises((FormTooLarge, BadRequestBody, RequestTimeout)) as caught:
+        asyncio.run(
+            receive_upload(
+                body, CONTENT_TYPE, Path(os.devnull), 50_000_000, limits=limits or FormLimits()
+            )
+        )
+    return caught.value
+
+
+def test_more_fields_than_the_limit_are_refused_at_the_first_extra_one() -> None:
+    fields = [_field(f"f{i}", b"v") for i in range(1000)]
+    body = CountingBody(fields)
+
+    error = _refusal(body, FormLimits(max_fields=5))
+
+    assert isinstance(error, FormTooLarge) and error.status_code == 413
+    assert error.code == "form_too_large" and "MAX_FORM_FIELDS" in error.message
+    assert body.consumed == 6
+
+
+def test_a_field_over_the_limit_is_refused_with_its_name() -> None:
+    error = _refusal(CountingBody([_field("pages", b"1" * 5000)]), FormLimits(max_field_bytes=4096))
+
+    assert isinstance(error, FormTooLarge)
+    assert "'pages'" in error.message and "MAX_FIELD_BYTES" in error.message
+
+
+def test_bytes_beside_the_file_are_bounded_without_a_content_length() -> None:
+    """An epilogue after the closing boundary is neither field nor file (the parser skips it):
+    the budget beside the file (fields x field size + 64 KB) refuses it long before the body's
+    300 MB end."""
+    png = encode(render_page([("x", 20)], 100))
+    body = CountingBody([_head(), png, f"\r\n--{BOUNDARY}--\r\n".encode()] + [b"e" * 65536] * 4800)
+
+    error = _refusal(body, FormLimits(max_fields=2, max_field_bytes=4096))
+
+    assert isinstance(error, FormTooLarge) and "besides the file" in error.message
+    assert body.consumed < 6  # 72 KB allowed: the second 64 KB chunk passes it
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    ['form-data; filename="a.png"', 'form-data; name=""; filename="a.png"', None],
+    ids=["filename-only", "empty-name", "no-disposition"],
+)
+def test_a_part_without_a_name_is_refused_saying_so(disposition: str | None) -> None:
+    header = f"Content-Disposition: {disposition}\r\n" if disposition else "Content-Type: x/y\r\n"
+    body = CountingBody(
+        [f"--{BOUNDARY}\r\n{header}\r\n".encode()] + [b"\x89PNG\r\n\x1a\n" * 8192] * 100
+    )
+
+    error = _refusal(body)
+
+    assert isinstance(error, BadRequestBody)
+    assert "has no name" in error.message and "''" not in error.message
+    assert body.consumed <= 2
+
+
+def test_a_body_that_stops_coming_is_refused_after_the_body_timeout() -> None:
+    class Stalled(CountingBody):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield _head()
+            await asyncio.sleep(30)
+            yield b"never"
+
+    error = _refusal(Stalled([]), FormLimits(body_timeout=0.2))
+
+    assert isinstance(error, RequestTimeout) and error.status_code == 408
+    assert error.code == "request_timeout" and "BODY_TIMEOUT_SECONDS" in error.message
