@@ -85,6 +85,7 @@ def test_a_job_runs_through_a_real_paddleocr_vl_worker(vl, make_stack):
         (800, 320, "OCR:"),
         (640, 480, "OCR:"),
     ]
+    assert "HTTP Request" not in stack.logs()  # no log line per VL request
     [worker] = ready["worker_details"]
     assert worker["device"] == f"server:{vl.url}"
 

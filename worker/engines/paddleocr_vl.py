@@ -158,6 +158,10 @@ class PaddleOcrVlEngine:
             "use_doc_unwarping": False,
         }
         if not native:
+            # The OpenAI client logs every request at INFO through httpx (openai 3: httpx2):
+            # one line per block.
+            for name in ("httpx", "httpx2"):
+                logging.getLogger(name).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
             kwargs["vl_rec_server_url"] = self._server_url
             if self._model:
                 kwargs["vl_rec_api_model_name"] = self._model
