@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-paddle lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,18 @@ run: $(STAMP)
 	scripts/ensure-system-deps.sh
 	scripts/run-local.sh
 
+# The suite in .venv (tests/paddle skips there: no paddleocr), then the real-library PaddleOCR-VL
+# tests in .venv-paddle (CPU paddlepaddle + pinned paddleocr/paddlex; about 2 min to build once).
 test: $(STAMP)
 	scripts/ensure-system-deps.sh
 	scripts/ensure-redis.sh
 	$(PY) -m pytest
+	$(MAKE) test-paddle
+
+test-paddle:
+	scripts/ensure-redis.sh
+	scripts/ensure-paddle-venv.sh
+	.venv-paddle/bin/python -m pytest tests/paddle
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

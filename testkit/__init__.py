@@ -1,0 +1,1 @@
+"""Stand-ins for what tests and benchmarks cannot run here (a GPU model server)."""
