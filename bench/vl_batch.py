@@ -1,0 +1,432 @@
+"""`python -m bench.vl_batch`: a worker with PaddleOCR-VL on a VL server, against the library.
+
+The VL server is testkit's stand-in (in a child process, so its request handling does not take
+the GIL from what is measured) with a latency model: a fixed time per request and a cap on
+requests served at once (default 300 ms and 64, about what a GPU behind vLLM does with a page).
+In the same run and on the same server:
+
+- the library itself (`paddleocr.PaddleOCRVL`, built like the engine: layout off, CPU, the
+  vllm-server backend): one `predict` per page in a loop, then `predict(list of the pages)`,
+  and one single-page `predict` (the latency reference);
+- the service with one worker (`python -m api` and `python -m worker`, OCR_ENGINE=paddleocr-vl):
+  (a) the pages as single-page jobs sent at once, (b) the pages as one PDF, and one lone
+  single-page job (latency).
+
+Pages are rendered text pages of distinct sizes; the stand-in answers each with its size, so
+every result is checked to be its own page's. Runs in .venv-paddle (the real library):
+`.venv-paddle/bin/python -m bench.vl_batch`. Rewrites the `vl-batch` section of BENCHMARKS.md.
+Redis db OCRQ_BENCH_DB (default 5), flushed at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+import httpx
+
+from bench.report import machine_line, markdown_table, update_section
+from bench.servicekit import ROOT, BenchStack
+from tests.textimages import encode, render_page
+
+SECTION = "vl-batch"
+CACHE_HOME = ROOT / "var" / "bench" / "paddle-home"
+# paddlex and the hubs it knows would write here; nothing is downloaded (layout is off).
+CACHE_ENV = {
+    "PADDLE_PDX_CACHE_HOME": str(CACHE_HOME / "paddlex"),
+    "HF_HOME": str(CACHE_HOME / "huggingface"),
+    "MODELSCOPE_CACHE": str(CACHE_HOME / "modelscope"),
+    "XDG_CACHE_HOME": str(CACHE_HOME / "cache"),
+}
+POLL = 0.02  # the bench polls job states this often (seconds)
+
+
+# --- the stand-in VL server, in a child process ---------------------------------------------
+
+
+def _serve(conn: Connection, latency: float, concurrency: int) -> None:
+    from testkit.vl_server import VlServer
+
+    server = VlServer(latency=latency, max_concurrency=concurrency).start()
+    conn.send(server.url)
+    while True:
+        command = conn.recv()
+        if command == "stats":
+            stats = server.stats
+            conn.send((stats.requests, stats.max_in_flight))
+        elif command == "reset":
+            server.reset_stats()
+            conn.send(None)
+        else:
+            server.stop()
+            conn.send(None)
+            return
+
+
+class ServerProcess:
+    """testkit's VlServer in a spawned child; stats and resets over a pipe."""
+
+    def __init__(self, latency: float, concurrency: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, latency, concurrency), daemon=True)
+        self._proc.start()
+        self.url: str = self._conn.recv()
+
+    def _ask(self, command: str):
+        self._conn.send(command)
+        return self._conn.recv()
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def stats(self) -> tuple[int, int]:
+        """(requests answered, most requests in flight at once) since the last reset."""
+        return self._ask("stats")
+
+    def stop(self) -> None:
+        self._ask("stop")
+        self._proc.join(timeout=10)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def bench_pages(count: int) -> list:
+    """`count` text pages, each of its own size (800+4i x 1000), RGB."""
+    return [
+        render_page(
+            [(f"Page {i + 1} of the batch", 40), ("Lorem ipsum dolor sit amet.", 30)], 800 + 4 * i
+        ).resize((800 + 4 * i, 1000))
+        for i in range(count)
+    ]
+
+
+def expected_text(image) -> str:
+    from testkit.vl_server import page_text
+
+    return page_text(image.width, image.height)
+
+
+def as_pdf(images: list, dpi: int) -> bytes:
+    """One PDF whose pages render back to exactly these images at `dpi`."""
+    buffer = io.BytesIO()
+    images[0].save(buffer, "PDF", save_all=True, append_images=images[1:], resolution=dpi)
+    return buffer.getvalue()
+
+
+# --- the library ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    label: str
+    pages: int
+    seconds: float
+    requests: int = 0
+    max_in_flight: int = 0
+    note: str = ""
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.seconds if self.seconds else 0.0
+
+
+def build_library(url: str):
+    from paddleocr import PaddleOCRVL
+
+    return PaddleOCRVL(
+        pipeline_version="v1.6",
+        vl_rec_backend="vllm-server",
+        vl_rec_server_url=url,
+        device="cpu",
+        use_layout_detection=False,
+        use_doc_orientation_classify=False,
+        use_doc_unwarping=False,
+    )
+
+
+def library_runs(server: ServerProcess, images: list, singles: int) -> tuple[list[Run], float]:
+    """(loop and list runs, median seconds of one single-page predict)."""
+    import numpy as np
+
+    pipeline = build_library(server.url)
+    bgr = [np.ascontiguousarray(np.asarray(i)[:, :, ::-1]) for i in images]
+    list(pipeline.predict(bgr[0]))  # warm: first call builds the VL client
+
+    def timed(label: str, call) -> Run:
+        server.reset()
+        started = time.perf_counter()
+        results = call()
+        seconds = time.perf_counter() - started
+        texts = [r.json["res"]["parsing_res_list"][0]["block_content"] for r in results]
+        wanted = [expected_text(i) for i in images[: len(texts)]]
+        assert texts == wanted, f"{label}: the library's results are not the pages' own"
+        return Run(label, len(results), seconds, *server.stats())
+
+    loop = timed(
+        "library: a loop of single `predict` calls",
+        lambda: [r for page in bgr for r in pipeline.predict(page)],
+    )
+    batch = timed("library: `predict(list of the pages)`", lambda: list(pipeline.predict(bgr)))
+    single = [
+        timed("single", lambda: list(pipeline.predict(bgr[0]))).seconds for _ in range(singles)
+    ]
+    return [loop, batch], statistics.median(single)
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryWatch:
+    """Samples the worker's RSS (largest process of its tree) while a run goes."""
+
+    stack: BenchStack
+    peak: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self.stack.worker_memory()[0])
+
+
+def post(client: httpx.Client, data: bytes, name: str, media: str) -> str:
+    response = client.post("/jobs", files={"file": (name, data, media)})
+    response.raise_for_status()
+    return response.json()["job_id"]
+
+
+def wait_all(client: httpx.Client, ids: list[str], timeout: float = 600) -> list[dict]:
+    """Poll until every job succeeded; their final bodies, in order."""
+    bodies: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while len(bodies) < len(ids):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(ids) - len(bodies)} job(s) not done after {timeout} s")
+        for job_id in ids:
+            if job_id in bodies:
+                continue
+            body = client.get(f"/jobs/{job_id}").json()
+            if body["status"] in ("failed", "canceled"):
+                raise RuntimeError(f"job {job_id} {body['status']}: {body.get('error')}")
+            if body["status"] == "succeeded":
+                bodies[job_id] = body
+        time.sleep(POLL)
+    return [bodies[i] for i in ids]
+
+
+def check_texts(client: httpx.Client, ids: list[str], wanted: list[str]) -> None:
+    got = []
+    for job_id in ids:
+        document = client.get(f"/jobs/{job_id}/result").json()
+        got += [page["text"] for page in document["pages"]]
+    assert got == wanted, "the service's results are not the pages' own"
+
+
+def service_runs(
+    stack: BenchStack, server: ServerProcess, images: list, dpi: int, singles: int
+) -> tuple[list[Run], float, float]:
+    """((a) single-page jobs at once, (b) one PDF), median lone-page seconds, peak worker RSS."""
+    pngs = [encode(i) for i in images]
+    wanted = [expected_text(i) for i in images]
+    pdf = as_pdf(images, dpi)
+    runs = []
+    with httpx.Client(base_url=stack.url, timeout=60) as client, MemoryWatch(stack) as memory:
+        # warm the path (connections, the worker's first job)
+        wait_all(client, [post(client, pngs[0], "warm.png", "image/png")])
+
+        server.reset()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(pngs)) as pool:
+            ids = list(
+                pool.map(
+                    lambda ip: post(client, ip[1], f"p{ip[0]}.png", "image/png"), enumerate(pngs)
+                )
+            )
+        wait_all(client, ids)
+        seconds = time.perf_counter() - started
+        runs.append(
+            Run(
+                f"service: (a) {len(pngs)} single-page jobs sent at once",
+                len(pngs),
+                seconds,
+                *server.stats(),
+            )
+        )
+        check_texts(client, ids, wanted)
+
+        server.reset()
+        started = time.perf_counter()
+        ids = [post(client, pdf, "doc.pdf", "application/pdf")]
+        wait_all(client, ids)
+        seconds = time.perf_counter() - started
+        runs.append(
+            Run(f"service: (b) one {len(pngs)}-page PDF", len(pngs), seconds, *server.stats())
+        )
+        check_texts(client, ids, wanted)
+
+        lone = []
+        for _ in range(singles):
+            started = time.perf_counter()
+            wait_all(client, [post(client, pngs[0], "lone.png", "image/png")])
+            lone.append(time.perf_counter() - started)
+    return runs, statistics.median(lone), memory.peak
+
+
+def worker_env(url: str, args: argparse.Namespace) -> dict[str, str]:
+    env = {
+        **CACHE_ENV,
+        "OCR_ENGINE": "paddleocr-vl",
+        "PADDLEOCR_VL_BACKEND": "vllm-server",
+        "PADDLEOCR_VL_SERVER_URL": url,
+        "PADDLEOCR_VL_DEVICE": "cpu",
+        "PADDLEOCR_VL_LAYOUT": "off",
+        "PDF_DPI": str(args.dpi),
+    }
+    for name in ("batch_size", "batch_fill_seconds", "batch_jobs"):
+        value = getattr(args, name)
+        if value is not None:
+            env[name.upper()] = str(value)
+    return env
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def report(
+    args: argparse.Namespace,
+    library: list[Run],
+    service: list[Run],
+    library_single: float,
+    lone: float,
+    rss: float,
+    idle_rss: float,
+) -> str:
+    loop, batch = library
+    rows = [
+        [
+            r.label,
+            r.pages,
+            f"{r.seconds:.2f}",
+            f"{r.pages_per_second:.1f}",
+            f"{r.pages_per_second / batch.pages_per_second:.2f}x",
+            f"{r.pages_per_second / loop.pages_per_second:.1f}x",
+            r.requests,
+            r.max_in_flight,
+        ]
+        for r in [loop, batch, *service]
+    ]
+    table = markdown_table(
+        [
+            "run",
+            "pages",
+            "seconds",
+            "pages/s",
+            "vs library list",
+            "vs loop",
+            "requests",
+            "most in flight",
+        ],
+        rows,
+    )
+    verdicts = []
+    for run in service:
+        ratio = run.pages_per_second / batch.pages_per_second
+        speedup = run.pages_per_second / loop.pages_per_second
+        verdicts.append(
+            f"- {run.label}: {ratio:.2f}x the library's list (target 0.8x: "
+            f"{'met' if ratio >= 0.8 else 'missed'}), {speedup:.1f}x one page at a time "
+            f"(target 3x: {'met' if speedup >= 3 else 'missed'})"
+        )
+    ratio = lone / library_single
+    verdicts.append(
+        f"- one lone page: {lone * 1000:.0f} ms through the service (POST to `succeeded` seen, "
+        f"polled every {POLL * 1000:.0f} ms) vs {library_single * 1000:.0f} ms for one `predict`: "
+        f"{ratio:.2f}x (target 1.2x: {'met' if ratio <= 1.2 else 'missed'})"
+    )
+    settings = (
+        ", ".join(
+            f"{k.upper()}={v}"
+            for k, v in vars(args).items()
+            if k.startswith("batch_") and v is not None
+        )
+        or "defaults"
+    )
+    return "\n".join(
+        [
+            "## PaddleOCR-VL pages batched for the VL server (`python -m bench.vl_batch`)",
+            "",
+            f"{machine_line()}. Stand-in VL server (testkit.vl_server, own process): "
+            f"{args.latency * 1000:.0f} ms per request, at most {args.concurrency} at once. "
+            f"{args.pages} text pages of distinct sizes (about 800x1000), layout off (one request "
+            f"a page), paddleocr 3.7.0 / paddlex 3.7.2 on CPU paddlepaddle; one worker, "
+            f"batch settings: {settings}. Each result checked to be its own page's.",
+            "",
+            table,
+            "",
+            *verdicts,
+            f"- worker RSS while batching: {rss:.0f} MB at most (VmRSS of the worker process, "
+            f"sampled every 0.1 s), {idle_rss:.0f} MB warm and idle",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.vl_batch", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument("--latency", type=float, default=0.3, help="seconds per VL request")
+    parser.add_argument("--concurrency", type=int, default=64, help="VL requests served at once")
+    parser.add_argument("--dpi", type=int, default=200)
+    parser.add_argument("--singles", type=int, default=3, help="lone-page runs (median)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-fill-seconds", type=float, default=None)
+    parser.add_argument("--batch-jobs", type=int, default=None)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    os.environ.update(CACHE_ENV)  # before paddlex is imported
+    redis_url = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_BENCH_DB', '5')}"
+
+    images = bench_pages(args.pages)
+    server = ServerProcess(args.latency, args.concurrency)
+    stack = BenchStack.create(redis_url)
+    try:
+        library, library_single = library_runs(server, images, args.singles)
+        stack.start_api()
+        stack.start_workers(1, worker_env(server.url, args))
+        idle_rss = stack.worker_memory()[0]
+        service, lone, rss = service_runs(stack, server, images, args.dpi, args.singles)
+    except BaseException:
+        print(stack.logs(), file=sys.stderr)
+        raise
+    finally:
+        stack.close()
+        server.stop()
+    body = report(args, library, service, library_single, lone, rss, idle_rss)
+    print(body)
+    if not args.no_write:
+        update_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
