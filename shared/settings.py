@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,21 @@ class Settings(BaseSettings):
         "v1.6",
         description="PaddleOCRVL pipeline_version: v1, v1.5 or v1.6 (v1.6 = PaddleOCR-VL-1.6 "
         "with PP-DocLayoutV3; the default of paddleocr 3.7)",
+    )
+    paddleocr_vl_model: str | None = Field(
+        None,
+        description="VL model name the server serves (its --served-model-name); default by "
+        "pipeline version: PaddleOCR-VL-0.9B (v1), PaddleOCR-VL-1.5-0.9B (v1.5), "
+        "PaddleOCR-VL-1.6-0.9B (v1.6)",
+    )
+    paddleocr_vl_api_key: SecretStr | None = Field(
+        None, description="Bearer key of the VL server (vLLM --api-key); none = no key"
+    )
+    paddleocr_vl_layout: Literal["on", "off"] = Field(
+        "on",
+        description="on: the layout model splits a page into blocks (title, text, table, "
+        "formula, figure...) read one by one; off: each whole page goes to the VL model as one "
+        "text block (no layout weights needed)",
     )
     # A worker whose engine reads pages in batches (paddleocr-vl) holds several jobs at once and
     # sends their pages to the engine together (worker/batcher.py); CPU engines ignore these.

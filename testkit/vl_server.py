@@ -2,9 +2,10 @@
 
 `GET /v1/models` lists the one model it serves; `POST /v1/chat/completions` takes the request
 paddlex's VL client sends (one image and one prompt) and answers OpenAI-shaped JSON with
-`reply(image, prompt)`. A request for another model answers 404 as vLLM does; with `api_key`
-set, a missing or wrong bearer key answers 401. `latency` is a fixed time per chat request and
-`max_concurrency` how many are served at once (the rest wait), a crude model of a GPU.
+`reply(image, prompt)` (a reply that raises answers 500). A request for another model answers
+404 as vLLM does; with `api_key` set, a missing or wrong bearer key answers 401. `latency` is a
+fixed time per chat request and `max_concurrency` how many are served at once (the rest wait),
+a crude model of a GPU.
 `stop()` drops the listening socket and every open connection (clients see connection refused,
 like a crashed server); `start()` again listens on the same port.
 
@@ -207,7 +208,12 @@ class VlServer:
                 self.seen.append(Seen(model, prompt, image.width, image.height))
             if status is not None:
                 return status, _error("injected failure", "InternalServerError", status)
-            text = self.reply(image, prompt)
+            try:
+                text = self.reply(image, prompt)
+            except Exception as exc:  # noqa: BLE001 (a model that fails on this input)
+                return HTTPStatus.INTERNAL_SERVER_ERROR, _error(
+                    f"reply failed: {exc}", "InternalServerError", 500
+                )
         finally:
             with self._lock:
                 self._in_flight -= 1

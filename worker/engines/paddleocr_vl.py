@@ -1,7 +1,8 @@
 """PaddleOCR-VL (`paddleocr.PaddleOCRVL`): layout detection plus a 0.9B vision-language model.
 
 The VL model runs on a local CUDA GPU (`native`) or behind an OpenAI-style server (`vllm-server`,
-`sglang-server`, ...); the layout model always runs in-process on PADDLEOCR_VL_DEVICE.
+`sglang-server`, ...); the layout model (PADDLEOCR_VL_LAYOUT=on) runs in-process on
+PADDLEOCR_VL_DEVICE. Tested against the real paddleocr 3.7.0 / paddlex 3.7.2 in tests/paddle.
 paddle and paddleocr are imported only when the engine is built, never at module import.
 """
 
@@ -11,10 +12,13 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from shared.results import Block
-from worker.engines.base import EngineError, EngineInfo, Recognition
+from worker.engines.base import EngineError, EngineInfo, EngineUnavailable, Recognition
+from worker.engines.openai_server import check_serves
+from worker.engines.paddleocr_vl_results import recognition_from_result
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from PIL.Image import Image
 
     from shared.settings import Settings
@@ -27,52 +31,12 @@ PADDLE_GPU_INSTALL = (
     "-i https://www.paddlepaddle.org.cn/packages/stable/cu126/"
 )
 PADDLEOCR_INSTALL = 'python -m pip install "paddleocr[doc-parser]"'
-
-# Layout labels of PP-DocLayoutV2/V3 (paddlex configs/pipelines/PaddleOCR-VL*.yaml) and the prompt
-# labels used without layout detection, folded into this service's block types. Labels not
-# listed here pass through unchanged.
-_BLOCK_TYPES: dict[str, str] = {
-    "doc_title": "title",
-    "paragraph_title": "title",
-    "abstract_title": "title",
-    "content_title": "title",
-    "reference_title": "title",
-    "text": "text",
-    "ocr": "text",
-    "content": "text",
-    "abstract": "text",
-    "aside_text": "text",
-    "vertical_text": "text",
-    "reference": "text",
-    "reference_content": "text",
-    "spotting": "text",
-    "figure_title": "caption",
-    "table_title": "caption",
-    "chart_title": "caption",
-    "vision_footnote": "caption",
-    "table": "table",
-    "formula": "formula",
-    "display_formula": "formula",
-    "inline_formula": "formula",
-    "formula_number": "formula_number",
-    "image": "figure",
-    "figure": "figure",
-    "chart": "figure",
-    "header_image": "figure",
-    "footer_image": "figure",
-    "seal": "seal",
-    "algorithm": "code",
-    "header": "header",
-    "footer": "footer",
-    "footnote": "footnote",
-    "number": "page_number",
+# The VL model each pipeline version asks a server for (paddlex configs/pipelines/*.yaml).
+VL_MODELS = {
+    "v1": "PaddleOCR-VL-0.9B",
+    "v1.5": "PaddleOCR-VL-1.5-0.9B",
+    "v1.6": "PaddleOCR-VL-1.6-0.9B",
 }
-
-
-def block_type(label: str) -> str:
-    """This service's block type for a PaddleOCR-VL layout label."""
-    label = label.strip().lower()
-    return _BLOCK_TYPES.get(label, label or "text")
 
 
 def _package_version(*names: str) -> dict[str, str]:
@@ -124,16 +88,26 @@ def check_cuda_device(paddle: Any, device: str) -> None:
 
 
 class PaddleOcrVlEngine:
-    """One PaddleOCRVL pipeline per worker process, built and checked at boot."""
+    """One PaddleOCRVL pipeline per worker process, built and checked at boot; reads pages in
+    batches (one `predict(list)`: every block of every page goes to the VL server at once)."""
 
     name = "paddleocr-vl"
     scripts = frozenset({"latin", "cyrillic"})  # PaddleOCR-VL reads 109 languages
+    # paddlex's pipeline batch (configs/pipelines/PaddleOCR-VL*.yaml `batch_size: 64`): a longer
+    # list is read as several batches one after another.
+    max_batch = 64
 
     def __init__(self, settings: Settings) -> None:
         self._backend = settings.paddleocr_vl_backend.strip().lower()
         self._device = settings.paddleocr_vl_device.strip().lower()
         self._server_url = (settings.paddleocr_vl_server_url or "").strip() or None
         self._pipeline_version = settings.paddleocr_vl_pipeline_version
+        self._model = (settings.paddleocr_vl_model or "").strip() or VL_MODELS.get(
+            self._pipeline_version, ""
+        )
+        key = settings.paddleocr_vl_api_key
+        self._api_key = key.get_secret_value() if key is not None else None
+        self._layout = settings.paddleocr_vl_layout == "on"
         native = self._backend == NATIVE_BACKEND
         if not native and self._server_url is None:
             raise EngineError(
@@ -176,8 +150,8 @@ class PaddleOcrVlEngine:
             "pipeline_version": self._pipeline_version,
             "vl_rec_backend": self._backend,
             "device": self._device,
-            # Blocks with bboxes are the point of this engine.
-            "use_layout_detection": True,
+            # Off: each whole page is one block for the VL model (no layout weights needed).
+            "use_layout_detection": self._layout,
             # Orientation fix and unwarping would put bboxes in a rectified image's pixels,
             # not the page's.
             "use_doc_orientation_classify": False,
@@ -185,14 +159,21 @@ class PaddleOcrVlEngine:
         }
         if not native:
             kwargs["vl_rec_server_url"] = self._server_url
-        log.info("building PaddleOCRVL(%s)", ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
+            if self._model:
+                kwargs["vl_rec_api_model_name"] = self._model
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        log.info(
+            "building PaddleOCRVL(%s%s)", shown, ", vl_rec_api_key=***" if self._api_key else ""
+        )
+        if self._api_key and not native:
+            kwargs["vl_rec_api_key"] = self._api_key
         try:
             self._pipeline = PaddleOCRVL(**kwargs)
         except ValueError as exc:
             # PaddleOCRVL validates pipeline_version and vl_rec_backend with ValueError.
             raise EngineError("config_error", f"PaddleOCRVL refused its settings: {exc}") from exc
         except Exception as exc:
-            # Model download, missing extras, VL server unreachable (it lists the server's models).
+            # Model download (layout weights, native VL weights), missing extras.
             raise EngineError(
                 "engine_init_failed", f"PaddleOCRVL could not be built: {type(exc).__name__}: {exc}"
             ) from exc
@@ -205,9 +186,19 @@ class PaddleOcrVlEngine:
             versions=_package_version("paddleocr", "paddlex", "paddlepaddle-gpu", "paddlepaddle"),
         )
 
+    def check_available(self) -> None:
+        """The VL server answers `GET /models` and lists our model (no-op for native)."""
+        if self._server_url is not None and self._backend != NATIVE_BACKEND:
+            check_serves(self._server_url, self._model, self._api_key)
+
     def warm(self) -> None:
         from PIL import Image, ImageDraw, ImageFont
 
+        try:
+            self.check_available()
+        except EngineUnavailable as exc:
+            # At boot a missing server or model is a setup error, said before any page is read.
+            raise EngineError("engine_init_failed", exc.message) from exc
         # Page-like, so the layout model finds a title and a paragraph to send to the VL model.
         image = Image.new("RGB", (800, 320), "white")
         draw = ImageDraw.Draw(image)
@@ -230,44 +221,56 @@ class PaddleOcrVlEngine:
             )
 
     def recognize(self, image: Image) -> Recognition:
+        [outcome] = self.recognize_batch([image])
+        if isinstance(outcome, EngineError):
+            raise outcome
+        return outcome
+
+    def recognize_batch(self, images: Sequence[Image]) -> list[Recognition | EngineError]:
         import numpy as np
 
         # PaddleX reads arrays as BGR, like cv2 (ReadImage(format="BGR") passes arrays through).
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        arrays = [
+            np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1]) for image in images
+        ]
+        return self._read(arrays) if arrays else []
+
+    def _read(self, arrays: list[Any]) -> list[Recognition | EngineError]:
+        """One predict(list); if it fails, each half again, down to the failing pages alone.
+
+        paddlex fails a whole predict call when one VL request fails (after the OpenAI client's
+        own 2 retries), so a bad page would take its batch-mates down with it.
+        """
         try:
-            results = list(self._pipeline.predict(bgr))
-        except Exception as exc:
-            raise EngineError(
-                "recognition_failed", f"PaddleOCRVL.predict failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        if len(results) != 1:
-            raise EngineError(
-                "recognition_failed", f"PaddleOCRVL gave {len(results)} results for one image"
+            # use_queues=False: no fixed 0.5 s wait per call, and the OpenAI errors come raw
+            # instead of as RuntimeError("Exception from the 'vlm' worker: ...").
+            results = list(self._pipeline.predict(arrays, use_queues=False))
+        except Exception as exc:  # noqa: BLE001 (a failed read is the pages' outcome)
+            failure = self._failure(exc)  # raises EngineUnavailable when the server is gone
+            if len(arrays) == 1:
+                return [failure]
+            log.warning("a batch of %d pages failed (%s); reading each half", len(arrays), exc)
+            half = len(arrays) // 2
+            return self._read(arrays[:half]) + self._read(arrays[half:])
+        if len(results) != len(arrays):
+            error = EngineError(
+                "recognition_failed",
+                f"PaddleOCRVL gave {len(results)} results for {len(arrays)} images",
             )
-        return recognition_from_result(results[0])
+            return [error] * len(arrays)
+        outcomes: list[Recognition | EngineError] = []
+        for result in results:
+            try:
+                outcomes.append(recognition_from_result(result))
+            except EngineError as exc:
+                outcomes.append(exc)
+        return outcomes
 
-
-def recognition_from_result(result: Any) -> Recognition:
-    """Map one PaddleOCRVLResult (a dict subclass with `.json` and `.markdown`) to a Recognition."""
-    if isinstance(result, dict) and "error" in result:
-        # The pipeline yields {"error": ...} instead of a result when its settings are invalid.
-        raise EngineError("recognition_failed", f"PaddleOCRVL: {result['error']}")
-    page = result.json["res"]
-    blocks = []
-    for item in page.get("parsing_res_list") or []:
-        bbox = item.get("block_bbox")
-        if bbox is None or len(bbox) != 4:
-            log.warning("skipping a %s block without a 4-number bbox", item.get("block_label"))
-            continue
-        blocks.append(
-            Block(
-                type=block_type(str(item.get("block_label") or "")),
-                # Tables come as HTML (the VL model's OTSL converted by PaddleX); kept as is.
-                text=str(item.get("block_content") or ""),
-                bbox=[float(v) for v in bbox],
-                # parsing_res_list has no confidence: PaddleOCR-VL's VL model gives none per block.
-                score=None,
-            )
-        )
-    markdown = result.markdown.get("markdown_texts")
-    return Recognition(blocks=blocks, markdown=markdown if isinstance(markdown, str) else None)
+    def _failure(self, exc: Exception) -> EngineError:
+        """The EngineError of a failed predict; EngineUnavailable raised if the server is gone."""
+        detail = f"{type(exc).__name__}: {exc}"
+        if type(exc).__module__.split(".")[0] != "openai":
+            return EngineError("recognition_failed", f"PaddleOCRVL.predict failed: {detail}")
+        # Connection refused, 404 model, 401 key: is the server still there, serving our model?
+        self.check_available()
+        return EngineError("vl_server_error", f"VL server {self._server_url} failed: {detail}")

@@ -16,7 +16,7 @@ from tests.unit.deploy.dockerfile import Dockerfile
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-WORKERS = ["worker", "worker-cpu"]
+WORKERS = ["worker", "worker-cpu", "worker-vllm"]
 
 
 def mounts(service: str) -> dict[str, str]:
@@ -106,9 +106,30 @@ def test_cpu_profile_runs_rapidocr_without_a_gpu() -> None:
     assert cpu["environment"]["OCR_ENGINE"].endswith(":-rapidocr}")
 
 
+def test_vllm_profile_runs_the_official_vl_server_and_a_worker_on_it() -> None:
+    server, worker = SERVICES["vl-server"], SERVICES["worker-vllm"]
+    assert server["image"].startswith(
+        "ccr-2vdh3abv-pub.cnc.bj.baidubce.com/paddlepaddle/paddleocr-genai-vllm-server:"
+    )
+    command = server["command"]
+    assert command[:2] == ["paddleocr", "genai_server"]
+    port = command[command.index("--port") + 1]
+    env = worker["environment"]
+    assert env["PADDLEOCR_VL_BACKEND"] == "vllm-server"
+    assert env["PADDLEOCR_VL_SERVER_URL"] == f"http://vl-server:{port}/v1"
+    # the worker asks for the model the server serves
+    assert env["PADDLEOCR_VL_MODEL"] == command[command.index("--model_name") + 1]
+    assert f":{port}/health" in " ".join(server["healthcheck"]["test"])
+    assert worker["depends_on"]["vl-server"]["condition"] == "service_healthy"
+    for service in (server, worker):
+        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+
+
 def test_each_worker_flavour_and_flower_start_only_when_asked() -> None:
     """A GPU reservation fails `up` on a machine without the NVIDIA runtime."""
     assert SERVICES["worker"]["profiles"] == ["gpu"]
+    assert SERVICES["worker-vllm"]["profiles"] == SERVICES["vl-server"]["profiles"] == ["gpu-vllm"]
     assert SERVICES["flower"]["profiles"] == ["flower"]
     assert "profiles" not in SERVICES["api"] and "profiles" not in SERVICES["redis"]
 

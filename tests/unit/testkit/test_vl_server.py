@@ -79,6 +79,17 @@ def test_custom_reply_gets_the_image_and_the_prompt():
     assert answer.json()["choices"][0]["message"]["content"] == "Formula Recognition: (20, 10)"
 
 
+def test_a_reply_that_raises_is_a_500():
+    def broken(image, prompt):
+        raise ValueError("cannot read this one")
+
+    with VlServer(reply=broken) as server:
+        answer = post(server, chat_body())
+
+    assert answer.status_code == 500
+    assert "cannot read this one" in answer.json()["error"]["message"]
+
+
 def test_another_model_is_404_like_vllm(srv):
     answer = post(srv, chat_body(model="PaddleOCR-VL-0.9B"))
 
