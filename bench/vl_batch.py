@@ -155,13 +155,24 @@ def build_library(url: str):
     )
 
 
-def library_runs(server: ServerProcess, images: list, singles: int) -> tuple[list[Run], float]:
-    """(loop and list runs, median seconds of one single-page predict)."""
+@dataclass
+class Library:
+    """The library's own figures; the references are its best (the fastest mode)."""
+
+    runs: list[Run]
+    loop: Run  # one page at a time: the faster of the two loops
+    batch: Run  # predict(list): the faster of the two
+    single: float  # median seconds of one single-page predict, the faster mode
+
+
+def library_runs(server: ServerProcess, images: list, singles: int) -> Library:
+    """A loop of single predicts and one predict(list), with paddlex's stage queues on (the
+    default: a fixed 0.5 s wait per call) and off (as the engine calls it)."""
     import numpy as np
 
     pipeline = build_library(server.url)
     bgr = [np.ascontiguousarray(np.asarray(i)[:, :, ::-1]) for i in images]
-    list(pipeline.predict(bgr[0]))  # warm: first call builds the VL client
+    list(pipeline.predict(bgr[0]))  # warm: the first call builds the VL client
 
     def timed(label: str, call) -> Run:
         server.reset()
@@ -173,15 +184,36 @@ def library_runs(server: ServerProcess, images: list, singles: int) -> tuple[lis
         assert texts == wanted, f"{label}: the library's results are not the pages' own"
         return Run(label, len(results), seconds, *server.stats())
 
-    loop = timed(
-        "library: a loop of single `predict` calls",
-        lambda: [r for page in bgr for r in pipeline.predict(page)],
+    runs, loops, batches, lone = [], [], [], []
+    for queues in (True, False):
+        mode = "" if queues else ", `use_queues=False`"
+        loops.append(
+            timed(
+                f"library: a loop of single `predict` calls{mode}",
+                lambda q=queues: [r for page in bgr for r in pipeline.predict(page, use_queues=q)],
+            )
+        )
+        batches.append(
+            timed(
+                f"library: `predict(list of the pages)`{mode}",
+                lambda q=queues: list(pipeline.predict(bgr, use_queues=q)),
+            )
+        )
+        runs += [loops[-1], batches[-1]]
+        lone.append(
+            statistics.median(
+                timed(
+                    "single", lambda q=queues: list(pipeline.predict(bgr[0], use_queues=q))
+                ).seconds
+                for _ in range(singles)
+            )
+        )
+    return Library(
+        runs,
+        min(loops, key=lambda r: r.seconds),
+        min(batches, key=lambda r: r.seconds),
+        min(lone),
     )
-    batch = timed("library: `predict(list of the pages)`", lambda: list(pipeline.predict(bgr)))
-    single = [
-        timed("single", lambda: list(pipeline.predict(bgr[0]))).seconds for _ in range(singles)
-    ]
-    return [loop, batch], statistics.median(single)
 
 
 # --- the service ----------------------------------------------------------------------------
@@ -314,14 +346,13 @@ def worker_env(url: str, args: argparse.Namespace) -> dict[str, str]:
 
 def report(
     args: argparse.Namespace,
-    library: list[Run],
+    library: Library,
     service: list[Run],
-    library_single: float,
     lone: float,
     rss: float,
     idle_rss: float,
 ) -> str:
-    loop, batch = library
+    loop, batch = library.loop, library.batch
     rows = [
         [
             r.label,
@@ -333,7 +364,7 @@ def report(
             r.requests,
             r.max_in_flight,
         ]
-        for r in [loop, batch, *service]
+        for r in [*library.runs, *service]
     ]
     table = markdown_table(
         [
@@ -341,8 +372,8 @@ def report(
             "pages",
             "seconds",
             "pages/s",
-            "vs library list",
-            "vs loop",
+            "vs library list (best)",
+            "vs loop (best)",
             "requests",
             "most in flight",
         ],
@@ -353,14 +384,15 @@ def report(
         ratio = run.pages_per_second / batch.pages_per_second
         speedup = run.pages_per_second / loop.pages_per_second
         verdicts.append(
-            f"- {run.label}: {ratio:.2f}x the library's list (target 0.8x: "
-            f"{'met' if ratio >= 0.8 else 'missed'}), {speedup:.1f}x one page at a time "
-            f"(target 3x: {'met' if speedup >= 3 else 'missed'})"
+            f"- {run.label}: {ratio:.2f}x the library's best list (target 0.8x: "
+            f"{'met' if ratio >= 0.8 else 'missed'}), {speedup:.1f}x its best loop of one "
+            f"page at a time (target 3x: {'met' if speedup >= 3 else 'missed'})"
         )
-    ratio = lone / library_single
+    ratio = lone / library.single
     verdicts.append(
         f"- one lone page: {lone * 1000:.0f} ms through the service (POST to `succeeded` seen, "
-        f"polled every {POLL * 1000:.0f} ms) vs {library_single * 1000:.0f} ms for one `predict`: "
+        f"polled every {POLL * 1000:.0f} ms; median of {args.singles}) vs "
+        f"{library.single * 1000:.0f} ms for the library's fastest single `predict`: "
         f"{ratio:.2f}x (target 1.2x: {'met' if ratio <= 1.2 else 'missed'})"
     )
     settings = (
@@ -411,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     server = ServerProcess(args.latency, args.concurrency)
     stack = BenchStack.create(redis_url)
     try:
-        library, library_single = library_runs(server, images, args.singles)
+        library = library_runs(server, images, args.singles)
         stack.start_api()
         stack.start_workers(1, worker_env(server.url, args))
         idle_rss = stack.worker_memory()[0]
@@ -422,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         stack.close()
         server.stop()
-    body = report(args, library, service, library_single, lone, rss, idle_rss)
+    body = report(args, library, service, lone, rss, idle_rss)
     print(body)
     if not args.no_write:
         update_section(SECTION, body)
