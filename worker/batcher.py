@@ -242,7 +242,8 @@ class PageBatcher:
             self._wait_out_outage(exc)
             return
         seconds = time.perf_counter() - started
-        log.debug("page batcher: %d page(s) in %.2f s", len(images), seconds)
+        jobs = len({id(t.job) for t in live})
+        log.info("page batcher: %d page(s) of %d job(s) in %.2f s", len(images), jobs, seconds)
         self._finish(live, outcomes, seconds)
 
     def _outcomes(self, images: Sequence[Image]) -> list[Outcome]:

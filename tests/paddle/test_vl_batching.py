@@ -84,14 +84,9 @@ def stack(vl: VlServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         },
     )
     try:
-        running.start_api()
-        running.start_worker()
-        yield running
-    except BaseException:
-        print(running.logs())
-        raise
+        with running.serving():
+            yield running
     finally:
-        running.stop()
         redis.Redis.from_url(UNIT_REDIS_URL).flushdb()
 
 
