@@ -73,6 +73,12 @@ class WorkerView(BaseModel):
     device: str
     warm: bool
     warmup_seconds: float | None
+    engine_available: bool = Field(
+        True,
+        description="False while the engine's backend (a VL server) does not answer; the "
+        "worker holds its jobs meanwhile and runs them when it is back",
+    )
+    engine_error: str | None = Field(None, description="Why the engine is unavailable")
 
 
 class Readiness(BaseModel):
@@ -80,6 +86,9 @@ class Readiness(BaseModel):
     redis: bool
     workers: int = Field(description="Workers with a fresh heartbeat")
     engines_warm: bool = Field(description="True when at least one live worker is warm")
+    engines_available: bool = Field(
+        False, description="True when at least one live worker is warm and its engine answers"
+    )
     worker_details: list[WorkerView]
 
 

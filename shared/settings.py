@@ -116,6 +116,20 @@ class Settings(BaseSettings):
         "formula, figure...) read one by one; off: each whole page goes to the VL model as one "
         "text block (no layout weights needed)",
     )
+    # A worker whose engine reads pages in batches (paddleocr-vl) holds several jobs at once and
+    # sends their pages to the engine together (worker/batcher.py); CPU engines ignore these.
+    batch_size: int = Field(
+        0, ge=0, description="Pages per batch sent to a batching engine; 0 = the engine's maximum"
+    )
+    batch_fill_seconds: float = Field(
+        0.05,
+        ge=0,
+        description="Longest wait for a batch to fill once its first page is in; a batch goes "
+        "at once when no held job is still preparing a page",
+    )
+    batch_jobs: int = Field(
+        32, ge=1, description="Jobs a worker with a batching engine holds (runs) at once"
+    )
     # Access: bearer keys from a file (a mounted secret), beside API_KEYS; read once at start.
     api_keys_file: Path | None = Field(
         None, description="File of bearer keys, one a line; blank lines and # comments ignored"

@@ -29,6 +29,9 @@ class WorkerBeat:
     warmup_seconds: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     engines: list[str] = field(default_factory=list)
+    # False while the engine's backend (a VL server) does not answer: jobs are held, not failed
+    engine_available: bool = True
+    engine_error: str | None = None
 
 
 class WorkerRegistry:

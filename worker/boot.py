@@ -19,9 +19,11 @@ from shared.recovery import recover_orphans
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
 from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
-from worker.engines import EngineError, OcrEngine, build_engine
+from worker.batcher import PageBatcher
+from worker.engines import BatchingEngine, EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
 from worker.job_watch import JobWatch, exit_after_timeout
+from worker.page_reading import BatchReader
 from worker.periodic import Periodic
 from worker.pipeline import JobRunner
 from worker.retention import start_retention_sweeps
@@ -110,8 +112,11 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
 
     app = make_celery(settings)
     holder = f"{worker_id}:{os.getpid()}"  # unique per process: a restart is a new holder
-    runner, watch = build_runner(settings, client, EngineRouter(engines), holder)
+    batcher = build_batcher(settings, engines[0], heartbeat)
+    runner, watch = build_runner(settings, client, EngineRouter(engines), holder, batcher=batcher)
     register_tasks(app, runner)
+    if batcher is not None:
+        batcher.start()
     watch.start()
     leases = runner.leases
     sweeper = Periodic(
@@ -120,12 +125,15 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
         lambda: recover_orphans(leases, app, settings),
     )
     sweeper.start()
-    # solo pool: the warm engine lives in this process; scale with more worker processes.
+    # solo pool: the warm engine lives in this process; scale with more worker processes. A
+    # batching engine is fed by BATCH_JOBS jobs at once, one thread each.
+    pool, concurrency = ("threads", settings.batch_jobs) if batcher else ("solo", 1)
+    log.info("taking %d job(s) at a time (%s pool)", concurrency, pool)
     worker = app.Worker(
         hostname=f"ocr@{worker_id}",
         queues=[QUEUE],
-        pool_cls="solo",
-        concurrency=1,
+        pool_cls=pool,
+        concurrency=concurrency,
         loglevel=settings.log_level,
         without_gossip=True,
         without_mingle=True,
@@ -136,8 +144,27 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     finally:
         sweeper.stop()
         watch.stop()
+        if batcher is not None:
+            batcher.stop()
         heartbeat.stop()
     return worker.exitcode or 0
+
+
+def build_batcher(
+    settings: Settings, engine: OcrEngine, heartbeat: Heartbeat | None = None
+) -> PageBatcher | None:
+    """The page batcher of a batching engine (None for the others), reporting outages."""
+    if not isinstance(engine, BatchingEngine):
+        return None
+
+    def report(available: bool, reason: str | None) -> None:
+        if heartbeat is not None:
+            heartbeat.beat.engine_available, heartbeat.beat.engine_error = available, reason
+            heartbeat.publish()
+
+    size = min(settings.batch_size or engine.max_batch, engine.max_batch)
+    log.info("engine %s reads batches of up to %d page(s)", engine.name, size)
+    return PageBatcher(engine, size, settings.batch_fill_seconds, on_availability=report)
 
 
 def build_runner(
@@ -146,10 +173,12 @@ def build_runner(
     router: EngineRouter,
     holder: str,
     store: JobStore | None = None,
+    batcher: PageBatcher | None = None,
 ) -> tuple[JobRunner, JobWatch]:
     """The job runner and its watchdog (lease renewal, time limits) for this process."""
     store = store or JobStore(client, settings.job_ttl_seconds)
     leases = JobLeases(client, settings.job_ttl_seconds)
+    metrics = Metrics(client)
 
     def fail_timed_out(job_id: str, reason: str) -> None:
         try:
@@ -157,14 +186,25 @@ def build_runner(
         finally:
             leases.release(job_id, holder)
 
+    def timed_out_beside_others(job_id: str, reason: str) -> None:
+        # The job's thread drops its pages; the process (and the other jobs) live on, unless
+        # the engine call itself hangs past the page limit: only a restart ends native code.
+        if batcher is not None and batcher.call_seconds() > settings.page_timeout_seconds:
+            exit_after_timeout(job_id, f"{reason} in an engine call that does not return")
+
     watch = JobWatch(
         leases,
         holder,
         settings.job_lease_seconds,
         settings.job_timeout_seconds,
         settings.page_timeout_seconds,
-        on_timeout=exit_after_timeout,
+        on_timeout=exit_after_timeout if batcher is None else timed_out_beside_others,
         fail_job=fail_timed_out,
+        # a batching worker's clock stops while its engine is unavailable
+        clock=time.monotonic if batcher is None else batcher.working_clock,
     )
-    runner = JobRunner(settings, store, router, leases, holder, watch, Metrics(client))
+    reader = None
+    if batcher is not None:
+        reader = BatchReader(batcher, metrics, router.primary.name, lookahead=batcher.max_batch)
+    runner = JobRunner(settings, store, router, leases, holder, watch, metrics, reader)
     return runner, watch

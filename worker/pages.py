@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from shared.results import Block
 # Pillow's bomb guard: a few-KB PNG can claim 30000x30000 pixels. 120 MP covers A0 at 300 dpi.
 MAX_IMAGE_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# PDFium is not thread-safe, not even across documents: a worker running several jobs in threads
+# (a batching engine) makes one pdfium call at a time.
+_PDFIUM = threading.RLock()
 _IMAGE_ERRORS = (
     UnidentifiedImageError,
     OSError,
@@ -50,8 +54,9 @@ class Document:
         self.dpi = dpi
         self._pdf: Any = None
         if media_type == "application/pdf":
-            self._pdf = _open_pdf(path)
-            self.page_count = len(self._pdf)
+            with _PDFIUM:
+                self._pdf = _open_pdf(path)
+                self.page_count = len(self._pdf)
         else:
             self.page_count = _count_frames(path)
 
@@ -63,7 +68,8 @@ class Document:
 
     def close(self) -> None:
         if self._pdf is not None:
-            self._pdf.close()
+            with _PDFIUM:
+                self._pdf.close()
 
 
 def input_missing() -> PageLoadError:
@@ -135,32 +141,39 @@ def _open_pdf(path: Path) -> Any:
 
 
 def _pdf_pages(pdf: Any, numbers: list[int], dpi: int, use_text_layer: bool) -> Iterator[Page]:
+    for number in numbers:
+        with _PDFIUM:
+            page = _pdf_page(pdf, number, dpi, use_text_layer)
+        yield page
+
+
+def _pdf_page(pdf: Any, number: int, dpi: int, use_text_layer: bool) -> Page:
     import pypdfium2 as pdfium
 
     scale = dpi / 72
-    for number in numbers:
-        try:
-            page = pdf[number - 1]
-            width_pt, height_pt = page.get_size()
-            width, height = round(width_pt * scale), round(height_pt * scale)
-            if use_text_layer:
-                blocks = _text_layer_blocks(page, height_pt, scale)
-                if blocks:
-                    page.close()
-                    yield Page(number, None, width, height, dpi, text_blocks=blocks)
-                    continue
-            if width * height > MAX_IMAGE_PIXELS:  # a huge MediaBox: refuse before rendering
+    try:
+        page = pdf[number - 1]
+        width_pt, height_pt = page.get_size()
+        width, height = round(width_pt * scale), round(height_pt * scale)
+        if use_text_layer:
+            blocks = _text_layer_blocks(page, height_pt, scale)
+            if blocks:
                 page.close()
-                raise PageLoadError(
-                    "image_too_large",
-                    f"page {number} would render to {width}x{height} pixels at {dpi} dpi; the "
-                    f"limit is {MAX_IMAGE_PIXELS} pixels (a lower dpi may fit)",
-                )
-            image = page.render(scale=scale).to_pil().convert("RGB")
+                return Page(number, None, width, height, dpi, text_blocks=blocks)
+        if width * height > MAX_IMAGE_PIXELS:  # a huge MediaBox: refuse before rendering
             page.close()
-        except pdfium.PdfiumError as exc:
-            raise PageLoadError("pdf_corrupt", f"page {number} cannot be rendered: {exc}") from exc
-        yield Page(number, image, image.width, image.height, dpi)
+            raise PageLoadError(
+                "image_too_large",
+                f"page {number} would render to {width}x{height} pixels at {dpi} dpi; the "
+                f"limit is {MAX_IMAGE_PIXELS} pixels (a lower dpi may fit)",
+            )
+        bitmap = page.render(scale=scale)
+        image = bitmap.to_pil().convert("RGB")
+        bitmap.close()  # here, under the lock, not by a finalizer in some other thread
+        page.close()
+    except pdfium.PdfiumError as exc:
+        raise PageLoadError("pdf_corrupt", f"page {number} cannot be rendered: {exc}") from exc
+    return Page(number, image, image.width, image.height, dpi)
 
 
 def _text_layer_blocks(page: Any, height_pt: float, scale: float) -> list[Block]:

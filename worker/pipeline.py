@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass
 
 from shared.errors import JobNotFound
@@ -18,18 +19,15 @@ from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs
 from worker.engines import EngineError
 from worker.job_watch import JobTimedOut, JobWatch
-from worker.pages import Document, Page, PageLoadError
-from worker.results import build_document, page_markdown, write_results
+from worker.page_reading import JobCanceledWhileRunning, JobChecks, PageReader, SerialReader
+from worker.pages import Document, PageLoadError
+from worker.results import build_document, write_results
 from worker.routing import EngineRouter
 
 log = logging.getLogger(__name__)
 
 # a full disk (or quota) while writing results: the job fails insufficient_storage
 STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-class JobCanceledWhileRunning(Exception):
-    """DELETE /jobs/{id} arrived while the job ran: stop before the next page."""
 
 
 @dataclass
@@ -43,6 +41,12 @@ class JobRunner:
     holder: str  # this worker's id: the lease owner
     watch: JobWatch
     metrics: Metrics
+    # How pages get read: one at a time through the router, or batched (worker/page_reading.py)
+    reader: PageReader | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = SerialReader(self.router, self.metrics)
 
     def run(self, job_id: str) -> JobStatus | None:
         """Run one job; safe to call again for the same id (same outputs, atomic writes).
@@ -127,67 +131,29 @@ class JobRunner:
             except ValueError as exc:
                 raise PageLoadError("invalid_pages", str(exc)) from exc
             self.store.set_pages_total(job_id, len(numbers))
-            results = []
+            results: list[PageResult] = []
             pages = document.pages(numbers, use_text_layer=options.text_layer is TextLayer.use)
-            for done, page in enumerate(pages, start=1):
-                status = self.store.status(job_id)
-                if status is None:
-                    raise JobNotFound(f"the record of job {job_id} is gone")
-                if status is JobStatus.canceled:
-                    raise JobCanceledWhileRunning(job_id)
-                self.watch.page_starting()
-                t0 = time.perf_counter()
-                result = self._read_page(page, record)
-                results.append(result)
-                self.store.set_pages_done(job_id, done)
-                log.info(
-                    "job=%s page %d (%d/%d): %d blocks by %s in %.2f s",
-                    job_id,
-                    page.index,
-                    done,
-                    len(numbers),
-                    len(result.blocks),
-                    result.engine or result.source,
-                    time.perf_counter() - t0,
-                )
+            checks = JobChecks(job_id, self.store, self.watch)
+            assert self.reader is not None
+            t0 = time.perf_counter()
+            with closing(self.reader.read(record, pages, checks)) as read:
+                for done, result in enumerate(read, start=1):
+                    results.append(result)
+                    self.store.set_pages_done(job_id, done)
+                    log.info(
+                        "job=%s page %d (%d/%d): %d blocks by %s in %.2f s",
+                        job_id,
+                        result.index,
+                        done,
+                        len(numbers),
+                        len(result.blocks),
+                        result.engine or result.source,
+                        time.perf_counter() - t0,
+                    )
+                    t0 = time.perf_counter()
             return results
         finally:
             document.close()
-
-    def _read_page(self, page: Page, record: JobRecord) -> PageResult:
-        if page.text_blocks is not None:
-            blocks = page.text_blocks
-            return PageResult(
-                index=page.index,
-                width=page.width,
-                height=page.height,
-                dpi=page.dpi,
-                source="text_layer",
-                blocks=blocks,
-                markdown=page_markdown(blocks),
-                text="\n".join(b.text for b in blocks),
-            )
-        assert page.image is not None
-        started = time.perf_counter()
-        engine, recognition = self.router.read(page.image, record.options.language)
-        self.metrics.observe("page_engine_seconds", time.perf_counter() - started)
-        width, height = page.width, page.height
-        if recognition.rotation in (90, 270):
-            width, height = height, width
-        blocks = recognition.blocks
-        return PageResult(
-            index=page.index,
-            width=width,
-            height=height,
-            dpi=page.dpi,
-            rotation=recognition.rotation,
-            engine=engine.name,
-            blocks=blocks,
-            markdown=recognition.markdown
-            if recognition.markdown is not None
-            else page_markdown(blocks),
-            text="\n".join(b.text for b in blocks),
-        )
 
     def fail(self, job_id: str, code: str, message: str) -> JobStatus | None:
         """Fail the job this process holds; a failed job keeps no upload and no partial result.

@@ -6,7 +6,9 @@ process, which runs one job at a time and may be busy for minutes. It imports no
 answers in well under a second even on a GPU image.
 
 Exit codes: 0 healthy; 1 no fresh heartbeat or engine not warm; 2 bad configuration;
-3 Redis unreachable (0 with --allow-redis-down).
+3 Redis unreachable (0 with --allow-redis-down). A worker whose engine backend (a VL server) does
+not answer is healthy too, and says so: it holds its jobs until the server is back, and a
+restart would not bring the server back.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def check_worker(
             UNHEALTHY,
             f"unhealthy: worker {worker_id!r} is alive but engine {beat.engine} on "
             f"{beat.device} is not warm yet (process started {beat.started_at})",
+        )
+    if not beat.engine_available:
+        return ProbeResult(
+            HEALTHY,
+            f"ok: worker {worker_id!r} warm, but engine {beat.engine} on {beat.device} is "
+            f"unavailable (jobs held until it answers): {beat.engine_error}",
         )
     return ProbeResult(
         HEALTHY,

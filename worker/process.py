@@ -17,8 +17,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="OCR worker: checks TEMP_DIR/OUTPUT_DIR, warms the OCR_ENGINE at boot, "
-        "then takes jobs from the 'ocr' queue one at a time (solo pool). Run more processes "
-        "to use more cores.",
+        "then takes jobs from the 'ocr' queue one at a time (solo pool; run more processes to "
+        "use more cores). A batching engine (paddleocr-vl) holds BATCH_JOBS jobs at once and "
+        "sends their pages in batches of up to BATCH_SIZE, waiting at most "
+        "BATCH_FILL_SECONDS for a batch to fill.",
     )
     parser.add_argument(
         "--name",

@@ -20,7 +20,7 @@ async def health() -> Health:
 
 @router.get(
     "/ready",
-    summary="Readiness: Redis answers; live workers and their warm state",
+    summary="Readiness: Redis answers; live workers, warm, and whether their engine answers",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Redis unreachable"}},
 )
@@ -39,6 +39,8 @@ def ready(service: ServiceDep) -> Readiness | JSONResponse:
             device=b.device,
             warm=b.warm,
             warmup_seconds=b.warmup_seconds,
+            engine_available=b.engine_available,
+            engine_error=b.engine_error,
         )
         for b in beats
     ]
@@ -47,6 +49,7 @@ def ready(service: ServiceDep) -> Readiness | JSONResponse:
         redis=True,
         workers=len(details),
         engines_warm=any(w.warm for w in details),
+        engines_available=any(w.warm and w.engine_available for w in details),
         worker_details=details,
     )
 

@@ -20,15 +20,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real service: API + one warm worker, on Redis db 15 (flushed first)."""
     redis.Redis.from_url(INTEGRATION_REDIS_URL).flushdb()
     running = Stack(base=tmp_path_factory.mktemp("stack"), redis_url=INTEGRATION_REDIS_URL)
-    try:
-        running.start_api()
-        running.start_worker()
+    with running.serving():
         yield running
-    except BaseException:
-        print(running.logs())
-        raise
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +99,19 @@ class Stack:
                 last = exc
             time.sleep(0.1)
         raise TimeoutError(f"not ready after {timeout} s (last error: {last}); logs in {self.base}")
+
+    @contextmanager
+    def serving(self) -> Iterator[Stack]:
+        """The API and one warm worker for the block; their logs printed if anything fails."""
+        try:
+            self.start_api()
+            self.start_worker()
+            yield self
+        except BaseException:
+            print(self.logs())
+            raise
+        finally:
+            self.stop()
 
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text()[-4000:]}" for p in self.base.glob("*.log"))

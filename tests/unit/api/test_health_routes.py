@@ -39,6 +39,30 @@ def test_ready_lists_live_workers_and_warm_state(settings: Settings, redis_clien
         assert client.get("/ready").json()["engines_warm"] is True
 
 
+def test_ready_shows_a_worker_whose_engine_backend_is_unavailable(
+    settings: Settings, redis_client
+) -> None:
+    registry = WorkerRegistry(redis_client)
+    beat = WorkerBeat("w1", "paddleocr-vl", "server:http://vl/v1", True, pid=1, started_at="now")
+    with TestClient(create_app(settings)) as client:
+        registry.beat(beat, ttl_seconds=30)
+        body = client.get("/ready").json()
+        assert (body["engines_available"], body["worker_details"][0]["engine_available"]) == (
+            True,
+            True,
+        )
+        beat.engine_available, beat.engine_error = False, "http://vl/v1 does not answer"
+        registry.beat(beat, ttl_seconds=30)
+        body = client.get("/ready").json()
+    assert body["status"] == "ok" and body["engines_warm"] is True
+    assert body["engines_available"] is False
+    worker = body["worker_details"][0]
+    assert (worker["engine_available"], worker["engine_error"]) == (
+        False,
+        "http://vl/v1 does not answer",
+    )
+
+
 def test_redis_down_gives_fast_503_and_health_stays_up(settings: Settings) -> None:
     down = settings.model_copy(update={"redis_url": DEAD_REDIS})
     png = encode(render_page([("Hi", 20)], width=100))

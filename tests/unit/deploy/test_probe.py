@@ -60,6 +60,17 @@ def test_warm_worker_with_a_fresh_heartbeat_is_healthy(redis_client: redis.Redis
     assert "warm" in result.message and "rapidocr" in result.message
 
 
+def test_warm_worker_whose_vl_server_is_down_stays_healthy_and_says_so(
+    redis_client: redis.Redis,
+) -> None:
+    beat = WorkerBeat("w1", "paddleocr-vl", "server:http://vl:8118/v1", True, 1, "now")
+    beat.engine_available, beat.engine_error = False, "http://vl:8118/v1 does not answer"
+    WorkerRegistry(redis_client).beat(beat, ttl_seconds=30)
+    result = check_worker(WorkerRegistry(redis_client), "w1")
+    assert result.exit_code == HEALTHY  # a restart would not bring the server back
+    assert "unavailable" in result.message and "does not answer" in result.message
+
+
 def test_worker_still_warming_up_is_not_healthy(redis_client: redis.Redis) -> None:
     publish(redis_client, "w1", warm=False)
     result = check_worker(WorkerRegistry(redis_client), "w1")

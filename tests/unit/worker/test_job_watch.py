@@ -1,0 +1,90 @@
+"""JobWatch watching several jobs at once (a batching worker): each keeps its own lease and time
+limits, one over its page limit is failed alone, and a stopped clock (an engine outage) charges
+no job."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.job_leases import Claim, JobLeases
+from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
+from worker.job_watch import JobTimedOut, JobWatch
+
+HOLDER = "test-worker:1"
+
+
+@pytest.fixture
+def leases(redis_client) -> JobLeases:
+    store = JobStore(redis_client, 600)
+    for job_id in ("a", "b"):
+        store.create(JobRecord(job_id=job_id, status=JobStatus.queued, created_at=utcnow()))
+    leases = JobLeases(redis_client, 600)
+    assert leases.claim("a", HOLDER, 3) is Claim.claimed
+    assert leases.claim("b", HOLDER, 3) is Claim.claimed
+    return leases
+
+
+def make_watch(leases: JobLeases, now: list[float], timed_out: list[str]) -> JobWatch:
+    return JobWatch(
+        leases,
+        HOLDER,
+        lease_seconds=3,
+        job_timeout=100,
+        page_timeout=10,
+        on_timeout=lambda job_id, reason: timed_out.append(f"{job_id}: {reason}"),
+        fail_job=lambda job_id, reason: None,
+        clock=lambda: now[0],
+    )
+
+
+def test_one_job_over_its_page_limit_times_out_alone_and_the_other_keeps_its_lease(
+    leases: JobLeases, redis_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now, timed_out = [0.0], []
+    watch = make_watch(leases, now, timed_out)
+    monkeypatch.setattr("worker.job_watch.time.monotonic", lambda: 1000 + now[0])
+    with watch.watching("a"), watch.watching("b"):
+        now[0] = 8
+        watch.page_starting("b")  # b's page came back: its page clock restarts
+        redis_client.expire("ocrq:lease:b", 1)
+        now[0] = 11
+        watch.check()
+
+        assert timed_out == ["a: ran over PAGE_TIMEOUT_SECONDS=10"]
+        with pytest.raises(JobTimedOut, match="PAGE_TIMEOUT_SECONDS=10"):
+            watch.raise_if_overdue("a")
+        watch.raise_if_overdue("b")  # b runs on
+        assert redis_client.ttl("ocrq:lease:b") == 3  # renewed by the same tick
+        watch.check()
+        assert len(timed_out) == 1  # a is failed once
+
+
+def test_limits_run_on_the_watch_clock_not_the_wall_clock(
+    leases: JobLeases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now, timed_out = [0.0], []
+    watch = make_watch(leases, now, timed_out)
+    wall = [0.0]
+    monkeypatch.setattr("worker.job_watch.time.monotonic", lambda: wall[0])
+    with watch.watching("a"):
+        # the batcher's working clock does not move during an outage: an hour of wall-clock
+        # wait for the engine is not charged to the page (10 s) or the job (100 s) limit
+        wall[0] = 3600
+        watch.check()
+        watch.raise_if_overdue("a")
+        watch.page_starting("a")
+        now[0] = 10.5
+        watch.check()
+    assert timed_out == ["a: ran over PAGE_TIMEOUT_SECONDS=10"]
+
+
+def test_the_job_limit_stops_the_job_at_its_next_page(leases: JobLeases) -> None:
+    now, timed_out = [0.0], []
+    watch = make_watch(leases, now, timed_out)
+    with watch.watching("a"):
+        for t in range(5, 101, 5):
+            now[0] = t
+            watch.page_starting("a")
+        now[0] = 101
+        with pytest.raises(JobTimedOut, match="JOB_TIMEOUT_SECONDS=100"):
+            watch.page_starting("a")

@@ -1,0 +1,302 @@
+"""The pages of every job a worker holds, sent to a BatchingEngine in batches.
+
+Job threads submit page images and wait on their own tickets; one dispatcher thread calls
+`recognize_batch` when a batch is full, when its oldest page has waited `fill_seconds`, or as
+soon as no held job is still preparing a page (waiting longer could not grow the batch). Each
+outcome is set on the ticket of the page it belongs to, so it only reaches the job that
+submitted that page. A batch that raises anything but EngineUnavailable is read again one page
+at a time, so one page the engine chokes on fails only its own job.
+
+Outage: when `recognize_batch` raises EngineUnavailable, its pages go back to the head of the
+queue, `on_availability(False, reason)` tells the heartbeat, and `check_available()` is polled
+with backoff; once it passes the held pages run. Time spent in an outage is kept out of
+`working_clock()`, which the job watchdog measures time limits with: a job is not charged for
+the time the engine was away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from worker.engines import BatchingEngine, EngineError, EngineUnavailable, Recognition
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+
+Outcome = Recognition | EngineError
+# Seconds between check_available() calls in an outage: doubling from the first to the last.
+OUTAGE_BACKOFF = (0.5, 5.0)
+
+
+class PageTicket:
+    """One submitted page: its image until it is read, then its outcome."""
+
+    def __init__(self, job: BatchJob, image: Image, submitted: float) -> None:
+        self.job = job
+        self.image: Image | None = image
+        self.submitted = submitted
+        self.outcome: Outcome | None = None
+        self.engine_seconds = 0.0  # duration of the engine call that read this page
+        self._done = threading.Event()
+
+    def wait(self, timeout: float) -> Outcome | None:
+        """The page's outcome, or None if it is not read within `timeout` seconds."""
+        return self.outcome if self._done.wait(timeout) else None
+
+    def _resolve(self, outcome: Outcome, seconds: float) -> None:
+        self.outcome, self.engine_seconds, self.image = outcome, seconds, None
+        self._done.set()
+
+
+class BatchJob:
+    """One job's door to the batcher; get it from `PageBatcher.job()`."""
+
+    def __init__(self, batcher: PageBatcher) -> None:
+        self._batcher = batcher
+        self.submitting = True  # may still submit pages (counts as preparing unless blocked)
+        self.blocked = False  # waiting on the batcher (for an outcome or for room)
+        self.closed = False
+
+    def submit(self, image: Image, timeout: float) -> PageTicket | None:
+        """Queue one page; None if the batcher had no room for it within `timeout` seconds."""
+        return self._batcher._submit(self, image, timeout)
+
+    def wait(self, ticket: PageTicket, timeout: float) -> Outcome | None:
+        """The ticket's outcome, or None after `timeout`; the job counts as blocked meanwhile."""
+        if ticket._done.is_set():
+            return ticket.outcome
+        with self._batcher._blocking(self):
+            return ticket.wait(timeout)
+
+    def done_submitting(self) -> None:
+        """No more pages will come from this job: batches stop waiting for it."""
+        self._batcher._set_state(self, submitting=False)
+
+
+class PageBatcher:
+    """Groups pages of all held jobs into `recognize_batch` calls on one dispatcher thread."""
+
+    def __init__(
+        self,
+        engine: BatchingEngine,
+        max_batch: int,
+        fill_seconds: float,
+        max_held: int | None = None,
+        on_availability: Callable[[bool, str | None], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.engine = engine
+        self.max_batch = max_batch
+        self.fill_seconds = fill_seconds
+        # pages in memory at once (queued + being read): one batch filling while one is read
+        self.max_held = max_held or 2 * max_batch
+        self.on_availability = on_availability or (lambda available, reason: None)
+        self.clock = clock
+        self.available = True
+        self._queue: deque[PageTicket] = deque()
+        self._reading = 0  # pages in the engine call now
+        self._preparing = 0  # jobs that may submit and are not blocked
+        self._call_started: float | None = None
+        self._outage_since: float | None = None
+        self._outage_total = 0.0
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="page-batcher", daemon=True)
+
+    # -- job side -----------------------------------------------------------------------------
+
+    @contextmanager
+    def job(self) -> Iterator[BatchJob]:
+        """A job's session: its queued pages are dropped when it ends (done, failed, canceled)."""
+        job = BatchJob(self)
+        with self._cond:
+            self._preparing += 1
+        try:
+            yield job
+        finally:
+            self._close(job)
+
+    def working_clock(self) -> float:
+        """Monotonic seconds, less the time spent waiting out engine outages."""
+        with self._cond:
+            now = self.clock()
+            away = self._outage_total
+            if self._outage_since is not None:
+                away += now - self._outage_since
+            return now - away
+
+    def call_seconds(self) -> float:
+        """How long the engine call in progress has run (0 when none is)."""
+        started = self._call_started
+        return 0.0 if started is None else self.clock() - started
+
+    def _submit(self, job: BatchJob, image: Image, timeout: float) -> PageTicket | None:
+        with self._blocking(job), self._cond:
+            if not self._cond.wait_for(self._has_room, timeout):
+                return None
+            ticket = PageTicket(job, image, self.clock())
+            self._queue.append(ticket)
+            self._cond.notify_all()
+            return ticket
+
+    def _has_room(self) -> bool:
+        return len(self._queue) + self._reading < self.max_held
+
+    @contextmanager
+    def _blocking(self, job: BatchJob) -> Iterator[None]:
+        self._set_state(job, blocked=True)
+        try:
+            yield
+        finally:
+            self._set_state(job, blocked=False)
+
+    def _set_state(
+        self, job: BatchJob, submitting: bool | None = None, blocked: bool | None = None
+    ) -> None:
+        with self._cond:
+            before = job.submitting and not job.blocked and not job.closed
+            if submitting is not None:
+                job.submitting = submitting
+            if blocked is not None:
+                job.blocked = blocked
+            after = job.submitting and not job.blocked and not job.closed
+            self._preparing += int(after) - int(before)
+            self._cond.notify_all()
+
+    def _close(self, job: BatchJob) -> None:
+        with self._cond:
+            if job.submitting and not job.blocked and not job.closed:
+                self._preparing -= 1
+            job.closed = True
+            dropped = [t for t in self._queue if t.job is job]
+            if dropped:
+                self._queue = deque(t for t in self._queue if t.job is not job)
+            self._cond.notify_all()
+        for ticket in dropped:
+            ticket.image = None  # an outcome still being read is simply never looked at
+
+    # -- dispatcher ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _ready(self) -> bool:
+        if not self._queue:
+            return False
+        return (
+            len(self._queue) >= self.max_batch
+            or self._preparing == 0
+            or self.clock() - self._queue[0].submitted >= self.fill_seconds
+        )
+
+    def _next_batch(self) -> list[PageTicket] | None:
+        """Wait for a batch worth sending; None once stopping."""
+        with self._cond:
+            while not self._stopping.is_set() and not self._ready():
+                timeout = None
+                if self._queue:
+                    timeout = self._queue[0].submitted + self.fill_seconds - self.clock()
+                self._cond.wait(timeout if timeout is None else max(timeout, 0.001))
+            if self._stopping.is_set():
+                return None
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            self._reading = len(batch)
+            self._call_started = self.clock()
+            return batch
+
+    def _loop(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self._read(batch)
+            except Exception:  # the dispatcher must outlive any single error
+                log.exception("page batcher: batch of %d failed unexpectedly", len(batch))
+                failed = [EngineError("internal_error", "the page batcher failed") for _ in batch]
+                self._finish(batch, failed, 0.0)
+
+    def _read(self, batch: list[PageTicket]) -> None:
+        images = [t.image for t in batch if t.image is not None]
+        live = [t for t in batch if t.image is not None]  # a closed job's pages are not read
+        started = time.perf_counter()
+        try:
+            outcomes = self._outcomes(images) if images else []
+        except EngineUnavailable as exc:
+            with self._cond:
+                self._queue.extendleft(reversed([t for t in live if not t.job.closed]))
+                self._reading, self._call_started = 0, None
+                self._cond.notify_all()
+            self._wait_out_outage(exc)
+            return
+        seconds = time.perf_counter() - started
+        jobs = len({id(t.job) for t in live})
+        log.info("page batcher: %d page(s) of %d job(s) in %.2f s", len(images), jobs, seconds)
+        self._finish(live, outcomes, seconds)
+
+    def _outcomes(self, images: Sequence[Image]) -> list[Outcome]:
+        """The engine's outcome per image; a batch that breaks is read again page by page."""
+        try:
+            outcomes = list(self.engine.recognize_batch(images))
+            if len(outcomes) != len(images):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(images)} pages")
+            return outcomes
+        except EngineUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - becomes the page's outcome, fails its job
+            if len(images) == 1:
+                code = exc.code if isinstance(exc, EngineError) else "recognition_failed"
+                return [EngineError(code, f"{type(exc).__name__}: {exc}")]
+            log.warning(
+                "page batcher: a batch of %d failed (%s: %s); reading its pages one by one",
+                len(images),
+                type(exc).__name__,
+                exc,
+            )
+            return [self._outcomes([image])[0] for image in images]
+
+    def _finish(self, batch: list[PageTicket], outcomes: list[Outcome], seconds: float) -> None:
+        with self._cond:
+            self._reading, self._call_started = 0, None
+            self._cond.notify_all()
+        for ticket, outcome in zip(batch, outcomes, strict=True):
+            ticket._resolve(outcome, seconds)
+
+    def _wait_out_outage(self, first: EngineUnavailable) -> None:
+        with self._cond:
+            self._outage_since = self.clock()
+        self.available = False
+        log.warning("engine unavailable, holding the pages: %s", first.message)
+        self.on_availability(False, first.message)
+        delay, last = OUTAGE_BACKOFF
+        while not self._stopping.wait(delay):
+            try:
+                self.engine.check_available()
+            except EngineUnavailable as exc:
+                delay = min(delay * 2, last)
+                log.info("engine still unavailable (next check in %.1f s): %s", delay, exc.message)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a broken check is no answer: keep holding
+                delay = min(delay * 2, last)
+                log.warning("engine check failed: %s: %s", type(exc).__name__, exc)
+                continue
+            break
+        with self._cond:
+            if self._outage_since is not None:
+                self._outage_total += self.clock() - self._outage_since
+            self._outage_since = None
+        self.available = True
+        log.info("engine available again; sending the held pages")
+        self.on_availability(True, None)
