@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from tests.integration.conftest import wait_terminal
-from tests.integration.stack import ROOT, Stack, free_port
+from tests.integration.stack import ROOT, Stack, free_port, pid_alive
 from tests.textimages import encode, normalize_lines, render_page
 
 pytestmark = pytest.mark.integration
@@ -54,17 +54,9 @@ class LocalRedis:
         pid = self.pid()
         os.kill(pid, sig)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.05)
-        assert not _alive(pid), f"redis-server {pid} still running"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
+        assert not pid_alive(pid), f"redis-server {pid} still running"
 
 
 @pytest.fixture
