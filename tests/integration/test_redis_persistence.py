@@ -7,12 +7,8 @@ one, on a port and in a folder of this test's own; the real API and worker run a
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,7 +16,7 @@ import pytest
 import redis
 
 from tests.integration.conftest import wait_terminal
-from tests.integration.stack import ROOT, Stack, free_port, pid_alive
+from tests.integration.stack import LocalRedis, Stack, free_port
 from tests.textimages import encode, normalize_lines, render_page
 
 pytestmark = pytest.mark.integration
@@ -30,33 +26,6 @@ FAST_RECOVERY = {
     "ORPHAN_SWEEP_SECONDS": "0.5",
     "WORKER_HEARTBEAT_TTL": "3",
 }
-
-
-@dataclass
-class LocalRedis:
-    """A redis-server daemonized by scripts/ensure-redis.sh, its AOF under data_dir."""
-
-    port: int
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        env = {**os.environ, "REDIS_PORT": str(self.port), "REDIS_DATA_DIR": str(self.data_dir)}
-        subprocess.run([str(ROOT / "scripts" / "ensure-redis.sh")], env=env, check=True, timeout=60)
-
-    def pid(self) -> int:
-        return int(redis.Redis(port=self.port).info("server")["process_id"])
-
-    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        pid = self.pid()
-        os.kill(pid, sig)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.05)
-        assert not pid_alive(pid), f"redis-server {pid} still running"
 
 
 @pytest.fixture
