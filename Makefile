@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test image-test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP)
 	scripts/ensure-system-deps.sh
 	scripts/ensure-redis.sh
 	$(PY) -m pytest
+
+# Build Dockerfile.api and the CPU worker image with buildah (no Docker engine, no registry),
+# start both against a Redis with AOF and run jobs through them, then remove everything: about
+# 4-10 min; root. OCRQ_IMAGE_TEST_BENCHMARKS=1 rewrites the `images` section of BENCHMARKS.md.
+image-test: $(STAMP)
+	deploy/image-test.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
