@@ -113,7 +113,7 @@ if [ -n "$python_home" ]; then
   tar -C "$python_home" -cf - --exclude=./lib/python3.12/test --exclude=./lib/python3.12/idlelib \\
     --exclude=./lib/python3.12/tkinter --exclude=./lib/python3.12/turtledemo \\
     --exclude='./lib/python3.12/lib-dynload/_tkinter*' --exclude='./lib/python3.12/site-packages/*' \\
-    --exclude='*.a' . | tar -C "\$root/usr/local" -xf -
+    --exclude='*.a' --exclude='*.pyc' --exclude=tests --exclude=idle_test . | tar -C "\$root/usr/local" -xf -
   cp -a "$python_home"/lib/python3.12/site-packages/pip "$python_home"/lib/python3.12/site-packages/pip-*.dist-info \\
     "\$root/usr/local/lib/python3.12/site-packages/"
   for script in "\$root"/usr/local/bin/*; do
@@ -175,6 +175,15 @@ du -sm "$worker_root"/opt/venv/lib/python*/site-packages/* "$worker_root"/usr/sh
   "$worker_root"/usr/lib/x86_64-linux-gnu "$worker_root"/usr/local "$worker_root"/usr/share 2>/dev/null |
   sed "s|$worker_root||" | sort -rn >"$WORK/worker-du.txt"
 log "the biggest parts of the CPU worker image (MB): $(head -8 "$WORK/worker-du.txt" | awk '{ printf "%s %s, ", $2, $1 }')"
+chroot "$worker_root" dpkg-query -W -f '${Installed-Size} ${Package}\n' | sort -rn >"$WORK/worker-debs.txt"
+log "its biggest Debian packages (KB): $(head -12 "$WORK/worker-debs.txt" | awk '{ printf "%s %s, ", $2, $1 }')"
+# A trim candidate: the engine loads the libtesseract of the tesserocr wheel and needs only the
+# eng/rus/osd data packages (no dependencies); what would Debian's tesseract-ocr take with it?
+chroot "$worker_root" apt-get -s -qq purge --auto-remove tesseract-ocr 2>/dev/null |
+  awk '/^Purg/ { print $2 }' >"$WORK/trim-tesseract.txt" || true
+trim_kb=$(awk 'NR == FNR { gone[$1] = 1; next } ($2 in gone) { kb += $1 } END { print kb + 0 }' \
+  "$WORK/trim-tesseract.txt" "$WORK/worker-debs.txt")
+log "trim candidate: without Debian's tesseract-ocr (CLI) the worker image would lose $(wc -l <"$WORK/trim-tesseract.txt") packages, $((trim_kb / 1024)) MB"
 
 for image in "$API_IMAGE" "$WORKER_IMAGE"; do
   user=$("${B[@]}" inspect --type image --format '{{.Docker.Config.User}}' "$image")
@@ -257,7 +266,7 @@ done
 log "ok: the API and the worker (supervisor and worker process) run as uid $APP_UID"
 
 # ---- 4. jobs through them, Redis restarted mid-queue ------------------------------------------
-echo "{\"base_seconds\": $base_seconds, \"api_build_seconds\": $api_seconds, \"worker_build_seconds\": $worker_seconds, \"api_size\": \"$(size_of "$API_IMAGE")\", \"worker_size\": \"$(size_of "$WORKER_IMAGE")\", \"base_size\": \"$(size_of "$base_tag")\", \"python\": \"$py_version\", \"health_seconds\": $health_seconds, \"warm_seconds\": $warm}" >"$WORK/figures.json"
+echo "{\"base_seconds\": $base_seconds, \"api_build_seconds\": $api_seconds, \"worker_build_seconds\": $worker_seconds, \"api_size\": \"$(size_of "$API_IMAGE")\", \"worker_size\": \"$(size_of "$WORKER_IMAGE")\", \"base_size\": \"$(size_of "$base_tag")\", \"python\": \"$py_version\", \"health_seconds\": $health_seconds, \"warm_seconds\": $warm, \"trim_tesseract_mb\": $((trim_kb / 1024)), \"trim_tesseract_packages\": \"$(tr '\n' ' ' <"$WORK/trim-tesseract.txt")\"}" >"$WORK/figures.json"
 PYTHONPATH=$ROOT "$PY" deploy/image_jobs.py --api "http://127.0.0.1:$api_port" --redis-port "$redis_port" \
   --redis-dir "$WORK/redis" --figures "$WORK/figures.json" ||
   { tail -20 "$WORK/ocrq-worker-cpu.log" >&2; fail "jobs through the images"; }
