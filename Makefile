@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-paddle lint format bench clean
+.PHONY: run test test-paddle image-test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test-paddle:
 	scripts/ensure-redis.sh
 	scripts/ensure-paddle-venv.sh
 	.venv-paddle/bin/python -m pytest tests/paddle
+
+# Build Dockerfile.api and the CPU worker image with buildah (no Docker engine, no registry),
+# start both against a Redis with AOF and run jobs through them, then remove everything: about
+# 4-10 min; root. OCRQ_IMAGE_TEST_BENCHMARKS=1 rewrites the `images` section of BENCHMARKS.md.
+image-test: $(STAMP)
+	deploy/image-test.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export TEMP_DIR=${TEMP_DIR:-$PWD/var/temp}
 export OUTPUT_DIR=${OUTPUT_DIR:-$PWD/var/output}
 export PORT=${PORT:-8081}
-scripts/ensure-redis.sh
+# a Redis started here keeps its AOF under ./var/redis: jobs survive a restart of Redis
+REDIS_DATA_DIR=${REDIS_DATA_DIR:-$PWD/var/redis} scripts/ensure-redis.sh
 py=.venv/bin/python
 $py -m worker &
 worker_pid=$!

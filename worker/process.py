@@ -11,6 +11,7 @@ import argparse
 from shared.logs import configure_logging
 from shared.settings import load_settings
 from worker.boot import boot_and_consume
+from worker.parent_death import die_with_parent
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -31,7 +32,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser("python -m worker.process").parse_args()
+    parser = build_parser("python -m worker.process")
+    # given by the supervisor (`python -m worker`): this process dies with it
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.supervisor_pid is not None:
+        die_with_parent(args.supervisor_pid)  # first: before the engine is warm for nothing
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     raise SystemExit(boot_and_consume(settings, args.name))

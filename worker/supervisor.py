@@ -3,12 +3,14 @@
 The worker process holds the warm engine and runs jobs one at a time. A page stuck in native
 code cannot be interrupted from Python, so the process fails that job with `timeout` and exits;
 an OOM kill or a crash ends it too. This small parent (no engine, no Celery) restarts it, so the
-worker as a whole lives on, and forwards SIGTERM/SIGINT for a clean (warm) shutdown.
+worker as a whole lives on, and forwards SIGTERM/SIGINT for a clean (warm) shutdown. If this
+parent is killed, the worker process dies with it (worker.parent_death): no orphan lives on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -36,10 +38,13 @@ def supervise(child_args: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    own_pid = str(os.getpid())  # the child dies with this process (worker.parent_death)
     backoff = 1.0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "worker.process", *child_args])
+        child = subprocess.Popen(
+            [sys.executable, "-m", "worker.process", *child_args, "--supervisor-pid", own_pid]
+        )
         code = child.wait()
         if stopping or code in FINAL_EXIT_CODES:
             return code

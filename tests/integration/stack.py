@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,3 +128,40 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@dataclass
+class LocalRedis:
+    """A redis-server daemonized by scripts/ensure-redis.sh, its AOF under data_dir."""
+
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        env = {**os.environ, "REDIS_PORT": str(self.port), "REDIS_DATA_DIR": str(self.data_dir)}
+        subprocess.run([str(ROOT / "scripts" / "ensure-redis.sh")], env=env, check=True, timeout=60)
+
+    def pid(self) -> int:
+        return int(redis.Redis(port=self.port).info("server")["process_id"])
+
+    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        pid = self.pid()
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.05)
+        if pid_alive(pid):
+            raise TimeoutError(f"redis-server {pid} still running 10 s after signal {sig}")

@@ -58,7 +58,9 @@ def test_redis_persists_with_aof_on_a_volume() -> None:
     redis = SERVICES["redis"]
     command = redis["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
-    assert mounts("redis")["/data"] in COMPOSE["volumes"]
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    assert "--dir" not in command, "the AOF goes to the image's workdir, /data"
+    assert mounts("redis")["/data"] in COMPOSE["volumes"], "a named volume, not the container"
     assert "redis-cli" in redis["healthcheck"]["test"]
     for service in ("api", *WORKERS):
         assert SERVICES[service]["environment"]["REDIS_URL"].startswith("redis://redis:6379/")

@@ -156,6 +156,12 @@ def test_redis_persists_with_aof_and_answers_at_the_configured_url() -> None:
     assert service["spec"]["ports"][0]["port"] == url.port
     redis = find("StatefulSet", "redis")
     (c,) = redis["spec"]["template"]["spec"]["containers"]
-    assert c["args"][c["args"].index("--appendonly") + 1] == "yes"
-    assert c["volumeMounts"][0]["mountPath"] == "/data"
-    assert redis["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    args = c["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == "everysec"
+    assert "--dir" not in args, "the AOF goes to the image's workdir, /data"
+    (mount,) = c["volumeMounts"]
+    assert mount["mountPath"] == "/data"
+    (claim,) = redis["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == mount["name"], "/data is a persistent volume claim"
+    assert "emptyDir" not in str(redis["spec"]["template"]["spec"].get("volumes", []))
