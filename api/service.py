@@ -22,6 +22,7 @@ from shared.errors import (
     BadRequestBody,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    ImageNotFound,
     InvalidOption,
     JobAlreadyFinished,
     JobCanceled,
@@ -41,7 +42,7 @@ from shared.options import JobOptions, parse_options
 from shared.page_count import count_pages
 from shared.queue import QUEUE, TASK_RUN, waiting_jobs
 from shared.settings import Settings
-from shared.storage import JobFiles
+from shared.storage import JobFiles, is_image_name
 from shared.workers import WorkerBeat, WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,25 @@ class JobService:
 
     def result_path(self, job_id: str, fmt: str, api_key: str | None = None) -> Path:
         """The stored result file, once the job has succeeded."""
+        self._succeeded(job_id, api_key)
+        path = self._files(job_id).result_path(fmt)
+        if not path.is_file():
+            raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
+        return path
+
+    def image_path(self, job_id: str, name: str, api_key: str | None = None) -> Path:
+        """A stored image crop of the job's result (linked from its markdown)."""
+        self._succeeded(job_id, api_key)
+        files = self._files(job_id)
+        path = files.image_path(name) if is_image_name(name) else None
+        if path is None or not path.is_file():
+            if not files.result_path("json").is_file():
+                raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
+            raise ImageNotFound(f"job {job_id} has no image {name!r}")
+        return path
+
+    def _succeeded(self, job_id: str, api_key: str | None) -> JobRecord:
+        """The job's record if it succeeded; else the error a request for its result gets."""
         record = self.get(job_id, api_key)
         if record.status is JobStatus.failed:
             error = record.error
@@ -362,10 +382,7 @@ class JobService:
                 f"job {job_id} is {record.status.value}; poll GET /jobs/{job_id} until succeeded",
                 headers={"Retry-After": "1"},
             )
-        path = self._files(job_id).result_path(fmt)
-        if not path.is_file():
-            raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
-        return path
+        return record
 
     def live_workers(self) -> list[WorkerBeat]:
         try:

@@ -43,6 +43,12 @@ class JobNotFound(ServiceError):
     code, status_code = "job_not_found", 404
 
 
+class ImageNotFound(ServiceError):
+    """GET /jobs/{id}/images/{name}: no stored crop of that name in the job's result."""
+
+    code, status_code = "image_not_found", 404
+
+
 class ResultNotReady(ServiceError):
     code, status_code = "result_not_ready", 409
 

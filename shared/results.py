@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 
 class Block(BaseModel):
@@ -33,8 +33,19 @@ class PageResult(BaseModel):
     source: str = Field("ocr", description="`ocr`, or `text_layer` for a PDF's embedded text")
     engine: str | None = Field(None, description="Engine that read this page")
     blocks: list[Block] = []
-    markdown: str = ""
+    markdown: str = Field(
+        "",
+        description="Page markdown; a figure the engine cut out links its crop as "
+        "`/jobs/<id>/images/<name>` (relative to the API root)",
+    )
     text: str = ""
+    # The crops the markdown links (stored name -> encoded JPEG/PNG), written with the result
+    # into OUTPUT_DIR/<id>/images/; never part of result.json.
+    _images: dict[str, bytes] = PrivateAttr(default_factory=dict)
+
+    @property
+    def images(self) -> dict[str, bytes]:
+        return self._images
 
 
 class DocumentResult(BaseModel):

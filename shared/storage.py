@@ -13,6 +13,15 @@ log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 INPUT_NAME = "input"
 RESULT_FILES = {"json": "result.json", "markdown": "result.md", "text": "result.txt"}
+# Image crops (figures an engine cut out of a page) in OUTPUT_DIR/<id>/images/, served by
+# GET /jobs/{id}/images/{name}. A name is `p<page>-<engine's name>`: no slash, no leading dot.
+IMAGES_DIR = "images"
+# An engine's own name for a crop (Recognition.images), made unique per job by the page prefix.
+CROP_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,150}\.(jpg|png)"
+IMAGE_NAME_PATTERN = rf"^p[0-9]{{1,6}}-{CROP_NAME_PATTERN}$"
+_CROP_NAME = re.compile(CROP_NAME_PATTERN)
+_IMAGE_NAME = re.compile(IMAGE_NAME_PATTERN)
+IMAGE_MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 # Folders group-writable, files group-readable: a non-root container user shares them.
 DIR_MODE = 0o2775
 FILE_MODE = 0o664
@@ -21,6 +30,16 @@ FILE_MODE = 0o664
 def is_job_id(name: str) -> bool:
     """True for the names of job folders under TEMP_DIR and OUTPUT_DIR."""
     return bool(_JOB_ID.match(name))
+
+
+def is_crop_name(name: str) -> bool:
+    """True for a plain file name an engine may give a crop (CROP_NAME_PATTERN, no `..`)."""
+    return bool(_CROP_NAME.fullmatch(name)) and ".." not in name
+
+
+def is_image_name(name: str) -> bool:
+    """True for the names of stored image crops (IMAGE_NAME_PATTERN, no `..`)."""
+    return bool(_IMAGE_NAME.fullmatch(name)) and ".." not in name
 
 
 def hide_dirs(message: str, dirs: dict[str, Path]) -> str:
@@ -79,6 +98,22 @@ def ensure_writable_dir(path: Path, label: str) -> Path:
     return path
 
 
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Temp file beside `target`, fsync, then os.replace; a failed write leaves no temp file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 class JobFiles:
     """Paths of one job's upload and results under TEMP_DIR and OUTPUT_DIR."""
 
@@ -96,6 +131,16 @@ class JobFiles:
     def result_path(self, fmt: str) -> Path:
         return self.output_dir / RESULT_FILES[fmt]
 
+    @property
+    def images_dir(self) -> Path:
+        return self.output_dir / IMAGES_DIR
+
+    def image_path(self, name: str) -> Path:
+        """The stored crop called `name`; ValueError unless `name` is an image name."""
+        if not is_image_name(name):
+            raise ValueError(f"not an image name: {name!r}")
+        return self.images_dir / name
+
     def make_input_dir(self) -> Path:
         make_shared_dir(self.input_dir)
         return self.input_dir
@@ -105,19 +150,13 @@ class JobFiles:
 
         A write that fails (a full disk) leaves no temp file behind."""
         make_shared_dir(self.output_dir)
-        target = self.result_path(fmt)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+        return write_atomically(self.result_path(fmt), data)
+
+    def write_image(self, name: str, data: bytes) -> Path:
+        """Write one image crop atomically into images/ (ValueError for a bad name)."""
+        target = self.image_path(name)
+        make_shared_dir(self.images_dir)
+        return write_atomically(target, data)
 
     def remove_input(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)

@@ -21,7 +21,7 @@ from worker.batcher import BatchJob, PageBatcher, PageTicket
 from worker.engines import EngineError, Recognition
 from worker.job_watch import JobWatch
 from worker.pages import Page
-from worker.results import page_markdown
+from worker.results import link_images, page_markdown
 from worker.routing import EngineRouter
 
 # How often a job waiting on the batcher looks for a cancel or an overrun time limit.
@@ -78,12 +78,17 @@ def text_layer_result(page: Page) -> PageResult:
     )
 
 
-def recognized_result(page: Page, engine_name: str, recognition: Recognition) -> PageResult:
+def recognized_result(
+    job_id: str, page: Page, engine_name: str, recognition: Recognition
+) -> PageResult:
+    """The page's result; its image crops carried along, the markdown linking them in the API."""
     width, height = page.width, page.height
     if recognition.rotation in (90, 270):
         width, height = height, width
     blocks = recognition.blocks
-    return PageResult(
+    markdown = recognition.markdown if recognition.markdown is not None else page_markdown(blocks)
+    markdown, images = link_images(job_id, page.index, markdown, recognition.images)
+    result = PageResult(
         index=page.index,
         width=width,
         height=height,
@@ -91,11 +96,11 @@ def recognized_result(page: Page, engine_name: str, recognition: Recognition) ->
         rotation=recognition.rotation,
         engine=engine_name,
         blocks=blocks,
-        markdown=recognition.markdown
-        if recognition.markdown is not None
-        else page_markdown(blocks),
+        markdown=markdown,
         text="\n".join(b.text for b in blocks),
     )
+    result.images.update(images)
+    return result
 
 
 @dataclass
@@ -118,7 +123,7 @@ class SerialReader:
             started = time.perf_counter()
             engine, recognition = self.router.read(page.image, record.options.language)
             self.metrics.observe("page_engine_seconds", time.perf_counter() - started)
-            yield recognized_result(page, engine.name, recognition)
+            yield recognized_result(record.job_id, page, engine.name, recognition)
 
 
 @dataclass
@@ -159,7 +164,8 @@ class BatchReader:
                     return
                 page, item = pending.popleft()
                 if isinstance(item, PageTicket):
-                    item = recognized_result(page, self.engine_name, self._wait(job, item, checks))
+                    recognition = self._wait(job, item, checks)
+                    item = recognized_result(record.job_id, page, self.engine_name, recognition)
                 yield item
                 checks.raise_if_canceled()
                 checks.page_starting()

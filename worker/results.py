@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from shared.results import Block, DocumentResult, PageResult
-from shared.storage import JobFiles
+from shared.storage import JobFiles, is_crop_name
+
+log = logging.getLogger(__name__)
 
 PAGE_SEPARATOR_TEXT = "\f"
 
@@ -13,6 +17,29 @@ def page_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(b.text for b in blocks if b.text.strip())
 
 
+def image_url(job_id: str, name: str) -> str:
+    """Where the API serves a stored crop, relative to its root."""
+    return f"/jobs/{job_id}/images/{name}"
+
+
+def link_images(
+    job_id: str, page_index: int, markdown: str, images: dict[str, bytes]
+) -> tuple[str, dict[str, bytes]]:
+    """Store each crop as `p<page>-<name>` (unique in the job) and point the markdown's links at
+    the API route. Engines give plain file names (CROP_NAME_PATTERN); any other is skipped."""
+    stored = {}
+    for name, data in images.items():
+        links = (f'src="{name}"', f"]({name})")
+        if not is_crop_name(name):
+            log.warning("page %d: dropping an image crop with a bad name %r", page_index, name)
+            continue
+        url = image_url(job_id, f"p{page_index}-{name}")
+        for link, target in zip(links, (f'src="{url}"', f"]({url})"), strict=True):
+            markdown = markdown.replace(link, target)
+        stored[f"p{page_index}-{name}"] = data
+    return markdown, stored
+
+
 def build_document(job_id: str, engine: str, pages: list[PageResult]) -> DocumentResult:
     markdown = "\n\n".join(f"<!-- page {p.index} -->\n\n{p.markdown}".rstrip() for p in pages)
     text = PAGE_SEPARATOR_TEXT.join(p.text for p in pages)
@@ -20,7 +47,10 @@ def build_document(job_id: str, engine: str, pages: list[PageResult]) -> Documen
 
 
 def write_results(files: JobFiles, document: DocumentResult) -> None:
-    """json last: its presence means the others are complete too."""
+    """Image crops first, json last: its presence means the others are complete too."""
+    for page in document.pages:
+        for name, data in page.images.items():
+            files.write_image(name, data)
     files.write_result("markdown", (document.markdown + "\n").encode())
     files.write_result("text", (document.text + "\n").encode())
     files.write_result("json", document.model_dump_json().encode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
@@ -12,6 +12,7 @@ from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from api.service import IDEMPOTENCY_KEY_PATTERN
 from shared.options import JobOptions
 from shared.results import DocumentResult
+from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
 
 # create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -182,6 +183,41 @@ def get_result(
     path = service.result_path(job_id, format, api_key)
     media = _MEDIA[format] + ("" if format == "json" else "; charset=utf-8")
     return FileResponse(path, media_type=media)
+
+
+@router.get(
+    "/{job_id}/images/{name}",
+    summary="An image crop of the result",
+    description="A figure the engine cut out of a page (PaddleOCR-VL with layout on), linked "
+    "from the result's markdown as `/jobs/{job_id}/images/{name}`. Names are "
+    "`p<page>-<name>.jpg|png`; same rules as the result: 409 until the job succeeded.",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The crop",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in IMAGE_MEDIA_TYPES.values()
+            },
+        },
+        404: {
+            "model": ErrorBody,
+            "description": "Unknown or expired job (job_not_found), or no image of that name "
+            "in its result (image_not_found)",
+        },
+        409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
+        **{code: body for code, body in _ERRORS.items() if code != 404},
+    },
+)
+def get_image(
+    job_id: str,
+    service: ServiceDep,
+    api_key: ApiKeyDep,
+    # declared, not validated here: a name off the pattern answers 404 image_not_found
+    name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
+) -> FileResponse:
+    path = service.image_path(job_id, name, api_key)
+    return FileResponse(path, media_type=IMAGE_MEDIA_TYPES[path.suffix.lstrip(".")])
 
 
 @router.delete(

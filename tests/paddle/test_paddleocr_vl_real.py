@@ -7,6 +7,7 @@ the requests the server gets, the result objects, the markdown.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,8 @@ from testkit.paddle_layout import StandInLayout, box, install_layout
 from testkit.vl_server import VlServer, page_text
 from worker.engines.base import EngineError, EngineUnavailable, Recognition
 from worker.engines.paddleocr_vl import PaddleOcrVlEngine
+from worker.page_reading import recognized_result
+from worker.pages import Page
 
 MODEL = "PaddleOCR-VL-1.6-0.9B"
 SERVER_BACKENDS = [
@@ -327,15 +330,40 @@ def test_formula_text_has_no_stray_spaces(layout_engine):
     assert "$$ " not in recognition.markdown
 
 
-def test_markdown_has_no_link_to_an_image_crop_it_does_not_keep(layout_engine):
+def test_the_image_block_s_crop_comes_with_the_recognition_and_the_markdown_links_it(
+    layout_engine,
+):
     engine, _ = layout_engine
+    image = page(400, 300)
+    image.paste((200, 30, 30), (210, 130, 390, 290))  # the image box: red
 
-    markdown = engine.recognize(page(400, 300)).markdown
+    recognition = engine.recognize(image)
 
+    # paddlex's own crop of the image box (imgs/img_in_image_box_210_130_390_290.jpg)
+    [(name, data)] = recognition.images.items()
+    assert name == "img_in_image_box_210_130_390_290.jpg"
+    crop = Image.open(io.BytesIO(data))
+    assert (crop.format, crop.size) == ("JPEG", (180, 160))
+    red, green, blue = crop.convert("RGB").getpixel((90, 80))
+    assert red > 150 and green < 80 and blue < 80
+    markdown = recognition.markdown
+    assert f'<img src="{name}"' in markdown
     assert "imgs/" not in markdown
-    assert "<img" not in markdown
-    assert markdown.startswith("# OCR: 380x40\n\nOCR: 380x60\n\n$$E = mc^2$$\n\n<table")
+    assert markdown.startswith("# OCR: 380x40\n\nOCR: 380x60\n\n$$E = mc^2$$\n\n")
     assert "\n\n\n" not in markdown
+
+
+def test_the_worker_links_the_crop_through_the_api(layout_engine):
+    engine, _ = layout_engine
+    recognition = engine.recognize(page(400, 300))
+    job_id = "ab" * 16
+
+    result = recognized_result(job_id, Page(3, None, 400, 300, None), engine.name, recognition)
+
+    assert list(result.images) == ["p3-img_in_image_box_210_130_390_290.jpg"]
+    link = f"/jobs/{job_id}/images/p3-img_in_image_box_210_130_390_290.jpg"
+    assert f'<img src="{link}"' in result.markdown
+    assert result.markdown.count("<img") == 1
 
 
 def test_a_layout_batch_reads_every_block_of_every_page_at_once(layout_engine):

@@ -107,3 +107,39 @@ def test_worker_refuses_to_start_without_its_vl_model(vl, make_stack, served):
     assert MODEL in log
     if served is not None:
         assert f"serves ['{served}'], not {MODEL}" in log
+
+
+def test_an_image_block_s_crop_is_served_where_the_markdown_links_it(vl, make_stack):
+    """Layout on in a worker process: testkit's sitecustomize gives the worker's real pipeline
+    the stand-in layout predictor (text box over the top half, image box below)."""
+    site = Path(__file__).resolve().parents[2] / "testkit" / "standin_layout_site"
+    stack = make_stack(vl_env(vl, PYTHONPATH=str(site), OCRQ_TEST_STANDIN_LAYOUT="1"))
+    stack.start_api()
+    stack.start_worker()
+    image = Image.new("RGB", (640, 480), "white")
+    image.paste((30, 30, 200), (160, 250, 480, 470))  # the image box: blue
+    upload = io.BytesIO()
+    image.save(upload, format="PNG")
+    with httpx.Client(base_url=stack.url, timeout=10) as api:
+        job_id = api.post("/jobs", files={"file": ("page.png", upload.getvalue())}).json()["job_id"]
+        final = wait_terminal(api, job_id)
+        document = api.get(f"/jobs/{job_id}/result").json()
+        markdown = api.get(f"/jobs/{job_id}/result", params={"format": "markdown"}).text
+        name = "p1-img_in_image_box_160_250_480_470.jpg"
+        link = f"/jobs/{job_id}/images/{name}"
+        crop = api.get(link)
+        missing = api.get(f"/jobs/{job_id}/images/p2-img_in_image_box_160_250_480_470.jpg")
+
+    assert final["status"] == "succeeded", (final, stack.logs())
+    [page] = document["pages"]
+    assert [b["type"] for b in page["blocks"]] == ["text", "figure"]
+    assert f'<img src="{link}"' in page["markdown"]
+    assert f'<img src="{link}"' in markdown
+    assert (crop.status_code, crop.headers["content-type"]) == (200, "image/jpeg")
+    served = Image.open(io.BytesIO(crop.content)).convert("RGB")
+    assert served.size == (320, 220)
+    red, green, blue = served.getpixel((160, 110))
+    assert blue > 150 and red < 80 and green < 80
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "image_not_found")
+    stored = stack.base / "output" / job_id / "images"
+    assert [p.name for p in stored.iterdir()] == [name]

@@ -41,6 +41,9 @@ class Recognition:
     markdown: str | None = None
     # Degrees (counter-clockwise) the engine turned the page to read it; bboxes are upright.
     rotation: int = 0
+    # Crops of the page's figures (encoded JPEG/PNG) by plain file name (shared.storage
+    # CROP_NAME_PATTERN); `markdown` links each as `src="<name>"` or `](<name>)`.
+    images: dict[str, bytes] = field(default_factory=dict)
 
 
 def mostly_tall(bboxes: list[list[float]]) -> bool:

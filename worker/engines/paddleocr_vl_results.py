@@ -4,17 +4,22 @@ What the real library gives that needs care (tests/paddle shows each):
 - a formula reply `\\[E = mc^2\\]` comes back as ` $$ E = mc^2 $$ ` (spaces inside and out), in
   the block text and in the markdown;
 - image blocks appear in the markdown as `<div ...><img src="imgs/img_in_image_box_...jpg" ...>
-  </div>`, a link that resolves only beside the crops in `markdown_images`. This service does
-  not store the crops, so those links are left out (the figure block keeps its bbox).
+  </div>`, a link that resolves only beside the crops in `markdown_images` (path -> PIL image).
+  The Recognition carries each linked crop, encoded, under a plain file name the link now uses
+  (the worker stores it and points the link at the API); a link to a crop it cannot carry is
+  left out (the figure block keeps its bbox).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from shared.results import Block
+from shared.storage import is_crop_name
 from worker.engines.base import EngineError, Recognition
 
 log = logging.getLogger(__name__)
@@ -61,8 +66,11 @@ _BLOCK_TYPES: dict[str, str] = {
 
 # ` $$ E = mc^2 $$ ` -> `$$E = mc^2$$` (also single `$`): paddlex pads the delimiters.
 _PADDED_MATH = re.compile(r"^\s*(\$\$?)\s*(.*?)\s*\1\s*$", re.DOTALL)
-# An image block's markdown: a centred div around an <img> of a crop paddlex did not save.
-_IMAGE_DIV = re.compile(r'<div[^>]*>\s*<img\s+src="imgs/[^"]*"[^>]*>\s*</div>')
+# An image block's markdown: a centred div around an <img> of a crop; and a bare <img>.
+_IMAGE_DIV = re.compile(r'<div[^>]*>\s*<img\s+src="([^"]*)"[^>]*>\s*</div>')
+_IMG_TAG = re.compile(r'<img\s+src="([^"]*)"[^>]*>')
+_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.-]+")
+_JPEG_QUALITY = 90
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -81,11 +89,71 @@ def tidy_formula(text: str) -> str:
     return f"{delimiter}{body}{delimiter}"
 
 
+def crop_name(path: str, taken: Mapping[str, object]) -> str:
+    """A plain file name (shared.storage CROP_NAME_PATTERN) for paddlex's `imgs/...jpg` path,
+    not in `taken`: `img_in_image_box_210_130_390_290.jpg`."""
+    stem, dot, ext = _NOT_NAME_CHAR.sub("_", path.rsplit("/", 1)[-1]).rpartition(".")
+    if not dot or ext.lower() not in ("jpg", "jpeg", "png"):
+        stem, ext = f"{stem}{dot}{ext}", "png"
+    stem = stem.replace("..", "_").lstrip("._-")[:100] or "image"
+    ext = "png" if ext.lower() == "png" else "jpg"
+    name, n = f"{stem}.{ext}", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.{ext}"
+    return name
+
+
+def encode_image(image: Any, name: str) -> bytes:
+    """A crop (PIL image, or an RGB array) as the JPEG or PNG its name says."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    out = io.BytesIO()
+    if name.endswith(".png"):
+        image.save(out, format="PNG")
+    else:
+        image.convert("RGB").save(out, format="JPEG", quality=_JPEG_QUALITY)
+    return out.getvalue()
+
+
+def carry_images(markdown: str, images: Mapping[str, Any]) -> tuple[str, dict[str, bytes]]:
+    """The crops the markdown links, encoded by plain name, and the markdown linking those
+    names; a relative link to a crop that cannot be carried is left out with its div."""
+    carried: dict[str, bytes] = {}
+    names: dict[str, str] = {}  # paddlex's path -> our name
+    for path, image in images.items():
+        if f'src="{path}"' not in markdown:
+            continue
+        name = crop_name(path, carried)
+        try:
+            if not is_crop_name(name):
+                raise ValueError(f"no usable file name for {path!r}")
+            carried[name] = encode_image(image, name)
+        except Exception as exc:  # noqa: BLE001 (a crop we cannot encode only loses its link)
+            log.warning("leaving out the image crop %s: %s: %s", path, type(exc).__name__, exc)
+            continue
+        names[path] = name
+
+    def relink(match: re.Match[str]) -> str:
+        src = match.group(1)
+        if src in carried:
+            return match.group(0)
+        if src in names:
+            return match.group(0).replace(f'src="{src}"', f'src="{names[src]}"', 1)
+        if src.startswith(("http://", "https://", "data:", "/")):
+            return match.group(0)  # not a crop of this page
+        return ""
+
+    markdown = _IMG_TAG.sub(relink, _IMAGE_DIV.sub(relink, markdown))
+    return markdown, carried
+
+
 def tidy_markdown(markdown: str, formulas: list[str]) -> str:
-    """The page markdown with formulas tidied and links to unsaved image crops left out."""
+    """The page markdown with formulas tidied and its blank runs folded."""
     for raw in formulas:
         markdown = markdown.replace(raw, tidy_formula(raw), 1)
-    markdown = _IMAGE_DIV.sub("", markdown)
     return _BLANK_RUNS.sub("\n\n", markdown).strip("\n")
 
 
@@ -109,8 +177,9 @@ def recognition_from_result(result: Any) -> Recognition:
             text = tidy_formula(text)
         # parsing_res_list has no confidence: PaddleOCR-VL's VL model gives none per block.
         blocks.append(Block(type=kind, text=text, bbox=[float(v) for v in bbox], score=None))
-    markdown = result.markdown.get("markdown_texts")
-    return Recognition(
-        blocks=blocks,
-        markdown=tidy_markdown(markdown, formulas) if isinstance(markdown, str) else None,
-    )
+    page_markdown = result.markdown
+    markdown = page_markdown.get("markdown_texts")
+    if not isinstance(markdown, str):
+        return Recognition(blocks=blocks)
+    markdown, images = carry_images(markdown, page_markdown.get("markdown_images") or {})
+    return Recognition(blocks=blocks, markdown=tidy_markdown(markdown, formulas), images=images)

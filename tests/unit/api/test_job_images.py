@@ -1,0 +1,182 @@
+"""GET /jobs/{id}/images/{name}: a crop written with the result (through worker/results.py)
+served with the result's own rules: owner only, 409 until succeeded, strict names."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.app import create_app
+from shared.jobs import JobStore, connect_redis
+from shared.results import Block
+from shared.settings import Settings
+from shared.storage import JobFiles
+from tests.textimages import encode, render_page
+from worker.engines import Recognition
+from worker.page_reading import recognized_result
+from worker.pages import Page
+from worker.results import build_document, write_results
+
+ALICE = {"Authorization": "Bearer alice-key-0001"}
+BOB = {"Authorization": "Bearer bob-key-0002"}
+
+
+@pytest.fixture
+def secured(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_keys": "alice-key-0001,bob-key-0002"})
+
+
+@pytest.fixture
+def client(secured: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(secured)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def store(secured: Settings) -> JobStore:
+    return JobStore(connect_redis(secured.redis_url), secured.job_ttl_seconds)
+
+
+def _submit(client: TestClient, headers: dict[str, str] = ALICE) -> str:
+    png = encode(render_page([("Figure 1", 30)], width=300))
+    response = client.post("/jobs", files={"file": ("a.png", png)}, headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"]
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(out, format="JPEG")
+    return out.getvalue()
+
+
+def _finish(settings: Settings, store: JobStore, job_id: str) -> JobFiles:
+    """Play the worker: a page whose engine cut out a figure, written as the worker writes it."""
+    assert store.mark_running(job_id)
+    page = Page(index=1, image=None, width=300, height=200, dpi=None)
+    recognition = Recognition(
+        blocks=[Block(type="figure", text="", bbox=[0, 0, 40, 30])],
+        markdown='Before\n\n<div><img src="fig.jpg" alt="Image" /></div>',
+        images={"fig.jpg": _jpeg()},
+    )
+    result = recognized_result(job_id, page, "paddleocr-vl", recognition)
+    files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
+    write_results(files, build_document(job_id, "paddleocr-vl", [result]))
+    assert store.mark_succeeded(job_id)
+    return files
+
+
+def test_the_markdown_link_fetches_the_crop(client, secured, store) -> None:
+    job_id = _submit(client)
+    _finish(secured, store, job_id)
+
+    markdown = client.get(f"/jobs/{job_id}/result?format=markdown", headers=ALICE).text
+    link = f"/jobs/{job_id}/images/p1-fig.jpg"
+    assert f'<img src="{link}" alt="Image" />' in markdown
+    assert (
+        link in client.get(f"/jobs/{job_id}/result", headers=ALICE).json()["pages"][0]["markdown"]
+    )
+
+    response = client.get(link, headers=ALICE)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.content == _jpeg()
+    assert Image.open(io.BytesIO(response.content)).size == (40, 30)
+
+
+def test_another_keys_job_and_no_key_answer_as_for_the_result(client, secured, store) -> None:
+    job_id = _submit(client)
+    _finish(secured, store, job_id)
+    link = f"/jobs/{job_id}/images/p1-fig.jpg"
+
+    other = client.get(link, headers=BOB)
+    unknown = client.get(f"/jobs/{'0' * 32}/images/p1-fig.jpg", headers=BOB)
+
+    assert other.status_code == unknown.status_code == 404
+    assert other.json()["error"]["code"] == "job_not_found"
+    assert other.json()["error"]["message"] == unknown.json()["error"]["message"].replace(
+        "0" * 32, job_id
+    )
+    assert client.get(link).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "p1-nope.jpg",
+        "p2-fig.jpg",
+        "fig.jpg",
+        "p1-fig.gif",
+        "p1-..jpg",
+        "p1-.fig.jpg",
+        "..%2Fresult.json",
+        "..%2F..%2Fresult.json",
+        "p1-..%2F..%2Fresult.json",
+        "%2E%2E%2Fresult.json",
+        "result.json",
+        "p1-fig.jpg%00.png",
+        "p1-fig.jpg%0A",
+    ],
+)
+def test_names_off_the_pattern_or_unknown_are_404_and_serve_nothing(
+    client, secured, store, name: str
+) -> None:
+    job_id = _submit(client)
+    files = _finish(secured, store, job_id)
+    result_json = files.result_path("json").read_bytes()
+
+    response = client.get(f"/jobs/{job_id}/images/{name}", headers=ALICE)
+
+    assert response.status_code == 404, response.text
+    assert response.content != result_json
+    assert response.json()["error"]["code"] in ("image_not_found", "not_found")
+
+
+def test_unknown_and_malformed_names_are_image_not_found(client, secured, store) -> None:
+    job_id = _submit(client)
+    _finish(secured, store, job_id)
+
+    for name in ("p1-nope.jpg", "p1-..jpg", "result.json", "p1-fig.jpg%00.png"):
+        response = client.get(f"/jobs/{job_id}/images/{name}", headers=ALICE)
+        assert response.json()["error"]["code"] == "image_not_found", name
+
+
+def test_before_the_job_succeeded_or_after_it_failed_or_was_canceled_is_409(client, store) -> None:
+    queued = _submit(client)
+    response = client.get(f"/jobs/{queued}/images/p1-fig.jpg", headers=ALICE)
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "result_not_ready")
+    assert response.headers["retry-after"] == "1"
+
+    failed = _submit(client)
+    assert store.mark_running(failed)
+    assert store.mark_failed(failed, "recognition_failed", "unreadable")
+    response = client.get(f"/jobs/{failed}/images/p1-fig.jpg", headers=ALICE)
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "job_failed")
+
+    client.delete(f"/jobs/{queued}", headers=ALICE)
+    response = client.get(f"/jobs/{queued}/images/p1-fig.jpg", headers=ALICE)
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "job_canceled")
+
+
+def test_a_result_removed_by_retention_is_job_not_found(client, secured, store) -> None:
+    job_id = _submit(client)
+    files = _finish(secured, store, job_id)
+    files.remove_all()
+
+    response = client.get(f"/jobs/{job_id}/images/p1-fig.jpg", headers=ALICE)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "job_not_found")
+
+
+def test_openapi_documents_the_route_and_its_name_pattern(client) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/jobs/{job_id}/images/{name}"]["get"]
+
+    [name] = [p for p in operation["parameters"] if p["name"] == "name"]
+    assert name["schema"]["pattern"].startswith("^p[0-9]")
+    assert set(operation["responses"]["200"]["content"]) == {"image/jpeg", "image/png"}
+    assert {"401", "404", "409"} <= set(operation["responses"])
