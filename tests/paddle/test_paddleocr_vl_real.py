@@ -289,7 +289,8 @@ LAYOUT = StandInLayout(
 def layout_engine() -> Iterator[tuple[PaddleOcrVlEngine, VlServer]]:
     with VlServer(model=MODEL, reply=layout_reply) as server:
         engine = engine_for(server)
-        install_layout(engine._pipeline, LAYOUT)
+        for pipeline in engine.pipelines:
+            install_layout(pipeline, LAYOUT)
         yield engine, server
 
 
