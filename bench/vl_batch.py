@@ -141,6 +141,8 @@ class Run:
     max_in_flight: int = 0
     cpu: float = 0.0  # CPU seconds: the bench process (library), or worker + API (service)
     batches: list[tuple[int, float]] = field(default_factory=list)  # worker's engine calls
+    uploaded: float = 0.0  # service: seconds until the last upload was answered
+    taken: float = 0.0  # service: seconds from the first job taken by the worker to the last
 
     @property
     def pages_per_second(self) -> float:
@@ -302,13 +304,24 @@ def service_runs(
         started = time.perf_counter()
         with ThreadPoolExecutor(len(jobs)) as pool:
             ids = list(pool.map(lambda job: post(client, *job), jobs))
-        wait_all(client, ids)
+        uploaded = time.perf_counter() - started
+        bodies = wait_all(client, ids)
         seconds = time.perf_counter() - started
+        taken = [_ts(b["started_at"]) for b in bodies]
         cpu = stack.worker_cpu() + stack.api_cpu() - cpu
         check_texts(client, ids, wanted)
         found = BATCH_LINE.findall(stack.worker_log(worker)[log_start:])
         batches = [(int(n), float(t)) for n, t in found]
-        return Run(label, len(pngs), seconds, *server.stats(), cpu=cpu, batches=batches)
+        return Run(
+            label,
+            len(pngs),
+            seconds,
+            *server.stats(),
+            cpu=cpu,
+            batches=batches,
+            uploaded=uploaded,
+            taken=max(taken) - min(taken),
+        )
 
     with httpx.Client(base_url=stack.url, timeout=60) as client, MemoryWatch(stack) as memory:
         # warm the path (connections, the worker's first job)
@@ -351,7 +364,7 @@ def worker_env(url: str, args: argparse.Namespace) -> dict[str, str]:
         "PADDLEOCR_VL_LAYOUT": "off",
         "PDF_DPI": str(args.dpi),
     }
-    for name in ("batch_size", "batch_fill_seconds", "batch_jobs"):
+    for name in ("batch_size", "batch_fill_seconds", "batch_jobs", "batch_in_flight"):
         value = getattr(args, name)
         if value is not None:
             env[name.upper()] = str(value)
@@ -411,7 +424,8 @@ def report(
             f"- {run.label}: {ratio:.2f}x the library's best list (target 0.8x: "
             f"{'met' if ratio >= 0.8 else 'missed'}), {speedup:.1f}x its best loop of one "
             f"page at a time (target 3x: {'met' if speedup >= 3 else 'missed'}); the worker's "
-            f"engine calls: {calls}"
+            f"engine calls: {calls}; the uploads were answered within {run.uploaded:.2f} s "
+            f"and the worker took the job(s) over {run.taken:.2f} s"
         )
     ratio = lone / library.single
     verdicts.append(
@@ -466,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--batch-fill-seconds", type=float, default=None)
     parser.add_argument("--batch-jobs", type=int, default=None)
+    parser.add_argument("--batch-in-flight", type=int, default=None)
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs (var/bench)")
     args = parser.parse_args(argv)
