@@ -225,6 +225,24 @@ def library_runs(server: ServerProcess, images: list, singles: int) -> Library:
     )
 
 
+# Measured by hand (not by this script), kept with its figures: why the defaults are what they
+# are and where the worker's CPU goes.
+NOTES = [
+    "- BATCH_IN_FLIGHT (2026-12-01 23:28-23:31, load 6-7, `--batch-in-flight N`, (a) / (b) vs "
+    "the library's best list): 1 (one engine call at a time, as before): 0.32x / 0.39x; "
+    "2: 0.49x / 0.60x; 4: 0.56x / 0.73x; 8: 0.46x / 0.59x. Default 4. "
+    "`--batch-fill-seconds 0.2` (4 in flight): (a) 0.32x with calls of 1, 1, 3, 5, 5 and 9 "
+    "pages: a longer fill wait does not merge the first pages (their jobs wait, nobody is "
+    "preparing), so BATCH_FILL_SECONDS stays 0.05 (the lone page is not delayed by it)",
+    "- the worker's CPU (py-spy record, 200 Hz, on-CPU Python samples of the worker process over "
+    "a whole run, 23:33): 44% in `recognize_batch`, half of that turning each PIL page into a "
+    "BGR array (`convert`, `asarray`, a reversed copy: three copies of the page) and half "
+    "paddlex's `predict` (JPEG + base64 of each request, block merging); 27% decoding the "
+    "upload or rendering the PDF page; 6% Redis. The library's figure has neither the "
+    "decoding nor the conversion",
+]
+
+
 # --- the service ----------------------------------------------------------------------------
 
 
@@ -386,6 +404,7 @@ def report(
     service_cpu = 1000 * sum(r.cpu for r in service) / sum(r.pages for r in service)
     library_cpu = 1000 * library.batch.cpu / library.batch.pages
     lone = statistics.median(b["seconds"] for b in lone_jobs)
+    arrival = service[0]
     loop, batch = library.loop, library.batch
     rows = [
         [
@@ -459,11 +478,16 @@ def report(
             f"- worker RSS while batching: {rss:.0f} MB at most (VmRSS of the worker process, "
             f"sampled every 0.1 s), {idle_rss:.0f} MB warm and idle",
             f"- load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end (2 cores "
-            "shared with other work): where the service falls short it is CPU, not waiting: "
-            f"its processes spent {service_cpu:.0f} ms of CPU a page (upload, job bookkeeping, "
-            f"decoding, results) against the library's {library_cpu:.0f} ms, and the stand-in "
-            "server decodes every page's JPEG on the same cores; and the worker's engine calls "
-            "listed above run one after another (one dispatcher)",
+            "shared with other work). Where the service falls short of the library's list: "
+            f"(1) arrival: in (a) the uploads are answered within {arrival.uploaded:.2f} s and "
+            f"the worker takes the jobs over {arrival.taken:.2f} s (Celery hands them to its "
+            "threads one by one), while the library has every page at the start; a job waiting "
+            "on its page is not preparing one, so each batch goes as soon as every held job "
+            "waits, and the engine calls overlap (up to BATCH_IN_FLIGHT) instead of queuing "
+            f"behind each other. (2) CPU: its processes spent {service_cpu:.0f} ms of CPU a "
+            f"page against the library's {library_cpu:.0f} ms (which is handed ready arrays), "
+            "on cores the stand-in server also decodes every page's JPEG on",
+            *NOTES,
         ]
     )
 
