@@ -50,10 +50,11 @@ def pipeline(server: VlServer, layout: bool):
             paddleocr_vl_layout="off",
         )
     )
+    [pipe] = engine.pipelines[:1]
     if layout:
-        install_layout(engine._pipeline, LAYOUT)
+        install_layout(pipe, LAYOUT)
     page = np.full((1400, 1000, 3), 255, np.uint8)
-    return engine._pipeline, page
+    return pipe, page
 
 
 def seconds(pipe, pages: list, use_queues: bool, repeat: int) -> float:

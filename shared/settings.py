@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     batch_jobs: int = Field(
         32, ge=1, description="Jobs a worker with a batching engine holds (runs) at once"
     )
+    batch_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Batches a worker sends to a VL server at once (one pipeline each; the next "
+        "goes while one waits on the server); the native backend reads one at a time",
+    )
     # Access: bearer keys from a file (a mounted secret), beside API_KEYS; read once at start.
     api_keys_file: Path | None = Field(
         None, description="File of bearer keys, one a line; blank lines and # comments ignored"

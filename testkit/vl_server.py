@@ -104,6 +104,7 @@ class VlServer:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._fail: list[int] = []  # statuses of the next chat requests to fail
+        self._failing_sizes: dict[tuple[int, int], int] = {}  # image size -> status, always
         self.reset_stats()
 
     # --- life cycle ------------------------------------------------------------------------
@@ -158,6 +159,17 @@ class VlServer:
         with self._lock:
             self._fail.extend([status] * n)
 
+    def fail_size(self, width: int, height: int, status: int = 500) -> None:
+        """Every chat request whose image is `width` x `height` answers `status` from now on
+        (a page the server keeps failing, whatever else is in flight); `clear_faults` ends it."""
+        with self._lock:
+            self._failing_sizes[(width, height)] = status
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._fail.clear()
+            self._failing_sizes.clear()
+
     @property
     def stats(self) -> Stats:
         with self._lock:
@@ -199,7 +211,9 @@ class VlServer:
             with self._lock:
                 self._in_flight += 1
                 self._max_in_flight = max(self._max_in_flight, self._in_flight)
-                status = self._fail.pop(0) if self._fail else None
+                status = self._failing_sizes.get(image.size)
+                if status is None and self._fail:
+                    status = self._fail.pop(0)
             if self._stopped.wait(self.latency):
                 return None
             with self._lock:

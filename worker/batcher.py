@@ -1,17 +1,21 @@
 """The pages of every job a worker holds, sent to a BatchingEngine in batches.
 
-Job threads submit page images and wait on their own tickets; one dispatcher thread calls
-`recognize_batch` when a batch is full, when its oldest page has waited `fill_seconds`, or as
-soon as no held job is still preparing a page (waiting longer could not grow the batch). Each
+Job threads submit page images and wait on their own tickets; `in_flight` dispatcher threads
+each call `recognize_batch` when a batch is full, when its oldest page has waited
+`fill_seconds`, or as soon as no held job is still preparing a page (waiting longer could not
+grow the batch). With more than one dispatcher (an engine behind a server: one pipeline per
+dispatcher) the next batch is sent while one waits on the server, so the server never waits
+on the worker; the pages held in memory stay capped at `max_held` whatever the count. Each
 outcome is set on the ticket of the page it belongs to, so it only reaches the job that
 submitted that page. A batch that raises anything but EngineUnavailable is read again one page
 at a time, so one page the engine chokes on fails only its own job.
 
 Outage: when `recognize_batch` raises EngineUnavailable, its pages go back to the head of the
-queue, `on_availability(False, reason)` tells the heartbeat, and `check_available()` is polled
-with backoff; once it passes the held pages run. Time spent in an outage is kept out of
-`working_clock()`, which the job watchdog measures time limits with: a job is not charged for
-the time the engine was away.
+queue, no dispatcher sends a batch, `on_availability(False, reason)` tells the heartbeat, and
+`check_available()` is polled with backoff (by the one dispatcher that saw it first; a call in
+flight that fails the same way only puts its pages back); once it passes the held pages run.
+Time spent in an outage is kept out of `working_clock()`, which the job watchdog measures time
+limits with: a job is not charged for the time the engine was away.
 """
 
 from __future__ import annotations
@@ -81,8 +85,15 @@ class BatchJob:
         self._batcher._set_state(self, submitting=False)
 
 
+class _Call:
+    """One engine call in progress: its page count and when it began."""
+
+    def __init__(self, pages: int, started: float) -> None:
+        self.pages, self.started = pages, started
+
+
 class PageBatcher:
-    """Groups pages of all held jobs into `recognize_batch` calls on one dispatcher thread."""
+    """Groups pages of all held jobs into `recognize_batch` calls, up to `in_flight` at once."""
 
     def __init__(
         self,
@@ -90,28 +101,36 @@ class PageBatcher:
         max_batch: int,
         fill_seconds: float,
         max_held: int | None = None,
+        in_flight: int = 1,
         on_availability: Callable[[bool, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
         self.engine = engine
         self.max_batch = max_batch
         self.fill_seconds = fill_seconds
-        # pages in memory at once (queued + being read): one batch filling while one is read
+        # pages in memory at once (queued + being read, over all calls in flight): as much as
+        # one batch filling while one is read
         self.max_held = max_held or 2 * max_batch
+        self.in_flight = in_flight
         self.on_availability = on_availability or (lambda available, reason: None)
         self.clock = clock
         self.available = True
         self._queue: deque[PageTicket] = deque()
-        self._reading = 0  # pages in the engine call now
+        self._reading = 0  # pages in the engine calls now
         self._preparing = 0  # jobs that may submit and are not blocked
-        self._call_started: float | None = None
+        self._calls: list[_Call] = []  # engine calls in progress
         self._outage_since: float | None = None
         self._outage_total = 0.0
         self._cond = threading.Condition()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="page-batcher", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"page-batcher-{i}", daemon=True)
+            for i in range(in_flight)
+        ]
 
     # -- job side -----------------------------------------------------------------------------
 
@@ -136,9 +155,10 @@ class PageBatcher:
             return now - away
 
     def call_seconds(self) -> float:
-        """How long the engine call in progress has run (0 when none is)."""
-        started = self._call_started
-        return 0.0 if started is None else self.clock() - started
+        """How long the oldest engine call in progress has run (0 when none is)."""
+        with self._cond:
+            started = min((call.started for call in self._calls), default=None)
+            return 0.0 if started is None else self.clock() - started
 
     def _submit(self, job: BatchJob, image: Image, timeout: float) -> PageTicket | None:
         with self._blocking(job), self._cond:
@@ -188,7 +208,8 @@ class PageBatcher:
     # -- dispatcher ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -196,7 +217,7 @@ class PageBatcher:
             self._cond.notify_all()
 
     def _ready(self) -> bool:
-        if not self._queue:
+        if not self._queue or self._outage_since is not None:
             return False
         return (
             len(self._queue) >= self.max_batch
@@ -204,31 +225,40 @@ class PageBatcher:
             or self.clock() - self._queue[0].submitted >= self.fill_seconds
         )
 
-    def _next_batch(self) -> list[PageTicket] | None:
+    def _next_batch(self) -> tuple[_Call, list[PageTicket]] | None:
         """Wait for a batch worth sending; None once stopping."""
         with self._cond:
             while not self._stopping.is_set() and not self._ready():
                 timeout = None
-                if self._queue:
+                if self._queue and self._outage_since is None:
                     timeout = self._queue[0].submitted + self.fill_seconds - self.clock()
                 self._cond.wait(timeout if timeout is None else max(timeout, 0.001))
             if self._stopping.is_set():
                 return None
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            self._reading = len(batch)
-            self._call_started = self.clock()
-            return batch
+            call = _Call(len(batch), self.clock())
+            self._calls.append(call)
+            self._reading += call.pages
+            return call, batch
 
     def _loop(self) -> None:
-        while (batch := self._next_batch()) is not None:
+        while (taken := self._next_batch()) is not None:
+            call, batch = taken
             try:
-                self._read(batch)
+                self._read(call, batch)
             except Exception:  # the dispatcher must outlive any single error
                 log.exception("page batcher: batch of %d failed unexpectedly", len(batch))
                 failed = [EngineError("internal_error", "the page batcher failed") for _ in batch]
-                self._finish(batch, failed, 0.0)
+                self._finish(call, batch, failed, 0.0)
 
-    def _read(self, batch: list[PageTicket]) -> None:
+    def _end_call(self, call: _Call) -> None:
+        """Under the lock: the call's pages no longer count as being read."""
+        if call in self._calls:
+            self._calls.remove(call)
+            self._reading -= call.pages
+        self._cond.notify_all()
+
+    def _read(self, call: _Call, batch: list[PageTicket]) -> None:
         images = [t.image for t in batch if t.image is not None]
         live = [t for t in batch if t.image is not None]  # a closed job's pages are not read
         started = time.perf_counter()
@@ -237,14 +267,18 @@ class PageBatcher:
         except EngineUnavailable as exc:
             with self._cond:
                 self._queue.extendleft(reversed([t for t in live if not t.job.closed]))
-                self._reading, self._call_started = 0, None
-                self._cond.notify_all()
-            self._wait_out_outage(exc)
+                self._end_call(call)
+                # another dispatcher is already waiting this outage out
+                first = self._outage_since is None
+                if first:
+                    self._outage_since = self.clock()
+            if first:
+                self._wait_out_outage(exc)
             return
         seconds = time.perf_counter() - started
         jobs = len({id(t.job) for t in live})
         log.info("page batcher: %d page(s) of %d job(s) in %.2f s", len(images), jobs, seconds)
-        self._finish(live, outcomes, seconds)
+        self._finish(call, live, outcomes, seconds)
 
     def _outcomes(self, images: Sequence[Image]) -> list[Outcome]:
         """The engine's outcome per image; a batch that breaks is read again page by page."""
@@ -267,16 +301,16 @@ class PageBatcher:
             )
             return [self._outcomes([image])[0] for image in images]
 
-    def _finish(self, batch: list[PageTicket], outcomes: list[Outcome], seconds: float) -> None:
+    def _finish(
+        self, call: _Call, batch: list[PageTicket], outcomes: list[Outcome], seconds: float
+    ) -> None:
         with self._cond:
-            self._reading, self._call_started = 0, None
-            self._cond.notify_all()
+            self._end_call(call)
         for ticket, outcome in zip(batch, outcomes, strict=True):
             ticket._resolve(outcome, seconds)
 
     def _wait_out_outage(self, first: EngineUnavailable) -> None:
-        with self._cond:
-            self._outage_since = self.clock()
+        """Poll the engine until it answers; `_outage_since` is set (no batch goes meanwhile)."""
         self.available = False
         log.warning("engine unavailable, holding the pages: %s", first.message)
         self.on_availability(False, first.message)
@@ -297,6 +331,7 @@ class PageBatcher:
             if self._outage_since is not None:
                 self._outage_total += self.clock() - self._outage_since
             self._outage_since = None
+            self._cond.notify_all()  # the held pages may go
         self.available = True
         log.info("engine available again; sending the held pages")
         self.on_availability(True, None)

@@ -163,8 +163,14 @@ def build_batcher(
             heartbeat.publish()
 
     size = min(settings.batch_size or engine.max_batch, engine.max_batch)
-    log.info("engine %s reads batches of up to %d page(s)", engine.name, size)
-    return PageBatcher(engine, size, settings.batch_fill_seconds, on_availability=report)
+    # An engine says how many batches it reads at once (one pipeline each); 1 if it does not.
+    in_flight = max(1, min(settings.batch_in_flight, getattr(engine, "max_in_flight", 1)))
+    log.info(
+        "engine %s reads batches of up to %d page(s), %d at once", engine.name, size, in_flight
+    )
+    return PageBatcher(
+        engine, size, settings.batch_fill_seconds, in_flight=in_flight, on_availability=report
+    )
 
 
 def build_runner(

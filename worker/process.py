@@ -21,7 +21,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "then takes jobs from the 'ocr' queue one at a time (solo pool; run more processes to "
         "use more cores). A batching engine (paddleocr-vl) holds BATCH_JOBS jobs at once and "
         "sends their pages in batches of up to BATCH_SIZE, waiting at most "
-        "BATCH_FILL_SECONDS for a batch to fill.",
+        "BATCH_FILL_SECONDS for a batch to fill; on a VL server backend up to "
+        "BATCH_IN_FLIGHT batches are read at once.",
     )
     parser.add_argument(
         "--name",

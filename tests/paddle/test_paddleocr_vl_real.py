@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -88,6 +89,24 @@ def test_a_batch_keeps_each_page_in_its_slot_and_sends_them_at_once():
         assert texts(outcomes) == [[page_text(w, h)] for w, h in sizes]
         assert server.stats.requests == 4
         assert server.stats.max_in_flight == 4  # one predict(list), not a loop
+
+
+def test_batches_read_at_once_each_use_a_pipeline_of_their_own():
+    first, second = [(400, 300), (500, 200)], [(300, 300), (640, 480), (320, 200)]
+    with VlServer(model=MODEL, latency=0.5) as server:
+        engine = engine_for(server, batch_in_flight=2)
+        assert engine.max_in_flight == 2 and len(set(map(id, engine.pipelines))) == 2
+
+        with ThreadPoolExecutor(2) as pool:
+            calls = [
+                pool.submit(engine.recognize_batch, [page(*s) for s in b]) for b in (first, second)
+            ]
+            outcomes = [call.result(timeout=30) for call in calls]
+
+        assert texts(outcomes[0]) == [[page_text(w, h)] for w, h in first]
+        assert texts(outcomes[1]) == [[page_text(w, h)] for w, h in second]
+        # both calls' requests were at the server together: neither waited for the other
+        assert server.stats.max_in_flight == 5
 
 
 def test_an_empty_batch_reads_nothing(vl):
@@ -292,7 +311,8 @@ LAYOUT = StandInLayout(
 def layout_engine() -> Iterator[tuple[PaddleOcrVlEngine, VlServer]]:
     with VlServer(model=MODEL, reply=layout_reply) as server:
         engine = engine_for(server)
-        install_layout(engine._pipeline, LAYOUT)
+        for pipeline in engine.pipelines:
+            install_layout(pipeline, LAYOUT)
         yield engine, server
 
 

@@ -93,6 +93,7 @@ def stack(vl: VlServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 @pytest.fixture
 def api(stack: Stack, vl: VlServer) -> Iterator[httpx.Client]:
     vl.latency = 0.2
+    vl.clear_faults()
     vl.reset_stats()
     with httpx.Client(base_url=stack.url, timeout=30) as client:
         yield client
@@ -166,8 +167,9 @@ def test_a_page_the_server_keeps_failing_fails_only_its_own_job(
     vl.latency = 0.5
     doomed, others = new_page(), [new_page() for _ in range(3)]
     document = [new_page() for _ in range(5)]
-    # every attempt at the doomed page fails: the engine retries, then gives up on that page
-    vl.fail_next(PAGE_ATTEMPTS)
+    # every attempt at the doomed page fails (whatever else is in flight beside it): the
+    # engine retries, then gives up on that page
+    vl.fail_size(*doomed.size)
     [doomed_id] = submit_all(api, [png_job(doomed)])
     deadline = time.monotonic() + 10
     while vl.stats.failures == 0 and time.monotonic() < deadline:

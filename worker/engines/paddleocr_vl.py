@@ -9,6 +9,7 @@ paddle and paddleocr are imported only when the engine is built, never at module
 from __future__ import annotations
 
 import logging
+import queue
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +89,14 @@ def check_cuda_device(paddle: Any, device: str) -> None:
 
 
 class PaddleOcrVlEngine:
-    """One PaddleOCRVL pipeline per worker process, built and checked at boot; reads pages in
-    batches (one `predict(list)`: every block of every page goes to the VL server at once)."""
+    """PaddleOCRVL pipelines built and checked at boot; reads pages in batches (one
+    `predict(list)`: every block of every page goes to the VL server at once).
+
+    On a server backend it builds BATCH_IN_FLIGHT pipelines (each < 1 s, no weights) and
+    `max_in_flight` says as many batches may be read at once, each on a pipeline of its own (the
+    worker's page batcher sends the next batch while one waits on the server). `native` builds
+    one: its pipeline holds the model on the GPU, and one predict at a time is what is known safe.
+    """
 
     name = "paddleocr-vl"
     scripts = frozenset({"latin", "cyrillic"})  # PaddleOCR-VL reads 109 languages
@@ -171,8 +178,11 @@ class PaddleOcrVlEngine:
         )
         if self._api_key and not native:
             kwargs["vl_rec_api_key"] = self._api_key
+        count = 1 if native else settings.batch_in_flight
+        # Batches read at once (worker/batcher.py runs this many dispatchers).
+        self.max_in_flight = count
         try:
-            self._pipeline = PaddleOCRVL(**kwargs)
+            self.pipelines = tuple(PaddleOCRVL(**kwargs) for _ in range(count))
         except ValueError as exc:
             # PaddleOCRVL validates pipeline_version and vl_rec_backend with ValueError.
             raise EngineError("config_error", f"PaddleOCRVL refused its settings: {exc}") from exc
@@ -181,6 +191,9 @@ class PaddleOcrVlEngine:
             raise EngineError(
                 "engine_init_failed", f"PaddleOCRVL could not be built: {type(exc).__name__}: {exc}"
             ) from exc
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()  # pipelines not reading now
+        for pipeline in self.pipelines:
+            self._free.put(pipeline)
 
     def info(self) -> EngineInfo:
         device = self._device if self._backend == NATIVE_BACKEND else f"server:{self._server_url}"
@@ -237,9 +250,15 @@ class PaddleOcrVlEngine:
         arrays = [
             np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1]) for image in images
         ]
-        return self._read(arrays) if arrays else []
+        if not arrays:
+            return []
+        pipeline = self._free.get()  # one is free whenever the batcher calls
+        try:
+            return self._read(pipeline, arrays)
+        finally:
+            self._free.put(pipeline)
 
-    def _read(self, arrays: list[Any]) -> list[Recognition | EngineError]:
+    def _read(self, pipeline: Any, arrays: list[Any]) -> list[Recognition | EngineError]:
         """One predict(list); if it fails, each half again, down to the failing pages alone.
 
         paddlex fails a whole predict call when one VL request fails (after the OpenAI client's
@@ -248,14 +267,14 @@ class PaddleOcrVlEngine:
         try:
             # use_queues=False: no fixed 0.5 s wait per call, and the OpenAI errors come raw
             # instead of as RuntimeError("Exception from the 'vlm' worker: ...").
-            results = list(self._pipeline.predict(arrays, use_queues=False))
+            results = list(pipeline.predict(arrays, use_queues=False))
         except Exception as exc:  # noqa: BLE001 (a failed read is the pages' outcome)
             failure = self._failure(exc)  # raises EngineUnavailable when the server is gone
             if len(arrays) == 1:
                 return [failure]
             log.warning("a batch of %d pages failed (%s); reading each half", len(arrays), exc)
             half = len(arrays) // 2
-            return self._read(arrays[:half]) + self._read(arrays[half:])
+            return self._read(pipeline, arrays[:half]) + self._read(pipeline, arrays[half:])
         if len(results) != len(arrays):
             error = EngineError(
                 "recognition_failed",

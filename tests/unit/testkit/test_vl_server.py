@@ -118,6 +118,17 @@ def test_fail_next_answers_the_status_then_recovers(srv):
     assert (srv.stats.requests, srv.stats.failures) == (3, 2)
 
 
+def test_fail_size_fails_only_that_image_size_until_cleared(srv):
+    srv.fail_size(41, 31)
+
+    statuses = [post(srv, chat_body(*size)).status_code for size in [(41, 31), (40, 30)] * 2]
+    srv.clear_faults()
+
+    assert statuses == [500, 200, 500, 200]
+    assert post(srv, chat_body(41, 31)).status_code == 200
+    assert (srv.stats.requests, srv.stats.failures) == (5, 2)
+
+
 def test_stop_refuses_connections_and_start_listens_on_the_same_port(srv):
     port = srv.port
     srv.stop()

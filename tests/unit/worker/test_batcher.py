@@ -9,6 +9,7 @@ size, so a test can tell whose page an outcome is, and records the batches it wa
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -37,6 +38,9 @@ class SizeEngine:
         self.gate = threading.Event()  # cleared: recognize_batch waits for it (a slow GPU)
         self.gate.set()
         self.entered = threading.Event()
+        self.active = 0  # recognize_batch calls running now
+        self.most_active = 0
+        self._lock = threading.Lock()
 
     def info(self):  # pragma: no cover - not used by the batcher
         raise NotImplementedError
@@ -53,6 +57,16 @@ class SizeEngine:
             raise EngineUnavailable("http://127.0.0.1:1/v1 does not answer")
 
     def recognize_batch(self, images: Sequence[Image.Image]) -> list[Recognition | EngineError]:
+        with self._lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            return self._read(images)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def _read(self, images: Sequence[Image.Image]) -> list[Recognition | EngineError]:
         self.entered.set()
         assert self.gate.wait(WAIT)
         if self.down.is_set():
@@ -67,6 +81,15 @@ class SizeEngine:
             else Recognition(blocks=[Block(text=n, bbox=[0, 0, 1, 1])])
             for n in names
         ]
+
+
+def eventually(condition, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def page(width: int, height: int = 10) -> Image.Image:
@@ -246,3 +269,53 @@ def test_an_outage_holds_the_pages_and_stops_the_working_clock_until_the_engine_
     assert engine.batches == [["101x10"]]
     now[0] += 5
     assert batcher.working_clock() == pytest.approx(before + 5)
+
+
+def test_with_two_in_flight_the_next_batch_goes_while_one_is_read(
+    engine: SizeEngine, make_batcher
+) -> None:
+    engine.gate.clear()  # the server is slow: no call returns yet
+    batcher = make_batcher(max_batch=2, in_flight=2)
+    with batcher.job() as first, batcher.job() as second:
+        mine_1 = [first.submit(page(w), WAIT) for w in (111, 112)]  # a full batch: sent
+        mine_2 = [second.submit(page(w), WAIT) for w in (121, 122)]  # sent beside it
+        assert eventually(lambda: engine.active == 2)
+        assert batcher.call_seconds() >= 0 and batcher._reading == 4
+        # the memory cap holds over both calls: 2 x max_batch pages are in memory already
+        assert first.submit(page(113), timeout=0.05) is None
+        first.done_submitting()
+        second.done_submitting()
+        engine.gate.set()
+        outcomes_1 = [first.wait(t, WAIT) for t in mine_1]  # type: ignore[arg-type]
+        outcomes_2 = [second.wait(t, WAIT) for t in mine_2]  # type: ignore[arg-type]
+
+    assert engine.most_active == 2
+    assert sorted(engine.batches) == [["111x10", "112x10"], ["121x10", "122x10"]]
+    assert [text(o) for o in outcomes_1] == ["111x10", "112x10"]
+    assert [text(o) for o in outcomes_2] == ["121x10", "122x10"]
+    assert batcher.call_seconds() == 0.0 and batcher._reading == 0
+
+
+def test_an_outage_seen_by_two_calls_in_flight_is_reported_once_and_holds_both(
+    engine: SizeEngine, make_batcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("worker.batcher.OUTAGE_BACKOFF", (0.02, 0.05))
+    reports: list[tuple[bool, str | None]] = []
+    batcher = make_batcher(
+        max_batch=1, in_flight=2, on_availability=lambda up, why: reports.append((up, why))
+    )
+    engine.gate.clear()
+    engine.down.set()
+    with batcher.job() as first, batcher.job() as second:
+        tickets = [first.submit(page(131), WAIT), second.submit(page(141), WAIT)]
+        assert eventually(lambda: engine.active == 2)  # both calls wait on the server
+        engine.gate.set()  # ... which answers neither
+        assert first.wait(tickets[0], 0.3) is None and second.wait(tickets[1], 0.01) is None
+        assert reports == [(False, "http://127.0.0.1:1/v1 does not answer")]
+        assert len(batcher._queue) == 2  # both pages held, none failed
+
+        engine.down.clear()
+        assert text(first.wait(tickets[0], WAIT)) == "131x10"  # type: ignore[arg-type]
+        assert text(second.wait(tickets[1], WAIT)) == "141x10"  # type: ignore[arg-type]
+    assert reports[1:] == [(True, None)]
+    assert sorted(engine.batches) == [["131x10"], ["141x10"]]
