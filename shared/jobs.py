@@ -274,7 +274,7 @@ class JobStore:
         status = self.redis.hget(_job_key(job_id), "status")
         return JobStatus(status) if status else None
 
-    # -- Idempotency-Key -> job id, scoped per API key, kept as long as the job --
+    # -- Idempotency-Key -> job id, scoped per API key, kept JOB_TTL_SECONDS from the submit --
     @redis_errors_as_unavailable
     def idempotent_job(self, scope: str | None, key: str) -> str | None:
         """What the key points at: "<job id> <fingerprint>", a pending claim, or None."""
