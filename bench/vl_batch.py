@@ -239,7 +239,8 @@ NOTES = [
     "BGR array (`convert`, `asarray`, a reversed copy: three copies of the page) and half "
     "paddlex's `predict` (JPEG + base64 of each request, block merging); 27% decoding the "
     "upload or rendering the PDF page; 6% Redis. The library's figure has neither the "
-    "decoding nor the conversion",
+    "decoding nor the conversion. The conversion is one copy and a cv2 channel swap (outside "
+    "the GIL) since 23:50; the table above is from a run after that change",
 ]
 
 
