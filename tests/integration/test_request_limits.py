@@ -4,13 +4,13 @@ and leave nothing behind. (What the floods cost in memory is measured by bench/f
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.fulldisk import small_tmpfs
 from tests.integration.conftest import files_under
 from tests.integration.rawhttp import (
     BOUNDARY,
@@ -169,17 +169,8 @@ def test_keep_alive_and_a_slow_steady_upload_are_not_cut(quick: Stack) -> None:
 @pytest.fixture
 def full_temp(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs as TEMP_DIR: a real full disk (root only)."""
-    mount = tmp_path / "small-temp"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small-temp", size="2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_temp_dir_is_507_insufficient_storage_and_leaves_nothing(
