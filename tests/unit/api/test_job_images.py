@@ -4,36 +4,21 @@ served with the result's own rules: owner only, 409 until succeeded, strict name
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.app import create_app
 from shared.jobs import JobStore, connect_redis
 from shared.results import Block
 from shared.settings import Settings
 from shared.storage import JobFiles
 from tests.textimages import encode, render_page
+from tests.unit.api.owners import ALICE, BOB
 from worker.engines import Recognition
 from worker.page_reading import recognized_result
 from worker.pages import Page
 from worker.results import build_document, write_results
-
-ALICE = {"Authorization": "Bearer alice-key-0001"}
-BOB = {"Authorization": "Bearer bob-key-0002"}
-
-
-@pytest.fixture
-def secured(settings: Settings) -> Settings:
-    return settings.model_copy(update={"api_keys": "alice-key-0001,bob-key-0002"})
-
-
-@pytest.fixture
-def client(secured: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(secured)) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -41,9 +26,9 @@ def store(secured: Settings) -> JobStore:
     return JobStore(connect_redis(secured.redis_url), secured.job_ttl_seconds)
 
 
-def _submit(client: TestClient, headers: dict[str, str] = ALICE) -> str:
+def _submit(owner_client: TestClient, headers: dict[str, str] = ALICE) -> str:
     png = encode(render_page([("Figure 1", 30)], width=300))
-    response = client.post("/jobs", files={"file": ("a.png", png)}, headers=headers)
+    response = owner_client.post("/jobs", files={"file": ("a.png", png)}, headers=headers)
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
 
@@ -70,18 +55,19 @@ def _finish(settings: Settings, store: JobStore, job_id: str) -> JobFiles:
     return files
 
 
-def test_the_markdown_link_fetches_the_crop(client, secured, store) -> None:
-    job_id = _submit(client)
+def test_the_markdown_link_fetches_the_crop(owner_client, secured, store) -> None:
+    job_id = _submit(owner_client)
     _finish(secured, store, job_id)
 
-    markdown = client.get(f"/jobs/{job_id}/result?format=markdown", headers=ALICE).text
+    markdown = owner_client.get(f"/jobs/{job_id}/result?format=markdown", headers=ALICE).text
     link = f"/jobs/{job_id}/images/p1-fig.jpg"
     assert f'<img src="{link}" alt="Image" />' in markdown
     assert (
-        link in client.get(f"/jobs/{job_id}/result", headers=ALICE).json()["pages"][0]["markdown"]
+        link
+        in owner_client.get(f"/jobs/{job_id}/result", headers=ALICE).json()["pages"][0]["markdown"]
     )
 
-    response = client.get(link, headers=ALICE)
+    response = owner_client.get(link, headers=ALICE)
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
@@ -89,20 +75,20 @@ def test_the_markdown_link_fetches_the_crop(client, secured, store) -> None:
     assert Image.open(io.BytesIO(response.content)).size == (40, 30)
 
 
-def test_another_keys_job_and_no_key_answer_as_for_the_result(client, secured, store) -> None:
-    job_id = _submit(client)
+def test_another_keys_job_and_no_key_answer_as_for_the_result(owner_client, secured, store) -> None:
+    job_id = _submit(owner_client)
     _finish(secured, store, job_id)
     link = f"/jobs/{job_id}/images/p1-fig.jpg"
 
-    other = client.get(link, headers=BOB)
-    unknown = client.get(f"/jobs/{'0' * 32}/images/p1-fig.jpg", headers=BOB)
+    other = owner_client.get(link, headers=BOB)
+    unknown = owner_client.get(f"/jobs/{'0' * 32}/images/p1-fig.jpg", headers=BOB)
 
     assert other.status_code == unknown.status_code == 404
     assert other.json()["error"]["code"] == "job_not_found"
     assert other.json()["error"]["message"] == unknown.json()["error"]["message"].replace(
         "0" * 32, job_id
     )
-    assert client.get(link).status_code == 401
+    assert owner_client.get(link).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -124,57 +110,61 @@ def test_another_keys_job_and_no_key_answer_as_for_the_result(client, secured, s
     ],
 )
 def test_names_off_the_pattern_or_unknown_are_404_and_serve_nothing(
-    client, secured, store, name: str
+    owner_client, secured, store, name: str
 ) -> None:
-    job_id = _submit(client)
+    job_id = _submit(owner_client)
     files = _finish(secured, store, job_id)
     result_json = files.result_path("json").read_bytes()
 
-    response = client.get(f"/jobs/{job_id}/images/{name}", headers=ALICE)
+    response = owner_client.get(f"/jobs/{job_id}/images/{name}", headers=ALICE)
 
     assert response.status_code == 404, response.text
     assert response.content != result_json
     assert response.json()["error"]["code"] in ("image_not_found", "not_found")
 
 
-def test_unknown_and_malformed_names_are_image_not_found(client, secured, store) -> None:
-    job_id = _submit(client)
+def test_unknown_and_malformed_names_are_image_not_found(owner_client, secured, store) -> None:
+    job_id = _submit(owner_client)
     _finish(secured, store, job_id)
 
     for name in ("p1-nope.jpg", "p1-..jpg", "result.json", "p1-fig.jpg%00.png"):
-        response = client.get(f"/jobs/{job_id}/images/{name}", headers=ALICE)
+        response = owner_client.get(f"/jobs/{job_id}/images/{name}", headers=ALICE)
         assert response.json()["error"]["code"] == "image_not_found", name
 
 
-def test_before_the_job_succeeded_or_after_it_failed_or_was_canceled_is_409(client, store) -> None:
-    queued = _submit(client)
-    response = client.get(f"/jobs/{queued}/images/p1-fig.jpg", headers=ALICE)
+def test_before_the_job_succeeded_or_after_it_failed_or_was_canceled_is_409(
+    owner_client, store
+) -> None:
+    queued = _submit(owner_client)
+    response = owner_client.get(f"/jobs/{queued}/images/p1-fig.jpg", headers=ALICE)
     assert (response.status_code, response.json()["error"]["code"]) == (409, "result_not_ready")
     assert response.headers["retry-after"] == "1"
 
-    failed = _submit(client)
+    failed = _submit(owner_client)
     assert store.mark_running(failed)
     assert store.mark_failed(failed, "recognition_failed", "unreadable")
-    response = client.get(f"/jobs/{failed}/images/p1-fig.jpg", headers=ALICE)
+    response = owner_client.get(f"/jobs/{failed}/images/p1-fig.jpg", headers=ALICE)
     assert (response.status_code, response.json()["error"]["code"]) == (409, "job_failed")
 
-    client.delete(f"/jobs/{queued}", headers=ALICE)
-    response = client.get(f"/jobs/{queued}/images/p1-fig.jpg", headers=ALICE)
+    owner_client.delete(f"/jobs/{queued}", headers=ALICE)
+    response = owner_client.get(f"/jobs/{queued}/images/p1-fig.jpg", headers=ALICE)
     assert (response.status_code, response.json()["error"]["code"]) == (409, "job_canceled")
 
 
-def test_a_result_removed_by_retention_is_job_not_found(client, secured, store) -> None:
-    job_id = _submit(client)
+def test_a_result_removed_by_retention_is_job_not_found(owner_client, secured, store) -> None:
+    job_id = _submit(owner_client)
     files = _finish(secured, store, job_id)
     files.remove_all()
 
-    response = client.get(f"/jobs/{job_id}/images/p1-fig.jpg", headers=ALICE)
+    response = owner_client.get(f"/jobs/{job_id}/images/p1-fig.jpg", headers=ALICE)
 
     assert (response.status_code, response.json()["error"]["code"]) == (404, "job_not_found")
 
 
-def test_openapi_documents_the_route_and_its_name_pattern(client) -> None:
-    operation = client.get("/openapi.json").json()["paths"]["/jobs/{job_id}/images/{name}"]["get"]
+def test_openapi_documents_the_route_and_its_name_pattern(owner_client) -> None:
+    operation = owner_client.get("/openapi.json").json()["paths"]["/jobs/{job_id}/images/{name}"][
+        "get"
+    ]
 
     [name] = [p for p in operation["parameters"] if p["name"] == "name"]
     assert name["schema"]["pattern"].startswith("^p[0-9]")

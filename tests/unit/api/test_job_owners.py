@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -13,25 +11,12 @@ from shared.jobs import JobStore, connect_redis
 from shared.settings import Settings
 from shared.storage import JobFiles
 from tests.textimages import encode, render_page
-
-ALICE = {"Authorization": "Bearer alice-key-0001"}
-BOB = {"Authorization": "Bearer bob-key-0002"}
+from tests.unit.api.owners import ALICE, BOB
 
 
-@pytest.fixture
-def secured(settings: Settings) -> Settings:
-    return settings.model_copy(update={"api_keys": "alice-key-0001,bob-key-0002"})
-
-
-@pytest.fixture
-def client(secured: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(secured)) as test_client:
-        yield test_client
-
-
-def _submit(client: TestClient, headers: dict[str, str]) -> str:
+def _submit(owner_client: TestClient, headers: dict[str, str]) -> str:
     png = encode(render_page([("Owner 42", 30)], width=300))
-    response = client.post("/jobs", files={"file": ("a.png", png)}, headers=headers)
+    response = owner_client.post("/jobs", files={"file": ("a.png", png)}, headers=headers)
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
 
@@ -44,35 +29,37 @@ def _finish(settings: Settings, job_id: str) -> None:
     assert store.mark_succeeded(job_id)
 
 
-def test_each_key_sees_only_its_own_jobs(client: TestClient, secured: Settings) -> None:
-    alices, bobs = _submit(client, ALICE), _submit(client, BOB)
+def test_each_key_sees_only_its_own_jobs(owner_client: TestClient, secured: Settings) -> None:
+    alices, bobs = _submit(owner_client, ALICE), _submit(owner_client, BOB)
     _finish(secured, alices)
 
-    assert client.get(f"/jobs/{alices}", headers=ALICE).status_code == 200
-    assert client.get(f"/jobs/{bobs}", headers=BOB).status_code == 200
-    assert client.get(f"/jobs/{alices}/result?format=text", headers=ALICE).text == "Owner 42\n"
+    assert owner_client.get(f"/jobs/{alices}", headers=ALICE).status_code == 200
+    assert owner_client.get(f"/jobs/{bobs}", headers=BOB).status_code == 200
+    assert (
+        owner_client.get(f"/jobs/{alices}/result?format=text", headers=ALICE).text == "Owner 42\n"
+    )
 
-    unknown = client.get(f"/jobs/{'0' * 32}", headers=BOB).json()
+    unknown = owner_client.get(f"/jobs/{'0' * 32}", headers=BOB).json()
     for path in (f"/jobs/{alices}", f"/jobs/{alices}/result?format=text"):
-        response = client.get(path, headers=BOB)
+        response = owner_client.get(path, headers=BOB)
         assert response.status_code == 404
         # indistinguishable from an unknown id, so ids cannot be probed
         assert response.json()["error"]["message"] == unknown["error"]["message"].replace(
             "0" * 32, alices
         )
-    assert client.delete(f"/jobs/{alices}", headers=BOB).status_code == 404
-    assert client.get(f"/jobs/{bobs}", headers=ALICE).status_code == 404
-    assert client.delete(f"/jobs/{bobs}", headers=ALICE).status_code == 404
+    assert owner_client.delete(f"/jobs/{alices}", headers=BOB).status_code == 404
+    assert owner_client.get(f"/jobs/{bobs}", headers=ALICE).status_code == 404
+    assert owner_client.delete(f"/jobs/{bobs}", headers=ALICE).status_code == 404
     # Alice's wrong DELETE touched nothing: Bob's job is still queued, with its upload
-    assert client.get(f"/jobs/{bobs}", headers=BOB).json()["status"] == "queued"
+    assert owner_client.get(f"/jobs/{bobs}", headers=BOB).json()["status"] == "queued"
     assert (secured.temp_dir / bobs / "input").is_file()
-    assert client.delete(f"/jobs/{bobs}", headers=BOB).json()["status"] == "canceled"
+    assert owner_client.delete(f"/jobs/{bobs}", headers=BOB).json()["status"] == "canceled"
 
 
 def test_the_record_keeps_a_fingerprint_never_the_key(
-    client: TestClient, secured: Settings
+    owner_client: TestClient, secured: Settings
 ) -> None:
-    job_id = _submit(client, ALICE)
+    job_id = _submit(owner_client, ALICE)
     store = JobStore(connect_redis(secured.redis_url), secured.job_ttl_seconds)
 
     raw = store.redis.hgetall(f"ocrq:job:{job_id}")
@@ -100,16 +87,16 @@ def test_jobs_made_without_auth_are_not_shown_to_keys(settings: Settings) -> Non
     with TestClient(create_app(settings)) as open_client:
         job_id = _submit(open_client, {})
         assert open_client.get(f"/jobs/{job_id}").status_code == 200
-    with TestClient(create_app(keyed)) as client:
-        assert client.get(f"/jobs/{job_id}", headers=ALICE).status_code == 404
+    with TestClient(create_app(keyed)) as owner_client:
+        assert owner_client.get(f"/jobs/{job_id}", headers=ALICE).status_code == 404
 
 
 def test_key_file_keys_are_accepted(settings: Settings, tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
     key_file.write_text("# rotated 2026-11\n\n  file-key-0003  \n# old-key\n")
     keyed = settings.model_copy(update={"api_keys_file": key_file})
-    with TestClient(create_app(keyed)) as client:
-        job_id = _submit(client, {"Authorization": "Bearer file-key-0003"})
+    with TestClient(create_app(keyed)) as owner_client:
+        job_id = _submit(owner_client, {"Authorization": "Bearer file-key-0003"})
         for key in ("old-key", "# old-key", "# rotated 2026-11", ""):
             headers = {"Authorization": f"Bearer {key}"}
-            assert client.get(f"/jobs/{job_id}", headers=headers).status_code == 401
+            assert owner_client.get(f"/jobs/{job_id}", headers=headers).status_code == 401
