@@ -646,7 +646,7 @@ def report(res: Results, sizes: Sizes, en: list[BenchPage], ru: list[BenchPage])
         "One API process, Redis local, settings defaults unless named; the client polls "
         f"`GET /jobs/{{id}}` every {POLL_SECONDS} s (oldest unfinished job first) and downloads "
         "the JSON result. CER / word F1 by "
-        "`bench/scoring.py`.",
+        "`testkit/scoring.py`.",
     ]
     if res.service and res.direct:
         parts += _overhead_report(res)
