@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.eval_ru --service             # ... + the whole service (language=ru)
     .venv/bin/python -m bench.eval_ru --engines tesseract --no-write
 
-Scores (bench/scoring.py): NFC, whitespace collapsed, CER on the page text joined, word-bag F1.
+Scores (testkit/scoring.py): NFC, whitespace collapsed, CER on the page text joined, word-bag F1.
 Pages are fed as the service feeds them: RGB, in the PNG's own dpi. Results go to BENCHMARKS.md,
 section `accuracy-ru`, unless --no-write.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.report import machine_line, markdown_table, update_section
-from bench.scoring import Score, score_page
 from shared.settings import Settings
+from testkit.scoring import Score, score_page
 from worker.engines import build_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def run_service(pages: list[tuple[str, Path, str]], redis_url: str, worker_env: 
     """The real API and one worker process; every page posted at once with language=ru."""
     import httpx
 
-    from tests.integration.stack import Stack
+    from testkit.stack import Stack
 
     label = "service, language=ru" + "".join(f", {k}={v}" for k, v in worker_env.items())
     run = EngineRun(label)

@@ -29,7 +29,7 @@ import redis
 
 from bench.procs import memory_mb
 from bench.report import machine_line, markdown_table, update_section
-from tests.integration.rawhttp import (
+from testkit.rawhttp import (
     BOUNDARY,
     CLOSING,
     Conn,
@@ -37,7 +37,7 @@ from tests.integration.rawhttp import (
     send_body,
     upload_head,
 )
-from tests.integration.stack import ROOT, Stack
+from testkit.stack import ROOT, Stack
 
 SCRATCH = ROOT / "var" / "bench"
 MB = 1 << 20

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from tests.integration.stack import Stack
+from testkit.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf"}

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from bench.report import machine_line, markdown_table, update_section
@@ -26,9 +26,14 @@ def du_of(du_listing: str, suffix: str) -> int:
 
 
 def main() -> None:
-    figures = json.loads(Path(sys.argv[1]).read_text())
-    du_listing = Path(sys.argv[2]).read_text()
-    total = int(float(sys.argv[3]))
+    parser = argparse.ArgumentParser(prog="python -m bench.images", description=__doc__)
+    parser.add_argument("figures", type=Path, help="the run's figures (JSON)")
+    parser.add_argument("du_listing", type=Path, help="`du -sm` of the CPU worker image")
+    parser.add_argument("seconds", type=float, help="the whole check's wall time")
+    args = parser.parse_args()
+    figures = json.loads(args.figures.read_text())
+    du_listing = args.du_listing.read_text()
+    total = int(args.seconds)
     python = figures["python"]
     kept = figures["jobs_kept_over_redis_restart"]
     worker = [figures["worker_build_seconds"], figures["worker_size"]]

@@ -17,8 +17,8 @@ from PIL import Image
 
 from bench.pages import english_pages, russian_pages
 from bench.report import markdown_table
-from bench.scoring import score_page
 from shared.settings import Settings
+from testkit.scoring import score_page
 from worker.engines.rapidocr_engine import RapidOcrEngine
 
 

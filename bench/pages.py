@@ -2,7 +2,7 @@
 
 English pages are 30 lines of license prose (base-files' /usr/share/common-licenses, present on
 every Debian system), DejaVuSans at 30 px (about 11 pt at 200 dpi), drawn by
-tests/textimages.render_page on a 1654x2339 (A4 at 200 dpi) white page, saved as PNG with
+testkit/pages.render_page on a 1654x2339 (A4 at 200 dpi) white page, saved as PNG with
 dpi 200. Deterministic: the same pages every run.
 """
 
@@ -51,7 +51,7 @@ def _prose_lines() -> list[str]:
 def english_pages(count: int) -> list[BenchPage]:
     from PIL import Image
 
-    from tests.textimages import render_page
+    from testkit.pages import render_page
 
     lines = _prose_lines()
     pages = []

@@ -19,7 +19,7 @@ from bench.report import machine_line, markdown_table, update_section
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.settings import Settings
 from shared.storage import JobFiles
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 from worker.boot import build_runner
 from worker.engines import build_engine
 from worker.routing import EngineRouter

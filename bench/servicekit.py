@@ -1,7 +1,7 @@
 """Building blocks of `python -m bench.service`: the real processes, batches through them, and the
 same engine in a plain loop.
 
-The stack is tests/integration/stack.py's (the real `python -m api` and `python -m worker`
+The stack is testkit/stack.py's (the real `python -m api` and `python -m worker`
 processes), with per-worker environment, unique worker names and CPU/memory read from /proc.
 """
 
@@ -24,8 +24,8 @@ import redis
 
 from bench.pages import BenchPage
 from bench.procs import cpu_seconds, memory_mb, tree, tree_cpu_seconds
-from bench.scoring import Score, score_page
-from tests.integration.stack import Stack
+from testkit.scoring import Score, score_page
+from testkit.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "var" / "bench"

@@ -42,7 +42,7 @@ def make_files(folder: Path, small: int, large: int) -> None:
     """Distinct bytes per file, so no upload is an idempotent replay of another."""
     from PIL import Image
 
-    from tests.textimages import encode, render_page
+    from testkit.pages import encode, render_page
 
     folder.mkdir(parents=True)
     for n in range(small):

@@ -38,7 +38,7 @@ import httpx
 from bench.procs import load_average
 from bench.report import machine_line, markdown_table, update_section
 from bench.servicekit import ROOT, BenchStack
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 
 SECTION = "vl-batch"
 CACHE_HOME = ROOT / "var" / "bench" / "paddle-home"

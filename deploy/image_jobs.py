@@ -15,9 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import wait_terminal
-from tests.integration.stack import LocalRedis
-from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page
+from testkit.pages import INVOICE_LINES, encode, normalize_lines, render_page
+from testkit.stack import LocalRedis, wait_terminal
 
 
 class CheckFailed(SystemExit):

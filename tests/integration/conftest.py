@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
+from testkit.stack import Stack
 from tests.conftest import UNIT_REDIS_URL
-from tests.integration.stack import Stack
 
 INTEGRATION_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
 
@@ -52,16 +52,6 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = api.get(f"/jobs/{job_id}").json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return body
-        time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} not finished after {timeout} s: {body}")
-
-
 def wait_running(api: httpx.Client, job_id: str, pages_done: int = 1) -> None:
     """Until the job runs and has `pages_done` pages done."""
     deadline = time.monotonic() + 60
@@ -82,7 +72,7 @@ REPORT_PAGES = [
 
 
 def report_pdf() -> bytes:
-    from tests.textimages import encode, render_page
+    from testkit.pages import encode, render_page
 
     images = [render_page(lines, width=1600) for lines in REPORT_PAGES]
     return encode(images[0], "PDF", save_all=True, append_images=images[1:], resolution=100)

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.stack import Stack
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 

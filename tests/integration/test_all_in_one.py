@@ -14,10 +14,9 @@ import httpx
 import pytest
 import redis
 
+from testkit.pages import encode, render_page
+from testkit.stack import ROOT, free_port, wait_terminal
 from tests.conftest import UNIT_REDIS_URL
-from tests.integration.conftest import wait_terminal
-from tests.integration.stack import ROOT, free_port
-from tests.textimages import encode, render_page
 
 pytestmark = pytest.mark.integration
 SCRIPT = ROOT / "deploy" / "all-in-one.sh"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from tests.integration.stack import ROOT, Stack
-from tests.textimages import encode, normalize_lines, render_page
+from testkit.pages import encode, normalize_lines, render_page
+from testkit.stack import ROOT, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import wait_terminal
-from tests.textimages import encode, normalize_lines, render_page
+from testkit.pages import encode, normalize_lines, render_page
+from testkit.stack import wait_terminal
 
 pytestmark = pytest.mark.integration
 

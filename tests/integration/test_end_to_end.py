@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import files_under, wait_terminal
-from tests.integration.stack import Stack
-from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page
+from testkit.pages import INVOICE_LINES, encode, normalize_lines, render_page
+from testkit.stack import Stack, wait_terminal
+from tests.integration.conftest import files_under
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from shared.workers import WorkerRegistry
-from tests.integration.conftest import REPORT_PAGES, report_pdf, wait_running, wait_terminal
-from tests.integration.stack import Stack, free_port
-from tests.textimages import encode, normalize_lines, render_page
+from testkit.pages import encode, normalize_lines, render_page
+from testkit.stack import Stack, free_port, wait_terminal
+from tests.integration.conftest import REPORT_PAGES, report_pdf, wait_running
 
 pytestmark = pytest.mark.integration
 

@@ -10,16 +10,10 @@ import httpx
 import pytest
 import redis
 
+from testkit.pages import encode, normalize_lines, render_page
+from testkit.stack import Stack, wait_terminal
 from tests.fulldisk import fill, small_tmpfs
-from tests.integration.conftest import (
-    REPORT_PAGES,
-    files_under,
-    report_pdf,
-    wait_running,
-    wait_terminal,
-)
-from tests.integration.stack import Stack
-from tests.textimages import encode, normalize_lines, render_page
+from tests.integration.conftest import REPORT_PAGES, files_under, report_pdf, wait_running
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,6 @@
-"""A small soak (bench/soak.py) in the suite: 200 jobs from 20 concurrent clients through the
-real API and worker; every job accounted for, none run twice, the API's memory flat."""
+"""A small soak in the suite (testkit/soak.py; bench/soak.py runs it at scale): 200 jobs from 20
+concurrent clients through the real API and worker; every job accounted for, none run twice,
+the API's memory flat."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import asyncio
 
 import pytest
 
-from bench.soak import run_soak
+from testkit.soak import run_soak
+from testkit.stack import Stack
 from tests.integration.conftest import INTEGRATION_REDIS_URL
-from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import wait_terminal
-from tests.integration.stack import Stack
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
+from testkit.stack import Stack, wait_terminal
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from shared.workers import WorkerRegistry
-from tests.integration.conftest import INTEGRATION_REDIS_URL, wait_terminal
-from tests.integration.stack import Stack
-from tests.textimages import INVOICE_LINES, bare_pdf, encode, render_page
+from testkit.pages import INVOICE_LINES, bare_pdf, encode, render_page
+from testkit.stack import Stack, wait_terminal
+from tests.integration.conftest import INTEGRATION_REDIS_URL
 
 pytestmark = pytest.mark.integration
 

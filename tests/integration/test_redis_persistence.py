@@ -15,9 +15,8 @@ import httpx
 import pytest
 import redis
 
-from tests.integration.conftest import wait_terminal
-from tests.integration.stack import LocalRedis, Stack, free_port
-from tests.textimages import encode, normalize_lines, render_page
+from testkit.pages import encode, normalize_lines, render_page
+from testkit.stack import LocalRedis, Stack, free_port, wait_terminal
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fulldisk import small_tmpfs
-from tests.integration.conftest import files_under
-from tests.integration.rawhttp import (
+from testkit.pages import encode, render_page
+from testkit.rawhttp import (
     BOUNDARY,
     CLOSING,
     Conn,
@@ -21,8 +20,9 @@ from tests.integration.rawhttp import (
     send_body,
     upload_head,
 )
-from tests.integration.stack import Stack
-from tests.textimages import encode, render_page
+from testkit.stack import Stack
+from tests.fulldisk import small_tmpfs
+from tests.integration.conftest import files_under
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.integration.conftest import wait_terminal
-from tests.integration.stack import Stack
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
+from testkit.stack import Stack, wait_terminal
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,8 @@ import pytest
 import redis
 
 from shared.workers import WorkerRegistry
-from tests.integration.conftest import wait_terminal
-from tests.integration.stack import Stack, pid_alive
-from tests.textimages import encode, normalize_lines, render_page
+from testkit.pages import encode, normalize_lines, render_page
+from testkit.stack import Stack, pid_alive, wait_terminal
 
 pytestmark = pytest.mark.integration
 

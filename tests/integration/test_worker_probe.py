@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.integration.stack import ROOT, Stack
+from testkit.stack import ROOT, Stack
 
 pytestmark = pytest.mark.integration
 

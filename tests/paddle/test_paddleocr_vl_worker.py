@@ -16,9 +16,9 @@ pytest.importorskip(
     "paddleocr", reason="real-library tests: run in .venv-paddle (make test-paddle)"
 )
 
+from testkit.stack import Stack, wait_terminal
 from testkit.vl_server import VlServer, page_text
-from tests.integration.conftest import INTEGRATION_REDIS_URL, wait_terminal
-from tests.integration.stack import Stack
+from tests.integration.conftest import INTEGRATION_REDIS_URL
 
 pytestmark = pytest.mark.integration
 MODEL = "PaddleOCR-VL-1.6-0.9B"

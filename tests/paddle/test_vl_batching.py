@@ -26,10 +26,10 @@ pytest.importorskip(
 from PIL import Image
 
 from shared.jobs import JobStore
+from testkit.pages import encode, render_page
+from testkit.stack import ROOT, Stack
 from testkit.vl_server import VlServer, page_text
 from tests.conftest import UNIT_REDIS_URL
-from tests.integration.stack import ROOT, Stack
-from tests.textimages import encode, render_page
 
 WORKER = "test-worker-0"
 BATCH_SIZE = 4

@@ -76,7 +76,7 @@ class RapidOcrEngine:
                 # onnxruntime keeps its buffers between pages instead of taking them from malloc
                 # and giving them back every run: rapidocr's default (off) cost 200k+ page
                 # faults (~1 GB zeroed) and about 12% of the time of each A4 page. RSS stays
-                # near its peak instead (about 1 GB with A4 pages), see bench/service.py.
+                # near its peak instead (about 1 GB with A4 pages), see BENCHMARKS.md.
                 "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
             }
         )
@@ -112,7 +112,7 @@ class RapidOcrEngine:
         # Then a page like a real one (A4 at 200 dpi, 30 long lines), read twice, so that the
         # memory arena has grown to a page's needs before the first job: with no page the
         # first job ran 1.17x the steady one; after one read of it the first real page still
-        # took about 38k page faults (steady pages 2-5k), after two about 16k (bench/service.py).
+        # took about 38k page faults (steady pages 2-5k), after two about 16k (BENCHMARKS.md).
         page = Image.new("RGB", (1654, 2339), "white")
         draw = ImageDraw.Draw(page)
         for line in range(_WARM_PAGE_LINES):
@@ -146,7 +146,7 @@ class RapidOcrEngine:
     def _run(self, image: Image) -> Any:
         # A BGR array, never a path string (rapidocr fetches strings that look like URLs) nor
         # PNG bytes (same pixels after a round trip that cost 85 ms of CPU per A4 page, see
-        # bench/service.py). Options are passed on every call: rapidocr keeps the last call's.
+        # BENCHMARKS.md). Options are passed on every call: rapidocr keeps the last call's.
         # No per-line 180-degree classifier: it squashes a long line into its 192x48 input and
         # turned 4 of 30 upright lines of an A4 page into garbage (CER 3.9% -> 0.0% on the
         # rendered English pages of bench/pages.py); page_rotation turns whole pages instead.

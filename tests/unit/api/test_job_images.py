@@ -13,7 +13,7 @@ from shared.jobs import JobStore, connect_redis
 from shared.results import Block
 from shared.settings import Settings
 from shared.storage import JobFiles
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 from tests.unit.api.owners import ALICE, BOB
 from worker.engines import Recognition
 from worker.page_reading import recognized_result

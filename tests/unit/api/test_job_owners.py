@@ -10,7 +10,7 @@ from api.app import create_app
 from shared.jobs import JobStore, connect_redis
 from shared.settings import Settings
 from shared.storage import JobFiles
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 from tests.unit.api.owners import ALICE, BOB
 
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from shared.jobs import JobStatus, JobStore, connect_redis
 from shared.settings import Settings
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from shared.errors import (
     UploadTooLarge,
 )
 from shared.settings import Settings
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 
 BOUNDARY = "xYzZy"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.media import sniff_media_type
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 
 
 @pytest.mark.parametrize(

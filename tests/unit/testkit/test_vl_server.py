@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from testkit.stack import free_port
 from testkit.vl_server import VlServer, page_text
-from tests.integration.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = "PaddleOCR-VL-1.6-0.9B"

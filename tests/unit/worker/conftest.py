@@ -11,7 +11,7 @@ from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.options import parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 from worker.boot import build_runner
 from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner

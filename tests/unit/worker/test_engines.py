@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.settings import Settings
-from tests.textimages import render_page
+from testkit.pages import render_page
 from worker.engines import EngineError, build_engine
 
 

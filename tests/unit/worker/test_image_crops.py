@@ -12,7 +12,7 @@ from PIL import Image
 
 from shared.jobs import JobStatus, connect_redis
 from shared.storage import JobFiles
-from tests.textimages import encode, render_page
+from testkit.pages import encode, render_page
 from tests.unit.worker.conftest import HookedStore
 from worker.boot import build_runner
 from worker.engines import EngineError, OcrEngine, Recognition

@@ -9,8 +9,8 @@ import pytest
 
 from shared.jobs import JobStatus
 from shared.storage import JobFiles
+from testkit.pages import encode, render_page, text_pdf
 from tests.fulldisk import fill, small_tmpfs
-from tests.textimages import encode, render_page, text_pdf
 
 GONE = "record is gone (expired or Redis lost it); stopping without touching its files"
 

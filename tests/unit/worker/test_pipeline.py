@@ -8,7 +8,7 @@ import pytest
 
 from shared.jobs import JobStatus
 from shared.storage import JobFiles
-from tests.textimages import INVOICE_LINES, encode, normalize_lines, render_page, text_pdf
+from testkit.pages import INVOICE_LINES, encode, normalize_lines, render_page, text_pdf
 from worker.pipeline import JobRunner
 
 
@@ -233,7 +233,7 @@ def test_images_over_the_pixel_limit_are_refused_below_pillows_own_bomb_limit(
 
 
 def test_a_huge_pdf_page_fails_before_it_is_rendered(runner, submit) -> None:
-    from tests.textimages import bare_pdf
+    from testkit.pages import bare_pdf
 
     job_id = submit(bare_pdf(1, (14_400, 14_400)), "application/pdf")  # 200 x 200 inches
 
@@ -247,7 +247,7 @@ def test_a_huge_pdf_page_fails_before_it_is_rendered(runner, submit) -> None:
 
 
 def test_a_pdf_claiming_more_pages_than_it_has_fails_with_pdf_corrupt(runner, submit) -> None:
-    from tests.textimages import bare_pdf
+    from testkit.pages import bare_pdf
 
     job_id = submit(bare_pdf(count=3), "application/pdf")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.settings import Settings
-from tests.textimages import render_page
+from testkit.pages import render_page
 from worker.engines import build_engine
 from worker.engines.rapidocr_engine import RapidOcrEngine
 

@@ -6,7 +6,7 @@ import pytest
 
 from shared.options import Language
 from shared.settings import Settings
-from tests.textimages import normalize_lines, render_page
+from testkit.pages import normalize_lines, render_page
 from worker.boot import build_engines
 from worker.engines import EngineError
 from worker.routing import EngineRouter, read_density

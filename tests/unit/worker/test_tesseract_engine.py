@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from shared.settings import Settings
-from tests.textimages import render_page
+from testkit.pages import render_page
 from worker.engines import EngineError, build_engine
 from worker.engines.tesseract_engine import TesseractEngine, find_tessdata, looks_misread
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from bench.scoring import Score, levenshtein, normalize, score_page
+from testkit.scoring import Score, levenshtein, normalize, score_page
 
 
 def table_levenshtein(a: str, b: str) -> int:

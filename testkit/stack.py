@@ -1,4 +1,5 @@
-"""Start the real API and worker processes against the real Redis, for integration tests."""
+"""Start the real API and worker processes against the real Redis, for integration tests and
+benchmarks; a Redis of its own for the tests that kill it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import redis
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -128,6 +129,17 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
+    """Poll GET /jobs/{id} until the job succeeded, failed or was canceled; its last status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = api.get(f"/jobs/{job_id}").json()
+        if body["status"] in ("succeeded", "failed", "canceled"):
+            return body
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} not finished after {timeout} s: {body}")
 
 
 def pid_alive(pid: int) -> bool:
