@@ -80,7 +80,7 @@ def start_api(base: Path, redis_url: str, port: int) -> subprocess.Popen:
 def submit(url: str, folder: Path, include: str, concurrency: int, report: Path) -> dict:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "shared.ocrq", "submit", str(folder), "--include", include,
+        [sys.executable, "-m", "ocrq_client", "submit", str(folder), "--include", include,
          "--concurrency", str(concurrency), "--report", str(report), "--no-progress"],
         cwd=ROOT, env={**os.environ, "OCRQ_URL": url}, check=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def ocrq_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "shared.ocrq", *args]
+    return [sys.executable, "-m", "ocrq_client", *args]
 
 
 def run_ocrq(stack_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -220,7 +220,7 @@ def test_concurrent_identical_submits_make_one_job(stack: Stack) -> None:
     """Eight clients, one key at the same moment: one 202, seven replays of that job."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.client import OcrqClient, file_idempotency_key
+    from ocrq_client.client import OcrqClient, file_idempotency_key
 
     data = encode(render_page([("Only once please 4711", 34)], width=640))
     key = file_idempotency_key(data)

@@ -30,10 +30,21 @@ def names(extras: list[str]) -> set[str]:
     return {r.split("[")[0].split(">")[0].split("=")[0].split(";")[0].strip() for r in found}
 
 
-def test_api_image_gets_the_base_dependencies_only() -> None:
-    base = names([])
-    assert {"fastapi", "uvicorn", "celery", "redis"} <= base
-    assert not base & {"rapidocr", "onnxruntime", "paddleocr", "pillow", "numpy", "torch"}
+SERVER = {"fastapi", "uvicorn", "celery", "redis", "pypdfium2", "prometheus-client"}
+
+
+def test_api_image_gets_the_api_extra_without_engines_or_the_client() -> None:
+    api = names(["api"])
+    assert api >= SERVER
+    assert not api & {"rapidocr", "onnxruntime", "paddleocr", "pillow", "numpy", "torch"}
+    assert not api & {"httpx", "rich"}
+
+
+def test_the_client_extra_brings_none_of_the_server() -> None:
+    """`pip install 'ocrq[client]'`: the `ocrq` command without celery, fastapi or Redis."""
+    assert {"httpx", "rich"} <= names(["client"])
+    assert not names(["client"]) & SERVER
+    assert not names([]) & SERVER  # base dependencies install with every extra
 
 
 def test_cpu_worker_gets_rapidocr_and_gpu_worker_gets_paddleocr_without_torch() -> None:

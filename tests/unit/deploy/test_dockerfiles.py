@@ -100,10 +100,20 @@ def test_api_image_is_multi_stage_and_installs_no_ocr_engine() -> None:
     runs = " ".join(i.args for i in API.instructions("api") + API.stage("deps").instructions)
     for heavy in ("paddle", "onnxruntime", "rapidocr", "tesseract", "torch", "[worker]", "[gpu]"):
         assert heavy not in runs
-    # requirements.py with no extra: the base dependencies only
-    assert re.search(r"python requirements\.py > requirements\.txt", runs)
+    # requirements.py with the api extra only (not worker, gpu or client)
+    assert re.search(r"python requirements\.py api > requirements\.txt", runs)
     copied = {w for i in API.instructions("api") if i.keyword == "COPY" for w in i.args.split()}
     assert "worker" not in copied and "./worker" not in copied
+
+
+@pytest.mark.parametrize("target", RUNTIME_STAGES, ids=_stage_id)
+def test_no_image_carries_the_client_package(target: tuple[Dockerfile, str]) -> None:
+    """ocrq_client/ (the `ocrq` command and the Python client) is for users, not the server."""
+    dockerfile, stage = target
+    for copy in dockerfile.instructions(stage):
+        if copy.keyword == "COPY" and "--from=" not in copy.args:
+            sources = [w for w in copy.args.split() if not w.startswith("--")][:-1]
+            assert not any(Path(s).parts[0] == "ocrq_client" for s in sources), copy.args
 
 
 def test_api_image_checks_health_on_its_port() -> None:
@@ -204,7 +214,8 @@ def test_dockerignore_lets_in_what_the_builds_copy_and_keeps_out_the_rest() -> N
     for source in sources:
         assert not _dockerignore_excludes(source, patterns), source
         assert (ROOT / source).exists(), source
-    for private in (".venv/bin/python", ".git/config", "var/output/x", "tests/conftest.py", ".env"):
+    private_files = (".venv/bin/python", ".git/config", "var/output/x", "tests/conftest.py", ".env")
+    for private in (*private_files, "ocrq_client/client.py"):
         assert _dockerignore_excludes(private, patterns), private
     assert _dockerignore_excludes("worker/__pycache__/boot.cpython-312.pyc", patterns)
 

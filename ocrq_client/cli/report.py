@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shared.ocrq.atomic import write_atomically
-from shared.ocrq.submit import BatchRun
+from ocrq_client.cli.atomic import write_atomically
+from ocrq_client.cli.submit import BatchRun
 
 FAILURES_SHOWN = 50
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.ocrq import main
-from shared.ocrq.atomic import write_atomically
-from shared.ocrq.errors import EXIT_USAGE, UsageError
-from shared.ocrq.parser import build_parser
-from shared.ocrq.selection import collect_files
+from ocrq_client.cli import main
+from ocrq_client.cli.atomic import write_atomically
+from ocrq_client.cli.errors import EXIT_USAGE, UsageError
+from ocrq_client.cli.parser import build_parser
+from ocrq_client.cli.selection import collect_files
 
 
 def _tree(root: Path, *names: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from shared import __version__
-from shared.client import FORMATS
-from shared.ocrq.commands import cmd_cancel, cmd_result, cmd_status, cmd_submit
+from ocrq_client._version import __version__
+from ocrq_client.cli.commands import cmd_cancel, cmd_result, cmd_status, cmd_submit
+from ocrq_client.client import FORMATS
 
 Handler = Callable[[argparse.Namespace], int]
 

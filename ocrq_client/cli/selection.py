@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.ocrq.errors import UsageError
+from ocrq_client.cli.errors import UsageError
 
 # What the API accepts (it sniffs the bytes; this only picks files out of folders).
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf"})

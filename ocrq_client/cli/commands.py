@@ -9,12 +9,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shared.client import ClientSettings, Job, OcrqClient
-from shared.ocrq.atomic import write_atomically
-from shared.ocrq.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from shared.ocrq.report import print_failures, print_resume_hint, summary_table, write_report
-from shared.ocrq.selection import collect_files, skip_existing_results
-from shared.ocrq.submit import BatchRun, run_batch
+from ocrq_client.cli.atomic import write_atomically
+from ocrq_client.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ocrq_client.cli.report import print_failures, print_resume_hint, summary_table, write_report
+from ocrq_client.cli.selection import collect_files, skip_existing_results
+from ocrq_client.cli.submit import BatchRun, run_batch
+from ocrq_client.client import ClientSettings, Job, OcrqClient
 
 
 def _client_settings(args: argparse.Namespace) -> ClientSettings:

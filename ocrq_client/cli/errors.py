@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.client import ApiError
+from ocrq_client.client import ApiError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sys
 
-from shared.client import OcrqError
-from shared.ocrq.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
-from shared.ocrq.parser import build_parser
+from ocrq_client.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+from ocrq_client.cli.parser import build_parser
+from ocrq_client.client import OcrqError
 
 __all__ = ["main"]
 

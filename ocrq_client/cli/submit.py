@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from shared.client import (
+from ocrq_client.cli.atomic import write_atomically
+from ocrq_client.cli.errors import describe
+from ocrq_client.cli.progress import ProgressView
+from ocrq_client.cli.selection import BatchFile
+from ocrq_client.client import (
     ApiError,
     AsyncOcrqClient,
     ClientSettings,
@@ -20,10 +24,6 @@ from shared.client import (
     RetryEvent,
     file_idempotency_key,
 )
-from shared.ocrq.atomic import write_atomically
-from shared.ocrq.errors import describe
-from shared.ocrq.progress import ProgressView
-from shared.ocrq.selection import BatchFile
 
 POLL_MIN, POLL_MAX = 0.3, 2.0
 

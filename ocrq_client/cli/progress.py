@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
-    from shared.ocrq.submit import BatchRun
+    from ocrq_client.cli.submit import BatchRun
 
 
 class ProgressView:

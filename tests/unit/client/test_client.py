@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from shared.client import (
+from ocrq_client.client import (
     ApiError,
     AsyncOcrqClient,
     ConnectionFailed,

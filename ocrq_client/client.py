@@ -30,7 +30,7 @@ import httpx
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared import __version__
+from ocrq_client._version import __version__
 
 ResultFormat = Literal["json", "markdown", "text"]
 FORMATS: tuple[ResultFormat, ...] = ("json", "markdown", "text")
