@@ -9,10 +9,10 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import UNIT_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, UNIT_REDIS_URL
 from tests.integration.stack import Stack
 
-INTEGRATION_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
+INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
 
 
 @pytest.fixture(scope="session")
