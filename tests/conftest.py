@@ -1,10 +1,11 @@
 """Shared fixtures (settings on a test Redis database, temporary folders) and the two tiers.
 
 A test is `integration` (needs Redis, a warm OCR engine or real processes) when it lives under
-tests/integration or tests/paddle, takes a fixture in NEEDS_SERVICES (directly or through another
-fixture, e.g. `settings` -> `redis_client`), or carries the mark itself. Everything else is the
-fast tier, `pytest -m "not integration"` (`make test-fast`), and is held to it: a fast-tier test
-that reaches the test Redis or imports an OCR/GPU library fails and says which mark it lacks.
+tests/integration or tests/paddle, takes a fixture declared with `@service_fixture` (directly or
+through another fixture, e.g. `settings` -> `redis_client`), or carries the mark itself.
+Everything else is the fast tier, `pytest -m "not integration"` (`make test-fast`), and is held
+to it: a fast-tier test that reaches the test Redis or imports an OCR/GPU library fails and says
+which mark it lacks.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import importlib.abc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -30,25 +32,44 @@ UNIT_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_UNIT_DB', '14')}"
 TESTS = Path(__file__).resolve().parent
 # Folders whose every test starts real processes or loads the real libraries.
 INTEGRATION_DIRS = (TESTS / "integration", TESTS / "paddle")
-# Fixtures that reach Redis or warm a real engine; a test taking one, even through another
-# fixture, is integration. Add a fixture here when it starts needing a service.
-NEEDS_SERVICES = frozenset({"redis_client", "engine", "stack", "side_stack"})
 # Imported only by worker/engines/* when an engine is built or warmed (the layout test holds the
 # same list for the source tree).
 OCR_LIBRARIES = frozenset(
     {"paddle", "paddleocr", "paddlex", "rapidocr", "onnxruntime", "tesserocr", "cv2", "torch"}
 )
 FAST_TIER_HINT = (
-    "take the `redis_client`/`settings`/`engine` fixture (that marks it integration) or mark it "
-    "`@pytest.mark.integration`"
+    "take the `redis_client`/`settings`/`engine` fixture (that marks it integration), declare "
+    "its own fixture with `@service_fixture`, or mark it `@pytest.mark.integration`"
 )
+
+
+def service_fixture(function: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """`pytest.fixture` for a fixture that reaches Redis, warms a real engine or starts the
+    service's processes: every test taking it, even through another fixture, is integration."""
+
+    def register(fixture_function: Callable[..., Any]) -> Any:
+        fixture_function.needs_services = True  # type: ignore[attr-defined]
+        return pytest.fixture(fixture_function, **kwargs)
+
+    return register(function) if function is not None else register
+
+
+def _takes_a_service_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)  # pytest's resolved fixture closure of the test
+    if info is None:
+        return False
+    return any(
+        getattr(defs[-1].func, "needs_services", False)
+        for defs in info.name2fixturedefs.values()
+        if defs
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.path))
         if any(path.is_relative_to(folder) for folder in INTEGRATION_DIRS) or (
-            NEEDS_SERVICES & set(getattr(item, "fixturenames", ()))
+            _takes_a_service_fixture(item)
         ):
             item.add_marker(pytest.mark.integration)
 
@@ -113,7 +134,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
             sys.meta_path.remove(finder)
 
 
-@pytest.fixture
+@service_fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(UNIT_REDIS_URL, decode_responses=True)
     try:

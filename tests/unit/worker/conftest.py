@@ -11,6 +11,7 @@ from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.options import parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
+from tests.conftest import service_fixture
 from tests.textimages import encode, render_page
 from worker.boot import build_runner
 from worker.engines import OcrEngine, build_engine
@@ -18,7 +19,7 @@ from worker.pipeline import JobRunner
 from worker.routing import EngineRouter
 
 
-@pytest.fixture(scope="module")
+@service_fixture(scope="module")
 def engine() -> OcrEngine:
     warm = build_engine(Settings())
     warm.warm()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.settings import Settings
+from tests.conftest import service_fixture
 from tests.textimages import render_page
 from worker.engines import build_engine
 from worker.engines.rapidocr_engine import RapidOcrEngine
@@ -26,7 +27,7 @@ RUSSIAN = [
 ]
 
 
-@pytest.fixture(scope="module")
+@service_fixture(scope="module")
 def engine() -> RapidOcrEngine:
     built = build_engine(Settings())
     assert isinstance(built, RapidOcrEngine)
