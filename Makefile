@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-paddle image-test lint format bench clean
+.PHONY: run test test-fast test-paddle image-test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 	scripts/ensure-redis.sh
 	$(PY) -m pytest
 	$(MAKE) test-paddle
+
+# The fast tier: parsers, options, result mapping, settings, the client, deploy lint, layout
+# rules; no Redis, no OCR engine, under a minute. What needs either is marked `integration`
+# (automatically by its fixtures or folder: tests/conftest.py).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not integration" -q
 
 test-paddle:
 	scripts/ensure-redis.sh

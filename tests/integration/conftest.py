@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from testkit.stack import Stack
-from tests.conftest import UNIT_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, UNIT_REDIS_URL, service_fixture
 
-INTEGRATION_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
+INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
 
 
-@pytest.fixture(scope="session")
+@service_fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real service: API + one warm worker, on Redis db 15 (flushed first)."""
     redis.Redis.from_url(INTEGRATION_REDIS_URL).flushdb()
@@ -24,7 +24,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-@pytest.fixture
+@service_fixture
 def side_stack(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Callable[..., Stack]]:
     """Make extra stacks with their own env (API_KEYS_FILE, a short JOB_TTL_SECONDS...).
 

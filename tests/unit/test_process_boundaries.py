@@ -1,4 +1,5 @@
-"""What each process imports and how it refuses to start."""
+"""What each process imports at run time and how it refuses to start (the rules on what the
+source may import: tests/unit/test_layout_rules.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import UNIT_REDIS_URL
 
 HEAVY = ["paddle", "paddleocr", "onnxruntime", "rapidocr", "cv2", "numpy", "PIL"]
 
 
+@pytest.mark.integration  # the upload goes through to the test Redis
 def test_api_process_never_imports_an_ocr_engine(tmp_path: Path) -> None:
     code = f"""
 import sys

@@ -6,12 +6,16 @@ import tempfile
 from pathlib import Path
 
 import hypothesis
+import pytest
 import redis
 import schemathesis
 
 from api.app import create_app
 from shared.settings import Settings
 from tests.conftest import UNIT_REDIS_URL
+
+# The app on the test Redis (every case pings it).
+pytestmark = pytest.mark.integration
 
 _dirs = Path(tempfile.mkdtemp(prefix="ocrq-fuzz-"))
 app = create_app(

@@ -12,13 +12,14 @@ from shared.options import parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
 from testkit.pages import encode, render_page
+from tests.conftest import service_fixture
 from worker.boot import build_runner
 from worker.engines import OcrEngine, build_engine
 from worker.pipeline import JobRunner
 from worker.routing import EngineRouter
 
 
-@pytest.fixture(scope="module")
+@service_fixture(scope="module")
 def engine() -> OcrEngine:
     warm = build_engine(Settings())
     warm.warm()

@@ -6,6 +6,9 @@ from shared.settings import Settings
 from testkit.pages import render_page
 from worker.engines import EngineError, build_engine
 
+# Real engines (rapidocr models loaded and run).
+pytestmark = pytest.mark.integration
+
 
 def test_unknown_engine_is_a_clear_error() -> None:
     with pytest.raises(EngineError, match="OCR_ENGINE='nope'") as info:

@@ -6,6 +6,7 @@ import pytest
 
 from shared.settings import Settings
 from testkit.pages import render_page
+from tests.conftest import service_fixture
 from worker.engines import build_engine
 from worker.engines.rapidocr_engine import RapidOcrEngine
 
@@ -26,7 +27,7 @@ RUSSIAN = [
 ]
 
 
-@pytest.fixture(scope="module")
+@service_fixture(scope="module")
 def engine() -> RapidOcrEngine:
     built = build_engine(Settings())
     assert isinstance(built, RapidOcrEngine)

@@ -11,6 +11,9 @@ from worker.boot import build_engines
 from worker.engines import EngineError
 from worker.routing import EngineRouter, read_density
 
+# Real rapidocr and Tesseract engines, warmed once for the module.
+pytestmark = pytest.mark.integration
+
 RUSSIAN = [("Договор поставки номер 15", 40), ("Сумма к оплате 1284 рубля", 28)]
 ENGLISH = [("Report 1 page 2", 40), ("Signed on 2026-01-05", 28)]
 RUSSIAN_LONG = [

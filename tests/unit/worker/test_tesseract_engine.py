@@ -13,6 +13,9 @@ from testkit.pages import render_page
 from worker.engines import EngineError, build_engine
 from worker.engines.tesseract_engine import TesseractEngine, find_tessdata, looks_misread
 
+# Real Tesseract (tesserocr), warmed once for the module.
+pytestmark = pytest.mark.integration
+
 # Russian with digits, punctuation and a Latin word, in two font sizes.
 RUSSIAN_LINES: list[tuple[str, int]] = [
     ("Счёт № 20461 от 14 марта 2026 года", 44),
