@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from shared.workers import WorkerBeat, WorkerRegistry
 
 from api.app import create_app
 from shared.settings import Settings
-from shared.workers import WorkerBeat, WorkerRegistry
 from tests.textimages import encode, render_page
 
 DEAD_REDIS = "redis://127.0.0.1:6399/0"  # nothing listens there

@@ -6,8 +6,8 @@ import time
 import uuid
 
 import redis
-
 from shared.job_leases import Claim, JobLeases
+
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from tests.conftest import UNIT_REDIS_URL
 

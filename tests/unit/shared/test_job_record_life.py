@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 import redis
+from shared.job_leases import JobLeases
+from shared.recovery import recover_orphans
 
 from shared.errors import JobNotFound
-from shared.job_leases import JobLeases
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.queue import make_celery
-from shared.recovery import recover_orphans
 from shared.retention import sweep_expired_jobs
 from shared.settings import Settings
 from shared.storage import JobFiles

@@ -5,8 +5,8 @@ no job."""
 from __future__ import annotations
 
 import pytest
-
 from shared.job_leases import Claim, JobLeases
+
 from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
 from worker.job_watch import JobTimedOut, JobWatch
 
