@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from shared.workers import WorkerRegistry
 
+from shared.jobs import WorkerRegistry
 from tests.integration.conftest import REPORT_PAGES, report_pdf, wait_running, wait_terminal
 from tests.integration.stack import Stack, free_port
 from tests.textimages import encode, normalize_lines, render_page

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from shared.workers import WorkerRegistry
 
+from shared.jobs import WorkerRegistry
 from tests.integration.conftest import INTEGRATION_REDIS_URL, wait_terminal
 from tests.integration.stack import Stack
 from tests.textimages import INVOICE_LINES, bare_pdf, encode, render_page

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis
-from shared.workers import WorkerRegistry
 
+from shared.jobs import WorkerRegistry
 from tests.integration.conftest import wait_terminal
 from tests.integration.stack import Stack, pid_alive
 from tests.textimages import encode, normalize_lines, render_page

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from shared.workers import WorkerBeat, WorkerRegistry
 
 from api.app import create_app
+from shared.jobs import WorkerBeat, WorkerRegistry
 from shared.settings import Settings
 from tests.textimages import encode, render_page
 
