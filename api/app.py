@@ -18,13 +18,10 @@ from api.errors import install_error_handlers
 from api.routes import health, jobs, metrics
 from api.service import JobService
 from shared import __version__
-from shared.job_leases import JobLeases
-from shared.jobs import JobStore, connect_redis
+from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
 from shared.queue import make_celery
-from shared.recovery import recover_orphans
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
-from shared.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)
         app.state.service = JobService(settings, store, celery, WorkerRegistry(client))
-        leases = JobLeases(client, settings.job_ttl_seconds)
-        sweeper = asyncio.create_task(_sweep_orphans(leases, celery, settings))
+        sweeper = asyncio.create_task(_sweep_orphans(store, celery, settings))
         log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
         yield
         sweeper.cancel()
@@ -70,12 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _sweep_orphans(leases: JobLeases, celery: Celery, settings: Settings) -> None:
+async def _sweep_orphans(store: JobStore, celery: Celery, settings: Settings) -> None:
     """Requeue jobs whose worker died, even when no worker is left to do it."""
     while True:
         await asyncio.sleep(settings.orphan_sweep_seconds)
         try:
-            await run_in_threadpool(recover_orphans, leases, celery, settings)
+            await run_in_threadpool(recover_orphans, store, celery, settings)
         except (RedisError, KombuError) as exc:
             log.debug("orphan sweep skipped: %s", exc)
         except Exception:  # the sweeper must outlive any single failure

@@ -35,15 +35,23 @@ from shared.errors import (
     TooManyPages,
     UploadTooLarge,
 )
-from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
+from shared.jobs import (
+    Bound,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    Pending,
+    WorkerBeat,
+    WorkerRegistry,
+    utcnow,
+)
 from shared.logs import current_job_id
 from shared.metrics import Metrics
 from shared.options import JobOptions, parse_options
 from shared.page_count import count_pages
-from shared.queue import QUEUE, TASK_RUN, waiting_jobs
+from shared.queue import QUEUE, TASK_RUN
 from shared.settings import Settings
 from shared.storage import JobFiles, is_image_name
-from shared.workers import WorkerBeat, WorkerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +59,6 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # Idempotency-Key: printable ASCII, like the IETF draft's examples (UUIDs, content hashes)
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,255}$"  # ! to ~: 0x21-0x7e
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-# a claim on a key while its upload streams; it lapses by itself if the API dies meanwhile
-_PENDING_PREFIX = "pending:"
-_PENDING_SECONDS = 600
 QUEUE_FULL_RETRY_AFTER = 2
 
 
@@ -74,7 +79,7 @@ class JobService:
         self.store = store
         self.celery = celery
         self.workers = workers
-        self.metrics = Metrics(store.redis)
+        self.metrics = Metrics(store, workers)
         self.form_limits = FormLimits.of(settings)
 
     def _files(self, job_id: str) -> JobFiles:
@@ -202,16 +207,10 @@ class JobService:
         replay, previous = await run_in_threadpool(self._replay, scope, idempotency_key)
         if replay is None:
             await run_in_threadpool(self._check_queue_room)
-            claim = f"{_PENDING_PREFIX}{uuid.uuid4().hex}"
-            won = await run_in_threadpool(
-                self.store.swap_idempotent_job,
-                scope,
-                idempotency_key,
-                previous,
-                claim,
-                _PENDING_SECONDS,
+            claim = await run_in_threadpool(
+                self.store.idempotency.claim, scope, idempotency_key, previous
             )
-            if won:
+            if claim is not None:
                 return Accepted(
                     await self._submit_claimed(
                         body, content_type, content_length, scope, idempotency_key, claim
@@ -227,7 +226,7 @@ class JobService:
         # the repeated request must be valid and the same: read it as a new upload would be
         # read (same 4xx for a bad one), to a scratch file, and compare fingerprints
         fingerprint = await self._fingerprint_of(body, content_type)
-        stored = _stored_fingerprint(previous)
+        stored = previous.fingerprint if previous else None
         if stored and stored != fingerprint:
             raise IdempotencyKeyReused(
                 f"this Idempotency-Key belongs to job {replay.job_id}, made from another upload "
@@ -236,23 +235,23 @@ class JobService:
         log.info("job=%s returned again for a repeated Idempotency-Key", replay.job_id)
         return Accepted(replay, replayed=True, headers={"Idempotent-Replayed": "true"})
 
-    def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, str | None]:
-        """(the job to answer with, the key's current value to swap from when there is none).
+    def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, Bound | None]:
+        """(the job to answer with, the key's current binding to claim from when there is none).
 
         A canceled job, or one that expired, frees its key: submitting again makes a new job.
         """
-        value = self.store.idempotent_job(scope, key)
-        if value is None:
+        bound = self.store.idempotency.lookup(scope, key)
+        if bound is None:
             return None, None
-        if value.startswith(_PENDING_PREFIX):
+        if isinstance(bound, Pending):
             raise IdempotencyKeyInUse(
                 "another request with this Idempotency-Key is being processed; retry",
                 headers={"Retry-After": "1", "Connection": "close"},
             )
-        record = self.store.get(value.partition(" ")[0])
+        record = self.store.get(bound.job_id)
         if record is None or record.status is JobStatus.canceled:
-            return None, value
-        return record, value
+            return None, bound
+        return record, bound
 
     async def _submit_claimed(
         self,
@@ -261,7 +260,7 @@ class JobService:
         content_length: str | None,
         scope: str | None,
         key: str,
-        claim: str,
+        claim: Pending,
     ) -> JobRecord:
         fingerprints: list[str] = []
         try:
@@ -274,15 +273,10 @@ class JobService:
             )
         except BaseException:
             with contextlib.suppress(QueueUnavailable):
-                await run_in_threadpool(self.store.release_idempotent_job, scope, key, claim)
+                await run_in_threadpool(self.store.idempotency.release, scope, key, claim)
             raise
         await run_in_threadpool(
-            self.store.swap_idempotent_job,
-            scope,
-            key,
-            claim,
-            f"{record.job_id} {fingerprints[0]}",
-            self.settings.job_ttl_seconds,
+            self.store.idempotency.bind, scope, key, claim, record.job_id, fingerprints[0]
         )
         return record
 
@@ -301,7 +295,7 @@ class JobService:
             await run_in_threadpool(scratch.unlink, True)
 
     def _check_queue_room(self) -> None:
-        waiting = waiting_jobs(self.store.redis)
+        waiting = self.store.queue_depth()
         if waiting >= self.settings.max_queued_jobs:
             raise QueueFull(
                 f"{waiting} jobs are waiting, the limit is MAX_QUEUED_JOBS="
@@ -320,8 +314,6 @@ class JobService:
         if before is JobStatus.queued:
             # no worker has it: the worker that takes its message finds it canceled and skips it
             self._files(job_id).remove_all()
-        if before in (JobStatus.queued, JobStatus.running):
-            self.metrics.count_job("canceled")
         log.info("job=%s canceled (was %s)", job_id, before.value)
         return self.store.require(job_id)
 
@@ -335,7 +327,6 @@ class JobService:
             with contextlib.suppress(QueueUnavailable):
                 self.store.delete(record.job_id)
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
-        self.metrics.count_job("submitted")
 
     def get(self, job_id: str, api_key: str | None = None) -> JobRecord:
         """The job, if `api_key` may see it: with API_KEYS set, only the key that created it.
@@ -386,7 +377,7 @@ class JobService:
 
     def live_workers(self) -> list[WorkerBeat]:
         try:
-            self.store.redis.ping()
+            self.store.ping()
             return self.workers.live()
         except RedisError as exc:
             raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
@@ -407,9 +398,3 @@ def _fingerprint(upload: ReceivedUpload) -> str:
             digest.update(chunk)
     digest.update(json.dumps(sorted(upload.fields.items())).encode())
     return digest.hexdigest()
-
-
-def _stored_fingerprint(value: str | None) -> str | None:
-    """An Idempotency-Key's value is "<job id> <fingerprint>" once its job exists."""
-    fingerprint = (value or "").partition(" ")[2]
-    return fingerprint or None

@@ -1,15 +1,16 @@
-"""The Celery app's configuration and task names, shared by the API (sender) and the worker."""
+"""The Celery app's configuration, shared by the API (sender) and the worker.
+
+The queue and task names are part of the job protocol (shared/jobs/keys.py).
+"""
 
 from __future__ import annotations
 
-import redis
 from celery import Celery
 
-from shared.jobs import redis_errors_as_unavailable
+from shared.jobs.keys import QUEUE, TASK_RUN
 from shared.settings import Settings
 
-QUEUE = "ocr"
-TASK_RUN = "ocr.run"
+__all__ = ["QUEUE", "TASK_RUN", "make_celery"]
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -38,13 +39,3 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
-
-
-@redis_errors_as_unavailable
-def waiting_jobs(client: redis.Redis) -> int:
-    """Messages waiting in the queue (kombu keeps them in a Redis list named like the queue).
-
-    Jobs a worker has taken sit in kombu's `unacked` hash instead, so they are not counted;
-    canceled jobs still are until a worker drops them.
-    """
-    return int(client.llen(QUEUE))

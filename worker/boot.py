@@ -11,14 +11,18 @@ from datetime import UTC, datetime
 
 from redis import Redis, RedisError
 
-from shared.job_leases import JobLeases
-from shared.jobs import JobStore, connect_redis
-from shared.metrics import Metrics
-from shared.queue import QUEUE, make_celery
-from shared.recovery import recover_orphans
+from shared.jobs import (
+    QUEUE,
+    JobStore,
+    WorkerBeat,
+    WorkerRegistry,
+    connect_redis,
+    default_worker_id,
+    recover_orphans,
+)
+from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
-from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
 from worker.batcher import PageBatcher
 from worker.engines import BatchingEngine, EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
@@ -118,11 +122,11 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     if batcher is not None:
         batcher.start()
     watch.start()
-    leases = runner.leases
+    store = runner.store
     sweeper = Periodic(
         "orphan-sweep",
         settings.orphan_sweep_seconds,
-        lambda: recover_orphans(leases, app, settings),
+        lambda: recover_orphans(store, app, settings),
     )
     sweeper.start()
     # solo pool: the warm engine lives in this process; scale with more worker processes. A
@@ -183,14 +187,12 @@ def build_runner(
 ) -> tuple[JobRunner, JobWatch]:
     """The job runner and its watchdog (lease renewal, time limits) for this process."""
     store = store or JobStore(client, settings.job_ttl_seconds)
-    leases = JobLeases(client, settings.job_ttl_seconds)
-    metrics = Metrics(client)
 
     def fail_timed_out(job_id: str, reason: str) -> None:
         try:
             runner.fail(job_id, "timeout", reason)
         finally:
-            leases.release(job_id, holder)
+            store.release(job_id, holder)
 
     def timed_out_beside_others(job_id: str, reason: str) -> None:
         # The job's thread drops its pages; the process (and the other jobs) live on, unless
@@ -199,7 +201,7 @@ def build_runner(
             exit_after_timeout(job_id, f"{reason} in an engine call that does not return")
 
     watch = JobWatch(
-        leases,
+        store,
         holder,
         settings.job_lease_seconds,
         settings.job_timeout_seconds,
@@ -211,6 +213,8 @@ def build_runner(
     )
     reader = None
     if batcher is not None:
-        reader = BatchReader(batcher, metrics, router.primary.name, lookahead=batcher.max_batch)
-    runner = JobRunner(settings, store, router, leases, holder, watch, metrics, reader)
+        reader = BatchReader(
+            batcher, store.metrics, router.primary.name, lookahead=batcher.max_batch
+        )
+    runner = JobRunner(settings, store, router, holder, watch, reader)
     return runner, watch

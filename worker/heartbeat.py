@@ -8,7 +8,7 @@ import threading
 
 from redis import RedisError
 
-from shared.workers import WorkerBeat, WorkerRegistry
+from shared.jobs import WorkerBeat, WorkerRegistry
 
 log = logging.getLogger(__name__)
 

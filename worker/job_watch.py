@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from redis import RedisError
 
-from shared.job_leases import JobLeases
+from shared.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class JobWatch:
 
     def __init__(
         self,
-        leases: JobLeases,
+        store: JobStore,
         holder: str,
         lease_seconds: int,
         job_timeout: float,
@@ -59,7 +59,7 @@ class JobWatch:
         fail_job: Callable[[str, str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.leases = leases
+        self.store = store
         self.holder = holder
         self.lease_seconds = lease_seconds
         self.job_timeout = job_timeout
@@ -138,7 +138,7 @@ class JobWatch:
         if now - watched.renewed < self.lease_seconds / 3:
             return
         try:
-            self.leases.renew(job_id, self.holder, self.lease_seconds)
+            self.store.renew(job_id, self.holder, self.lease_seconds)
             watched.renewed = now
         except RedisError as exc:
             log.warning("job=%s lease not renewed (Redis unreachable): %s", job_id, exc)

@@ -14,8 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from shared.errors import JobNotFound
-from shared.jobs import JobRecord, JobStatus, JobStore
-from shared.metrics import Metrics
+from shared.jobs import JobMetrics, JobRecord, JobStatus, JobStore
 from shared.results import PageResult
 from worker.batcher import BatchJob, PageBatcher, PageTicket
 from worker.engines import EngineError, Recognition
@@ -108,7 +107,7 @@ class SerialReader:
     """One page at a time, each through the router (CPU engines)."""
 
     router: EngineRouter
-    metrics: Metrics
+    metrics: JobMetrics
 
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
@@ -135,7 +134,7 @@ class BatchReader:
     """
 
     batcher: PageBatcher
-    metrics: Metrics
+    metrics: JobMetrics
     engine_name: str
     lookahead: int
 

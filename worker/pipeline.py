@@ -9,10 +9,8 @@ from contextlib import closing
 from dataclasses import dataclass
 
 from shared.errors import JobNotFound
-from shared.job_leases import Claim, JobLeases
-from shared.jobs import JobRecord, JobStatus, JobStore
+from shared.jobs import Claim, JobRecord, JobStatus, JobStore
 from shared.logs import job_context
-from shared.metrics import Metrics
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
@@ -37,16 +35,14 @@ class JobRunner:
     settings: Settings
     store: JobStore
     router: EngineRouter
-    leases: JobLeases
     holder: str  # this worker's id: the lease owner
     watch: JobWatch
-    metrics: Metrics
     # How pages get read: one at a time through the router, or batched (worker/page_reading.py)
     reader: PageReader | None = None
 
     def __post_init__(self) -> None:
         if self.reader is None:
-            self.reader = SerialReader(self.router, self.metrics)
+            self.reader = SerialReader(self.router, self.store.metrics)
 
     def run(self, job_id: str) -> JobStatus | None:
         """Run one job; safe to call again for the same id (same outputs, atomic writes).
@@ -55,7 +51,7 @@ class JobRunner:
         live worker holds is dropped, and a dead worker's job comes back through recovery.
         """
         files = self._files(job_id)
-        claim = self.leases.claim(job_id, self.holder, self.settings.job_lease_seconds)
+        claim = self.store.claim(job_id, self.holder, self.settings.job_lease_seconds)
         if claim is Claim.missing:
             return self._gone(job_id)
         if claim is Claim.busy:
@@ -70,7 +66,7 @@ class JobRunner:
             with self.watch.watching(job_id), job_context(job_id):
                 return self._execute(job_id, files)
         finally:
-            self.leases.release(job_id, self.holder)
+            self.store.release(job_id, self.holder)
 
     def _files(self, job_id: str) -> JobFiles:
         return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
@@ -102,15 +98,14 @@ class JobRunner:
                 return self.fail(job_id, "insufficient_storage", message)
             log.exception("job=%s crashed", job_id)
             return self.fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
-        if not self.leases.renew(job_id, self.holder, self.settings.job_lease_seconds):
+        if not self.store.renew(job_id, self.holder, self.settings.job_lease_seconds):
             # our lease lapsed (this process stalled) and recovery gave the job to another run:
             # that run owns the job's state now; the results written here are the same.
             log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
             return None
-        if not self.store.mark_succeeded(job_id):  # canceled after the last page, or gone
+        if not self.store.succeed(job_id):  # canceled after the last page, or gone
             return self._not_applied(job_id, files)
-        self.metrics.count_job("succeeded")
-        self.metrics.observe("job_duration_seconds", time.perf_counter() - started)
+        self.store.metrics.observe("job_duration_seconds", time.perf_counter() - started)
         files.remove_input()
         log.info(
             "job=%s succeeded: %d page(s) in %.2f s",
@@ -163,15 +158,14 @@ class JobRunner:
         message = hide_dirs(
             message, {"TEMP_DIR": self.settings.temp_dir, "OUTPUT_DIR": self.settings.output_dir}
         )
-        if not self.leases.renew(job_id, self.holder, self.settings.job_lease_seconds):
+        if not self.store.renew(job_id, self.holder, self.settings.job_lease_seconds):
             # recovery gave the job to another run, whose files these are now
             log.warning("job=%s lost its lease; not failed (%s), files left alone", job_id, code)
             return None
         files = self._files(job_id)
-        if not self.store.mark_failed(job_id, code, message):
+        if not self.store.fail(job_id, code, message):
             return self._not_applied(job_id, files)
         log.warning("job=%s failed: %s: %s", job_id, code, message)
-        self.metrics.count_job("failed")
         files.remove_all()
         return JobStatus.failed
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.jobs import connect_redis
+from shared.jobs import WorkerRegistry, connect_redis, default_worker_id
 from shared.settings import load_settings
-from shared.workers import WorkerRegistry, default_worker_id
 
 HEALTHY = 0
 UNHEALTHY = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from shared.queue import TASK_RUN
+from shared.jobs import TASK_RUN
 from worker.pipeline import JobRunner
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from shared.workers import WorkerRegistry
+from shared.jobs import WorkerRegistry
 from testkit.pages import encode, normalize_lines, render_page
 from testkit.stack import Stack, free_port, wait_terminal
 from tests.integration.conftest import REPORT_PAGES, report_pdf, wait_running

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from shared.workers import WorkerRegistry
+from shared.jobs import WorkerRegistry
 from testkit.pages import INVOICE_LINES, bare_pdf, encode, render_page
 from testkit.stack import Stack, wait_terminal
 from tests.integration.conftest import INTEGRATION_REDIS_URL

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from shared.workers import WorkerRegistry
+from shared.jobs import WorkerRegistry
 from testkit.pages import encode, normalize_lines, render_page
 from testkit.stack import Stack, pid_alive, wait_terminal
 

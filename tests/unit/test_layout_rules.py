@@ -187,10 +187,6 @@ def test_the_key_rule_sees_a_key_an_f_string_and_a_client_reach(tmp_path: Path) 
     ]
 
 
-# Today job_leases.py, metrics.py, workers.py, recovery.py and queue.py build keys beside
-# shared/jobs.py, and api/service.py, worker/boot.py reach for `store.redis`. The lead removes
-# this mark when the job package (shared/jobs/) is merged.
-@pytest.mark.xfail(strict=True, reason="until issue 13's job package (shared/jobs/) lands")
 def test_only_the_job_package_names_redis_keys() -> None:
     found = [
         place

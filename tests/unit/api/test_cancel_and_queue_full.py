@@ -47,7 +47,7 @@ def test_cancel_running_job_leaves_its_files_to_the_worker(
     client: TestClient, settings: Settings
 ) -> None:
     job_id = _submit(client).json()["job_id"]
-    JobStore(connect_redis(settings.redis_url), 60).mark_running(job_id)
+    JobStore(connect_redis(settings.redis_url), 60).claim(job_id, "w1:1", 30)
 
     assert client.delete(f"/jobs/{job_id}").json()["status"] == "canceled"
     assert (settings.temp_dir / job_id / "input").is_file()  # the worker is reading it
@@ -56,8 +56,8 @@ def test_cancel_running_job_leaves_its_files_to_the_worker(
 def test_cancel_finished_job_is_409(client: TestClient, settings: Settings) -> None:
     job_id = _submit(client).json()["job_id"]
     store = JobStore(connect_redis(settings.redis_url), 60)
-    store.mark_running(job_id)
-    store.mark_failed(job_id, "invalid_image", "bad")
+    store.claim(job_id, "w1:1", 30)
+    store.fail(job_id, "invalid_image", "bad")
 
     response = client.delete(f"/jobs/{job_id}")
 

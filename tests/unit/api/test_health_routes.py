@@ -8,8 +8,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from shared.jobs import WorkerBeat, WorkerRegistry
 from shared.settings import Settings
-from shared.workers import WorkerBeat, WorkerRegistry
 from testkit.pages import encode, render_page
 
 DEAD_REDIS = "redis://127.0.0.1:6399/0"  # nothing listens there

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from shared.jobs import JobStore, connect_redis
+from shared.jobs import Claim, JobStore, connect_redis
 from shared.results import Block
 from shared.settings import Settings
 from shared.storage import JobFiles
@@ -41,7 +41,7 @@ def _jpeg() -> bytes:
 
 def _finish(settings: Settings, store: JobStore, job_id: str) -> JobFiles:
     """Play the worker: a page whose engine cut out a figure, written as the worker writes it."""
-    assert store.mark_running(job_id)
+    assert store.claim(job_id, "w1:1", 30) is Claim.claimed
     page = Page(index=1, image=None, width=300, height=200, dpi=None)
     recognition = Recognition(
         blocks=[Block(type="figure", text="", bbox=[0, 0, 40, 30])],
@@ -51,7 +51,7 @@ def _finish(settings: Settings, store: JobStore, job_id: str) -> JobFiles:
     result = recognized_result(job_id, page, "paddleocr-vl", recognition)
     files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
     write_results(files, build_document(job_id, "paddleocr-vl", [result]))
-    assert store.mark_succeeded(job_id)
+    assert store.succeed(job_id)
     return files
 
 
@@ -141,8 +141,8 @@ def test_before_the_job_succeeded_or_after_it_failed_or_was_canceled_is_409(
     assert response.headers["retry-after"] == "1"
 
     failed = _submit(owner_client)
-    assert store.mark_running(failed)
-    assert store.mark_failed(failed, "recognition_failed", "unreadable")
+    assert store.claim(failed, "w1:1", 30) is Claim.claimed
+    assert store.fail(failed, "recognition_failed", "unreadable")
     response = owner_client.get(f"/jobs/{failed}/images/p1-fig.jpg", headers=ALICE)
     assert (response.status_code, response.json()["error"]["code"]) == (409, "job_failed")
 

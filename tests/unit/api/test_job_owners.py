@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from shared.jobs import JobStore, connect_redis
+from shared.jobs import Claim, JobStore, connect_redis
 from shared.settings import Settings
 from shared.storage import JobFiles
 from testkit.pages import encode, render_page
@@ -24,9 +24,9 @@ def _submit(owner_client: TestClient, headers: dict[str, str]) -> str:
 def _finish(settings: Settings, job_id: str) -> None:
     """Play the worker: a stored result and a succeeded record."""
     store = JobStore(connect_redis(settings.redis_url), settings.job_ttl_seconds)
-    assert store.mark_running(job_id)
+    assert store.claim(job_id, "w1:1", 30) is Claim.claimed
     JobFiles(settings.temp_dir, settings.output_dir, job_id).write_result("text", b"Owner 42\n")
-    assert store.mark_succeeded(job_id)
+    assert store.succeed(job_id)
 
 
 def test_each_key_sees_only_its_own_jobs(owner_client: TestClient, secured: Settings) -> None:

@@ -68,7 +68,7 @@ def test_result_of_unfinished_job_is_409(client: TestClient) -> None:
 
 def test_result_of_failed_job_is_409_job_failed(client: TestClient, settings: Settings) -> None:
     job_id = client.post("/jobs", files={"file": ("a.png", _png())}).json()["job_id"]
-    JobStore(connect_redis(settings.redis_url), 60).mark_failed(job_id, "invalid_image", "bad")
+    JobStore(connect_redis(settings.redis_url), 60).fail(job_id, "invalid_image", "bad")
 
     response = client.get(f"/jobs/{job_id}/result?format=text")
 

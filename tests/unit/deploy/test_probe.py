@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from shared.jobs import WorkerBeat, WorkerRegistry, default_worker_id
 from shared.settings import Settings
-from shared.workers import WorkerBeat, WorkerRegistry, default_worker_id
 from tests.conftest import UNIT_REDIS_URL
 from worker.boot import boot_and_consume
 from worker.probe import HEALTHY, REDIS_UNREACHABLE, UNHEALTHY, check_worker

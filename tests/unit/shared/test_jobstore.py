@@ -20,11 +20,11 @@ def test_lifecycle_running_progress_succeeded(redis_client: redis.Redis) -> None
     store = JobStore(connect_redis(UNIT_REDIS_URL), ttl_seconds=100)
     job_id = _new(store)
 
-    store.mark_running(job_id)
+    store.claim(job_id, "w1:1", 30)
     store.set_pages_total(job_id, 3)
     store.set_pages_done(job_id, 2)
     running = store.require(job_id)
-    store.mark_succeeded(job_id)
+    store.succeed(job_id)
     done = store.require(job_id)
 
     assert (running.status, running.pages_done, running.pages_total) == ("running", 2, 3)
@@ -37,7 +37,7 @@ def test_failed_keeps_code_and_message(redis_client: redis.Redis) -> None:
     store = JobStore(connect_redis(UNIT_REDIS_URL), ttl_seconds=100)
     job_id = _new(store)
 
-    store.mark_failed(job_id, "invalid_image", "cannot decode")
+    store.fail(job_id, "invalid_image", "cannot decode")
 
     record = store.require(job_id)
     assert record.status is JobStatus.failed

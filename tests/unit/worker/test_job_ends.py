@@ -33,7 +33,7 @@ def test_record_lost_between_pages_stops_the_job_and_keeps_its_files(
     assert files.input_path.is_file()  # nothing deleted: the retention sweep decides later
     assert runner.store.get(job_id) is None
     assert not runner.store.redis.exists(f"ocrq:job:{job_id}")  # not recreated by progress
-    assert runner.leases.running() == []
+    assert runner.store.running() == []
 
 
 def test_record_lost_after_the_last_page_keeps_the_written_results(

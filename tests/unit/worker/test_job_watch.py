@@ -6,27 +6,25 @@ from __future__ import annotations
 
 import pytest
 
-from shared.job_leases import Claim, JobLeases
-from shared.jobs import JobRecord, JobStatus, JobStore, utcnow
+from shared.jobs import Claim, JobRecord, JobStatus, JobStore, utcnow
 from worker.job_watch import JobTimedOut, JobWatch
 
 HOLDER = "test-worker:1"
 
 
 @pytest.fixture
-def leases(redis_client) -> JobLeases:
+def store(redis_client) -> JobStore:
     store = JobStore(redis_client, 600)
     for job_id in ("a", "b"):
         store.create(JobRecord(job_id=job_id, status=JobStatus.queued, created_at=utcnow()))
-    leases = JobLeases(redis_client, 600)
-    assert leases.claim("a", HOLDER, 3) is Claim.claimed
-    assert leases.claim("b", HOLDER, 3) is Claim.claimed
-    return leases
+    assert store.claim("a", HOLDER, 3) is Claim.claimed
+    assert store.claim("b", HOLDER, 3) is Claim.claimed
+    return store
 
 
-def make_watch(leases: JobLeases, now: list[float], timed_out: list[str]) -> JobWatch:
+def make_watch(store: JobStore, now: list[float], timed_out: list[str]) -> JobWatch:
     return JobWatch(
-        leases,
+        store,
         HOLDER,
         lease_seconds=3,
         job_timeout=100,
@@ -38,10 +36,10 @@ def make_watch(leases: JobLeases, now: list[float], timed_out: list[str]) -> Job
 
 
 def test_one_job_over_its_page_limit_times_out_alone_and_the_other_keeps_its_lease(
-    leases: JobLeases, redis_client, monkeypatch: pytest.MonkeyPatch
+    store: JobStore, redis_client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now, timed_out = [0.0], []
-    watch = make_watch(leases, now, timed_out)
+    watch = make_watch(store, now, timed_out)
     monkeypatch.setattr("worker.job_watch.time.monotonic", lambda: 1000 + now[0])
     with watch.watching("a"), watch.watching("b"):
         now[0] = 8
@@ -60,10 +58,10 @@ def test_one_job_over_its_page_limit_times_out_alone_and_the_other_keeps_its_lea
 
 
 def test_limits_run_on_the_watch_clock_not_the_wall_clock(
-    leases: JobLeases, monkeypatch: pytest.MonkeyPatch
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now, timed_out = [0.0], []
-    watch = make_watch(leases, now, timed_out)
+    watch = make_watch(store, now, timed_out)
     wall = [0.0]
     monkeypatch.setattr("worker.job_watch.time.monotonic", lambda: wall[0])
     with watch.watching("a"):
@@ -78,9 +76,9 @@ def test_limits_run_on_the_watch_clock_not_the_wall_clock(
     assert timed_out == ["a: ran over PAGE_TIMEOUT_SECONDS=10"]
 
 
-def test_the_job_limit_stops_the_job_at_its_next_page(leases: JobLeases) -> None:
+def test_the_job_limit_stops_the_job_at_its_next_page(store: JobStore) -> None:
     now, timed_out = [0.0], []
-    watch = make_watch(leases, now, timed_out)
+    watch = make_watch(store, now, timed_out)
     with watch.watching("a"):
         for t in range(5, 101, 5):
             now[0] = t

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -62,7 +63,8 @@ def test_rerun_of_finished_job_does_nothing(runner, submit) -> None:
 
 def test_redelivered_running_job_runs_again_with_same_outputs(runner, submit) -> None:
     job_id = submit(encode(render_page([("Crash safe 42", 30)], 400)), "image/png")
-    runner.store.mark_running(job_id)  # as if a worker died mid-job
+    runner.store.claim(job_id, "dead:1", 1)  # as if a worker died mid-job: its lease lapses
+    time.sleep(1.2)
 
     assert runner.run(job_id) is JobStatus.succeeded
     files = JobFiles(runner.settings.temp_dir, runner.settings.output_dir, job_id)

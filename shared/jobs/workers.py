@@ -8,9 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-from shared.jobs import KEY_PREFIX
-
-_PREFIX = f"{KEY_PREFIX}worker:"
+from shared.jobs import keys
 
 
 def default_worker_id() -> str:
@@ -38,21 +36,21 @@ class WorkerRegistry:
     """Owns the `ocrq:worker:*` keys."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
+        self._redis = client
 
     def beat(self, beat: WorkerBeat, ttl_seconds: int) -> None:
-        self.redis.set(_PREFIX + beat.worker_id, json.dumps(asdict(beat)), ex=ttl_seconds)
+        self._redis.set(keys.worker(beat.worker_id), json.dumps(asdict(beat)), ex=ttl_seconds)
 
     def get(self, worker_id: str) -> WorkerBeat | None:
         """The worker's last beat, or None once its key has expired (the worker is gone)."""
-        raw = self.redis.get(_PREFIX + worker_id)
+        raw = self._redis.get(keys.worker(worker_id))
         return WorkerBeat(**json.loads(raw)) if raw else None
 
     def remove(self, worker_id: str) -> None:
-        self.redis.delete(_PREFIX + worker_id)
+        self._redis.delete(keys.worker(worker_id))
 
     def live(self) -> list[WorkerBeat]:
-        keys = sorted(self.redis.scan_iter(match=_PREFIX + "*", count=100))
-        if not keys:
+        found = sorted(self._redis.scan_iter(match=keys.WORKER_PREFIX + "*", count=100))
+        if not found:
             return []
-        return [WorkerBeat(**json.loads(raw)) for raw in self.redis.mget(keys) if raw]
+        return [WorkerBeat(**json.loads(raw)) for raw in self._redis.mget(found) if raw]

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 
-from shared.job_leases import JobLeases
-from shared.metrics import Metrics
-from shared.queue import QUEUE, TASK_RUN
+from shared.jobs.keys import QUEUE, TASK_RUN
+from shared.jobs.store import JobStore, Recovery
 from shared.settings import Settings
 from shared.storage import JobFiles
 
@@ -26,18 +25,17 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
 
 
-def recover_orphans(leases: JobLeases, celery: Celery, settings: Settings) -> SweepReport:
+def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> SweepReport:
     """One pass. Safe to run anywhere and concurrently: each orphan is taken by one sweeper."""
     report = SweepReport()
     max_attempts = settings.job_max_attempts
-    for job_id in leases.running():
-        outcome = leases.recover(job_id, max_attempts)
-        if outcome == "requeued":
+    for job_id in store.running():
+        outcome = store.recover(job_id, max_attempts)
+        if outcome is Recovery.requeued:
             report.requeued.append(job_id)
             log.warning("job=%s lost its worker (lease lapsed); requeued", job_id)
-        elif outcome == "failed":
+        elif outcome is Recovery.failed:
             report.failed.append(job_id)
-            Metrics(leases.redis).count_job("failed")
             # a failed job keeps neither its upload nor what a dead run may have half written
             JobFiles(settings.temp_dir, settings.output_dir, job_id).remove_all()
             log.error(
@@ -45,7 +43,7 @@ def recover_orphans(leases: JobLeases, celery: Celery, settings: Settings) -> Sw
                 job_id,
                 max_attempts,
             )
-        elif outcome == "missing":
+        elif outcome is Recovery.missing:
             log.warning(
                 "job=%s was running but its record is gone (expired or Redis lost it); "
                 "no longer tracked, its files are left to the retention sweep",
@@ -53,7 +51,7 @@ def recover_orphans(leases: JobLeases, celery: Celery, settings: Settings) -> Sw
             )
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
-    for job_id in leases.pending_requeues():
+    for job_id in store.pending_requeues():
         celery.send_task(TASK_RUN, args=[job_id], queue=QUEUE, retry=False)
-        leases.requeue_sent(job_id)
+        store.requeue_sent(job_id)
     return report

@@ -1,0 +1,64 @@
+"""The job protocol: one owner for a job's state in Redis.
+
+States: queued -> running -> succeeded | failed, and queued | running -> canceled; a running
+job whose worker died goes back to queued (or fails worker_lost after JOB_MAX_ATTEMPTS).
+Ended jobs never change again.
+
+Who calls what (all on `JobStore`, each change one Lua script in scripts.py):
+- API: `create` (queued) then sends the Celery task `keys.TASK_RUN` on `keys.QUEUE`; `delete`
+  if that send failed; `cancel`; reads `get`/`require`, `queue_depth`; `idempotency`
+  (idempotency.py) for the Idempotency-Key.
+- worker: `claim` (takes the lease, running), `renew` while it runs (worker/job_watch.py),
+  `set_pages_total`/`set_pages_done` (progress; refused once canceled, JobNotFound once the
+  record is gone), then `succeed` or `fail(code, message)`, and `release`.
+- any process, every ORPHAN_SWEEP_SECONDS: `sweep.recover_orphans` -> `recover` for jobs whose
+  lease lapsed.
+- /metrics: `metrics` (counters, histograms), `running_count`, `queue_depth`, and
+  `WorkerRegistry` (heartbeats, workers.py).
+
+A record (`keys.job`) has no TTL while queued or running and expires JOB_TTL_SECONDS after
+the end. Every state change writes, in the same script, one event (events.py: queued,
+running, page, requeued, succeeded, failed, canceled) to the job's stream and the global one,
+and counts its outcome (submitted, succeeded, failed, canceled) for /metrics: no caller counts.
+Read them with `events(job_id, after_id)` and `recent_events(after_id, count)`; webhooks and
+status streams read there and need no change to the API or the worker.
+keys.py names every Redis key; nothing outside this package builds one.
+"""
+
+from shared.jobs.connection import connect_redis, redis_errors_as_unavailable
+from shared.jobs.events import EventKind, JobEvent
+from shared.jobs.idempotency import Bound, Idempotency, Pending
+from shared.jobs.keys import QUEUE, TASK_RUN
+from shared.jobs.metrics import HISTOGRAMS, JOB_COUNTERS, JobMetrics
+from shared.jobs.record import JobError, JobRecord, JobStatus, utcnow
+from shared.jobs.store import WORKER_LOST, Claim, JobStore, Recovery
+from shared.jobs.sweep import SweepReport, recover_orphans
+from shared.jobs.workers import WorkerBeat, WorkerRegistry, default_worker_id
+
+__all__ = [
+    "HISTOGRAMS",
+    "JOB_COUNTERS",
+    "QUEUE",
+    "TASK_RUN",
+    "WORKER_LOST",
+    "Bound",
+    "Claim",
+    "EventKind",
+    "Idempotency",
+    "JobError",
+    "JobEvent",
+    "JobMetrics",
+    "JobRecord",
+    "JobStatus",
+    "JobStore",
+    "Pending",
+    "Recovery",
+    "SweepReport",
+    "WorkerBeat",
+    "WorkerRegistry",
+    "connect_redis",
+    "default_worker_id",
+    "recover_orphans",
+    "redis_errors_as_unavailable",
+    "utcnow",
+]

@@ -1,0 +1,52 @@
+"""What happened to a job: one event per state change, written by the change's own script.
+
+Each event sits in two Redis streams under one stream id: the job's own (`ocrq:events:<id>`,
+kept as long as its record) and the global one (`ocrq:events`, capped at about
+keys.EVENTS_MAXLEN), which webhook dispatchers read with consumer groups. A status stream
+(SSE) resumes from the stream id it sent last (Last-Event-ID).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class EventKind(enum.StrEnum):
+    queued = "queued"  # the API created the job
+    running = "running"  # a worker claimed it (attempt)
+    page = "page"  # progress (pages_done, pages_total)
+    requeued = "requeued"  # its worker died; back in the queue (attempt: the one that died)
+    succeeded = "succeeded"
+    failed = "failed"  # code: the error code
+    canceled = "canceled"
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: str  # the stream id, e.g. "1718000000000-0": increasing, unique in the global stream
+    kind: EventKind
+    job_id: str
+    at: datetime
+    pages_done: int | None = None
+    pages_total: int | None = None
+    code: str | None = None
+    attempt: int | None = None
+
+    @classmethod
+    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> JobEvent:
+        def number(name: str) -> int | None:
+            value = fields.get(name)
+            return int(value) if value else None
+
+        return cls(
+            id=entry_id,
+            kind=EventKind(fields["kind"]),
+            job_id=fields["job_id"],
+            at=datetime.fromisoformat(fields["at"]),
+            pages_done=number("pages_done"),
+            pages_total=number("pages_total"),
+            code=fields.get("code") or None,
+            attempt=number("attempt"),
+        )

@@ -1,0 +1,50 @@
+"""Every Redis key of ocrq, and the Celery queue and task names: nothing else builds one.
+
+Job state: `ocrq:job:<id>` (the record, a hash), `ocrq:lease:<id>` (who runs it),
+`ocrq:running` / `ocrq:requeue` (sets the orphan sweep walks), `ocrq:events:<id>` (the job's
+events) and `ocrq:events` (everyone's, capped). Beside it: `ocrq:idem:<sha256>`
+(Idempotency-Key), `ocrq:metrics:*` (counters, histograms), `ocrq:worker:<id>` (heartbeats).
+Kombu keeps the queued messages in a list named like the queue (`ocr`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIX = "ocrq:"
+
+QUEUE = "ocr"  # the Celery queue; kombu's Redis list of waiting messages has this name
+TASK_RUN = "ocr.run"
+
+RUNNING = f"{PREFIX}running"  # jobs with a lease taken, to find orphans without SCAN
+REQUEUE = f"{PREFIX}requeue"  # orphans set back to queued whose message is not sent yet
+EVENTS = f"{PREFIX}events"  # every job's events, capped (webhook dispatchers read it)
+EVENTS_MAXLEN = 100_000  # about; XADD MAXLEN ~ trims whole macro nodes
+COUNTERS = f"{PREFIX}metrics:counters"
+WORKER_PREFIX = f"{PREFIX}worker:"
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def lease(job_id: str) -> str:
+    return f"{PREFIX}lease:{job_id}"
+
+
+def job_events(job_id: str) -> str:
+    return f"{EVENTS}:{job_id}"
+
+
+def idempotency(scope: str | None, key: str) -> str:
+    """Hashed, so neither the client's key nor the API key it is scoped to is stored as is."""
+    digest = hashlib.sha256(f"{scope or ''}\n{key}".encode()).hexdigest()
+    return f"{PREFIX}idem:{digest}"
+
+
+def histogram(name: str) -> str:
+    return f"{PREFIX}metrics:hist:{name}"
+
+
+def worker(worker_id: str) -> str:
+    return f"{WORKER_PREFIX}{worker_id}"

@@ -1,0 +1,195 @@
+"""All the Lua of the job protocol. Each state change is one script: atomic with its event and
+its counter, so no caller can forget either or count twice.
+
+A state-change script starts with `_STATE` (shared locals and functions) and gets:
+  KEYS[1] the job's record, KEYS[2] its event stream, KEYS[3] the global event stream,
+  KEYS[4] the metrics counters, then its own keys from KEYS[5];
+  ARGV[1] now (ISO time), ARGV[2] the retention (JOB_TTL_SECONDS), ARGV[3] the global
+  stream's cap, ARGV[4] the job id, then its own arguments from ARGV[5].
+A live record (queued, running) and its events have no TTL; both expire JOB_TTL_SECONDS after
+the job's end. A record is never written once it is gone (HSET would resurrect a partial hash
+without created_at) and never changed once it ended.
+"""
+
+from __future__ import annotations
+
+_STATE = """
+local job, job_events, events, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, ttl, maxlen, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+-- One event in both streams, under the same stream id (so either serves a Last-Event-ID).
+local function emit(kind, ...)
+  local id = redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
+                        'kind', kind, 'job_id', job_id, 'at', now, ...)
+  redis.call('XADD', job_events, id, 'kind', kind, 'job_id', job_id, 'at', now, ...)
+  return id
+end
+
+-- The job lives on (queued, running): neither its record nor its events expire.
+local function live()
+  redis.call('PERSIST', job)
+  redis.call('PERSIST', job_events)
+end
+
+-- The job ends as `status` (succeeded, failed, canceled) with `fields`: its outcome counted,
+-- its event written, its retention started.
+local function finish(status, fields, event_fields)
+  redis.call('HSET', job, 'status', status, 'finished_at', now, unpack(fields))
+  redis.call('HINCRBY', counters, status, 1)
+  emit(status, unpack(event_fields))
+  redis.call('EXPIRE', job, ttl)
+  redis.call('EXPIRE', job_events, ttl)
+end
+
+-- The one place a job fails: the worker's failures and recovery's worker_lost alike.
+local function fail(code, message)
+  finish('failed', {'error_code', code, 'error_message', message}, {'code', code})
+end
+"""
+
+# ARGV[5..]: the record's field, value, ... A queued job's record lives however long it waits.
+CREATE = (
+    _STATE
+    + """
+redis.call('HSET', job, unpack(ARGV, 5))
+redis.call('HINCRBY', counters, 'submitted', 1)
+return emit('queued')
+"""
+)
+
+# Remove a record with its events. One that never ran (its message could not be sent) was
+# never submitted: its count and its `queued` event in the global stream go too.
+DELETE = (
+    _STATE
+    + """
+local status, attempts = unpack(redis.call('HMGET', job, 'status', 'attempts'))
+if status == 'queued' and (tonumber(attempts) or 0) == 0 then
+  redis.call('HINCRBY', counters, 'submitted', -1)
+  for _, entry in ipairs(redis.call('XRANGE', job_events, '-', '+')) do
+    redis.call('XDEL', events, entry[1])
+  end
+end
+return redis.call('DEL', job, job_events)
+"""
+)
+
+# Take the job's lease and run it (one more attempt), unless another live holder has it.
+# KEYS[5] lease, KEYS[6] running set; ARGV[5] holder, ARGV[6] lease seconds.
+# Answers 'claimed', 'busy', 'missing' or the status of a job that ended.
+CLAIM = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return 'missing' end
+if status ~= 'queued' and status ~= 'running' then return status end
+local holder = redis.call('GET', KEYS[5])
+if holder and holder ~= ARGV[5] then return 'busy' end
+redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6])
+redis.call('SADD', KEYS[6], job_id)
+local attempt = redis.call('HINCRBY', job, 'attempts', 1)
+redis.call('HSET', job, 'status', 'running', 'started_at', now, 'pages_done', 0,
+           'worker', ARGV[5])
+live()
+emit('running', 'attempt', attempt)
+return 'claimed'
+"""
+)
+
+# Progress of a running job. ARGV[5..]: field, value, ... (pages_total, pages_done).
+# 1 written; 0 the record is gone; 2 the job is not running (canceled meanwhile): untouched.
+PROGRESS = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return 0 end
+if status ~= 'running' then return 2 end
+redis.call('HSET', job, unpack(ARGV, 5))
+local done, total = unpack(redis.call('HMGET', job, 'pages_done', 'pages_total'))
+emit('page', 'pages_done', done or '0', 'pages_total', total or '')
+return 1
+"""
+)
+
+# The worker's end of a job. ARGV[5] 'succeeded' or 'failed'; for failed ARGV[6] the error
+# code and ARGV[7] its message. 1 applied; 0 the job ended already (canceled); -1 gone.
+END = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return -1 end
+if status ~= 'queued' and status ~= 'running' then return 0 end
+if ARGV[5] == 'failed' then fail(ARGV[6], ARGV[7]) else finish('succeeded', {}, {}) end
+return 1
+"""
+)
+
+# Cancel a queued or running job; answers the status it had (nil when unknown).
+CANCEL = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return false end
+if status == 'queued' or status == 'running' then finish('canceled', {}, {}) end
+return status
+"""
+)
+
+# A running job whose lease lapsed (its worker died): back to queued, or failed once it used
+# its attempts. KEYS[5] lease, KEYS[6] running set, KEYS[7] requeue set; ARGV[5] max attempts,
+# ARGV[6] the error code. Answers 'requeued', 'failed', 'alive', 'gone' or 'missing'.
+RECOVER = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then
+  redis.call('SREM', KEYS[6], job_id)
+  return 'missing'
+end
+if status ~= 'running' then
+  redis.call('SREM', KEYS[6], job_id)
+  return 'gone'
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then return 'alive' end
+redis.call('SREM', KEYS[6], job_id)
+local attempts = tonumber(redis.call('HGET', job, 'attempts') or '0')
+if attempts >= tonumber(ARGV[5]) then
+  fail(ARGV[6], 'the worker running this job died ' .. attempts .. ' time(s)')
+  return 'failed'
+end
+redis.call('HSET', job, 'status', 'queued', 'pages_done', 0)
+live()
+redis.call('SADD', KEYS[7], job_id)
+emit('requeued', 'attempt', attempts)
+return 'requeued'
+"""
+)
+
+# Lease upkeep (no state change). KEYS[1] lease; ARGV[1] holder, ARGV[2] lease seconds.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS[1] lease, KEYS[2] running set; ARGV[1] holder, ARGV[2] job id.
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Idempotency-Key compare-and-set: ARGV[1] the expected value ('' = absent), ARGV[2] the new
+# one, ARGV[3] ttl. With '' expected this is SET NX: of two concurrent identical submits only
+# one wins.
+IDEMPOTENCY_SWAP = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# Drop the key only while it still holds this value (ARGV[1]): one's own claim, not another's.
+IDEMPOTENCY_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -1,0 +1,209 @@
+"""JobStore: the only way a job's state changes, and how it is read back."""
+
+from __future__ import annotations
+
+import enum
+
+import redis
+
+from shared.errors import JobNotFound
+from shared.jobs import keys, scripts
+from shared.jobs.connection import redis_errors_as_unavailable
+from shared.jobs.events import JobEvent
+from shared.jobs.idempotency import Idempotency
+from shared.jobs.metrics import JobMetrics
+from shared.jobs.record import JobRecord, JobStatus, from_fields, to_fields, utcnow
+
+# the error code the package itself writes: the job's worker died JOB_MAX_ATTEMPTS times
+WORKER_LOST = "worker_lost"
+_MESSAGE_LIMIT = 2000
+
+
+class Claim(enum.StrEnum):
+    claimed = "claimed"  # this worker runs the job now
+    busy = "busy"  # another live worker holds it (a redelivered message): drop this one
+    missing = "missing"  # no record: expired or deleted
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+
+class Recovery(enum.StrEnum):
+    requeued = "requeued"  # its worker died: queued again, its message to be sent
+    failed = "failed"  # its worker died JOB_MAX_ATTEMPTS times: failed worker_lost
+    alive = "alive"  # its lease is held: a live worker runs it
+    gone = "gone"  # no longer running (it ended)
+    missing = "missing"  # its record is gone (expired or lost by Redis)
+
+
+class JobStore:
+    """Job records as Redis hashes `ocrq:job:<id>`, their leases and their events.
+
+    A record has no TTL while its job is queued or running; it expires JOB_TTL_SECONDS after
+    the job ended (succeeded, failed or canceled), its events with it.
+    """
+
+    def __init__(
+        self, client: redis.Redis, ttl_seconds: int, events_maxlen: int = keys.EVENTS_MAXLEN
+    ) -> None:
+        self.redis = client  # to close it; job keys are written through the methods below only
+        self.ttl = ttl_seconds
+        self.events_maxlen = events_maxlen
+        self.idempotency = Idempotency(client, ttl_seconds)
+        self.metrics = JobMetrics(client)
+        self._create = client.register_script(scripts.CREATE)
+        self._delete = client.register_script(scripts.DELETE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._progress = client.register_script(scripts.PROGRESS)
+        self._end = client.register_script(scripts.END)
+        self._cancel = client.register_script(scripts.CANCEL)
+        self._recover = client.register_script(scripts.RECOVER)
+        self._renew = client.register_script(scripts.RENEW)
+        self._release = client.register_script(scripts.RELEASE_LEASE)
+
+    def _change(
+        self,
+        script: redis.commands.core.Script,
+        job_id: str,
+        extra_keys: tuple[str, ...] = (),
+        args: tuple[object, ...] = (),
+    ) -> object:
+        """Run a state-change script with the keys and arguments they all share."""
+        shared = [keys.job(job_id), keys.job_events(job_id), keys.EVENTS, keys.COUNTERS]
+        return script(
+            keys=[*shared, *extra_keys],
+            args=[utcnow().isoformat(), self.ttl, self.events_maxlen, job_id, *args],
+        )
+
+    # -- the API's changes --
+    @redis_errors_as_unavailable
+    def create(self, record: JobRecord) -> None:
+        """Record a queued job (no TTL: it lives until it ends, however long it waits)."""
+        args = tuple(item for pair in to_fields(record).items() for item in pair)
+        self._change(self._create, record.job_id, args=args)
+
+    @redis_errors_as_unavailable
+    def delete(self, job_id: str) -> None:
+        """Remove a record and its events; one that never ran (its message could not be sent)
+        is uncounted as submitted."""
+        self._change(self._delete, job_id)
+
+    @redis_errors_as_unavailable
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Cancel a queued or running job at once; the status it had, None if unknown.
+
+        A running job's worker sees `canceled` before its next page and stops there.
+        """
+        before = self._change(self._cancel, job_id)
+        return JobStatus(before) if before else None
+
+    # -- the worker's changes --
+    def claim(self, job_id: str, holder: str, lease_seconds: int) -> Claim:
+        """Take the job's lease and mark it running (one more attempt), if it is free."""
+        extra = (keys.lease(job_id), keys.RUNNING)
+        return Claim(self._change(self._claim, job_id, extra, (holder, lease_seconds)))
+
+    def renew(self, job_id: str, holder: str, lease_seconds: int) -> bool:
+        return self._renew(keys=[keys.lease(job_id)], args=[holder, lease_seconds]) == 1
+
+    def release(self, job_id: str, holder: str) -> None:
+        self._release(keys=[keys.lease(job_id), keys.RUNNING], args=[holder, job_id])
+
+    def set_pages_total(self, job_id: str, pages_total: int) -> None:
+        self._set_progress(job_id, pages_total=pages_total)
+
+    def set_pages_done(self, job_id: str, pages_done: int) -> None:
+        self._set_progress(job_id, pages_done=pages_done)
+
+    def _set_progress(self, job_id: str, **fields: int) -> None:
+        """Record progress of a running job (nothing once it was canceled); JobNotFound when
+        the record is gone (expired or lost by Redis)."""
+        args = tuple(item for name, value in fields.items() for item in (name, value))
+        if self._change(self._progress, job_id, args=args) == 0:
+            raise JobNotFound(f"the record of job {job_id} is gone")
+
+    def succeed(self, job_id: str) -> bool:
+        """False when the job was canceled while it ran (`canceled` stays), or is gone."""
+        return self._change(self._end, job_id, args=(JobStatus.succeeded.value,)) == 1
+
+    def fail(self, job_id: str, code: str, message: str) -> bool:
+        """False when the job ended already (canceled) or is gone."""
+        args = (JobStatus.failed.value, code, message[:_MESSAGE_LIMIT])
+        return self._change(self._end, job_id, args=args) == 1
+
+    # -- the orphan sweep's changes (any process) --
+    def recover(self, job_id: str, max_attempts: int) -> Recovery:
+        """A running job whose lease lapsed goes back to the queue, or fails `worker_lost`
+        once `max_attempts` runs of it died."""
+        extra = (keys.lease(job_id), keys.RUNNING, keys.REQUEUE)
+        return Recovery(self._change(self._recover, job_id, extra, (max_attempts, WORKER_LOST)))
+
+    def running(self) -> list[str]:
+        """Jobs with a lease taken (alive or not)."""
+        return sorted(self.redis.smembers(keys.RUNNING))
+
+    def pending_requeues(self) -> list[str]:
+        """Requeued jobs whose message is not sent yet."""
+        return sorted(self.redis.smembers(keys.REQUEUE))
+
+    def requeue_sent(self, job_id: str) -> None:
+        self.redis.srem(keys.REQUEUE, job_id)
+
+    # -- reads --
+    @redis_errors_as_unavailable
+    def get(self, job_id: str) -> JobRecord | None:
+        return from_fields(job_id, self.redis.hgetall(keys.job(job_id)))
+
+    def require(self, job_id: str) -> JobRecord:
+        record = self.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
+        return record
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """The job's status alone (one HGET); None when its record is gone."""
+        status = self.redis.hget(keys.job(job_id), "status")
+        return JobStatus(status) if status else None
+
+    def holder(self, job_id: str) -> str | None:
+        """Who holds the job's lease now (None: nobody, or it lapsed)."""
+        return self.redis.get(keys.lease(job_id))
+
+    @redis_errors_as_unavailable
+    def exists_many(self, job_ids: list[str]) -> set[str]:
+        """The ids among `job_ids` that still have a record: one round trip for a whole sweep."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(keys.job(job_id))
+        return {job_id for job_id, found in zip(job_ids, pipe.execute(), strict=True) if found}
+
+    @redis_errors_as_unavailable
+    def queue_depth(self) -> int:
+        """Messages waiting in the queue (kombu keeps them in a Redis list named like the queue).
+
+        Jobs a worker has taken sit in kombu's `unacked` hash instead, so they are not counted;
+        canceled jobs still are until a worker drops them.
+        """
+        return int(self.redis.llen(keys.QUEUE))
+
+    def running_count(self) -> int:
+        """Jobs a worker holds a lease on now."""
+        return int(self.redis.scard(keys.RUNNING))
+
+    def ping(self) -> None:
+        """Raises redis' ConnectionError when Redis does not answer."""
+        self.redis.ping()
+
+    @redis_errors_as_unavailable
+    def events(self, job_id: str, after_id: str | None = None) -> list[JobEvent]:
+        """The job's events, oldest first; only those after stream id `after_id` if given."""
+        start = f"({after_id}" if after_id else "-"
+        return [
+            JobEvent.from_entry(i, f) for i, f in self.redis.xrange(keys.job_events(job_id), start)
+        ]
+
+    @redis_errors_as_unavailable
+    def recent_events(self, after_id: str = "0", count: int = 100) -> list[JobEvent]:
+        """Up to `count` events of any job after stream id `after_id` ("0": the oldest kept)."""
+        entries = self.redis.xrange(keys.EVENTS, f"({after_id}", count=count)
+        return [JobEvent.from_entry(i, f) for i, f in entries]
