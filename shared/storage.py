@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -12,7 +13,18 @@ log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 INPUT_NAME = "input"
-RESULT_FILES = {"json": "result.json", "markdown": "result.md", "text": "result.txt"}
+RESULT_FILES = {
+    "json": "result.json",
+    "markdown": "result.md",
+    "text": "result.txt",
+    # archive formats, rendered on first request (shared/archives/produce.py)
+    "pdf": "result.pdf",
+    "hocr": "result.hocr",
+    "alto": "result.alto.xml",
+}
+# A succeeded job's upload, kept for format=pdf in OUTPUT_DIR/sources/<id>/input: beside the
+# results (removed with them), outside OUTPUT_DIR/<id>/, which holds only what the result is.
+SOURCES_DIR = "sources"
 # Image crops (figures an engine cut out of a page) in OUTPUT_DIR/<id>/images/, served by
 # GET /jobs/{id}/images/{name}. A name is `p<page>-<engine's name>`: no slash, no leading dot.
 IMAGES_DIR = "images"
@@ -123,10 +135,15 @@ class JobFiles:
         self.job_id = job_id
         self.input_dir = temp_dir / job_id
         self.output_dir = output_dir / job_id
+        self.source_dir = output_dir / SOURCES_DIR / job_id
 
     @property
     def input_path(self) -> Path:
         return self.input_dir / INPUT_NAME
+
+    @property
+    def source_path(self) -> Path:
+        return self.source_dir / INPUT_NAME
 
     def result_path(self, fmt: str) -> Path:
         return self.output_dir / RESULT_FILES[fmt]
@@ -161,6 +178,25 @@ class JobFiles:
     def remove_input(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)
 
+    def keep_input_as_source(self) -> None:
+        """At success: move the upload to OUTPUT_DIR/sources/<id>/ (a rename when TEMP_DIR and
+        OUTPUT_DIR share a filesystem, else a copy) for format=pdf; TEMP_DIR/<id> goes."""
+        try:
+            make_shared_dir(self.source_dir)
+            try:
+                os.replace(self.input_path, self.source_path)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.move(self.input_path, self.source_path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # the result is safe; only format=pdf will miss its pages
+            log.warning("job=%s: the upload could not be kept for format=pdf: %s", self.job_id, exc)
+            shutil.rmtree(self.source_dir, ignore_errors=True)
+        self.remove_input()
+
     def remove_all(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         shutil.rmtree(self.output_dir, ignore_errors=True)
+        shutil.rmtree(self.source_dir, ignore_errors=True)

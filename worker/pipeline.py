@@ -111,7 +111,7 @@ class JobRunner:
             return self._not_applied(job_id, files)
         self.metrics.count_job("succeeded")
         self.metrics.observe("job_duration_seconds", time.perf_counter() - started)
-        files.remove_input()
+        files.keep_input_as_source()  # format=pdf reads its pages (shared/archives)
         log.info(
             "job=%s succeeded: %d page(s) in %.2f s",
             job_id,
