@@ -284,8 +284,8 @@ def _pdf_from_images(document: DocumentResult, source: Path, out: Path) -> None:
         for number, frame, data in _image_frames(source, results):
             result = results[number]
             xobject = pdf.make_indirect(_image_xobject(pdf, frame, data))
-            dpi = frame.info.get("dpi")
-            scale = 72 / (float(dpi[0]) if dpi and dpi[0] else result.dpi or DEFAULT_IMAGE_DPI)
+            dpi = result.dpi or round(float((frame.info.get("dpi") or (0,))[0]))
+            scale = 72 / (dpi or DEFAULT_IMAGE_DPI)
             width, height = frame.width * scale, frame.height * scale
             page = pdf.add_blank_page(page_size=(width, height))
             name = page.add_resource(xobject, Name.XObject, prefix="OcrqPage")
