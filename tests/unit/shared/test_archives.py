@@ -96,7 +96,7 @@ def words_with_boxes(path: Path) -> list[tuple[int, str, tuple[float, ...]]]:
 
 
 def assert_words_inside(path: Path, pages: list[PageResult], points_per_pixel: float) -> None:
-    """Every word pdftotext finds on `pages` sits inside the box of a line of its page holding it."""
+    """Every word pdftotext finds on `pages` sits inside a box of its page holding it."""
     words = [w for w in words_with_boxes(path) if w[0] <= len(pages)]
     assert words
     for number, word, (x0, y0, x1, y1) in words:
@@ -265,7 +265,7 @@ def _local_imports(folder: Path) -> etree.XMLParser:
     """A parser that takes imported schemas (xlink.xsd) from `folder`, never the network."""
 
     class Local(etree.Resolver):
-        def resolve(self, url, public_id, context):  # noqa: ANN001, ANN201
+        def resolve(self, url, public_id, context):
             return self.resolve_filename(str(folder / Path(url).name), context)
 
     parser = etree.XMLParser(no_network=True)
