@@ -32,8 +32,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ocrq_client._version import __version__
 
-ResultFormat = Literal["json", "markdown", "text"]
-FORMATS: tuple[ResultFormat, ...] = ("json", "markdown", "text")
+# pdf (searchable PDF), hocr, alto: rendered by the service on their first request
+ResultFormat = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
+FORMATS: tuple[ResultFormat, ...] = ("json", "markdown", "text", "pdf", "hocr", "alto")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 Source = str | os.PathLike[str] | bytes
 

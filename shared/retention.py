@@ -17,7 +17,7 @@ from pathlib import Path
 from shared.errors import QueueUnavailable
 from shared.jobs import JobStore
 from shared.settings import Settings
-from shared.storage import is_job_id
+from shared.storage import SOURCES_DIR, is_job_id
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ class RetentionSweep:
     """One sweep of TEMP_DIR and OUTPUT_DIR, run periodically by each worker."""
 
     def __init__(self, settings: Settings, store: JobStore) -> None:
-        self.roots = [settings.temp_dir, settings.output_dir]
+        # OUTPUT_DIR/sources/<id>: a succeeded job's kept upload (format=pdf), swept with it
+        self.roots = [settings.temp_dir, settings.output_dir, settings.output_dir / SOURCES_DIR]
         self.grace = settings.retention_grace_seconds
         self.store = store
 

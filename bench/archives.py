@@ -1,0 +1,151 @@
+"""What a searchable PDF (and hOCR, ALTO) costs: ms per page and size against the input's.
+
+    .venv/bin/python -m bench.archives [--pages 20] [--long 500]
+
+Real jobs through the real JobRunner with the rapidocr engine (the worker's path minus Celery):
+a one-page PNG (A4 at 200 dpi) and a PDF of --pages such pages. Then renders each archive format
+from the stored result the way the API does on a first request, and a --long-page PDF (the
+job's page result repeated) to show the render's memory stays flat. Prints a table and rewrites
+the "archives" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.pdf_memory import _scratch_dir, rss_mb
+from bench.report import machine_line, markdown_table, update_section
+from shared.archives.produce import render_archive
+from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
+from shared.results import DocumentResult
+from shared.settings import Settings
+from shared.storage import JobFiles
+from testkit.pages import encode, render_page
+from worker.boot import build_runner
+from worker.engines import build_engine
+from worker.routing import EngineRouter
+
+
+def run_job(settings: Settings, store: JobStore, runner, data: bytes, media: str) -> JobFiles:
+    job_id = uuid.uuid4().hex
+    files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
+    files.make_input_dir()
+    files.input_path.write_bytes(data)
+    store.create(
+        JobRecord(job_id=job_id, status=JobStatus.queued, created_at=utcnow(), media_type=media)
+    )
+    if runner.run(job_id) is not JobStatus.succeeded:
+        raise SystemExit(f"the {media} job did not succeed")
+    return files
+
+
+def render_row(name: str, files: JobFiles, media: str) -> list[object]:
+    document = DocumentResult.model_validate_json(files.result_path("json").read_bytes())
+    pages = len(document.pages)
+    source = files.source_path.stat().st_size
+    row: list[object] = [name, pages, f"{source / 1e3:.0f}"]
+    for fmt in ("pdf", "hocr", "alto"):
+        started = time.perf_counter()
+        path = render_archive(document, fmt, files.source_path, media, files.result_path(fmt))
+        ms = (time.perf_counter() - started) * 1000 / pages
+        size = path.stat().st_size
+        row += (
+            [f"{ms:.1f}", f"{size / 1e3:.0f}"]
+            if fmt != "pdf"
+            else [f"{ms:.1f}", f"{size / 1e3:.0f}", f"{size / source:.3f}"]
+        )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--long", type=int, default=500)
+    default_db = os.environ.get("OCRQ_BENCH_DB", "13")
+    parser.add_argument("--redis-url", default=f"redis://127.0.0.1:6379/{default_db}")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as tmp:
+        settings = Settings(
+            redis_url=args.redis_url, temp_dir=Path(tmp) / "t", output_dir=Path(tmp) / "o"
+        )
+        page = render_page(
+            [
+                (f"Clause {i}: the parties agree to the terms of schedule {i}", 30)
+                for i in range(30)
+            ],
+            width=1654,
+        )
+        png = encode(page, dpi=(200, 200))
+        pages = [page] * args.pages
+        pdf = encode(page, "PDF", save_all=True, append_images=pages[1:], resolution=200)
+        engine = build_engine(settings)
+        engine.warm()
+        store = JobStore(connect_redis(settings.redis_url), 3600)
+        runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "bench:a", store)
+        png_job = run_job(settings, store, runner, png, "image/png")
+        pdf_job = run_job(settings, store, runner, pdf, "application/pdf")
+        rows = [
+            render_row("PNG, 1 page", png_job, "image/png"),
+            render_row(
+                f"PDF (Pillow's JPEG pages), {args.pages} pages", pdf_job, "application/pdf"
+            ),
+        ]
+
+        # memory: a long PDF, the job's page result repeated for every page
+        document = DocumentResult.model_validate_json(pdf_job.result_path("json").read_bytes())
+        first = document.pages[0]
+        long_pages = [first.model_copy(update={"index": n}) for n in range(1, args.long + 1)]
+        long_doc = document.model_copy(update={"pages": long_pages})
+        long_pdf = Path(tmp) / "long.pdf"
+        long_pdf.write_bytes(
+            encode(
+                page, "PDF", save_all=True, append_images=[page] * (args.long - 1), resolution=200
+            )
+        )
+        Path("/proc/self/clear_refs").write_text("5")
+        before, _ = rss_mb()
+        started = time.perf_counter()
+        out = render_archive(long_doc, "pdf", long_pdf, "application/pdf", Path(tmp) / "o.pdf")
+        seconds = time.perf_counter() - started
+        _, peak = rss_mb()
+        for files in (png_job, pdf_job):
+            store.delete(files.job_id)
+    headers = [
+        "input",
+        "pages",
+        "input KB",
+        "PDF ms/page",
+        "PDF KB",
+        "PDF/input",
+        "hOCR ms/page",
+        "hOCR KB",
+        "ALTO ms/page",
+        "ALTO KB",
+    ]
+    table = markdown_table(headers, rows)
+    summary = (
+        f"A {args.long}-page PDF ({long_pdf.stat().st_size / 1e6:.1f} MB in, "
+        f"{out.stat().st_size / 1e6:.1f} MB out) rendered in {seconds:.1f} s "
+        f"({seconds * 1000 / args.long:.1f} ms/page); RSS {before:.0f} MB before, "
+        f"peak {peak:.0f} MB during."
+    )
+    print(table + "\n\n" + summary)
+    update_section(
+        "archives",
+        "## Archive formats (`python -m bench.archives`)\n\n"
+        f"{machine_line()}. Real rapidocr jobs (30 text lines a page, A4 at 200 dpi), then each "
+        "format rendered from the stored result as the API does on its first request (once per "
+        "job; jobs nobody asks one of pay nothing). The PDF keeps the input's images as they "
+        "are: its size is the input's plus the font, the sRGB profile (PNG input: PDF/A-2b) "
+        "and the text.\n\n" + table + "\n\n" + summary,
+    )
+
+
+if __name__ == "__main__":
+    main()
