@@ -340,7 +340,7 @@ class OcrqClient:
         return job
 
     def result(self, job_id: str, format: ResultFormat = "json") -> bytes:  # noqa: A002
-        """The stored result as bytes (UTF-8 JSON, Markdown or text)."""
+        """The stored result as bytes (UTF-8 JSON, Markdown, text, hOCR or ALTO; or a PDF)."""
         _check_format(format)
         response = self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
         return _content_of(response)

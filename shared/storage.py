@@ -7,6 +7,9 @@ import logging
 import os
 import re
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -110,19 +113,26 @@ def ensure_writable_dir(path: Path, label: str) -> Path:
     return path
 
 
-def write_atomically(target: Path, data: bytes) -> Path:
-    """Temp file beside `target`, fsync, then os.replace; a failed write leaves no temp file."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+@contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """A temp path beside `target` to write; when the block ends well it is fsynced and moved
+    onto `target` (os.replace), else removed: a reader never sees half a file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Temp file beside `target`, fsync, then os.replace; a failed write leaves no temp file."""
+    with atomic_target(target) as tmp:
+        tmp.write_bytes(data)
     return target
 
 
@@ -192,16 +202,8 @@ class JobFiles:
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
                 raise
-            tmp = self.source_dir / f".{INPUT_NAME}.{os.getpid()}.tmp"
-            try:
+            with atomic_target(self.source_path) as tmp:
                 shutil.copyfile(self.input_path, tmp)
-                with open(tmp, "rb+") as handle:
-                    os.fsync(handle.fileno())
-                os.chmod(tmp, FILE_MODE)
-                os.replace(tmp, self.source_path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
 
     def remove_all(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)

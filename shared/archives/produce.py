@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from shared.archives.hocr import write_hocr
 from shared.archives.pdf import write_pdf
 from shared.errors import JobNotFound
 from shared.results import DocumentResult
-from shared.storage import FILE_MODE, JobFiles
+from shared.storage import JobFiles, atomic_target
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +90,17 @@ def render_archive(
     document: DocumentResult, fmt: str, source: Path, media_type: str, target: Path
 ) -> Path:
     """Write `document` as `fmt` to `target` atomically (temp file beside it, fsync, rename)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    with atomic_target(target) as tmp:
         if fmt == "pdf":
             write_pdf(document, source, media_type, tmp)
-        else:
-            with open(tmp, "wb") as out:
-                if fmt == "hocr":
-                    write_hocr(
-                        out, document.job_id, document.engine, document.pages, len(document.pages)
-                    )
-                elif fmt == "alto":
-                    write_alto(out, document.job_id, document.engine, document.pages)
-                else:
-                    raise ValueError(f"not an archive format: {fmt!r}")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            return target
+        with open(tmp, "wb") as out:
+            if fmt == "hocr":
+                write_hocr(
+                    out, document.job_id, document.engine, document.pages, len(document.pages)
+                )
+            elif fmt == "alto":
+                write_alto(out, document.job_id, document.engine, document.pages)
+            else:
+                raise ValueError(f"not an archive format: {fmt!r}")
     return target
