@@ -18,6 +18,7 @@ from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from api.uploads import FormLimits, ReceivedUpload, receive_upload
+from shared.archives.produce import ARCHIVE_FORMATS, archive_path
 from shared.errors import (
     BadRequestBody,
     IdempotencyKeyInUse,
@@ -341,8 +342,11 @@ class JobService:
         return record
 
     def result_path(self, job_id: str, fmt: str, api_key: str | None = None) -> Path:
-        """The stored result file, once the job has succeeded."""
-        self._succeeded(job_id, api_key)
+        """The stored result file, once the job has succeeded (pdf/hocr/alto: rendered on the
+        first request, then kept with the result)."""
+        record = self._succeeded(job_id, api_key)
+        if fmt in ARCHIVE_FORMATS:
+            return archive_path(self._files(job_id), fmt, record.media_type or "")
         path = self._files(job_id).result_path(fmt)
         if not path.is_file():
             raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")

@@ -32,8 +32,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ocrq_client._version import __version__
 
-ResultFormat = Literal["json", "markdown", "text"]
-FORMATS: tuple[ResultFormat, ...] = ("json", "markdown", "text")
+# pdf (searchable PDF), hocr, alto: rendered by the service on their first request
+ResultFormat = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
+FORMATS: tuple[ResultFormat, ...] = ("json", "markdown", "text", "pdf", "hocr", "alto")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 Source = str | os.PathLike[str] | bytes
 
@@ -339,7 +340,7 @@ class OcrqClient:
         return job
 
     def result(self, job_id: str, format: ResultFormat = "json") -> bytes:  # noqa: A002
-        """The stored result as bytes (UTF-8 JSON, Markdown or text)."""
+        """The stored result as bytes (UTF-8 JSON, Markdown, text, hOCR or ALTO; or a PDF)."""
         _check_format(format)
         response = self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
         return _content_of(response)

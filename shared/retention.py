@@ -17,7 +17,7 @@ from pathlib import Path
 from shared.errors import QueueUnavailable
 from shared.jobs import JobStore
 from shared.settings import Settings
-from shared.storage import is_job_id
+from shared.storage import SOURCES_DIR, is_job_id
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,24 @@ def _job_folders(roots: Iterable[Path]) -> dict[str, list[Path]]:
 
 
 def sweep_expired_jobs(
-    store: JobStore, roots: Iterable[Path], grace_seconds: float, now: float | None = None
+    store: JobStore,
+    roots: Iterable[Path],
+    grace_seconds: float,
+    now: float | None = None,
+    companions: Iterable[Path] = (),
 ) -> list[str]:
     """Remove `<root>/<job_id>/` folders that have no job record and are older than the grace.
+
+    A job's folders under `companions` (its kept source) go with its other folders; their own
+    age counts only when the job has no other folder left.
 
     Returns the ids removed. Redis trouble raises QueueUnavailable before anything is removed:
     a job store that cannot answer is never taken for one that says "expired".
     """
     now = time.time() if now is None else now
     folders = _job_folders(roots)
-    ids = sorted(folders)
+    kept = _job_folders(companions)
+    ids = sorted(folders.keys() | kept.keys())
     removed = []
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
@@ -67,18 +75,20 @@ def sweep_expired_jobs(
         for job_id in batch:
             if job_id in alive:
                 continue
+            judged = folders.get(job_id) or kept[job_id]
             try:
-                idle = now - max(last_change(folder) for folder in folders[job_id])
+                idle = now - max(last_change(folder) for folder in judged)
             except FileNotFoundError:
                 idle = 0.0  # removed meanwhile (job ended, canceled): nothing to do
             if idle <= grace_seconds:
                 continue
-            for folder in folders[job_id]:
+            removing = folders.get(job_id, []) + kept.get(job_id, [])
+            for folder in removing:
                 shutil.rmtree(folder, ignore_errors=True)
             log.info(
                 "job=%s expired: removed %s (idle %.0f s)",
                 job_id,
-                ", ".join(str(f) for f in folders[job_id]),
+                ", ".join(str(f) for f in removing),
                 idle,
             )
             removed.append(job_id)
@@ -90,12 +100,17 @@ class RetentionSweep:
 
     def __init__(self, settings: Settings, store: JobStore) -> None:
         self.roots = [settings.temp_dir, settings.output_dir]
+        # OUTPUT_DIR/sources/<id>, a succeeded job's kept upload (format=pdf): it follows the
+        # job's result folder, whose age (not the source's) says when the job is idle
+        self.companions = [settings.output_dir / SOURCES_DIR]
         self.grace = settings.retention_grace_seconds
         self.store = store
 
     def run(self) -> list[str]:
         try:
-            removed = sweep_expired_jobs(self.store, self.roots, self.grace)
+            removed = sweep_expired_jobs(
+                self.store, self.roots, self.grace, companions=self.companions
+            )
         except QueueUnavailable as exc:
             log.warning("retention sweep skipped: %s", exc)
             return []

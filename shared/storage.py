@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 INPUT_NAME = "input"
-RESULT_FILES = {"json": "result.json", "markdown": "result.md", "text": "result.txt"}
+RESULT_FILES = {
+    "json": "result.json",
+    "markdown": "result.md",
+    "text": "result.txt",
+    # archive formats, rendered on first request (shared/archives/produce.py)
+    "pdf": "result.pdf",
+    "hocr": "result.hocr",
+    "alto": "result.alto.xml",
+}
+# A succeeded job's upload, kept for format=pdf in OUTPUT_DIR/sources/<id>/input: beside the
+# results (removed with them), outside OUTPUT_DIR/<id>/, which holds only what the result is.
+SOURCES_DIR = "sources"
 # Image crops (figures an engine cut out of a page) in OUTPUT_DIR/<id>/images/, served by
 # GET /jobs/{id}/images/{name}. A name is `p<page>-<engine's name>`: no slash, no leading dot.
 IMAGES_DIR = "images"
@@ -98,19 +113,26 @@ def ensure_writable_dir(path: Path, label: str) -> Path:
     return path
 
 
-def write_atomically(target: Path, data: bytes) -> Path:
-    """Temp file beside `target`, fsync, then os.replace; a failed write leaves no temp file."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+@contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """A temp path beside `target` to write; when the block ends well it is fsynced and moved
+    onto `target` (os.replace), else removed: a reader never sees half a file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Temp file beside `target`, fsync, then os.replace; a failed write leaves no temp file."""
+    with atomic_target(target) as tmp:
+        tmp.write_bytes(data)
     return target
 
 
@@ -123,10 +145,15 @@ class JobFiles:
         self.job_id = job_id
         self.input_dir = temp_dir / job_id
         self.output_dir = output_dir / job_id
+        self.source_dir = output_dir / SOURCES_DIR / job_id
 
     @property
     def input_path(self) -> Path:
         return self.input_dir / INPUT_NAME
+
+    @property
+    def source_path(self) -> Path:
+        return self.source_dir / INPUT_NAME
 
     def result_path(self, fmt: str) -> Path:
         return self.output_dir / RESULT_FILES[fmt]
@@ -161,6 +188,24 @@ class JobFiles:
     def remove_input(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)
 
+    def keep_source(self) -> None:
+        """Before the job is marked succeeded: the upload also in OUTPUT_DIR/sources/<id>/, where
+        format=pdf reads its pages. A hard link (a copy, written atomically, across filesystems),
+        so the upload stays for a retry until remove_input(), and a succeeded job's source is
+        complete from the moment the job is visible as succeeded."""
+        if self.source_path.is_file():
+            return  # a previous attempt of this job kept it
+        make_shared_dir(self.source_dir.parent)
+        make_shared_dir(self.source_dir)
+        try:
+            os.link(self.input_path, self.source_path)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            with atomic_target(self.source_path) as tmp:
+                shutil.copyfile(self.input_path, tmp)
+
     def remove_all(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         shutil.rmtree(self.output_dir, ignore_errors=True)
+        shutil.rmtree(self.source_dir, ignore_errors=True)

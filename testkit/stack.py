@@ -18,6 +18,10 @@ import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
+# How long a started worker may take to warm its engine (seconds). A loaded machine can need
+# more: past it the stack is stopped, and a worker SIGTERMed while still starting (no Celery
+# handler yet) exits 241, its supervisor passing on the child's -15.
+WARM_TIMEOUT = float(os.environ.get("OCRQ_TEST_WARM_SECONDS", "90"))
 
 
 def free_port() -> int:
@@ -77,7 +81,7 @@ class Stack:
         proc = self._spawn("worker", f"{name}.log", "--name", name)
         self.workers.append(proc)
         if wait_warm:
-            self.wait_for(lambda: self.worker_warm(name), timeout=90)
+            self.wait_for(lambda: self.worker_warm(name), timeout=WARM_TIMEOUT)
         return proc
 
     def stop_worker(self, proc: subprocess.Popen, timeout: float = 30) -> None:

@@ -103,6 +103,10 @@ class JobRunner:
             # that run owns the job's state now; the results written here are the same.
             log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
             return None
+        try:
+            files.keep_source()  # format=pdf reads the pages from it (shared/archives)
+        except OSError as exc:  # the result is safe; only format=pdf will miss its pages
+            log.warning("job=%s: the upload could not be kept for format=pdf: %s", job_id, exc)
         if not self.store.succeed(job_id):  # canceled after the last page, or gone
             return self._not_applied(job_id, files)
         self.store.metrics.observe("job_duration_seconds", time.perf_counter() - started)

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from api.deps import ApiKeyDep, ServiceDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from api.service import IDEMPOTENCY_KEY_PATTERN
+from shared.archives.produce import ARCHIVE_MEDIA_TYPES
 from shared.options import JobOptions
 from shared.results import DocumentResult
 from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
@@ -70,7 +71,18 @@ _IDEMPOTENCY_DOC = (
     "job frees its key. `ocrq submit` sends `sha256-<hex of the file>`."
 )
 
-_MEDIA = {"json": "application/json", "markdown": "text/markdown", "text": "text/plain"}
+_MEDIA = {
+    "json": "application/json",
+    "markdown": "text/markdown; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+    **ARCHIVE_MEDIA_TYPES,
+}
+_RESULT_DOC = (
+    "`json` (default), `markdown` or `text`; or an archive format: `pdf` (the source pages, "
+    "images or PDF pages as uploaded, with an invisible text layer over each word), `hocr` "
+    "(hOCR 1.2) or `alto` (ALTO 4.4), with pixel boxes of blocks, lines and words. An archive "
+    "format is rendered on its first request (which waits for it) and kept with the result."
+)
 
 
 @router.post(
@@ -167,8 +179,15 @@ def get_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
     response_model=DocumentResult,
     responses={
         200: {
-            "description": "JSON document, or markdown / plain text by `format`",
-            "content": {"text/markdown": {}, "text/plain": {}},
+            "description": "JSON document, or markdown / plain text / searchable PDF / hOCR / "
+            "ALTO by `format`",
+            "content": {
+                "text/markdown": {},
+                "text/plain": {},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                "text/html": {"schema": {"type": "string"}},
+                "application/xml": {"schema": {"type": "string"}},
+            },
         },
         409: {"model": ErrorBody, "description": "Not finished yet, or failed"},
         **_ERRORS,
@@ -178,11 +197,12 @@ def get_result(
     job_id: str,
     service: ServiceDep,
     api_key: ApiKeyDep,
-    format: Annotated[Literal["json", "markdown", "text"], Query()] = "json",  # noqa: A002
+    format: Annotated[  # noqa: A002
+        Literal["json", "markdown", "text", "pdf", "hocr", "alto"], Query(description=_RESULT_DOC)
+    ] = "json",
 ) -> FileResponse:
     path = service.result_path(job_id, format, api_key)
-    media = _MEDIA[format] + ("" if format == "json" else "; charset=utf-8")
-    return FileResponse(path, media_type=media)
+    return FileResponse(path, media_type=_MEDIA[format])
 
 
 @router.get(

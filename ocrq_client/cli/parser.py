@@ -78,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--out", metavar="OUT_DIR", help="download results under OUT_DIR (implies --wait)"
     )
-    submit.add_argument("--format", choices=FORMATS, default="json", help="result format (json)")
+    submit.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="result format (json); pdf is a searchable PDF of the pages, hocr and alto say "
+        "where every word sits",
+    )
     submit.add_argument(
         "-c", "--concurrency", type=int, default=4, help="uploads and polls at a time (4)"
     )

@@ -12,7 +12,14 @@ from ocrq_client.cli.errors import UsageError
 
 # What the API accepts (it sniffs the bytes; this only picks files out of folders).
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf"})
-RESULT_SUFFIXES = {"json": ".json", "markdown": ".md", "text": ".txt"}
+RESULT_SUFFIXES = {
+    "json": ".json",
+    "markdown": ".md",
+    "text": ".txt",
+    "pdf": ".pdf",
+    "hocr": ".hocr",
+    "alto": ".alto.xml",
+}
 
 
 @dataclass

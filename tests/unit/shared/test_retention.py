@@ -116,3 +116,22 @@ def test_exists_many_answers_in_one_round_trip(settings: Settings) -> None:
 
     assert store.exists_many([*unknown, *known]) == set(known)
     assert store.exists_many([]) == set()
+
+
+def test_a_kept_source_is_swept_with_its_jobs_result(settings: Settings) -> None:
+    store = _store(settings)
+    old = settings.retention_grace_seconds * 3  # RetentionSweep takes the setting's grace
+    expired = _job_folders(settings, age=old, upload=False)
+    recorded = _job_folders(settings, age=old, upload=False)
+    store.create(JobRecord(job_id=recorded.job_id, status=JobStatus.succeeded, created_at=utcnow()))
+    for files in (expired, recorded):
+        files.make_input_dir()
+        files.input_path.write_bytes(b"\x89PNG")
+        files.keep_source()  # fresh: the result folder's age decides, the source follows
+        files.remove_input()
+
+    removed = RetentionSweep(settings, store).run()
+
+    assert removed == [expired.job_id]
+    assert not expired.source_dir.exists() and not expired.output_dir.exists()
+    assert recorded.source_path.is_file()

@@ -91,3 +91,31 @@ def test_a_result_write_on_a_full_disk_raises_enospc_and_leaves_no_temp_file(
 
         assert raised.value.errno == errno.ENOSPC
         assert list((output / JOB).iterdir()) == []
+
+
+def test_the_kept_source_outlives_the_upload_and_goes_with_the_job(tmp_path: Path) -> None:
+    files = JobFiles(tmp_path / "t", tmp_path / "o", JOB)
+    files.make_input_dir()
+    files.input_path.write_bytes(b"%PDF-1.7 pages")
+
+    files.keep_source()
+    files.keep_source()  # a second attempt of the job finds it kept
+    files.remove_input()
+
+    assert files.source_path.read_bytes() == b"%PDF-1.7 pages"
+    assert files.source_path == tmp_path / "o" / "sources" / JOB / "input"
+    files.remove_all()
+    assert not files.source_dir.exists()
+
+
+def test_the_source_is_copied_whole_when_output_is_another_filesystem(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "o") as output:
+        files = JobFiles(tmp_path / "t", output, JOB)
+        files.make_input_dir()
+        files.input_path.write_bytes(b"\x89PNG" + b"x" * 10_000)
+
+        files.keep_source()  # os.link says EXDEV: an atomic copy instead
+
+        assert files.source_path.read_bytes() == files.input_path.read_bytes()
+        assert [p.name for p in files.source_dir.iterdir()] == ["input"]  # no temp file left
+        assert stat.S_IMODE(files.source_path.stat().st_mode) == FILE_MODE

@@ -1,0 +1,75 @@
+"""hOCR 1.2 (XHTML) of a stored result: pages, blocks, lines and words with their pixel boxes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import BinaryIO
+from xml.sax.saxutils import escape, quoteattr
+
+from shared.archives.layout import Box, page_regions
+from shared.results import PageResult
+
+_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
+ "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="und" lang="und">
+<head>
+<title>{title}</title>
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8"/>
+<meta name="ocr-system" content="ocrq {engine}"/>
+<meta name="ocr-capabilities" content="ocr_page ocr_carea ocr_par ocr_line ocrx_word ocr_photo"/>
+<meta name="ocr-number-of-pages" content="{pages}"/>
+</head>
+<body>
+"""
+
+
+def _bbox(box: Box) -> str:
+    return "bbox " + " ".join(str(round(v)) for v in box)
+
+
+def write_hocr(
+    out: BinaryIO, job_id: str, engine: str, pages: Iterable[PageResult], page_count: int
+) -> None:
+    """Write the whole document to `out`, one page at a time."""
+    head = _HEAD.format(title=escape(f"ocrq job {job_id}"), engine=escape(engine), pages=page_count)
+    out.write(head.encode())
+    for page in pages:
+        out.write(_page(page).encode())
+    out.write(b"</body>\n</html>\n")
+
+
+def _page(page: PageResult) -> str:
+    n = page.index
+    title = f"{_bbox((0, 0, page.width, page.height))}; ppageno {n - 1}"
+    if page.dpi:
+        title += f"; scan_res {page.dpi} {page.dpi}"
+    parts = [f"<div class='ocr_page' id='page_{n}' title={quoteattr(title)}>\n"]
+    line_no = word_no = 0
+    for b, region in enumerate(page_regions(page), start=1):
+        if region.is_picture:
+            parts.append(
+                f" <div class='ocr_photo' id='photo_{n}_{b}' title='{_bbox(region.box)}'></div>\n"
+            )
+            continue
+        if not region.lines:
+            continue
+        parts.append(f" <div class='ocr_carea' id='block_{n}_{b}' title='{_bbox(region.box)}'>\n")
+        parts.append(f"  <p class='ocr_par' id='par_{n}_{b}' title='{_bbox(region.box)}'>\n")
+        conf = f"; x_wconf {round(region.score * 100)}" if region.score is not None else ""
+        for line in region.lines:
+            line_no += 1
+            parts.append(
+                f"   <span class='ocr_line' id='line_{n}_{line_no}' title='{_bbox(line.box)}'>"
+            )
+            spans = []
+            for word in line.words:
+                word_no += 1
+                spans.append(
+                    f"<span class='ocrx_word' id='word_{n}_{word_no}'"
+                    f" title='{_bbox(word.box)}{conf}'>{escape(word.text)}</span>"
+                )
+            parts.append(" ".join(spans) + "</span>\n")
+        parts.append("  </p>\n </div>\n")
+    parts.append("</div>\n")
+    return "".join(parts)
