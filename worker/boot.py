@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from redis import Redis, RedisError
 
+from shared.error_codes import ErrorCode
 from shared.jobs import (
     QUEUE,
     JobStore,
@@ -190,7 +191,7 @@ def build_runner(
 
     def fail_timed_out(job_id: str, reason: str) -> None:
         try:
-            runner.fail(job_id, "timeout", reason)
+            runner.fail(job_id, ErrorCode.timeout, reason)
         finally:
             store.release(job_id, holder)
 
