@@ -47,7 +47,7 @@ class JobStore:
     def __init__(
         self, client: redis.Redis, ttl_seconds: int, events_maxlen: int = keys.EVENTS_MAXLEN
     ) -> None:
-        self.redis = client  # to close it; job keys are written through the methods below only
+        self.redis = client  # job keys are written through the methods below only
         self.ttl = ttl_seconds
         self.events_maxlen = events_maxlen
         self.idempotency = Idempotency(client, ttl_seconds)
@@ -196,6 +196,10 @@ class JobStore:
     def ping(self) -> None:
         """Raises redis' ConnectionError when Redis does not answer."""
         self.redis.ping()
+
+    def close(self) -> None:
+        """Close the store's Redis connections (a process that is done with the store)."""
+        self.redis.close()
 
     @redis_errors_as_unavailable
     def events(self, job_id: str, after_id: str | None = None) -> list[JobEvent]:
