@@ -15,8 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
+from api.readiness import ServiceHealth
 from api.routes import health, jobs, metrics
-from api.service import JobService
+from api.service import JobAccess
+from api.submitting import Submissions
 from shared import __version__
 from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
 from shared.queue import make_celery
@@ -40,7 +42,9 @@ def create_app(settings: Settings) -> FastAPI:
         client = connect_redis(settings.redis_url)
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)
-        app.state.service = JobService(settings, store, celery, WorkerRegistry(client))
+        app.state.submissions = Submissions(settings, store, celery)
+        app.state.service = JobAccess(settings, store)
+        app.state.health = ServiceHealth(store, WorkerRegistry(client))
         sweeper = asyncio.create_task(_sweep_orphans(store, celery, settings))
         log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
         yield

@@ -19,7 +19,8 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from shared.errors import HeadersTooLarge, RequestTimeout, ServiceError
+from api.errors import HTTP_STATUS, HeadersTooLarge, RequestTimeout
+from shared.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._end_head()
         log.info("connection from %s refused: %s", _peer(self.client), error.message)
         body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
-        head = [STATUS_LINE[error.status_code]]
+        head = [STATUS_LINE[HTTP_STATUS[error.code]]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head += [

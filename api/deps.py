@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.service import JobService
-from shared.errors import Unauthorized
+from api.errors import Unauthorized
+from api.readiness import ServiceHealth
+from api.service import JobAccess
+from api.submitting import Submissions
 from shared.settings import Settings
 
 
@@ -17,12 +19,22 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_service(request: Request) -> JobService:
+def get_submissions(request: Request) -> Submissions:
+    return request.app.state.submissions
+
+
+def get_service(request: Request) -> JobAccess:
     return request.app.state.service
 
 
+def get_health(request: Request) -> ServiceHealth:
+    return request.app.state.health
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ServiceDep = Annotated[JobService, Depends(get_service)]
+SubmissionsDep = Annotated[Submissions, Depends(get_submissions)]
+ServiceDep = Annotated[JobAccess, Depends(get_service)]  # reading and cancelling jobs
+HealthDep = Annotated[ServiceHealth, Depends(get_health)]
 
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")
 

@@ -1,4 +1,5 @@
-"""Map every error to JSON {"error": {"code", "message"}} with the right status."""
+"""The errors only the API raises, and every error mapped to JSON {"error": {"code", "message"}}
+with its status: HTTP_STATUS is the one place a code meets its HTTP status."""
 
 from __future__ import annotations
 
@@ -10,17 +11,152 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from shared.error_codes import ErrorCode
 from shared.errors import QueueUnavailable, ServiceError
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+class EmptyUpload(ServiceError):
+    code = ErrorCode.empty_file
+
+
+class MissingFile(ServiceError):
+    code = ErrorCode.file_missing
+
+
+class BadRequestBody(ServiceError):
+    code = ErrorCode.invalid_request
+
+
+class Unauthorized(ServiceError):
+    code = ErrorCode.unauthorized
+
+
+class TooManyPages(ServiceError):
+    code = ErrorCode.too_many_pages
+
+
+class ImageNotFound(ServiceError):
+    """GET /jobs/{id}/images/{name}: no stored crop of that name in the job's result."""
+
+    code = ErrorCode.image_not_found
+
+
+class ResultNotReady(ServiceError):
+    code = ErrorCode.result_not_ready
+
+
+class JobFailed(ServiceError):
+    code = ErrorCode.job_failed
+
+
+class UploadTooLarge(ServiceError):
+    code = ErrorCode.file_too_large
+
+
+class UnsupportedMedia(ServiceError):
+    code = ErrorCode.unsupported_media_type
+
+
+class JobCanceled(ServiceError):
+    code = ErrorCode.job_canceled
+
+
+class JobAlreadyFinished(ServiceError):
+    code = ErrorCode.job_finished
+
+
+class IdempotencyKeyInUse(ServiceError):
+    """Another request with the same Idempotency-Key is still uploading: retry shortly."""
+
+    code = ErrorCode.idempotency_key_in_use
+
+
+class QueueFull(ServiceError):
+    """More than MAX_QUEUED_JOBS wait: back-pressure, the client retries after Retry-After."""
+
+    code = ErrorCode.queue_full
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The Idempotency-Key is known, but the upload (file or form fields) differs."""
+
+    code = ErrorCode.idempotency_key_reused
+
+
+class FormTooLarge(ServiceError):
+    """Too many form fields, one too long, or too much of the body outside the file part."""
+
+    code = ErrorCode.form_too_large
+
+
+class InsufficientStorage(ServiceError):
+    """No room left on disk (TEMP_DIR for an upload, OUTPUT_DIR for a result)."""
+
+    code = ErrorCode.insufficient_storage
+
+
+class RequestTimeout(ServiceError):
+    """The request's head, or the next piece of its body, did not arrive in time."""
+
+    code = ErrorCode.request_timeout
+
+
+class HeadersTooLarge(ServiceError):
+    """The request line and headers together pass MAX_HEADER_BYTES."""
+
+    code = ErrorCode.headers_too_large
+
+
+# The status of every code the API answers with (a job failure's code is no HTTP answer).
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.empty_file: 400,
+    ErrorCode.http_400: 400,
+    ErrorCode.invalid_request: 400,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.http_403: 403,
+    ErrorCode.image_not_found: 404,
+    ErrorCode.job_not_found: 404,
+    ErrorCode.not_found: 404,
+    ErrorCode.method_not_allowed: 405,
+    ErrorCode.request_timeout: 408,
+    ErrorCode.idempotency_key_in_use: 409,
+    ErrorCode.job_canceled: 409,
+    ErrorCode.job_failed: 409,
+    ErrorCode.job_finished: 409,
+    ErrorCode.result_not_ready: 409,
+    ErrorCode.file_too_large: 413,
+    ErrorCode.form_too_large: 413,
+    ErrorCode.http_413: 413,
+    ErrorCode.unsupported_media_type: 415,
+    ErrorCode.file_missing: 422,
+    ErrorCode.idempotency_key_reused: 422,
+    ErrorCode.invalid_option: 422,
+    ErrorCode.too_many_pages: 422,
+    ErrorCode.validation_error: 422,
+    ErrorCode.queue_full: 429,
+    ErrorCode.headers_too_large: 431,
+    ErrorCode.internal_error: 500,
+    ErrorCode.queue_unavailable: 503,
+    ErrorCode.insufficient_storage: 507,
+}
+# Starlette's own HTTPExceptions (no route, wrong method, ...): the code each status gets
+_STARLETTE_CODES = {
+    400: ErrorCode.http_400,
+    401: ErrorCode.unauthorized,
+    403: ErrorCode.http_403,
+    404: ErrorCode.not_found,
+    405: ErrorCode.method_not_allowed,
+    413: ErrorCode.http_413,
+}
+
 # what a client is told of a 503; the cause (with Redis's address) goes to the log only
 QUEUE_UNAVAILABLE_MESSAGE = "queue unavailable: the job store cannot be reached; retry later"
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
@@ -33,7 +169,7 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, QueueUnavailable):
         log.warning("answered 503 queue_unavailable: %s", message)
         message = QUEUE_UNAVAILABLE_MESSAGE
-    return error_response(exc.status_code, exc.code, message, exc.headers)
+    return error_response(HTTP_STATUS[exc.code], exc.code, message, exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -42,14 +178,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
         parts.append(f"{where}: {err.get('msg')}")
-    return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
+    return error_response(422, ErrorCode.validation_error, "; ".join(parts) or "invalid request")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and (location := _slash_toggled(request)):
         return RedirectResponse(location, status_code=307)
-    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    code = _STARLETTE_CODES.get(exc.status_code, ErrorCode.http_error)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(_allowed_methods(request))
@@ -84,7 +220,7 @@ def _slash_toggled(request: Request) -> str | None:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "internal error; see the API logs")
+    return error_response(500, ErrorCode.internal_error, "internal error; see the API logs")
 
 
 def install_error_handlers(app: FastAPI) -> None:

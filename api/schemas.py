@@ -6,11 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.error_codes import ErrorCode
 from shared.jobs import JobError, JobRecord, JobStatus
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code, e.g. job_not_found")
+    code: ErrorCode = Field(description="Stable machine-readable code, e.g. job_not_found")
     message: str
 
 

@@ -26,7 +26,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from shared.errors import (
+from api.errors import (
     BadRequestBody,
     EmptyUpload,
     FormTooLarge,
@@ -36,7 +36,7 @@ from shared.errors import (
     UnsupportedMedia,
     UploadTooLarge,
 )
-from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
+from api.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
 from shared.settings import Settings
 from shared.storage import open_shared_file
 

@@ -83,9 +83,7 @@ def main() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
         rss_before, _ = rss_mb()
         started = time.perf_counter()
-        runner, watch = build_runner(
-            settings, store.redis, EngineRouter([engine]), "bench:1", store
-        )
+        runner, watch = build_runner(settings, store, EngineRouter([engine]), "bench:1")
         watch.start()  # renews the job's lease, as in the worker: a long job outlives it
         try:
             status = runner.run(job_id)

@@ -239,7 +239,7 @@ async def run_soak(
             await _check_results(client, accepted, final, store, output_dir, clients, report)
     finally:
         sampling.cancel()
-        store.redis.close()
+        store.close()
     report.rss_mb = {
         "start": round(sampler.start, 1),
         "peak": round(max(sampler.peak, rss_mb(api_pid)), 1),

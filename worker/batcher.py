@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from shared.error_codes import ErrorCode
 from worker.engines import BatchingEngine, EngineError, EngineUnavailable, Recognition
 
 if TYPE_CHECKING:
@@ -248,7 +249,9 @@ class PageBatcher:
                 self._read(call, batch)
             except Exception:  # the dispatcher must outlive any single error
                 log.exception("page batcher: batch of %d failed unexpectedly", len(batch))
-                failed = [EngineError("internal_error", "the page batcher failed") for _ in batch]
+                failed = [
+                    EngineError(ErrorCode.internal_error, "the page batcher failed") for _ in batch
+                ]
                 self._finish(call, batch, failed, 0.0)
 
     def _end_call(self, call: _Call) -> None:
@@ -291,7 +294,7 @@ class PageBatcher:
             raise
         except Exception as exc:  # noqa: BLE001 - becomes the page's outcome, fails its job
             if len(images) == 1:
-                code = exc.code if isinstance(exc, EngineError) else "recognition_failed"
+                code = exc.code if isinstance(exc, EngineError) else ErrorCode.recognition_failed
                 return [EngineError(code, f"{type(exc).__name__}: {exc}")]
             log.warning(
                 "page batcher: a batch of %d failed (%s: %s); reading its pages one by one",

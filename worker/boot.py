@@ -9,8 +9,9 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from redis import Redis, RedisError
+from redis import RedisError
 
+from shared.error_codes import ErrorCode
 from shared.jobs import (
     QUEUE,
     JobStore,
@@ -112,12 +113,13 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     log.info("engine warm in %.2f s", warmup)
     beat.warm, beat.warmup_seconds = True, round(warmup, 3)
     heartbeat.publish()
-    start_retention_sweeps(settings, JobStore(client, settings.job_ttl_seconds))
+    store = JobStore(client, settings.job_ttl_seconds)
+    start_retention_sweeps(settings, store)
 
     app = make_celery(settings)
     holder = f"{worker_id}:{os.getpid()}"  # unique per process: a restart is a new holder
     batcher = build_batcher(settings, engines[0], heartbeat)
-    runner, watch = build_runner(settings, client, EngineRouter(engines), holder, batcher=batcher)
+    runner, watch = build_runner(settings, store, EngineRouter(engines), holder, batcher=batcher)
     register_tasks(app, runner)
     if batcher is not None:
         batcher.start()
@@ -179,18 +181,16 @@ def build_batcher(
 
 def build_runner(
     settings: Settings,
-    client: Redis,
+    store: JobStore,
     router: EngineRouter,
     holder: str,
-    store: JobStore | None = None,
     batcher: PageBatcher | None = None,
 ) -> tuple[JobRunner, JobWatch]:
     """The job runner and its watchdog (lease renewal, time limits) for this process."""
-    store = store or JobStore(client, settings.job_ttl_seconds)
 
     def fail_timed_out(job_id: str, reason: str) -> None:
         try:
-            runner.fail(job_id, "timeout", reason)
+            runner.fail(job_id, ErrorCode.timeout, reason)
         finally:
             store.release(job_id, holder)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from shared.error_codes import ErrorCode
 from shared.results import Block
 
 # Pillow's bomb guard: a few-KB PNG can claim 30000x30000 pixels. 120 MP covers A0 at 300 dpi.
@@ -30,9 +31,9 @@ _IMAGE_ERRORS = (
 class PageLoadError(Exception):
     """The input cannot be read; `code` goes into the failed job."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)  # a member, never a bare string (ValueError if unknown)
         self.message = message
 
 
@@ -74,7 +75,7 @@ class Document:
 
 def input_missing() -> PageLoadError:
     """The upload is not in TEMP_DIR (removed or lost before or while the job ran)."""
-    return PageLoadError("input_missing", "the uploaded file is gone")
+    return PageLoadError(ErrorCode.input_missing, "the uploaded file is gone")
 
 
 def _image_error(exc: Exception, path: Path) -> PageLoadError:
@@ -83,13 +84,13 @@ def _image_error(exc: Exception, path: Path) -> PageLoadError:
         return input_missing()
     if isinstance(exc, Image.DecompressionBombError):
         return PageLoadError(
-            "image_too_large", f"image has more than {MAX_IMAGE_PIXELS} pixels: {exc}"
+            ErrorCode.image_too_large, f"image has more than {MAX_IMAGE_PIXELS} pixels: {exc}"
         )
     if isinstance(exc, UnidentifiedImageError):  # "cannot identify image file '/app/temp/…'"
         reason = "its bytes are not a readable image of the type they announce"
     else:
         reason = str(exc).replace(str(path), "the upload") or type(exc).__name__
-    return PageLoadError("invalid_image", f"the image cannot be decoded: {reason}")
+    return PageLoadError(ErrorCode.invalid_image, f"the image cannot be decoded: {reason}")
 
 
 def _check_pixels(image: Image.Image) -> None:
@@ -97,7 +98,7 @@ def _check_pixels(image: Image.Image) -> None:
     pixels = image.width * image.height
     if pixels > MAX_IMAGE_PIXELS:
         raise PageLoadError(
-            "image_too_large",
+            ErrorCode.image_too_large,
             f"image has {pixels} pixels ({image.width}x{image.height}); "
             f"the limit is {MAX_IMAGE_PIXELS}",
         )
@@ -136,8 +137,8 @@ def _open_pdf(path: Path) -> Any:
         raise input_missing() from None
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower():
-            raise PageLoadError("pdf_encrypted", "the PDF is password-protected") from exc
-        raise PageLoadError("pdf_corrupt", f"the PDF cannot be opened: {exc}") from exc
+            raise PageLoadError(ErrorCode.pdf_encrypted, "the PDF is password-protected") from exc
+        raise PageLoadError(ErrorCode.pdf_corrupt, f"the PDF cannot be opened: {exc}") from exc
 
 
 def _pdf_pages(pdf: Any, numbers: list[int], dpi: int, use_text_layer: bool) -> Iterator[Page]:
@@ -163,7 +164,7 @@ def _pdf_page(pdf: Any, number: int, dpi: int, use_text_layer: bool) -> Page:
         if width * height > MAX_IMAGE_PIXELS:  # a huge MediaBox: refuse before rendering
             page.close()
             raise PageLoadError(
-                "image_too_large",
+                ErrorCode.image_too_large,
                 f"page {number} would render to {width}x{height} pixels at {dpi} dpi; the "
                 f"limit is {MAX_IMAGE_PIXELS} pixels (a lower dpi may fit)",
             )
@@ -172,7 +173,9 @@ def _pdf_page(pdf: Any, number: int, dpi: int, use_text_layer: bool) -> Page:
         bitmap.close()  # here, under the lock, not by a finalizer in some other thread
         page.close()
     except pdfium.PdfiumError as exc:
-        raise PageLoadError("pdf_corrupt", f"page {number} cannot be rendered: {exc}") from exc
+        raise PageLoadError(
+            ErrorCode.pdf_corrupt, f"page {number} cannot be rendered: {exc}"
+        ) from exc
     return Page(number, image, image.width, image.height, dpi)
 
 

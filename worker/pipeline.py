@@ -8,6 +8,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 
+from shared.error_codes import ErrorCode
 from shared.errors import JobNotFound
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore
 from shared.logs import job_context
@@ -88,16 +89,16 @@ class JobRunner:
         except JobNotFound:
             return self._gone(job_id)
         except JobTimedOut as exc:
-            return self.fail(job_id, "timeout", str(exc))
+            return self.fail(job_id, ErrorCode.timeout, str(exc))
         except (PageLoadError, EngineError) as exc:
             return self.fail(job_id, exc.code, exc.message)
         except Exception as exc:  # a job must end failed, never kill the worker
             if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
                 reason = exc.strerror or str(exc)
                 message = f"the result cannot be stored: {reason}"
-                return self.fail(job_id, "insufficient_storage", message)
+                return self.fail(job_id, ErrorCode.insufficient_storage, message)
             log.exception("job=%s crashed", job_id)
-            return self.fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
+            return self.fail(job_id, ErrorCode.internal_error, f"{type(exc).__name__}: {exc}")
         if not self.store.renew(job_id, self.holder, self.settings.job_lease_seconds):
             # our lease lapsed (this process stalled) and recovery gave the job to another run:
             # that run owns the job's state now; the results written here are the same.
@@ -128,7 +129,7 @@ class JobRunner:
             try:
                 numbers = options.selected_pages(document.page_count)
             except ValueError as exc:
-                raise PageLoadError("invalid_pages", str(exc)) from exc
+                raise PageLoadError(ErrorCode.invalid_pages, str(exc)) from exc
             self.store.set_pages_total(job_id, len(numbers))
             results: list[PageResult] = []
             pages = document.pages(numbers, use_text_layer=options.text_layer is TextLayer.use)
@@ -154,7 +155,7 @@ class JobRunner:
         finally:
             document.close()
 
-    def fail(self, job_id: str, code: str, message: str) -> JobStatus | None:
+    def fail(self, job_id: str, code: ErrorCode, message: str) -> JobStatus | None:
         """Fail the job this process holds; a failed job keeps no upload and no partial result.
 
         Also called by the watchdog thread when a page overruns its time limit.

@@ -1,13 +1,13 @@
-"""Start the retention sweep (shared.retention) in a worker: a daemon thread, after warm-up."""
+"""Start the retention sweep (worker/retention_sweep.py) in a worker: a thread, after warm-up."""
 
 from __future__ import annotations
 
 import logging
 
 from shared.jobs import JobStore
-from shared.retention import RetentionSweep
 from shared.settings import Settings
 from worker.periodic import Periodic
+from worker.retention_sweep import RetentionSweep
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from shared.error_codes import ErrorCode
 from shared.options import Language
 from worker.engines import EngineError, OcrEngine, OrientingEngine, Recognition
 from worker.engines.base import mostly_tall
@@ -82,7 +83,7 @@ class EngineRouter:
             if script in engine.scripts:
                 return engine
         raise EngineError(
-            "language_unsupported",
+            ErrorCode.language_unsupported,
             f"no engine on this worker reads {script} text (engines: "
             f"{', '.join(e.name for e in self.engines)}); add one that does, e.g. "
             "OCR_FALLBACK_ENGINES=tesseract",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import ServiceDep
+from api.deps import HealthDep
 from api.schemas import ErrorBody, Health, Readiness, ServiceInfo, WorkerView
 from shared import __version__
 from shared.errors import QueueUnavailable
@@ -24,9 +24,9 @@ async def health() -> Health:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Redis unreachable"}},
 )
-def ready(service: ServiceDep) -> Readiness | JSONResponse:
+def ready(health: HealthDep) -> Readiness | JSONResponse:
     try:
-        beats = service.live_workers()
+        beats = health.live_workers()
     except QueueUnavailable:
         body = Readiness(
             status="unavailable", redis=False, workers=0, engines_warm=False, worker_details=[]

@@ -1,4 +1,5 @@
-"""/jobs: submit, poll, fetch the result. Thin: parse, call JobService, shape the response."""
+"""/jobs: submit, poll, fetch the result. Thin: parse, call Submissions (POST) or JobAccess
+(api/service.py: the rest), shape the response."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import ApiKeyDep, ServiceDep
+from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
-from api.service import IDEMPOTENCY_KEY_PATTERN
+from api.submitting import IDEMPOTENCY_KEY_PATTERN
 from shared.archives.produce import ARCHIVE_MEDIA_TYPES
 from shared.options import JobOptions
 from shared.results import DocumentResult
@@ -132,7 +133,7 @@ _RESULT_DOC = (
 async def create_job(
     request: Request,
     response: Response,
-    service: ServiceDep,
+    submissions: SubmissionsDep,
     api_key: ApiKeyDep,
     idempotency_key: Annotated[
         str | None,
@@ -148,7 +149,7 @@ async def create_job(
         ),
     ] = None,
 ) -> JobAccepted:
-    accepted = await service.accept(
+    accepted = await submissions.accept(
         request.stream(),
         request.headers.get("content-type"),
         request.headers.get("content-length"),

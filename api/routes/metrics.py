@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
-from api.deps import ServiceDep
+from api.deps import HealthDep
 from api.schemas import ErrorBody
 from shared.errors import QueueUnavailable
 
@@ -22,9 +22,9 @@ router = APIRouter(tags=["health"])
         503: {"model": ErrorBody, "description": "Redis (where the metrics are kept) unreachable"},
     },
 )
-def metrics(service: ServiceDep) -> Response:
+def metrics(health: HealthDep) -> Response:
     try:
-        body = generate_latest(service.metrics.registry())
+        body = generate_latest(health.metrics.registry())
     except RedisError as exc:
         raise QueueUnavailable(f"metrics are kept in Redis, which is unreachable: {exc}") from exc
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -112,7 +112,7 @@ def runner_round_trips(redis_url: str, router, page: BenchPage) -> list[list[obj
             redis_url=redis_url, temp_dir=Path(tmp) / "t", output_dir=Path(tmp) / "o"
         )
         store = JobStore(connect_redis(redis_url), 600)
-        runner, _ = build_runner(settings, store.redis, router, "bench:1", store)
+        runner, _ = build_runner(settings, store, router, "bench:1")
         job_id = uuid.uuid4().hex
         files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
         files.make_input_dir()

@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.error_codes import ErrorCode
+
 
 class EventKind(enum.StrEnum):
     queued = "queued"  # the API created the job
@@ -31,7 +33,7 @@ class JobEvent:
     at: datetime
     pages_done: int | None = None
     pages_total: int | None = None
-    code: str | None = None
+    code: ErrorCode | None = None
     attempt: int | None = None
 
     @classmethod
@@ -47,6 +49,6 @@ class JobEvent:
             at=datetime.fromisoformat(fields["at"]),
             pages_done=number("pages_done"),
             pages_total=number("pages_total"),
-            code=fields.get("code") or None,
+            code=ErrorCode(fields["code"]) if fields.get("code") else None,
             attempt=number("attempt"),
         )

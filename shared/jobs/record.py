@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from shared.error_codes import ErrorCode
 from shared.options import JobOptions
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class JobStatus(enum.StrEnum):
 
 
 class JobError(BaseModel):
-    code: str
+    code: ErrorCode
     message: str
 
 

@@ -6,6 +6,7 @@ import enum
 
 import redis
 
+from shared.error_codes import ErrorCode
 from shared.errors import JobNotFound
 from shared.jobs import keys, scripts
 from shared.jobs.connection import redis_errors_as_unavailable
@@ -15,7 +16,7 @@ from shared.jobs.metrics import JobMetrics
 from shared.jobs.record import JobRecord, JobStatus, from_fields, to_fields, utcnow
 
 # the error code the package itself writes: the job's worker died JOB_MAX_ATTEMPTS times
-WORKER_LOST = "worker_lost"
+WORKER_LOST = ErrorCode.worker_lost
 _MESSAGE_LIMIT = 2000
 
 
@@ -46,7 +47,7 @@ class JobStore:
     def __init__(
         self, client: redis.Redis, ttl_seconds: int, events_maxlen: int = keys.EVENTS_MAXLEN
     ) -> None:
-        self.redis = client  # to close it; job keys are written through the methods below only
+        self.redis = client  # job keys are written through the methods below only
         self.ttl = ttl_seconds
         self.events_maxlen = events_maxlen
         self.idempotency = Idempotency(client, ttl_seconds)
@@ -126,9 +127,9 @@ class JobStore:
         """False when the job was canceled while it ran (`canceled` stays), or is gone."""
         return self._change(self._end, job_id, args=(JobStatus.succeeded.value,)) == 1
 
-    def fail(self, job_id: str, code: str, message: str) -> bool:
-        """False when the job ended already (canceled) or is gone."""
-        args = (JobStatus.failed.value, code, message[:_MESSAGE_LIMIT])
+    def fail(self, job_id: str, code: ErrorCode, message: str) -> bool:
+        """False when the job ended already (canceled) or is gone. `code` must be a member."""
+        args = (JobStatus.failed.value, ErrorCode(code).value, message[:_MESSAGE_LIMIT])
         return self._change(self._end, job_id, args=args) == 1
 
     # -- the orphan sweep's changes (any process) --
@@ -136,7 +137,9 @@ class JobStore:
         """A running job whose lease lapsed goes back to the queue, or fails `worker_lost`
         once `max_attempts` runs of it died."""
         extra = (keys.lease(job_id), keys.RUNNING, keys.REQUEUE)
-        return Recovery(self._change(self._recover, job_id, extra, (max_attempts, WORKER_LOST)))
+        return Recovery(
+            self._change(self._recover, job_id, extra, (max_attempts, WORKER_LOST.value))
+        )
 
     def running(self) -> list[str]:
         """Jobs with a lease taken (alive or not)."""
@@ -193,6 +196,10 @@ class JobStore:
     def ping(self) -> None:
         """Raises redis' ConnectionError when Redis does not answer."""
         self.redis.ping()
+
+    def close(self) -> None:
+        """Close the store's Redis connections (a process that is done with the store)."""
+        self.redis.close()
 
     @redis_errors_as_unavailable
     def events(self, job_id: str, after_id: str | None = None) -> list[JobEvent]:

@@ -1,6 +1,8 @@
 """The layout's rules, read from the source with `ast` (no import runs; fast tier).
 
 - api never imports worker, worker never imports api, the job package imports neither;
+- shared/ imports neither, and each of its modules is imported by both (a module only one
+  process needs lives in api/ or worker/);
 - only worker/engines/* import OCR and GPU libraries;
 - the client package imports nothing of the service (api, worker, shared) nor its servers'
   libraries (celery, fastapi, redis);
@@ -195,3 +197,23 @@ def test_only_the_job_package_names_redis_keys() -> None:
         for place in redis_key_names(path)
     ]
     assert found == []
+
+
+def test_shared_imports_neither_api_nor_worker() -> None:
+    assert imports_of(python_files("shared"), {"api", "worker"}) == []
+
+
+def test_each_shared_module_is_imported_by_both_processes() -> None:
+    # shared/ is what both processes import: a module only one side needs lives on that side
+    # (api/media.py, api/page_count.py, api/metrics.py; worker/retention_sweep.py)
+    def imported_by(top_name: str) -> set[str]:
+        return {name for path in python_files(top_name) for _, name in imported_modules(path)}
+
+    api_names, worker_names = imported_by("api"), imported_by("worker")
+    one_sided = [
+        module
+        for path in python_files("shared")
+        if not in_job_package(path) and path.name != "__init__.py"
+        if not {module := module_name(path)} <= api_names & worker_names
+    ]
+    assert one_sided == []

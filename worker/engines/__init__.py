@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from shared.error_codes import ErrorCode
 from worker.engines.base import (
     BatchingEngine,
     EngineError,
@@ -45,7 +46,7 @@ def build_engine(settings: Settings) -> OcrEngine:
     target = ENGINES.get(settings.ocr_engine)
     if target is None:
         raise EngineError(
-            "unknown_engine",
+            ErrorCode.unknown_engine,
             f"OCR_ENGINE={settings.ocr_engine!r} is not one of: {', '.join(sorted(ENGINES))}",
         )
     module_name, class_name = target.split(":")

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from shared.error_codes import ErrorCode
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -15,9 +17,9 @@ if TYPE_CHECKING:
 class EngineError(Exception):
     """The engine could not run (missing device, library or model). Carries a stable code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)  # a member, never a bare string (ValueError if unknown)
         self.message = message
 
 
@@ -29,7 +31,7 @@ class EngineUnavailable(EngineError):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__("engine_unavailable", message)
+        super().__init__(ErrorCode.engine_unavailable, message)
 
 
 @dataclass

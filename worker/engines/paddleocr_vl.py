@@ -13,6 +13,7 @@ import queue
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from shared.error_codes import ErrorCode
 from worker.engines.base import EngineError, EngineInfo, EngineUnavailable, Recognition
 from worker.engines.openai_server import check_serves
 from worker.engines.paddleocr_vl_results import recognition_from_result
@@ -57,7 +58,7 @@ def _gpu_index(device: str) -> int:
         return 0
     if not ids.isdigit():
         raise EngineError(
-            "config_error",
+            ErrorCode.config_error,
             f"PADDLEOCR_VL_DEVICE={device!r}: give one GPU as gpu or gpu:N (N a number)",
         )
     return int(ids)
@@ -68,7 +69,7 @@ def check_cuda_device(paddle: Any, device: str) -> None:
     build = getattr(paddle, "__version__", "?")
     if not paddle.device.is_compiled_with_cuda():
         raise EngineError(
-            "gpu_unavailable",
+            ErrorCode.gpu_unavailable,
             f"PADDLEOCR_VL_DEVICE={device} needs CUDA, but paddle {build} is a CPU-only build "
             f"(package paddlepaddle); install the GPU build instead: {PADDLE_GPU_INSTALL}",
         )
@@ -76,13 +77,13 @@ def check_cuda_device(paddle: Any, device: str) -> None:
     index = _gpu_index(device)
     if count == 0:
         raise EngineError(
-            "gpu_unavailable",
+            ErrorCode.gpu_unavailable,
             f"PADDLEOCR_VL_DEVICE={device}: paddle {build} has CUDA but sees no GPU; check the "
             "driver (nvidia-smi), CUDA_VISIBLE_DEVICES, and that the container runs with --gpus",
         )
     if index >= count:
         raise EngineError(
-            "gpu_unavailable",
+            ErrorCode.gpu_unavailable,
             f"PADDLEOCR_VL_DEVICE={device}: only {count} GPU(s) visible (gpu:0..gpu:{count - 1}); "
             "check CUDA_VISIBLE_DEVICES",
         )
@@ -118,13 +119,13 @@ class PaddleOcrVlEngine:
         native = self._backend == NATIVE_BACKEND
         if not native and self._server_url is None:
             raise EngineError(
-                "config_error",
+                ErrorCode.config_error,
                 f"PADDLEOCR_VL_BACKEND={self._backend} needs PADDLEOCR_VL_SERVER_URL, "
                 "e.g. http://127.0.0.1:8118/v1",
             )
         if native and not self._device.startswith("gpu"):
             raise EngineError(
-                "config_error",
+                ErrorCode.config_error,
                 f"PADDLEOCR_VL_DEVICE={self._device} with the native backend: the VL model "
                 "runs on a CUDA GPU here; set gpu or gpu:N, or use a server backend "
                 "(PADDLEOCR_VL_BACKEND=vllm-server) with PADDLEOCR_VL_DEVICE=cpu",
@@ -134,20 +135,21 @@ class PaddleOcrVlEngine:
             from paddleocr import PaddleOCRVL
         except ImportError as exc:
             raise EngineError(
-                "engine_not_installed", f"paddleocr is not importable ({exc}): {PADDLEOCR_INSTALL}"
+                ErrorCode.engine_not_installed,
+                f"paddleocr is not importable ({exc}): {PADDLEOCR_INSTALL}",
             ) from exc
         try:
             # The layout model runs on paddle whatever the VL backend.
             import paddle
         except ImportError as exc:
             raise EngineError(
-                "engine_not_installed",
+                ErrorCode.engine_not_installed,
                 f"paddlepaddle is not importable ({exc}): {PADDLE_GPU_INSTALL}",
             ) from exc
         except OSError as exc:
             # A GPU build whose CUDA/cuDNN shared libraries are missing fails here.
             raise EngineError(
-                "gpu_unavailable", f"paddle could not load its native libraries: {exc}"
+                ErrorCode.gpu_unavailable, f"paddle could not load its native libraries: {exc}"
             ) from exc
         if self._device.startswith("gpu"):
             check_cuda_device(paddle, self._device)
@@ -185,11 +187,14 @@ class PaddleOcrVlEngine:
             self.pipelines = tuple(PaddleOCRVL(**kwargs) for _ in range(count))
         except ValueError as exc:
             # PaddleOCRVL validates pipeline_version and vl_rec_backend with ValueError.
-            raise EngineError("config_error", f"PaddleOCRVL refused its settings: {exc}") from exc
+            raise EngineError(
+                ErrorCode.config_error, f"PaddleOCRVL refused its settings: {exc}"
+            ) from exc
         except Exception as exc:
             # Model download (layout weights, native VL weights), missing extras.
             raise EngineError(
-                "engine_init_failed", f"PaddleOCRVL could not be built: {type(exc).__name__}: {exc}"
+                ErrorCode.engine_init_failed,
+                f"PaddleOCRVL could not be built: {type(exc).__name__}: {exc}",
             ) from exc
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()  # pipelines not reading now
         for pipeline in self.pipelines:
@@ -215,7 +220,7 @@ class PaddleOcrVlEngine:
             self.check_available()
         except EngineUnavailable as exc:
             # At boot a missing server or model is a setup error, said before any page is read.
-            raise EngineError("engine_init_failed", exc.message) from exc
+            raise EngineError(ErrorCode.engine_init_failed, exc.message) from exc
         # Page-like, so the layout model finds a title and a paragraph to send to the VL model.
         image = Image.new("RGB", (800, 320), "white")
         draw = ImageDraw.Draw(image)
@@ -229,10 +234,12 @@ class PaddleOcrVlEngine:
         try:
             recognition = self.recognize(image)
         except EngineError as exc:
-            raise EngineError("warmup_failed", f"warm-up prediction failed: {exc.message}") from exc
+            raise EngineError(
+                ErrorCode.warmup_failed, f"warm-up prediction failed: {exc.message}"
+            ) from exc
         if not any(block.text.strip() for block in recognition.blocks):
             raise EngineError(
-                "warmup_failed",
+                ErrorCode.warmup_failed,
                 f"PaddleOCR-VL read no text from the warm-up page "
                 f"(blocks: {[b.type for b in recognition.blocks]})",
             )
@@ -284,7 +291,7 @@ class PaddleOcrVlEngine:
             return self._read(pipeline, arrays[:half]) + self._read(pipeline, arrays[half:])
         if len(results) != len(arrays):
             error = EngineError(
-                "recognition_failed",
+                ErrorCode.recognition_failed,
                 f"PaddleOCRVL gave {len(results)} results for {len(arrays)} images",
             )
             return [error] * len(arrays)
@@ -300,7 +307,11 @@ class PaddleOcrVlEngine:
         """The EngineError of a failed predict; EngineUnavailable raised if the server is gone."""
         detail = f"{type(exc).__name__}: {exc}"
         if type(exc).__module__.split(".")[0] != "openai":
-            return EngineError("recognition_failed", f"PaddleOCRVL.predict failed: {detail}")
+            return EngineError(
+                ErrorCode.recognition_failed, f"PaddleOCRVL.predict failed: {detail}"
+            )
         # Connection refused, 404 model, 401 key: is the server still there, serving our model?
         self.check_available()
-        return EngineError("vl_server_error", f"VL server {self._server_url} failed: {detail}")
+        return EngineError(
+            ErrorCode.vl_server_error, f"VL server {self._server_url} failed: {detail}"
+        )

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shared.error_codes import ErrorCode
 from shared.results import Block
 from shared.storage import is_crop_name
 from worker.engines.base import EngineError, Recognition
@@ -161,7 +162,7 @@ def recognition_from_result(result: Any) -> Recognition:
     """Map one PaddleOCRVLResult (a dict subclass with `.json` and `.markdown`) to a Recognition."""
     if isinstance(result, dict) and "error" in result:
         # The pipeline yields {"error": ...} instead of a result when its settings are invalid.
-        raise EngineError("recognition_failed", f"PaddleOCRVL: {result['error']}")
+        raise EngineError(ErrorCode.recognition_failed, f"PaddleOCRVL: {result['error']}")
     page = result.json["res"]
     blocks, formulas = [], []
     for item in page.get("parsing_res_list") or []:

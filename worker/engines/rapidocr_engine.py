@@ -9,6 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
 
@@ -65,7 +66,7 @@ class RapidOcrEngine:
             params["Rec.rec_keys_path"] = str(settings.rapidocr_rec_keys)
         missing = [p for p in params.values() if not Path(str(p)).is_file()]
         if missing:
-            raise EngineError("model_missing", f"rapidocr model files not found: {missing}")
+            raise EngineError(ErrorCode.model_missing, f"rapidocr model files not found: {missing}")
         params.update(
             {
                 "Global.log_level": "warning",
@@ -108,7 +109,9 @@ class RapidOcrEngine:
         )
         recognition = self.recognize(image)
         if not recognition.blocks:
-            raise EngineError("warmup_failed", "rapidocr read nothing from the warm-up image")
+            raise EngineError(
+                ErrorCode.warmup_failed, "rapidocr read nothing from the warm-up image"
+            )
         # Then a page like a real one (A4 at 200 dpi, 30 long lines), read twice, so that the
         # memory arena has grown to a page's needs before the first job: with no page the
         # first job ran 1.17x the steady one; after one read of it the first real page still

@@ -24,6 +24,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
 
@@ -71,7 +72,7 @@ def _import_tesserocr():
         import tesserocr
     except ImportError as exc:
         raise EngineError(
-            "engine_not_installed",
+            ErrorCode.engine_not_installed,
             f"tesserocr is not importable ({exc}): pip install -e '.[worker]'",
         ) from None
     return tesserocr
@@ -85,7 +86,7 @@ def find_tessdata(configured: Path | None) -> Path:
             return folder
     where = ", ".join(str(c) for c in candidates)
     raise EngineError(
-        "engine_not_installed", f"no tesseract language data in {where}: {INSTALL_HINT}"
+        ErrorCode.engine_not_installed, f"no tesseract language data in {where}: {INSTALL_HINT}"
     )
 
 
@@ -97,7 +98,7 @@ def open_tesseract(settings: Settings, lang: str, psm: int):
     missing = [code for code in lang.split("+") if code not in available]
     if missing:
         raise EngineError(
-            "engine_not_installed",
+            ErrorCode.engine_not_installed,
             f"tesseract language data missing for {'+'.join(missing)} (TESSERACT_LANG={lang!r}): "
             f"no {', '.join(m + '.traineddata' for m in missing)} in {tessdata}, which has "
             f"{', '.join(available) or 'none'}; {INSTALL_HINT}",
@@ -105,7 +106,9 @@ def open_tesseract(settings: Settings, lang: str, psm: int):
     try:
         return tesserocr.PyTessBaseAPI(path=f"{tessdata}/", lang=lang, psm=psm)
     except RuntimeError as exc:
-        raise EngineError("engine_init_failed", f"tesseract failed to load {lang}: {exc}") from None
+        raise EngineError(
+            ErrorCode.engine_init_failed, f"tesseract failed to load {lang}: {exc}"
+        ) from None
 
 
 def available_languages(tessdata: Path) -> list[str]:
@@ -206,7 +209,7 @@ class TesseractEngine:
         ImageDraw.Draw(image).text((16, 18), text, fill=0, font=font)
         read = " ".join(b.text for b in self.recognize(image).blocks)
         if not read.strip() or (font and "rus" in self._lang and not _has_cyrillic(read)):
-            raise EngineError("warmup_failed", f"tesseract read {read!r} from {text!r}")
+            raise EngineError(ErrorCode.warmup_failed, f"tesseract read {read!r} from {text!r}")
         self._detect_orientation(image.rotate(180, expand=True))
 
     def recognize(self, image: Image) -> Recognition:

@@ -12,14 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.uploads import FormLimits, receive_upload
-from shared.errors import (
+from api.errors import (
+    HTTP_STATUS,
     BadRequestBody,
     FormTooLarge,
     RequestTimeout,
     UnsupportedMedia,
     UploadTooLarge,
 )
+from api.uploads import FormLimits, receive_upload
 from shared.settings import Settings
 from testkit.pages import encode, render_page
 
@@ -175,7 +176,7 @@ def test_more_fields_than_the_limit_are_refused_at_the_first_extra_one() -> None
 
     error = _refusal(body, FormLimits(max_fields=5))
 
-    assert isinstance(error, FormTooLarge) and error.status_code == 413
+    assert isinstance(error, FormTooLarge) and HTTP_STATUS[error.code] == 413
     assert error.code == "form_too_large" and "MAX_FORM_FIELDS" in error.message
     assert body.consumed == 6
 
@@ -227,5 +228,5 @@ def test_a_body_that_stops_coming_is_refused_after_the_body_timeout() -> None:
 
     error = _refusal(Stalled([]), FormLimits(body_timeout=0.2))
 
-    assert isinstance(error, RequestTimeout) and error.status_code == 408
+    assert isinstance(error, RequestTimeout) and HTTP_STATUS[error.code] == 408
     assert error.code == "request_timeout" and "BODY_TIMEOUT_SECONDS" in error.message

@@ -20,10 +20,10 @@ from shared.jobs import (
     utcnow,
 )
 from shared.queue import make_celery
-from shared.retention import sweep_expired_jobs
 from shared.settings import Settings
 from shared.storage import JobFiles
 from tests.conftest import UNIT_REDIS_URL
+from worker.retention_sweep import sweep_expired_jobs
 
 TTL = 100
 

@@ -40,7 +40,7 @@ class HookedStore(JobStore):
 @pytest.fixture
 def runner(settings: Settings, engine: OcrEngine) -> JobRunner:
     store = HookedStore(connect_redis(settings.redis_url), 600)
-    runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "test:1", store)
+    runner, _ = build_runner(settings, store, EngineRouter([engine]), "test:1")
     return runner
 
 

@@ -58,7 +58,7 @@ def _tiff(frames: list[Image.Image]) -> bytes:
 
 def _runner(settings, engine):
     store = HookedStore(connect_redis(settings.redis_url), 600)
-    runner, _ = build_runner(settings, store.redis, EngineRouter([engine]), "test:1", store)
+    runner, _ = build_runner(settings, store, EngineRouter([engine]), "test:1")
     return runner
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
-from shared.retention import RetentionSweep, sweep_expired_jobs
 from shared.settings import Settings
 from shared.storage import JobFiles
+from worker.retention_sweep import RetentionSweep, sweep_expired_jobs
 
 GRACE = 60.0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.page_count import count_pages
+from api.page_count import count_pages
 from testkit.pages import bare_pdf, encode, render_page
 
 

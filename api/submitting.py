@@ -1,0 +1,355 @@
+"""POST /jobs: the upload flow (stream to disk, record, enqueue), the Idempotency-Key and
+back-pressure (MAX_QUEUED_JOBS). Leaves nothing behind when a submission fails.
+
+Two plain paths: a new job without a key (`_submit_new`: the queue's room is checked before the
+body is read) and a key claimed for a new job (`_submit_claimed`: room checked before the claim,
+the upload fingerprinted before it is queued, the key bound to the job). A repeated key
+answers with its job (`_replayed`). The key's stored value and its compare-and-set are the job
+package's (shared/jobs/idempotency.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from celery import Celery
+from kombu.exceptions import KombuError
+from redis import RedisError
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import (
+    BadRequestBody,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    QueueFull,
+    TooManyPages,
+    UploadTooLarge,
+)
+from api.page_count import count_pages
+from api.service import owner_fingerprint
+from api.uploads import FormLimits, ReceivedUpload, receive_upload
+from shared.errors import InvalidOption, QueueUnavailable, ServiceError
+from shared.jobs import QUEUE, TASK_RUN, Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
+from shared.logs import current_job_id
+from shared.options import JobOptions, parse_options
+from shared.settings import Settings
+from shared.storage import JobFiles
+
+log = logging.getLogger(__name__)
+
+# Idempotency-Key: printable ASCII, like the IETF draft's examples (UUIDs, content hashes)
+IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,255}$"  # ! to ~: 0x21-0x7e
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+QUEUE_FULL_RETRY_AFTER = 2
+
+
+@dataclass
+class Accepted:
+    """The job a POST /jobs answers with; `replayed` when an Idempotency-Key found it."""
+
+    record: JobRecord
+    replayed: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Submissions:
+    def __init__(self, settings: Settings, store: JobStore, celery: Celery) -> None:
+        self.settings = settings
+        self.store = store
+        self.celery = celery
+        self.form_limits = FormLimits.of(settings)
+
+    async def accept(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: str | None,
+        *,
+        idempotency_key: str | None = None,
+        scope: str | None = None,
+    ) -> Accepted:
+        """POST /jobs: the existing job for a repeated Idempotency-Key, else a new one.
+
+        A replay is answered even when the queue is full; only new jobs meet MAX_QUEUED_JOBS.
+        `scope` (the caller's API key) keeps one client's keys from finding another's jobs.
+        """
+        if idempotency_key is None:
+            record = await self._submit_new(body, content_type, content_length, scope)
+            return Accepted(record)
+        if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise BadRequestBody(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
+                headers={"Connection": "close"},
+            )
+        replay, previous = await run_in_threadpool(self._replay, scope, idempotency_key)
+        if replay is None:
+            await run_in_threadpool(self._check_queue_room)
+            claim = await run_in_threadpool(
+                self.store.idempotency.claim, scope, idempotency_key, previous
+            )
+            if claim is not None:
+                record = await self._submit_claimed(
+                    body, content_type, content_length, scope, idempotency_key, claim
+                )
+                return Accepted(record)
+            # a concurrent request with the same key got there first
+            replay, previous = await run_in_threadpool(self._replay, scope, idempotency_key)
+            if replay is None:
+                raise IdempotencyKeyInUse(
+                    "another request with this Idempotency-Key is being processed; retry",
+                    headers={"Retry-After": "1", "Connection": "close"},
+                )
+        return await self._replayed(body, content_type, replay, previous)
+
+    # -- a new job, no Idempotency-Key --
+    async def _submit_new(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: str | None,
+        scope: str | None,
+    ) -> JobRecord:
+        """Refuse (429) before reading while MAX_QUEUED_JOBS wait, then read, record, enqueue."""
+        job_id, files = self._new_job()
+
+        def prepare() -> None:
+            self._check_queue_room()  # 429 first, as before any other check
+            self._prepare_files(files, content_length)
+
+        async with self._removed_on_error(files):
+            upload, options = await self._receive(body, content_type, files, prepare)
+            record = await run_in_threadpool(
+                self._queue_new, job_id, upload, options, owner_fingerprint(scope)
+            )
+        return self._accepted(record)
+
+    def _queue_new(
+        self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
+    ) -> JobRecord:
+        """Count pages, record the job and enqueue it (blocking: runs in a thread)."""
+        record = self._new_record(job_id, upload, options, owner)
+        self._record_and_enqueue(record)
+        return record
+
+    # -- a new job for a claimed Idempotency-Key --
+    async def _submit_claimed(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: str | None,
+        scope: str | None,
+        key: str,
+        claim: Pending,
+    ) -> JobRecord:
+        """Read, record and enqueue the upload, then bind the key to the job; release the key
+        if that fails."""
+        job_id, files = self._new_job()
+        prepare = functools.partial(self._prepare_files, files, content_length)
+        try:
+            async with self._removed_on_error(files):
+                upload, options = await self._receive(body, content_type, files, prepare)
+                record, fingerprint = await run_in_threadpool(
+                    self._queue_claimed, job_id, upload, options, owner_fingerprint(scope)
+                )
+        except BaseException:
+            with contextlib.suppress(QueueUnavailable):
+                await run_in_threadpool(self.store.idempotency.release, scope, key, claim)
+            raise
+        self._accepted(record)
+        await run_in_threadpool(
+            self.store.idempotency.bind, scope, key, claim, record.job_id, fingerprint
+        )
+        return record
+
+    def _queue_claimed(
+        self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
+    ) -> tuple[JobRecord, str]:
+        """Count pages, fingerprint the upload, record the job and enqueue it (in a thread)."""
+        record = self._new_record(job_id, upload, options, owner)
+        fingerprint = _fingerprint(upload)  # before queueing: the worker removes the upload
+        self._record_and_enqueue(record)
+        return record, fingerprint
+
+    # -- a repeated Idempotency-Key --
+    def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, Bound | None]:
+        """(the job to answer with, the key's current binding to claim from when there is none).
+
+        A canceled job, or one that expired, frees its key: submitting again makes a new job.
+        """
+        bound = self.store.idempotency.lookup(scope, key)
+        if bound is None:
+            return None, None
+        if isinstance(bound, Pending):
+            raise IdempotencyKeyInUse(
+                "another request with this Idempotency-Key is being processed; retry",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
+        record = self.store.get(bound.job_id)
+        if record is None or record.status is JobStatus.canceled:
+            return None, bound
+        return record, bound
+
+    async def _replayed(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        replay: JobRecord,
+        previous: Bound | None,
+    ) -> Accepted:
+        """The repeated request must be valid and the same: read it as a new upload would be
+        read (same 4xx for a bad one), to a scratch file, and compare fingerprints."""
+        fingerprint = await self._fingerprint_of(body, content_type)
+        stored = previous.fingerprint if previous else None
+        if stored and stored != fingerprint:
+            raise IdempotencyKeyReused(
+                f"this Idempotency-Key belongs to job {replay.job_id}, made from another upload "
+                "(file or form fields); send a new key for a new job"
+            )
+        log.info("job=%s returned again for a repeated Idempotency-Key", replay.job_id)
+        return Accepted(replay, replayed=True, headers={"Idempotent-Replayed": "true"})
+
+    async def _fingerprint_of(self, body: AsyncIterator[bytes], content_type: str | None) -> str:
+        """Parse a replayed upload to a scratch file (never a job's folder) and fingerprint it."""
+        scratch = self.settings.temp_dir / f".replay-{uuid.uuid4().hex}"
+        try:
+            upload = await receive_upload(
+                body, content_type, scratch, self.settings.max_upload_bytes, None, self.form_limits
+            )
+            return await run_in_threadpool(_fingerprint, upload)
+        except ServiceError as exc:
+            exc.headers.setdefault("Connection", "close")
+            raise
+        finally:
+            await run_in_threadpool(scratch.unlink, True)
+
+    # -- the steps both new-job paths take --
+    def _new_job(self) -> tuple[str, JobFiles]:
+        job_id = uuid.uuid4().hex
+        current_job_id.set(job_id)  # this request's own context: tags its log lines
+        return job_id, JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+
+    def _prepare_files(self, files: JobFiles, content_length: str | None) -> None:
+        """Before reading: refuse a declared body over the limit, then make the input folder."""
+        limit = self.settings.max_upload_bytes
+        if (
+            content_length
+            and content_length.isdigit()
+            and (int(content_length) > limit + self.form_limits.max_form_bytes)
+        ):
+            raise UploadTooLarge(
+                f"the request is larger than the limit of {limit} bytes",
+                headers={"Connection": "close"},
+            )
+        files.make_input_dir()
+
+    async def _receive(
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        files: JobFiles,
+        prepare: Callable[[], None],
+    ) -> tuple[ReceivedUpload, JobOptions]:
+        """Stream the upload to the job's input (two thread hops besides the upload's writes:
+        `prepare` before reading, the recording after) and parse its options."""
+        upload = await receive_upload(
+            body,
+            content_type,
+            files.input_path,
+            self.settings.max_upload_bytes,
+            prepare,
+            self.form_limits,
+        )
+        return upload, parse_options(upload.fields)
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _removed_on_error(files: JobFiles) -> AsyncIterator[None]:
+        """A submission that fails leaves no folder; after a refusal the body may be only
+        partly read: the connection closes instead of draining it."""
+        try:
+            yield
+        except ServiceError as exc:
+            await run_in_threadpool(files.remove_all)
+            exc.headers.setdefault("Connection", "close")
+            raise
+        except BaseException:
+            await run_in_threadpool(files.remove_all)
+            raise
+
+    def _new_record(
+        self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
+    ) -> JobRecord:
+        return JobRecord(
+            job_id=job_id,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            filename=upload.filename,
+            media_type=upload.media_type,
+            size_bytes=upload.size,
+            pages_total=self._check_pages(upload, options),
+            options=options,
+            owner=owner,
+        )
+
+    def _check_pages(self, upload: ReceivedUpload, options: JobOptions) -> int | None:
+        """Refuse documents over MAX_PAGES and page ranges beyond the end, before queueing."""
+        count = count_pages(upload.path, upload.media_type)
+        if count is None:
+            return None  # unreadable here: the worker fails the job with a precise code
+        if count > self.settings.max_pages:
+            raise TooManyPages(
+                f"the document has {count} pages; the limit is MAX_PAGES={self.settings.max_pages}"
+            )
+        try:
+            return len(options.selected_pages(count))
+        except ValueError as exc:
+            raise InvalidOption(f"pages: {exc}") from None
+
+    def _record_and_enqueue(self, record: JobRecord) -> None:
+        self.store.create(record)
+        try:
+            self.celery.send_task(TASK_RUN, args=[record.job_id], queue=QUEUE, retry=False)
+        except (KombuError, RedisError, OSError) as exc:
+            # the job was never queued: its record goes (a queued record has no TTL, so if
+            # Redis is down now the delete fails and the record stays `queued` until canceled)
+            with contextlib.suppress(QueueUnavailable):
+                self.store.delete(record.job_id)
+            raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
+
+    @staticmethod
+    def _accepted(record: JobRecord) -> JobRecord:
+        log.info(
+            "job=%s accepted: %s, %d bytes",
+            record.job_id,
+            record.media_type,
+            record.size_bytes or 0,
+        )
+        return record
+
+    def _check_queue_room(self) -> None:
+        """Back-pressure: refuse a new job (429) while MAX_QUEUED_JOBS wait."""
+        waiting = self.store.queue_depth()
+        if waiting >= self.settings.max_queued_jobs:
+            raise QueueFull(
+                f"{waiting} jobs are waiting, the limit is MAX_QUEUED_JOBS="
+                f"{self.settings.max_queued_jobs}; retry after a while",
+                headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER), "Connection": "close"},
+            )
+
+
+def _fingerprint(upload: ReceivedUpload) -> str:
+    """What makes two uploads the same request: the file's bytes and the form fields."""
+    digest = hashlib.sha256()
+    with open(upload.path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    digest.update(json.dumps(sorted(upload.fields.items())).encode())
+    return digest.hexdigest()
