@@ -11,8 +11,8 @@ import logging
 import re
 from pathlib import Path
 
+from api.archives.produce import ARCHIVE_FORMATS, archive_path
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
-from shared.archives.produce import ARCHIVE_FORMATS, archive_path
 from shared.errors import JobNotFound
 from shared.jobs import JobRecord, JobStatus, JobStore
 from shared.settings import Settings

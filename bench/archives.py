@@ -19,9 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
+from api.archives.produce import archive_path, render_archive
 from bench.pdf_memory import _scratch_dir, rss_mb
 from bench.report import machine_line, markdown_table, update_section
-from shared.archives.produce import archive_path, render_archive
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.results import DocumentResult, PageResult
 from shared.settings import Settings

@@ -20,7 +20,7 @@ RESULT_FILES = {
     "json": "result.json",
     "markdown": "result.md",
     "text": "result.txt",
-    # archive formats, rendered on first request (shared/archives/produce.py)
+    # archive formats, rendered on first request (api/archives/produce.py)
     "pdf": "result.pdf",
     "hocr": "result.hocr",
     "alto": "result.alto.xml",

@@ -105,7 +105,7 @@ class JobRunner:
             log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
             return None
         try:
-            files.keep_source()  # format=pdf reads the pages from it (shared/archives)
+            files.keep_source()  # format=pdf reads the pages from it (api/archives)
         except OSError as exc:  # the result is safe; only format=pdf will miss its pages
             log.warning("job=%s: the upload could not be kept for format=pdf: %s", job_id, exc)
         if not self.store.succeed(job_id):  # canceled after the last page, or gone

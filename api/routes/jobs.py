@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from api.submitting import IDEMPOTENCY_KEY_PATTERN
-from shared.archives.produce import ARCHIVE_MEDIA_TYPES
 from shared.options import JobOptions
 from shared.results import DocumentResult
 from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN

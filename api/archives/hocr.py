@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from shared.archives.layout import Box, page_regions
+from api.archives.layout import Box, page_regions
 from shared.results import PageResult
 
 _HEAD = """<?xml version="1.0" encoding="UTF-8"?>

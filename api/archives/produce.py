@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.archives.alto import write_alto
-from shared.archives.hocr import write_hocr
-from shared.archives.pdf import write_pdf
+from api.archives.alto import write_alto
+from api.archives.hocr import write_hocr
+from api.archives.pdf import write_pdf
 from shared.errors import JobNotFound
 from shared.results import DocumentResult
 from shared.storage import JobFiles, atomic_target

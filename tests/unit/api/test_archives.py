@@ -15,9 +15,9 @@ import pytest
 from lxml import etree
 from PIL import Image, ImageChops, ImageDraw
 
-from shared.archives.alto import ALTO_NS
-from shared.archives.glyphless import glyphless_ttf
-from shared.archives.produce import render_archive
+from api.archives.alto import ALTO_NS
+from api.archives.glyphless import glyphless_ttf
+from api.archives.produce import render_archive
 from shared.results import Block, DocumentResult, PageResult
 from testkit.pages import encode, font, text_pdf
 from testkit.poppler import page_rotation, page_texts, pdftotext, words_outside

@@ -23,8 +23,8 @@ from pathlib import Path
 import pikepdf
 from pikepdf import Array, Dictionary, Name, Pdf, Stream
 
-from shared.archives.glyphless import ADVANCE, ASCENT, DESCENT, NAME, UNITS_PER_EM, glyphless_ttf
-from shared.archives.layout import page_regions
+from api.archives.glyphless import ADVANCE, ASCENT, DESCENT, NAME, UNITS_PER_EM, glyphless_ttf
+from api.archives.layout import page_regions
 from shared.results import DocumentResult, PageResult
 
 DEFAULT_IMAGE_DPI = 300  # an image that says no dpi is taken as a 300 dpi scan

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from shared.archives.layout import Box, page_regions
+from api.archives.layout import Box, page_regions
 from shared.results import PageResult
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
