@@ -16,15 +16,11 @@ log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 INPUT_NAME = "input"
-RESULT_FILES = {
-    "json": "result.json",
-    "markdown": "result.md",
-    "text": "result.txt",
-    # archive formats, rendered on first request (api/archives/produce.py)
-    "pdf": "result.pdf",
-    "hocr": "result.hocr",
-    "alto": "result.alto.xml",
-}
+# what a job's end writes into OUTPUT_DIR/<id>/, all-or-nothing
+JOB_END_FILES = {"json": "result.json", "markdown": "result.md", "text": "result.txt"}
+# archive formats, rendered beside them on first request (api/archives/produce.py)
+ARCHIVE_FILES = {"pdf": "result.pdf", "hocr": "result.hocr", "alto": "result.alto.xml"}
+RESULT_FILES = {**JOB_END_FILES, **ARCHIVE_FILES}
 # A succeeded job's upload, kept for format=pdf in OUTPUT_DIR/sources/<id>/input: beside the
 # results (removed with them), outside OUTPUT_DIR/<id>/, which holds only what the result is.
 SOURCES_DIR = "sources"

@@ -27,7 +27,7 @@ import httpx
 import redis
 
 from shared.jobs import JobStore
-from shared.storage import RESULT_FILES
+from shared.storage import JOB_END_FILES
 from testkit.pages import encode, render_page
 
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -200,7 +200,7 @@ async def _check_results(
             report.problems.append(f"job {job_id} {status['status']}: {status['error']}")
             return
         names = sorted(p.name for p in (output_dir / job_id).iterdir())
-        if names != sorted(RESULT_FILES.values()):
+        if names != sorted(JOB_END_FILES.values()):
             report.duplicated += 1
             report.problems.append(f"job {job_id} result folder holds {names}")
         async with semaphore:

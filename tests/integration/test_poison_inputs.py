@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from shared.jobs import WorkerRegistry
+from shared.storage import SOURCES_DIR
 from testkit.pages import INVOICE_LINES, bare_pdf, encode, render_page
 from testkit.stack import Stack, wait_terminal
 from tests.integration.conftest import INTEGRATION_REDIS_URL
@@ -222,10 +223,13 @@ def test_hostile_file_names_are_only_metadata(
     job_id = response.json()["job_id"]
     assert wait_terminal(api, job_id)["status"] == "succeeded"
     new = snapshot(stack.base) - guarded
-    assert {p.relative_to(stack.base).parts[:2] for p in new} <= {
+    # the job's own folders only: its upload, its result, and its kept source (format=pdf)
+    kept = stack.base / "output" / SOURCES_DIR
+    assert {p.relative_to(stack.base).parts[:2] for p in new if not p.is_relative_to(kept)} <= {
         ("temp", job_id),
         ("output", job_id),
     }
+    assert {p.relative_to(kept).parts[:1] for p in new if p.is_relative_to(kept)} <= {(), (job_id,)}
 
 
 def test_a_normal_job_still_succeeds_afterwards(
