@@ -133,6 +133,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.file_missing: 422,
     ErrorCode.idempotency_key_reused: 422,
     ErrorCode.invalid_option: 422,
+    ErrorCode.invalid_callback_url: 422,
     ErrorCode.too_many_pages: 422,
     ErrorCode.validation_error: 422,
     ErrorCode.queue_full: 429,

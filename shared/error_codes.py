@@ -37,6 +37,7 @@ class ErrorCode(enum.StrEnum):
     form_too_large = "form_too_large"
     unsupported_media_type = "unsupported_media_type"
     invalid_option = "invalid_option"
+    invalid_callback_url = "invalid_callback_url"
     too_many_pages = "too_many_pages"
     idempotency_key_in_use = "idempotency_key_in_use"
     idempotency_key_reused = "idempotency_key_reused"

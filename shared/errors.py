@@ -28,6 +28,12 @@ class InvalidOption(ServiceError):
     code = ErrorCode.invalid_option
 
 
+class InvalidCallbackUrl(ServiceError):
+    """callback_url is malformed, or points where callbacks may not go (SSRF guard)."""
+
+    code = ErrorCode.invalid_callback_url
+
+
 class JobNotFound(ServiceError):
     code = ErrorCode.job_not_found
 

@@ -7,7 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.errors import InvalidOption
+from shared.callback_urls import MAX_CALLBACK_URL, CallbackRefused, parse_callback_url
+from shared.errors import InvalidCallbackUrl, InvalidOption
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 MAX_PAGE_SPEC = 200  # characters
@@ -22,6 +23,11 @@ class Language(enum.StrEnum):
 class TextLayer(enum.StrEnum):
     ocr = "ocr"  # always OCR the rendered page (default)
     use = "use"  # take a PDF page's embedded text when it has any; OCR pages without one
+
+
+class CallbackEvents(enum.StrEnum):
+    end = "end"  # succeeded, failed, canceled (default)
+    all = "all"  # also queued, running, each page, requeued
 
 
 class JobOptions(BaseModel):
@@ -40,6 +46,29 @@ class JobOptions(BaseModel):
     text_layer: TextLayer = Field(
         TextLayer.ocr, description="`use`: take a PDF page's embedded text instead of OCR"
     )
+
+    callback_url: str | None = Field(
+        None,
+        max_length=MAX_CALLBACK_URL,
+        description="http(s) URL that gets a signed POST when the job ends (see README "
+        "Webhooks); default: the API key's callback=. Private, loopback and metadata "
+        "addresses are refused (422 invalid_callback_url) unless CALLBACK_ALLOWED_NETWORKS",
+    )
+    callback_events: CallbackEvents = Field(
+        CallbackEvents.end,
+        description="`end`: succeeded, failed, canceled; `all`: every event, pages included",
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _check_callback_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            parse_callback_url(value.strip())
+        except CallbackRefused as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
 
     @field_validator("pages")
     @classmethod
@@ -83,17 +112,21 @@ def parse_page_spec(spec: str) -> list[int]:
 
 
 def parse_options(fields: dict[str, str]) -> JobOptions:
-    """Validate raw form fields; InvalidOption (422) names the bad or unknown field."""
+    """Validate raw form fields; InvalidOption (422) names the bad or unknown field, and
+    InvalidCallbackUrl (422) a bad callback_url."""
     try:
         return JobOptions.model_validate(fields)
     except ValidationError as exc:
-        problems = []
+        accepted = ", ".join(["file", *JobOptions.model_fields])
+        problems, names = [], set()
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "form"
+            names.add(name)
             message = (
-                "unknown field (accepted: file, pages, dpi, language, text_layer)"
+                f"unknown field (accepted: {accepted})"
                 if err["type"] == "extra_forbidden"
                 else err["msg"].removeprefix("Value error, ")
             )
             problems.append(f"{name}: {message}")
-        raise InvalidOption("; ".join(problems)) from None
+        error = InvalidCallbackUrl if names == {"callback_url"} else InvalidOption
+        raise error("; ".join(problems)) from None

@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.api_keys import KeyEntry, KeyRing, read_key_entries
+from shared.callback_urls import CallbackPolicy
+
 
 class Settings(BaseSettings):
     """Every knob of the service. Env var names are the field names in upper case."""
@@ -151,6 +154,43 @@ class Settings(BaseSettings):
         "(an upload in progress has no record yet)",
     )
 
+    # Webhooks (issue 18): a job's callback_url (or its API key's default) gets a signed POST
+    # per event (worker/webhooks/); deliveries are retried with backoff, kept in Redis.
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key signing webhook deliveries (Ocrq-Signature) for keys "
+        "without their own secret=; with none, a callback_url is refused at submit",
+    )
+    callback_allowed_networks: str = Field(
+        "",
+        description="Comma list of CIDRs or host names (.suffix for a domain) a callback_url "
+        "may reach though not public (loopback, private, link-local...); metadata never",
+    )
+    webhook_dispatcher: bool = Field(
+        True, description="`python -m worker` also runs the webhook dispatcher and sender"
+    )
+    webhook_concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once")
+    webhook_max_attempts: int = Field(
+        15, ge=1, description="Attempts of one delivery before it gives up (~6 h at defaults)"
+    )
+    webhook_backoff_base_seconds: float = Field(
+        10, gt=0, description="Delay after the first failed attempt; doubled each time"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        3600, gt=0, description="Longest delay between two attempts (also caps Retry-After)"
+    )
+    webhook_connect_timeout: float = Field(5, gt=0, description="Seconds to connect")
+    webhook_read_timeout: float = Field(10, gt=0, description="Longest wait for the next bytes")
+    webhook_total_timeout: float = Field(
+        15, gt=0, description="Whole attempt (connect, send, answer); a slow receiver is cut"
+    )
+    webhook_max_response_bytes: int = Field(
+        65536, ge=0, description="Bytes of a receiver's answer read; the rest is cut off"
+    )
+    callback_dns_timeout: float = Field(
+        2, gt=0, description="Longest wait to resolve a callback host (submit and delivery)"
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -177,6 +217,24 @@ class Settings(BaseSettings):
             read_key_file(value)  # fail at start, not on the first request
         return value
 
+    @field_validator("callback_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        CallbackPolicy.parse(value)  # a bad entry fails at start
+        return value
+
+    @cached_property
+    def callback_policy(self) -> CallbackPolicy:
+        return CallbackPolicy.parse(self.callback_allowed_networks, self.callback_dns_timeout)
+
+    @cached_property
+    def key_ring(self) -> KeyRing:
+        """Each key's default callback and secret (API_KEYS_FILE options), by owner."""
+        entries = {k: KeyEntry(k) for k in self.api_key_set}
+        if self.api_keys_file is not None:
+            entries |= read_key_entries(self.api_keys_file)
+        return KeyRing(entries)
+
     @cached_property
     def api_key_set(self) -> frozenset[str]:
         keys = frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
@@ -190,21 +248,9 @@ class Settings(BaseSettings):
 
 
 def read_key_file(path: Path) -> frozenset[str]:
-    """Keys one a line; blank lines and `#` comments skipped. The error never quotes a line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ValueError(f"cannot read the key file: {reason}") from None
-    keys = frozenset(
-        line.strip()
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    )
-    if not keys:
-        # an empty file would silently turn auth off
-        raise ValueError("the key file holds no key")
-    return keys
+    """Keys one a line (each may carry callback=/secret=, shared/api_keys.py); blank lines and
+    `#` comments skipped. The error never quotes a line."""
+    return frozenset(read_key_entries(path))
 
 
 def load_settings() -> Settings:

@@ -34,6 +34,7 @@ from worker.pipeline import JobRunner
 from worker.retention import start_retention_sweeps
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
+from worker.webhooks.service import start_webhooks
 
 log = logging.getLogger("worker.boot")
 
@@ -115,6 +116,8 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     heartbeat.publish()
     store = JobStore(client, settings.job_ttl_seconds)
     start_retention_sweeps(settings, store)
+    # beside the job path, never on it: its own Redis client and threads (worker/webhooks/)
+    webhooks = start_webhooks(settings)
 
     app = make_celery(settings)
     holder = f"{worker_id}:{os.getpid()}"  # unique per process: a restart is a new holder
@@ -153,6 +156,8 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
         if batcher is not None:
             batcher.stop()
         heartbeat.stop()
+        if webhooks is not None:
+            webhooks.stop()
     return worker.exitcode or 0
 
 

@@ -4,6 +4,9 @@ Job state: `ocrq:job:<id>` (the record, a hash), `ocrq:lease:<id>` (who runs it)
 `ocrq:running` / `ocrq:requeue` (sets the orphan sweep walks), `ocrq:events:<id>` (the job's
 events) and `ocrq:events` (everyone's, capped). Beside it: `ocrq:idem:<sha256>`
 (Idempotency-Key), `ocrq:metrics:*` (counters, histograms), `ocrq:worker:<id>` (heartbeats).
+Webhooks: `ocrq:webhooks:due` (deliveries by due time), `ocrq:webhooks:delivery:<id>` (one
+delivery's state), `ocrq:webhooks:job:<id>` (a job's deliveries by event time); the consumer
+group `webhooks` on `ocrq:events`.
 Kombu keeps the queued messages in a list named like the queue (`ocr`).
 """
 
@@ -22,6 +25,8 @@ EVENTS = f"{PREFIX}events"  # every job's events, capped (webhook dispatchers re
 EVENTS_MAXLEN = 100_000  # about; XADD MAXLEN ~ trims whole macro nodes
 COUNTERS = f"{PREFIX}metrics:counters"
 WORKER_PREFIX = f"{PREFIX}worker:"
+WEBHOOKS_DUE = f"{PREFIX}webhooks:due"  # zset: delivery id -> unix time it is due
+WEBHOOK_GROUP = "webhooks"  # the dispatchers' consumer group on EVENTS
 
 
 def job(job_id: str) -> str:
@@ -48,3 +53,11 @@ def histogram(name: str) -> str:
 
 def worker(worker_id: str) -> str:
     return f"{WORKER_PREFIX}{worker_id}"
+
+
+def webhook_delivery(delivery_id: str) -> str:
+    return f"{PREFIX}webhooks:delivery:{delivery_id}"
+
+
+def job_webhooks(job_id: str) -> str:
+    return f"{PREFIX}webhooks:job:{job_id}"

@@ -193,3 +193,54 @@ IDEMPOTENCY_RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+# -- webhook deliveries (shared/jobs/webhooks.py) --
+# Schedule one delivery once: KEYS[1] its hash, KEYS[2] the due zset, KEYS[3] the job's
+# deliveries; ARGV[1] delivery id, ARGV[2] due time, ARGV[3] event time (ms), ARGV[4] ttl of
+# the job's index, ARGV[5..] the hash's field, value, ... 1 scheduled; 0 it existed already
+# (an event read twice: a dispatcher died before acknowledging it).
+WEBHOOK_SCHEDULE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+
+# Take up to ARGV[3] due deliveries: KEYS[1] the due zset; ARGV[1] now, ARGV[2] the lease
+# (a taken delivery is due again then, should its sender die). Answers {id, attempt, ...};
+# each take counts one attempt in the delivery's hash (KEYS: built from ARGV[4], the prefix).
+WEBHOOK_TAKE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local taken = {}
+for _, id in ipairs(due) do
+  local hash = ARGV[4] .. id
+  if redis.call('EXISTS', hash) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], id)
+    local attempt = redis.call('HINCRBY', hash, 'attempts', 1)
+    redis.call('HSET', hash, 'last_attempt_at', ARGV[5])
+    table.insert(taken, id)
+    table.insert(taken, attempt)
+  end
+end
+return taken
+"""
+
+# An attempt's outcome: KEYS[1] the delivery's hash, KEYS[2] the due zset; ARGV[1] delivery
+# id, ARGV[2] the attempt it is about (a stale sender's late word is dropped), ARGV[3] next
+# due time ('' = final: delivered or gave up), ARGV[4] ttl once final, ARGV[5..] field, value.
+WEBHOOK_OUTCOME = """
+if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[1], 'next_attempt_at')
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""

@@ -1,0 +1,199 @@
+"""Webhook deliveries in Redis: the dispatchers' consumer group on the global event stream,
+and each delivery's state, so a restarted sender carries on where the last one stopped.
+
+- Dispatchers read `ocrq:events` in the consumer group `webhooks` (several share the work);
+  a dispatcher that died with events unacknowledged has them taken over (XAUTOCLAIM) by
+  another after `min_idle`. Scheduling a delivery is idempotent: an event read twice makes one.
+- A delivery is a hash (`webhook_delivery`) with the body fixed at scheduling (every retry
+  sends the same bytes, the same delivery id) and a member of the zset `WEBHOOKS_DUE` scored by
+  when it is due. A sender takes due ones (pushing them a lease ahead, so a sender that dies
+  mid-attempt leaves them due again), then records the outcome: delivered, retrying (due
+  again later) or gave_up. A final delivery expires JOB_TTL_SECONDS later.
+- `ocrq:webhooks:job:<id>` lists a job's deliveries by event time: GET /jobs/{id} shows the
+  latest.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+
+import redis
+
+from shared.jobs import keys, scripts
+from shared.jobs.connection import redis_errors_as_unavailable
+from shared.jobs.events import JobEvent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook POST to make (and remake until it succeeds or gives up)."""
+
+    delivery_id: str
+    job_id: str
+    event: str
+    event_id: str
+    url: str
+    body: str  # the JSON sent, the same on every attempt
+    owner: str = ""  # the job's key fingerprint: which secret signs it
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """What GET /jobs/{id} shows of a job's latest delivery."""
+
+    delivery_id: str
+    event: str
+    url: str
+    attempts: int
+    last_attempt_at: str | None
+    last_outcome: str | None  # delivered, retrying, gave_up; None before the first attempt
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+
+
+def delivery_id_for(event: JobEvent) -> str:
+    """Derived from the event, so a re-read event schedules nothing new."""
+    return f"{event.job_id}-{event.id}"
+
+
+class WebhookDeliveries:
+    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+        self._redis = client
+        self.ttl = ttl_seconds
+        self._schedule = client.register_script(scripts.WEBHOOK_SCHEDULE)
+        self._take = client.register_script(scripts.WEBHOOK_TAKE)
+        self._outcome = client.register_script(scripts.WEBHOOK_OUTCOME)
+        self._reclaim_cursor = "0-0"
+
+    # -- the dispatchers' consumer group --
+    def ensure_group(self) -> None:
+        """Create the group at the stream's start, once (a new group reads what is kept)."""
+        try:
+            self._redis.xgroup_create(keys.EVENTS, keys.WEBHOOK_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_events(self, consumer: str, count: int, block_ms: int) -> list[JobEvent]:
+        """New events for this consumer (waits up to block_ms for one)."""
+        answer = self._redis.xreadgroup(
+            keys.WEBHOOK_GROUP, consumer, {keys.EVENTS: ">"}, count=count, block=block_ms
+        )
+        return [JobEvent.from_entry(i, f) for _, entries in answer or [] for i, f in entries]
+
+    def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[JobEvent]:
+        """Events another consumer took and left unacknowledged for min_idle_ms, now ours."""
+        answer = self._redis.xautoclaim(
+            keys.EVENTS,
+            keys.WEBHOOK_GROUP,
+            consumer,
+            min_idle_ms,
+            start_id=self._reclaim_cursor,
+            count=count,
+        )
+        self._reclaim_cursor = answer[0]
+        return [JobEvent.from_entry(i, f) for i, f in answer[1] if f]
+
+    def ack(self, event_ids: list[str]) -> None:
+        if event_ids:
+            self._redis.xack(keys.EVENTS, keys.WEBHOOK_GROUP, *event_ids)
+
+    # -- deliveries --
+    def schedule(self, delivery: Delivery, event_ms: int, due: float | None = None) -> bool:
+        """Record a delivery, due now (or at `due`); False when it exists already."""
+        due = time.time() if due is None else due
+        values = {f.name: getattr(delivery, f.name) for f in fields(delivery)}
+        values |= {"attempts": 0, "next_attempt_at": _iso(due)}
+        args = [item for pair in values.items() for item in pair]
+        return (
+            self._schedule(
+                keys=[
+                    keys.webhook_delivery(delivery.delivery_id),
+                    keys.WEBHOOKS_DUE,
+                    keys.job_webhooks(delivery.job_id),
+                ],
+                args=[delivery.delivery_id, due, event_ms, self.ttl, *args],
+            )
+            == 1
+        )
+
+    def take_due(self, limit: int, lease_seconds: float) -> list[tuple[Delivery, int]]:
+        """Up to `limit` due deliveries, each with the number of the attempt now taken."""
+        now = time.time()
+        answer = self._take(
+            keys=[keys.WEBHOOKS_DUE],
+            args=[now, lease_seconds, limit, keys.webhook_delivery(""), _iso(now)],
+        )
+        taken = []
+        for delivery_id, attempt in zip(answer[::2], answer[1::2], strict=True):
+            delivery = self.load(delivery_id)
+            if delivery is not None:
+                taken.append((delivery, int(attempt)))
+        return taken
+
+    def load(self, delivery_id: str) -> Delivery | None:
+        data = self._redis.hgetall(keys.webhook_delivery(delivery_id))
+        if not data:
+            return None
+        return Delivery(**{f.name: data.get(f.name, "") for f in fields(Delivery)})
+
+    def record(
+        self,
+        delivery_id: str,
+        attempt: int,
+        outcome: str,
+        status_code: int | None,
+        error: str | None,
+        next_due: float | None,
+    ) -> bool:
+        """An attempt's outcome; `next_due` None makes it final. False: a later attempt was
+        taken meanwhile (this sender overran its lease), so this word is dropped."""
+        values = {
+            "last_outcome": outcome,
+            "last_status_code": "" if status_code is None else status_code,
+            "last_error": error or "",
+        }
+        if next_due is not None:
+            values["next_attempt_at"] = _iso(next_due)
+        args = [item for pair in values.items() for item in pair]
+        return (
+            self._outcome(
+                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE],
+                args=[delivery_id, attempt, "" if next_due is None else next_due, self.ttl, *args],
+            )
+            == 1
+        )
+
+    def pending_count(self) -> int:
+        """Deliveries not final yet (due or in flight)."""
+        return int(self._redis.zcard(keys.WEBHOOKS_DUE))
+
+    @redis_errors_as_unavailable
+    def latest_for_job(self, job_id: str) -> DeliveryState | None:
+        """The job's latest delivery (by event time) and how it went."""
+        ids = self._redis.zrevrange(keys.job_webhooks(job_id), 0, 0)
+        if not ids:
+            return None
+        data = self._redis.hgetall(keys.webhook_delivery(ids[0]))
+        if not data:
+            return None
+        code = data.get("last_status_code")
+        return DeliveryState(
+            delivery_id=ids[0],
+            event=data.get("event", ""),
+            url=data.get("url", ""),
+            attempts=int(data.get("attempts") or 0),
+            last_attempt_at=data.get("last_attempt_at") or None,
+            last_outcome=data.get("last_outcome") or None,
+            last_status_code=int(code) if code else None,
+            last_error=data.get("last_error") or None,
+            next_attempt_at=data.get("next_attempt_at") or None,
+        )
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()

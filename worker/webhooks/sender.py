@@ -1,0 +1,175 @@
+"""One attempt of one delivery: check the target again, POST to the checked address, judge the
+answer. Bounded in every way a receiver could stretch it: connect and read timeouts, a total
+deadline that cuts the socket, no redirects, and at most WEBHOOK_MAX_RESPONSE_BYTES read back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from shared import __version__
+from shared.callback_urls import CallbackPolicy, CallbackRefused, CallbackTarget, CallbackUnresolved
+from shared.jobs.webhooks import Delivery
+from shared.settings import Settings
+from worker.webhooks.backoff import retry_after_seconds
+from worker.webhooks.signing import delivery_headers
+
+log = logging.getLogger(__name__)
+
+_ERROR_SNIPPET = 200  # characters of a refusing receiver's answer kept as the error
+
+
+class Verdict(enum.StrEnum):
+    delivered = "delivered"
+    retry = "retry"  # connection error, timeout, 5xx, 429, a host that does not resolve
+    give_up = "give_up"  # other 4xx, a redirect, a refused address: retrying will not help
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    verdict: Verdict
+    status_code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class _Deadline:
+    """Shuts the attempt's socket down once `seconds` passed since the connection opened, so a
+    receiver trickling bytes inside the read timeout is cut off too."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def trace(self, name: str, info: dict) -> None:
+        # httpcore's trace hook: the TCP stream, right after it connected
+        if name == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+            sock = info["return_value"].get_extra_info("socket")
+            if sock is not None:
+                self._timer = threading.Timer(self.seconds, self._cut, args=(sock,))
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _cut(self, sock: socket.socket) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError):  # closed already
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class WebhookSender:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy: CallbackPolicy = settings.callback_policy
+        self.max_bytes = settings.webhook_max_response_bytes
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(
+                settings.webhook_read_timeout,
+                connect=settings.webhook_connect_timeout,
+                pool=settings.webhook_connect_timeout,
+            ),
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment: it would undo the address check
+            limits=httpx.Limits(max_keepalive_connections=0),  # each attempt its own connection
+            verify=ssl.create_default_context(),
+            headers={"User-Agent": f"ocrq-webhooks/{__version__}"},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def secret_for(self, delivery: Delivery) -> str | None:
+        entry = self.settings.key_ring.for_owner(delivery.owner or None)
+        if entry is not None and entry.secret:
+            return entry.secret
+        secret = self.settings.webhook_secret
+        return secret.get_secret_value() if secret else None
+
+    def attempt(self, delivery: Delivery) -> AttemptResult:
+        secret = self.secret_for(delivery)
+        if not secret:
+            return AttemptResult(Verdict.give_up, error="no signing secret (WEBHOOK_SECRET)")
+        try:
+            target = self.policy.check(delivery.url)  # again: DNS may answer otherwise now
+        except CallbackUnresolved as exc:
+            return AttemptResult(Verdict.retry, error=str(exc))
+        except CallbackRefused as exc:
+            return AttemptResult(Verdict.give_up, error=f"refused: {exc}")
+        body = delivery.body.encode()
+        headers = delivery_headers(
+            secret, delivery.delivery_id, delivery.event, str(int(time.time())), body
+        )
+        result = AttemptResult(Verdict.retry, error="no address")
+        for address in target.addresses:
+            result = self._post(target, str(address), headers, body)
+            if result.error is None or not result.error.startswith("connect"):
+                break  # only a refused connection tries the host's next address
+        return result
+
+    def _post(
+        self, target: CallbackTarget, address: str, headers: dict[str, str], body: bytes
+    ) -> AttemptResult:
+        url = httpx.URL(target.url).copy_with(host=address)  # the checked address, no new lookup
+        extensions: dict = {}
+        deadline = _Deadline(self.settings.webhook_total_timeout)
+        extensions["trace"] = deadline.trace
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host  # TLS checks the name, not the address
+        try:
+            with self.client.stream(
+                "POST",
+                url,
+                content=body,
+                headers={**headers, "Host": target.netloc},
+                extensions=extensions,
+            ) as response:
+                answer = self._read_capped(response)
+                return self._judge(response, answer)
+        except httpx.ConnectError as exc:
+            return AttemptResult(Verdict.retry, error=f"connect: {exc or type(exc).__name__}")
+        except httpx.TimeoutException as exc:
+            return AttemptResult(Verdict.retry, error=f"timeout: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            if deadline.fired:
+                limit = self.settings.webhook_total_timeout
+                return AttemptResult(Verdict.retry, error=f"timeout: over {limit:g} s in all")
+            return AttemptResult(Verdict.retry, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            deadline.cancel()
+
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        """At most max_bytes of the answer; the rest is never read (the connection closes)."""
+        kept = bytearray()
+        for chunk in response.iter_raw():
+            kept += chunk[: self.max_bytes - len(kept)]
+            if len(kept) >= self.max_bytes:
+                break
+        return bytes(kept)
+
+    @staticmethod
+    def _judge(response: httpx.Response, answer: bytes) -> AttemptResult:
+        code = response.status_code
+        if 200 <= code < 300:
+            return AttemptResult(Verdict.delivered, code)
+        snippet = answer[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
+        error = f"HTTP {code}" + (f": {snippet}" if snippet else "")
+        if code == 429 or code >= 500:
+            wait = retry_after_seconds(response.headers.get("retry-after"))
+            return AttemptResult(Verdict.retry, code, error, wait)
+        if 300 <= code < 400:
+            where = response.headers.get("location", "")
+            error = f"HTTP {code}: redirect to {where[:_ERROR_SNIPPET]!r} not followed"
+        return AttemptResult(Verdict.give_up, code, error)

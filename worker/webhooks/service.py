@@ -1,0 +1,169 @@
+"""The webhook service: a dispatch thread (events -> deliveries) and a send thread feeding
+WEBHOOK_CONCURRENCY senders. All its state is in Redis (shared/jobs/webhooks.py), so any
+number of these run side by side, and one that stops (or is killed) loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from redis import RedisError
+
+from shared.errors import ServiceError
+from shared.jobs import JobStore, connect_redis
+from shared.jobs.webhooks import Delivery, WebhookDeliveries
+from shared.settings import Settings
+from worker.webhooks.backoff import backoff_delay
+from worker.webhooks.dispatcher import Dispatcher
+from worker.webhooks.sender import AttemptResult, Verdict, WebhookSender
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 1000  # below the Redis client's 2 s socket timeout
+RECLAIM_EVERY_SECONDS = 10.0
+RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its dispatcher died
+POLL_SECONDS = 0.5  # how often due deliveries are looked for when nothing woke the sender
+LEASE_SLACK_SECONDS = 15.0  # a taken delivery is due again this long after its attempt's limit
+
+
+class WebhookService:
+    def __init__(self, settings: Settings, consumer: str | None = None) -> None:
+        self.settings = settings
+        client = connect_redis(settings.redis_url)
+        self._client = client
+        self.deliveries = WebhookDeliveries(client, settings.job_ttl_seconds)
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        self.dispatcher = Dispatcher(
+            JobStore(client, settings.job_ttl_seconds), self.deliveries, self.consumer
+        )
+        self.sender = WebhookSender(settings)
+        self.lease = settings.webhook_total_timeout + LEASE_SLACK_SECONDS
+        self._pool = ThreadPoolExecutor(settings.webhook_concurrency, "webhook-send")
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._dispatch_loop, name="webhook-dispatch", daemon=True),
+            threading.Thread(target=self._send_loop, name="webhook-due", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        log.info("webhook dispatcher %s started", self.consumer)
+
+    def request_stop(self) -> None:
+        """Ask the threads to stop (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.sender.close()
+        self._client.close()
+
+    def wait(self) -> None:
+        """Until stop() (the standalone process's main thread)."""
+        while not self._stop.wait(1.0):
+            pass
+
+    # -- events -> deliveries --
+    def _dispatch_loop(self) -> None:
+        grouped = False
+        last_reclaim = 0.0
+        while not self._stop.is_set():
+            try:
+                if not grouped:
+                    self.deliveries.ensure_group()
+                    grouped = True
+                events = self.deliveries.read_events(self.consumer, 100, READ_BLOCK_MS)
+                if time.monotonic() - last_reclaim > RECLAIM_EVERY_SECONDS:
+                    last_reclaim = time.monotonic()
+                    events += self.deliveries.reclaim(self.consumer, RECLAIM_IDLE_MS, 100)
+                if events and self.dispatcher.handle(events):
+                    self._wake.set()
+            except (RedisError, ServiceError) as exc:
+                grouped = grouped and "NOGROUP" not in str(exc)  # Redis lost its data
+                log.warning("webhook dispatch paused: %s", exc)
+                self._stop.wait(2.0)
+            except Exception:  # the loop must outlive any single bad event
+                log.exception("webhook dispatch failed")
+                self._stop.wait(2.0)
+
+    # -- due deliveries -> attempts --
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                free = self.settings.webhook_concurrency - self._in_flight
+            try:
+                taken = self.deliveries.take_due(free, self.lease) if free else []
+            except RedisError as exc:
+                log.warning("webhook sending paused: %s", exc)
+                taken = []
+                self._stop.wait(2.0)
+            for delivery, attempt in taken:
+                with self._lock:
+                    self._in_flight += 1
+                self._pool.submit(self._send, delivery, attempt)
+            if len(taken) < free or not free:
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
+
+    def _send(self, delivery: Delivery, attempt: int) -> None:
+        try:
+            result = self.sender.attempt(delivery)
+            self._record(delivery, attempt, result)
+        except Exception:  # one delivery's trouble must not stop the others
+            log.exception("job=%s webhook %s attempt failed", delivery.job_id, delivery.delivery_id)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+            self._wake.set()
+
+    def _record(self, delivery: Delivery, attempt: int, result: AttemptResult) -> None:
+        settings = self.settings
+        next_due = None
+        outcome = {Verdict.delivered: "delivered", Verdict.give_up: "gave_up"}.get(result.verdict)
+        if result.verdict is Verdict.retry:
+            if attempt >= settings.webhook_max_attempts:
+                outcome = "gave_up"
+            else:
+                outcome = "retrying"
+                delay = backoff_delay(
+                    attempt,
+                    settings.webhook_backoff_base_seconds,
+                    settings.webhook_backoff_max_seconds,
+                )
+                if result.retry_after is not None:
+                    delay = min(result.retry_after, settings.webhook_backoff_max_seconds)
+                next_due = time.time() + delay
+        assert outcome is not None
+        self.deliveries.record(
+            delivery.delivery_id, attempt, outcome, result.status_code, result.error, next_due
+        )
+        log.info(
+            "job=%s webhook %s attempt %d: %s%s",
+            delivery.job_id,
+            delivery.delivery_id,
+            attempt,
+            outcome,
+            f" ({result.error})" if result.error else "",
+        )
+
+
+def start_webhooks(settings: Settings) -> WebhookService | None:
+    """The worker's webhook threads, unless WEBHOOK_DISPATCHER is off."""
+    if not settings.webhook_dispatcher:
+        return None
+    service = WebhookService(settings)
+    service.start()
+    return service
