@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.callback_urls import redact
 from shared.error_codes import ErrorCode
 from shared.jobs import JobError, JobRecord, JobStatus
+from shared.jobs.webhooks import DeliveryState
 
 
 class ErrorDetail(BaseModel):
@@ -36,6 +39,38 @@ class Progress(BaseModel):
     pages_total: int | None
 
 
+class CallbackView(BaseModel):
+    """The job's latest webhook delivery (README Webhooks)."""
+
+    url: str = Field(description="The callback URL, its query (maybe a token) left out")
+    delivery_id: str | None = Field(None, description="Ocrq-Delivery of the latest delivery")
+    event: str | None = Field(None, description="The event it carries")
+    attempts: int = 0
+    last_attempt_at: datetime | None = None
+    last_outcome: Literal["delivered", "retrying", "gave_up"] | None = Field(
+        None, description="None until the first attempt ended"
+    )
+    last_status_code: int | None = Field(None, description="The receiver's HTTP status")
+    last_error: str | None = Field(None, description="Why the last attempt failed")
+    next_attempt_at: datetime | None = None
+
+    @classmethod
+    def of(cls, url: str, state: DeliveryState | None) -> CallbackView:
+        if state is None:
+            return cls(url=redact(url))
+        return cls(
+            url=redact(state.url or url),
+            delivery_id=state.delivery_id,
+            event=state.event,
+            attempts=state.attempts,
+            last_attempt_at=state.last_attempt_at,
+            last_outcome=state.last_outcome,
+            last_status_code=state.last_status_code,
+            last_error=state.last_error,
+            next_attempt_at=state.next_attempt_at,
+        )
+
+
 class JobView(BaseModel):
     job_id: str
     status: JobStatus
@@ -45,9 +80,13 @@ class JobView(BaseModel):
     progress: Progress
     error: JobError | None
     links: JobLinks
+    callback: CallbackView | None = Field(
+        None, description="Webhook delivery state; only for a job with a callback_url"
+    )
 
     @classmethod
-    def of(cls, record: JobRecord) -> JobView:
+    def of(cls, record: JobRecord, callback: DeliveryState | None = None) -> JobView:
+        url = record.options.callback_url
         return cls(
             job_id=record.job_id,
             status=record.status,
@@ -57,6 +96,7 @@ class JobView(BaseModel):
             progress=Progress(pages_done=record.pages_done, pages_total=record.pages_total),
             error=record.error,
             links=links_for(record.job_id),
+            callback=CallbackView.of(url, callback) if url else None,
         )
 
 

@@ -6,15 +6,16 @@ Submitting is api/submitting.py; /ready's live workers and /metrics are api/read
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
 
 from api.archives.produce import ARCHIVE_FORMATS, archive_path
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
+from shared.api_keys import owner_fingerprint
 from shared.errors import JobNotFound
 from shared.jobs import JobRecord, JobStatus, JobStore
+from shared.jobs.webhooks import DeliveryState
 from shared.settings import Settings
 from shared.storage import JobFiles, is_image_name
 
@@ -57,6 +58,12 @@ class JobAccess:
             raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
         return record
 
+    def callback_of(self, record: JobRecord) -> DeliveryState | None:
+        """The job's latest webhook delivery (None: none yet, or the job has no callback)."""
+        if not record.options.callback_url:
+            return None
+        return self.store.webhooks.latest_for_job(record.job_id)
+
     def result_path(self, job_id: str, fmt: str, api_key: str | None = None) -> Path:
         """The stored result file, once the job has succeeded (pdf/hocr/alto: rendered on the
         first request, then kept with the result)."""
@@ -94,10 +101,3 @@ class JobAccess:
                 headers={"Retry-After": "1"},
             )
         return record
-
-
-def owner_fingerprint(api_key: str | None) -> str | None:
-    """What a job record keeps of the key that created it: a hash, so Redis never holds keys."""
-    if api_key is None:
-        return None
-    return hashlib.sha256(f"ocrq-owner\n{api_key}".encode()).hexdigest()

@@ -34,9 +34,10 @@ from api.errors import (
     UploadTooLarge,
 )
 from api.page_count import count_pages
-from api.service import owner_fingerprint
 from api.uploads import FormLimits, ReceivedUpload, receive_upload
-from shared.errors import InvalidOption, QueueUnavailable, ServiceError
+from shared.api_keys import owner_fingerprint
+from shared.callback_urls import CallbackRefused
+from shared.errors import InvalidCallbackUrl, InvalidOption, QueueUnavailable, ServiceError
 from shared.jobs import QUEUE, TASK_RUN, Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
 from shared.logs import current_job_id
 from shared.options import JobOptions, parse_options
@@ -287,6 +288,7 @@ class Submissions:
     def _new_record(
         self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> JobRecord:
+        options = self._with_callback(options, owner)
         return JobRecord(
             job_id=job_id,
             status=JobStatus.queued,
@@ -298,6 +300,24 @@ class Submissions:
             options=options,
             owner=owner,
         )
+
+    def _with_callback(self, options: JobOptions, owner: str | None) -> JobOptions:
+        """The job's callback_url (its own, else its key's callback=), checked against SSRF:
+        its host resolved now, every address public or allowed (CALLBACK_ALLOWED_NETWORKS)."""
+        entry = self.settings.key_ring.for_owner(owner)
+        url = options.callback_url or (entry.callback_url if entry else None)
+        if url is None:
+            return options
+        field = "callback_url" if options.callback_url else "callback_url (the API key's default)"
+        if not ((entry and entry.secret) or self.settings.webhook_secret):
+            raise InvalidCallbackUrl(
+                f"{field}: callbacks are off, no signing secret is set (WEBHOOK_SECRET)"
+            )
+        try:
+            self.settings.callback_policy.check(url)
+        except CallbackRefused as exc:
+            raise InvalidCallbackUrl(f"{field}: {exc}") from None
+        return options.model_copy(update={"callback_url": url})
 
     def _check_pages(self, upload: ReceivedUpload, options: JobOptions) -> int | None:
         """Refuse documents over MAX_PAGES and page ranges beyond the end, before queueing."""

@@ -62,6 +62,20 @@ class JobError(BaseModel):
     message: str
 
 
+class Callback(BaseModel):
+    """A job's latest webhook delivery, for a job with a callback_url."""
+
+    url: str
+    delivery_id: str | None = None
+    event: str | None = None
+    attempts: int = 0
+    last_attempt_at: datetime | None = None
+    last_outcome: str | None = None  # delivered, retrying, gave_up
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
 class Job(BaseModel):
     """A job as GET /jobs/{id} shows it; `replayed` when a repeated Idempotency-Key found it."""
 
@@ -72,6 +86,7 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     progress: Progress = Progress()
     error: JobError | None = None
+    callback: Callback | None = None
     replayed: bool = False
 
     @property

@@ -125,8 +125,8 @@ def non_global_reason(address: IPAddress) -> str | None:
         ("a multicast address", address.is_multicast),
         ("a carrier-grade NAT address (100.64.0.0/10)", address in _CGNAT),
         ("a NAT64 address (64:ff9b::/96)", address in _NAT64),
-        ("a private address", address.is_private),
         ("a reserved address", address.is_reserved),
+        ("a private address", address.is_private),
         ("not a globally routable address", not address.is_global),
     )
     return next((kind for kind, hit in checks if hit), None)

@@ -117,7 +117,8 @@ _RESULT_DOC = (
         422: {
             "model": ErrorBody,
             "description": "No `file` field (file_missing), a bad or unknown form field "
-            "(invalid_option), or more pages than MAX_PAGES (too_many_pages)",
+            "(invalid_option), a malformed or refused callback_url (invalid_callback_url), or "
+            "more pages than MAX_PAGES (too_many_pages)",
         },
         429: {
             "model": ErrorBody,
@@ -171,7 +172,8 @@ async def create_job(
 
 @router.get("/{job_id}", summary="Job status and progress", responses=_ERRORS)
 def get_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
-    return JobView.of(service.get(job_id, api_key))
+    record = service.get(job_id, api_key)
+    return JobView.of(record, service.callback_of(record))
 
 
 @router.get(

@@ -14,6 +14,7 @@ from shared.jobs.events import JobEvent
 from shared.jobs.idempotency import Idempotency
 from shared.jobs.metrics import JobMetrics
 from shared.jobs.record import JobRecord, JobStatus, from_fields, to_fields, utcnow
+from shared.jobs.webhooks import WebhookDeliveries
 
 # the error code the package itself writes: the job's worker died JOB_MAX_ATTEMPTS times
 WORKER_LOST = ErrorCode.worker_lost
@@ -52,6 +53,7 @@ class JobStore:
         self.events_maxlen = events_maxlen
         self.idempotency = Idempotency(client, ttl_seconds)
         self.metrics = JobMetrics(client)
+        self.webhooks = WebhookDeliveries(client, ttl_seconds)
         self._create = client.register_script(scripts.CREATE)
         self._delete = client.register_script(scripts.DELETE)
         self._claim = client.register_script(scripts.CLAIM)
