@@ -41,6 +41,7 @@ class Stack:
     root: Path = ROOT  # the checkout whose code runs (a bench may start an older one)
     api: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
+    senders: list[subprocess.Popen] = field(default_factory=list)  # python -m worker.webhooks
 
     @property
     def url(self) -> str:
@@ -61,13 +62,15 @@ class Stack:
             **self.extra_env,
         }
 
-    def _spawn(self, module: str, log_name: str, *args: str) -> subprocess.Popen:
+    def _spawn(
+        self, module: str, log_name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         (self.base / "tmp").mkdir(exist_ok=True)
         log = open(self.base / log_name, "ab")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=self.root,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -82,6 +85,12 @@ class Stack:
         self.workers.append(proc)
         if wait_warm:
             self.wait_for(lambda: self.worker_warm(name), timeout=WARM_TIMEOUT)
+        return proc
+
+    def start_webhooks(self, **env: str) -> subprocess.Popen:
+        """A standalone webhook dispatcher and sender (`python -m worker.webhooks`)."""
+        proc = self._spawn("worker.webhooks", "webhooks.log", env=env)
+        self.senders.append(proc)
         return proc
 
     def stop_worker(self, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -123,10 +132,10 @@ class Stack:
         return "\n".join(f"== {p.name}\n{p.read_text()[-4000:]}" for p in self.base.glob("*.log"))
 
     def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
+        for proc in [*self.senders, *self.workers, self.api]:
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in [*self.workers, self.api]:
+        for proc in [*self.senders, *self.workers, self.api]:
             if proc:
                 try:
                     proc.wait(timeout=15)

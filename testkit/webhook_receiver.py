@@ -52,7 +52,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass  # quiet: the calls are recorded
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 behaviour = receiver._next()
                 with receiver._lock:
@@ -138,4 +138,3 @@ class WebhookReceiver:
                 if left <= 0:
                     raise TimeoutError(f"the sender never hung up on {behaviour!r}")
                 self._lock.wait(left)
-

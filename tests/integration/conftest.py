@@ -12,6 +12,7 @@ import redis
 from testkit.stack import Stack
 from tests.conftest import TEST_REDIS_URL, UNIT_REDIS_URL, service_fixture
 
+WEBHOOK_SECRET = "test-webhook-secret"
 INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
 
 
@@ -19,7 +20,12 @@ INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_STACK_DB',
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real service: API + one warm worker, on Redis db 15 (flushed first)."""
     redis.Redis.from_url(INTEGRATION_REDIS_URL).flushdb()
-    running = Stack(base=tmp_path_factory.mktemp("stack"), redis_url=INTEGRATION_REDIS_URL)
+    running = Stack(
+        base=tmp_path_factory.mktemp("stack"),
+        redis_url=INTEGRATION_REDIS_URL,
+        # webhooks to the tests' loopback receivers (tests/integration/test_webhooks.py)
+        extra_env={"CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32", "WEBHOOK_SECRET": WEBHOOK_SECRET},
+    )
     with running.serving():
         yield running
 

@@ -24,6 +24,8 @@ from worker.webhooks.backoff import retry_after_seconds
 from worker.webhooks.signing import delivery_headers
 
 log = logging.getLogger(__name__)
+# httpx logs each request's URL at INFO, and a callback URL's query may hold a token
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _ERROR_SNIPPET = 200  # characters of a refusing receiver's answer kept as the error
 

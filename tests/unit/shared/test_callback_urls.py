@@ -102,9 +102,9 @@ def test_redaction_keeps_scheme_host_and_path_not_the_query() -> None:
 
 
 def test_the_options_model_refuses_a_malformed_callback_url_as_invalid_callback_url() -> None:
-    with pytest.raises(InvalidCallbackUrl, match="^callback_url: the scheme must be http"):
+    with pytest.raises(InvalidCallbackUrl, match=r"^callback_url: the scheme must be http"):
         parse_options({"callback_url": "ftp://example.com/"})
-    with pytest.raises(InvalidOption, match="accepted: file, pages, dpi, .*callback_url"):
+    with pytest.raises(InvalidOption, match=r"accepted: file, pages, dpi, .*callback_url"):
         parse_options({"colour": "red"})
     options = parse_options({"callback_url": " https://example.com/h ", "callback_events": "all"})
     assert options.callback_url == "https://example.com/h"

@@ -1,0 +1,205 @@
+"""Webhooks through the real processes: the API takes callback_url, a worker (or the standalone
+`python -m worker.webhooks`) delivers signed events to a loopback receiver (testkit), retries
+it when it fails, carries on after being killed, and cuts off receivers that misbehave."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import httpx
+
+from testkit.pages import encode, render_page
+from testkit.stack import Stack, wait_terminal
+from testkit.webhook_receiver import Call, WebhookReceiver
+from tests.integration.conftest import WEBHOOK_SECRET as SECRET
+from tests.unit.worker.test_webhook_signing import readme_verifier
+
+# loopback allowed for the receiver; short backoff and timeouts keep the tests quick
+WEBHOOK_ENV = {
+    "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "WEBHOOK_SECRET": SECRET,
+    "WEBHOOK_BACKOFF_BASE_SECONDS": "0.5",
+    "WEBHOOK_BACKOFF_MAX_SECONDS": "2",
+    "WEBHOOK_CONNECT_TIMEOUT": "1",
+    "WEBHOOK_READ_TIMEOUT": "1",
+    "WEBHOOK_TOTAL_TIMEOUT": "2.5",
+    "WEBHOOK_MAX_RESPONSE_BYTES": "4096",
+    "WEBHOOK_MAX_ATTEMPTS": "4",
+}
+PNG = encode(render_page([("Webhook test invoice 42", 30)], width=500), "PNG")
+
+
+def submit(api: httpx.Client, url: str, **fields: str) -> str:
+    response = api.post(
+        "/jobs", files={"file": ("a.png", PNG)}, data={"callback_url": url, **fields}
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"]
+
+
+def submit_and_cancel(api: httpx.Client, url: str) -> str:
+    """A job that ends at once (no worker needed): canceled while queued."""
+    job_id = submit(api, url)
+    assert api.delete(f"/jobs/{job_id}").status_code == 200
+    return job_id
+
+
+def callback_when(
+    api: httpx.Client, job_id: str, check: Callable[[dict], bool], timeout: float = 30
+) -> dict:
+    """GET /jobs/{id}'s callback state once `check` holds for it."""
+    deadline = time.monotonic() + timeout
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = api.get(f"/jobs/{job_id}").json()["callback"] or {}
+        if check(state):
+            return state
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id}'s callback never got there: {state}")
+
+
+def event_order(call: Call) -> tuple[int, int]:
+    """Deliveries go in parallel: order them by their event's stream id (in the delivery id)."""
+    ms, seq = call.json["delivery_id"].rsplit("-", 2)[1:]
+    return int(ms), int(seq)
+
+
+def assert_signed(call: Call) -> None:
+    assert readme_verifier()(SECRET, call.headers, call.body), call.headers
+
+
+def test_a_real_job_sends_each_event_signed_from_the_worker(api: httpx.Client) -> None:
+    # the session stack: its worker's webhook threads deliver (loopback allowed there)
+    with WebhookReceiver() as hooks:
+        job_id = submit(api, hooks.url, callback_events="all")
+        assert wait_terminal(api, job_id)["status"] == "succeeded"
+        state = callback_when(
+            api,
+            job_id,
+            lambda s: s.get("event") == "succeeded" and s.get("last_outcome") == "delivered",
+        )
+        calls = sorted(hooks.calls, key=event_order)
+
+    events = [call.json["event"] for call in calls]
+    assert events[0] == "queued" and events[-1] == "succeeded"
+    assert {"running", "page"} <= set(events)
+    for call in calls:
+        assert_signed(call)
+        assert call.json["job_id"] == job_id
+        assert call.headers["Ocrq-Delivery"] == call.json["delivery_id"]
+        assert call.headers["Ocrq-Event"] == call.json["event"]
+    end = calls[-1].json
+    assert set(end) == {
+        "delivery_id",
+        "event",
+        "job_id",
+        "status",
+        "at",
+        "error",
+        "progress",
+        "links",
+    }
+    assert end["status"] == "succeeded" and end["error"] is None
+    assert end["links"]["result"] == f"/jobs/{job_id}/result"
+    assert "Webhook" not in calls[-1].body.decode()  # never the result's text
+    assert len({call.json["delivery_id"] for call in calls}) == len(calls)
+    assert state["attempts"] == 1 and state["last_status_code"] == 200
+
+
+def test_a_failing_receiver_gets_the_same_delivery_until_it_recovers_across_a_sender_kill(
+    side_stack: Callable[..., Stack],
+) -> None:
+    stack = side_stack(**WEBHOOK_ENV)
+    with WebhookReceiver(["500", "503", "200"]) as hooks:
+        stack.start_api()
+        sender = stack.start_webhooks()
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            job_id = submit_and_cancel(api, hooks.url)
+            first = hooks.wait_for(1)[0]
+            retrying = callback_when(api, job_id, lambda s: s.get("last_outcome") == "retrying")
+            assert retrying["last_status_code"] == 500 and retrying["next_attempt_at"]
+            sender.send_signal(signal.SIGKILL)  # mid-retry: its schedule lives in Redis
+            sender.wait(10)
+            stack.start_webhooks()  # a new process, a new consumer
+            calls = hooks.wait_for(3)
+            state = callback_when(api, job_id, lambda s: s.get("last_outcome") == "delivered")
+
+    assert [c.behaviour for c in calls] == ["500", "503", "200"]
+    assert {c.headers["Ocrq-Delivery"] for c in calls} == {first.headers["Ocrq-Delivery"]}
+    assert {c.body for c in calls} == {first.body}  # the same bytes each time
+    for call in calls:
+        assert_signed(call)
+    assert calls[0].json["event"] == "canceled" and calls[0].json["status"] == "canceled"
+    assert calls[1].at - calls[0].at >= 0.3  # backed off (0.5 s, jitter 20 %)
+    assert state["attempts"] == 3 and state["last_status_code"] == 200
+
+
+def test_receivers_that_refuse_redirect_stall_or_flood_are_cut_off(
+    side_stack: Callable[..., Stack],
+) -> None:
+    stack = side_stack(**WEBHOOK_ENV)
+    receivers = {
+        name: WebhookReceiver(script)
+        for name, script in {
+            "gone": ["404"],
+            "busy": ["429:1", "200"],
+            "redirect": ["redirect"],
+            "slow": ["slow", "200"],
+            "hang": ["hang", "200"],
+            "huge": ["huge"],
+        }.items()
+    }
+    for receiver in receivers.values():
+        receiver.__enter__()
+    try:
+        stack.start_api()
+        stack.start_webhooks()
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            jobs = {name: submit_and_cancel(api, r.url) for name, r in receivers.items()}
+            final = {
+                name: callback_when(
+                    api, job_id, lambda s: s.get("last_outcome") in ("delivered", "gave_up"), 45
+                )
+                for name, job_id in jobs.items()
+            }
+            time.sleep(1.5)  # a retry after a final outcome would come within this
+    finally:
+        for receiver in receivers.values():
+            receiver.__exit__(None, None, None)
+    calls = {name: r.calls for name, r in receivers.items()}
+
+    # a 4xx other than 429 gives up at once
+    assert final["gone"]["last_outcome"] == "gave_up" and final["gone"]["last_status_code"] == 404
+    assert len(calls["gone"]) == 1
+    # 429 is retried, after its Retry-After
+    assert final["busy"]["last_outcome"] == "delivered" and len(calls["busy"]) == 2
+    assert calls["busy"][1].at - calls["busy"][0].at >= 0.9
+    # a redirect is not followed
+    assert final["redirect"]["last_outcome"] == "gave_up"
+    assert "redirect" in final["redirect"]["last_error"]
+    assert [c.path for c in calls["redirect"]] == ["/hooks/ocr"]
+    # a receiver trickling its answer is cut at WEBHOOK_TOTAL_TIMEOUT, one that hangs at the
+    # read timeout; both retried
+    for name in ("slow", "hang"):
+        assert final[name]["last_outcome"] == "delivered" and len(calls[name]) == 2, name
+        assert 0.9 <= calls[name][1].at - calls[name][0].at < 2.5 + 2 * 1.2 + 2, name
+    # a huge answer: acknowledged by its status, read no further than the cap
+    assert final["huge"]["last_outcome"] == "delivered" and len(calls["huge"]) == 1
+    assert "huge" in receivers["huge"].cut_off
+
+
+def test_the_address_is_checked_again_at_delivery(side_stack: Callable[..., Stack]) -> None:
+    """The API allowed loopback at submit; a sender that does not (as if the name had moved
+    to a refused address since) refuses to send."""
+    stack = side_stack(**WEBHOOK_ENV)
+    with WebhookReceiver() as hooks:
+        stack.start_api()
+        stack.start_webhooks(CALLBACK_ALLOWED_NETWORKS="")
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            job_id = submit_and_cancel(api, hooks.url)
+            state = callback_when(api, job_id, lambda s: s.get("last_outcome") == "gave_up")
+
+    assert "refused" in state["last_error"] and "loopback" in state["last_error"]
+    assert hooks.calls == []
