@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from shared import __version__
+from shared.api_keys import KeyEntry
 from shared.callback_urls import CallbackPolicy, CallbackRefused, CallbackTarget, CallbackUnresolved
 from shared.jobs.webhooks import Delivery
 from shared.settings import Settings
@@ -94,7 +95,8 @@ class WebhookSender:
         self.client.close()
 
     def secret_for(self, delivery: Delivery) -> str | None:
-        entry = self.settings.key_ring.for_owner(delivery.owner or None)
+        """The job's API key's secret=, else WEBHOOK_SECRET."""
+        entry: KeyEntry | None = self.settings.key_ring.for_owner(delivery.owner or None)
         if entry is not None and entry.secret:
             return entry.secret
         secret = self.settings.webhook_secret

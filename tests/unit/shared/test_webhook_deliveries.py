@@ -1,0 +1,99 @@
+"""Webhook delivery state in the real Redis: scheduled once per event, taken under a lease,
+outcomes of a stale attempt dropped, and a dead dispatcher's events taken over."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from shared.jobs import JobRecord, JobStatus, JobStore, keys, utcnow
+from shared.jobs.webhooks import Delivery, WebhookDeliveries, delivery_id_for
+from shared.options import JobOptions
+from worker.webhooks.dispatcher import Dispatcher
+
+HOOK = "https://hooks.example/ocr"
+
+
+def _job(store: JobStore, job_id: str, **options: str) -> None:
+    store.create(
+        JobRecord(
+            job_id=job_id,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            options=JobOptions(**options),
+        )
+    )
+
+
+def _delivery(delivery_id: str = "d1") -> Delivery:
+    return Delivery(delivery_id, "job1", "succeeded", "1-0", HOOK, '{"a":1}')
+
+
+def test_a_delivery_is_scheduled_once_and_retaken_only_after_its_lease(
+    redis_client: redis.Redis,
+) -> None:
+    deliveries = WebhookDeliveries(redis_client, 60)
+
+    assert deliveries.schedule(_delivery(), 1)
+    assert not deliveries.schedule(_delivery(), 1)  # the same event read twice
+    [(taken, attempt)] = deliveries.take_due(10, lease_seconds=0.5)
+    assert (taken.delivery_id, taken.body, attempt) == ("d1", '{"a":1}', 1)
+    assert deliveries.take_due(10, lease_seconds=0.5) == []  # in flight
+    time.sleep(0.7)  # its sender died mid-attempt: due again after the lease
+    [(again, attempt)] = deliveries.take_due(10, lease_seconds=5)
+    assert attempt == 2 and again.body == taken.body
+
+
+def test_a_stale_attempts_outcome_is_dropped_and_a_final_one_expires(
+    redis_client: redis.Redis,
+) -> None:
+    deliveries = WebhookDeliveries(redis_client, 60)
+    deliveries.schedule(_delivery(), 1)
+    deliveries.take_due(1, lease_seconds=0)
+    [(_, attempt)] = deliveries.take_due(1, lease_seconds=30)
+
+    assert not deliveries.record("d1", 1, "retrying", 500, "HTTP 500", time.time())  # stale
+    assert deliveries.record("d1", attempt, "delivered", 200, None, None)
+    assert deliveries.pending_count() == 0
+    state = deliveries.latest_for_job("job1")
+    assert (state.last_outcome, state.last_status_code, state.attempts) == ("delivered", 200, 2)
+    assert 0 < redis_client.ttl(keys.webhook_delivery("d1")) <= 60
+
+
+def test_only_events_the_job_asked_for_become_deliveries(redis_client: redis.Redis) -> None:
+    store = JobStore(redis_client, 60)
+    deliveries = WebhookDeliveries(redis_client, 60)
+    deliveries.ensure_group()
+    _job(store, "a" * 32, callback_url=HOOK)
+    _job(store, "b" * 32, callback_url=HOOK, callback_events="all")
+    _job(store, "c" * 32)
+    for job_id in ("a" * 32, "b" * 32, "c" * 32):
+        store.cancel(job_id)
+    events = deliveries.read_events("one", 100, 100)
+
+    assert Dispatcher(store, deliveries, "one").handle(events) == 3  # a: end; b: queued + end
+    jobs = sorted(d.job_id[0] + d.event for d, _ in deliveries.take_due(10, 30))
+    assert jobs == ["acanceled", "bcanceled", "bqueued"]
+    assert deliveries.read_events("one", 100, 100) == []  # acknowledged
+
+
+def test_a_dead_dispatchers_unacknowledged_events_are_taken_over(
+    redis_client: redis.Redis,
+) -> None:
+    store = JobStore(redis_client, 60)
+    deliveries = WebhookDeliveries(redis_client, 60)
+    deliveries.ensure_group()
+    deliveries.ensure_group()  # a second dispatcher starting: the group is there already
+    _job(store, "d" * 32, callback_url=HOOK)
+    store.cancel("d" * 32)
+    read_by_the_dead_one = deliveries.read_events("dead", 100, 100)
+    assert [e.kind for e in read_by_the_dead_one] == ["queued", "canceled"]
+
+    assert deliveries.read_events("alive", 100, 100) == []  # not delivered twice as new
+    time.sleep(0.15)
+    taken_over = deliveries.reclaim("alive", min_idle_ms=100, count=100)
+    assert [e.id for e in taken_over] == [e.id for e in read_by_the_dead_one]
+    assert Dispatcher(store, deliveries, "alive").handle(taken_over) == 1
+    [(delivery, _)] = deliveries.take_due(10, 30)
+    assert delivery.delivery_id == delivery_id_for(read_by_the_dead_one[1])
