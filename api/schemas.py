@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
@@ -58,17 +59,8 @@ class CallbackView(BaseModel):
     def of(cls, url: str, state: DeliveryState | None) -> CallbackView:
         if state is None:
             return cls(url=redact(url))
-        return cls(
-            url=redact(state.url or url),
-            delivery_id=state.delivery_id,
-            event=state.event,
-            attempts=state.attempts,
-            last_attempt_at=state.last_attempt_at,
-            last_outcome=state.last_outcome,
-            last_status_code=state.last_status_code,
-            last_error=state.last_error,
-            next_attempt_at=state.next_attempt_at,
-        )
+        fields = {k: v for k, v in asdict(state).items() if k != "url"}
+        return cls(url=redact(state.url or url), **fields)
 
 
 class JobView(BaseModel):

@@ -128,13 +128,3 @@ class WebhookReceiver:
                     raise TimeoutError(f"{len(self.calls)} of {count} webhook calls came")
                 self._lock.wait(left)
             return list(self.calls)
-
-    def wait_cut_off(self, behaviour: str, timeout: float = 30) -> None:
-        """Until the sender hung up on an answer of this behaviour."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while behaviour not in self.cut_off:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"the sender never hung up on {behaviour!r}")
-                self._lock.wait(left)

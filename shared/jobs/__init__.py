@@ -22,6 +22,8 @@ running, page, requeued, succeeded, failed, canceled) to the job's stream and th
 and counts its outcome (submitted, succeeded, failed, canceled) for /metrics: no caller counts.
 Read them with `events(job_id, after_id)` and `recent_events(after_id, count)`; webhooks and
 status streams read there and need no change to the API or the worker.
+Webhook deliveries (webhooks.py, `JobStore.webhooks`): the dispatchers' consumer group on the
+global stream and each delivery's state (due zset, a hash each), read by GET /jobs/{id}.
 keys.py names every Redis key; nothing outside this package builds one.
 """
 
