@@ -98,6 +98,17 @@ class WebhookDeliveries:
         self._reclaim_cursor = answer[0]
         return [JobEvent.from_entry(i, f) for i, f in answer[1] if f]
 
+    def prune_consumers(self, keep: str, idle_ms: int) -> int:
+        """Forget consumers (dead processes: each process is a new one) with nothing pending
+        that were idle for idle_ms; the number forgotten."""
+        pruned = 0
+        for consumer in self._redis.xinfo_consumers(keys.EVENTS, keys.WEBHOOK_GROUP):
+            name = consumer["name"]
+            if name != keep and consumer["pending"] == 0 and consumer["idle"] > idle_ms:
+                self._redis.xgroup_delconsumer(keys.EVENTS, keys.WEBHOOK_GROUP, name)
+                pruned += 1
+        return pruned
+
     def ack(self, event_ids: list[str]) -> None:
         if event_ids:
             self._redis.xack(keys.EVENTS, keys.WEBHOOK_GROUP, *event_ids)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000  # below the Redis client's 2 s socket timeout
 RECLAIM_EVERY_SECONDS = 10.0
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its dispatcher died
+PRUNE_IDLE_MS = 3_600_000  # a consumer silent this long with nothing pending is forgotten
 POLL_SECONDS = 0.5  # how often due deliveries are looked for when nothing woke the sender
 LEASE_SLACK_SECONDS = 15.0  # a taken delivery is due again this long after its attempt's limit
 
@@ -89,6 +90,7 @@ class WebhookService:
                 if time.monotonic() - last_reclaim > RECLAIM_EVERY_SECONDS:
                     last_reclaim = time.monotonic()
                     events += self.deliveries.reclaim(self.consumer, RECLAIM_IDLE_MS, 100)
+                    self.deliveries.prune_consumers(self.consumer, PRUNE_IDLE_MS)
                 if events and self.dispatcher.handle(events):
                     self._wake.set()
             except (RedisError, ServiceError) as exc:

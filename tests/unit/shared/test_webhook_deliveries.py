@@ -97,3 +97,20 @@ def test_a_dead_dispatchers_unacknowledged_events_are_taken_over(
     assert Dispatcher(store, deliveries, "alive").handle(taken_over) == 1
     [(delivery, _)] = deliveries.take_due(10, 30)
     assert delivery.delivery_id == delivery_id_for(read_by_the_dead_one[1])
+
+
+def test_consumers_of_dead_processes_with_nothing_pending_are_forgotten(
+    redis_client: redis.Redis,
+) -> None:
+    store = JobStore(redis_client, 60)
+    deliveries = WebhookDeliveries(redis_client, 60)
+    deliveries.ensure_group()
+    _job(store, "e" * 32, callback_url=HOOK)
+    _job(store, "f" * 32, callback_url=HOOK)
+    deliveries.read_events("holds-one", 1, 100)  # its event stays pending
+    deliveries.ack([e.id for e in deliveries.read_events("done", 100, 100)])
+    time.sleep(0.05)
+
+    assert deliveries.prune_consumers("me", idle_ms=10) == 1
+    names = {c["name"] for c in redis_client.xinfo_consumers(keys.EVENTS, keys.WEBHOOK_GROUP)}
+    assert names == {"holds-one"}
