@@ -76,10 +76,10 @@ class JobWatch:
         job_id = subscription.job_id
         try:
             yield sse.OPENING + b"".join(sse.message(step) for step in steps)
+            if view.status.terminal:
+                return  # it ended (and was sent, unless Last-Event-ID had it already)
             if steps:
                 last_id = steps[-1].event_id or last_id
-                if steps[-1].terminal:
-                    return
             while True:
                 item = await subscription.next(self.keepalive)
                 if item is None:
