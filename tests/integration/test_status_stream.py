@@ -3,6 +3,7 @@ GET /jobs/{id}?wait=N and POST /ocr, all waiting on the API's one event hub."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 import uuid
@@ -186,7 +187,8 @@ def test_without_a_worker_streams_keep_alive_and_waits_give_up_in_time(
 ) -> None:
     """Jobs stay queued: streams take the jobs' auth and keep alive while idle; ?wait answers
     after its N s unchanged, POST /ocr after SYNC_WAIT_SECONDS with POST /jobs's answer; a
-    stream open while the hub loses Redis gets what happened meanwhile."""
+    stream open while the hub loses Redis gets what happened meanwhile; a stream open at
+    shutdown is ended."""
     stack = side_stack(
         API_KEYS=",".join(KEYS), STREAM_KEEPALIVE_SECONDS="0.3", SYNC_WAIT_SECONDS="0.5"
     )
@@ -233,6 +235,17 @@ def test_without_a_worker_streams_keep_alive_and_waits_give_up_in_time(
             rest = [m for m in stream_messages if m.data is not None]
         assert [m.event for m in rest] == ["canceled"]
         assert rest[0].job == api.get(f"/jobs/{job_id}").json()
+
+        # shutting down, the API ends its open streams rather than wait on them
+        queued = api.post("/jobs", files={"file": ("a.png", png)}).json()["job_id"]
+        with stream(api, queued) as stream_messages:
+            assert next(stream_messages).retry == 2000 and next(stream_messages).event == "queued"
+            assert stack.api is not None
+            stack.api.send_signal(signal.SIGTERM)
+            assert [m.data for m in stream_messages if m.data is not None] == []
+        # uvicorn re-raises the SIGTERM once its graceful shutdown is done
+        assert stack.api.wait(timeout=30) == -signal.SIGTERM
+        assert "Application shutdown complete" in (stack.base / "api.log").read_text()
 
 
 def test_the_api_answers_health_at_once_with_redis_down(side_stack: Callable[..., Stack]) -> None:
