@@ -14,11 +14,13 @@ from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
+from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.readiness import ServiceHealth
-from api.routes import health, jobs, metrics
+from api.routes import health, jobs, metrics, pages
 from api.service import JobAccess
 from api.submitting import Submissions
+from api.ui import install_ui
 from shared import __version__
 from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
 from shared.queue import make_celery
@@ -60,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         lifespan=lifespan,
         redirect_slashes=False,  # api/errors.py redirects, with a relative Location
+        docs_url=None,  # install_docs serves /docs and /redoc with their assets, no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -67,6 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     auth = [Depends(require_api_key)] if settings.api_key_set else []
     app.include_router(jobs.router, dependencies=auth)
+    app.include_router(pages.router, dependencies=auth)
+    install_docs(app)
+    install_ui(app, settings)
     return app
 
 
