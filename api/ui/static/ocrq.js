@@ -188,7 +188,16 @@ function renderJob(job) {
 
 function showJobError(job, text) {
   const el = job.li.querySelector(".job-error");
-  el.textContent = text;
+  const cut = text.indexOf(" (Details: ");
+  const words = document.createElement("span");
+  words.textContent = cut < 0 ? text : text.slice(0, cut);
+  el.replaceChildren(words);
+  if (cut >= 0) { // the service's own message, smaller: the words above are for the person
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = text.slice(cut + 1);
+    el.append(" ", detail);
+  }
   el.hidden = false;
 }
 
@@ -359,7 +368,10 @@ async function showPage(at) {
   const page = v.pages[at];
   if (!page) return;
   v.at = at;
-  $("page-label").textContent = `Page ${page.index} (${at + 1} of ${v.pages.length})`;
+  const numbered = v.pages.every((p, i) => p.index === i + 1); // all pages, in order
+  $("page-label").textContent = numbered
+    ? `Page ${page.index} of ${v.pages.length}`
+    : `Page ${page.index} (${at + 1} of ${v.pages.length} read)`;
   $("page-prev").disabled = at === 0;
   $("page-next").disabled = at === v.pages.length - 1;
   drawPage(page);
