@@ -150,6 +150,14 @@ class Settings(BaseSettings):
         description="A folder without a job record is kept this long after its last change "
         "(an upload in progress has no record yet)",
     )
+    # -- web page (/ui): api/ui/ --
+    ui_low_score: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="The web page marks lines the engine scored below this as ones to check "
+        "(RapidOCR scores clean print 0.97-1.0 and its misreads about 0.85-0.93)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ class UiConfig(BaseModel):
     languages: list[str]
     dpi_min: int
     dpi_max: int
+    low_score: float = Field(description="UI_LOW_SCORE: lines scored below it are marked")
 
 
 def ui_config(settings: Settings) -> UiConfig:
@@ -40,6 +41,7 @@ def ui_config(settings: Settings) -> UiConfig:
         languages=[lang.value for lang in Language],
         dpi_min=dpi["minimum"],
         dpi_max=dpi["maximum"],
+        low_score=settings.ui_low_score,
     )
 
 

@@ -16,7 +16,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image, ImageFilter
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -36,7 +38,25 @@ PHONE = (390, 844)  # CSS pixels of a common phone; also what 200% zoom of 780 p
 JOB_TIMEOUT = 90  # seconds: OCR of two small documents on a loaded machine
 
 INVOICE = [("Invoice number 4711", 44), ("Total amount 250 EUR", 32), ("Paid in full", 32)]
+# print blurred until RapidOCR misreads it and says so (scores about 0.85-0.9; clean 0.97+)
+SMUDGED = ["Ixl1 rnm cl0O", "qgj 9yp QO0o"]
 PDF_PAGES = [[("Chapter one begins here", 40)], [("Second page says goodbye", 40)]]
+
+
+def invoice_page() -> Image.Image:
+    """The invoice's clean lines, then two smudged ones the engine should be unsure of."""
+    clean = render_page(INVOICE, width=900)
+    smudged = [
+        render_page([(text, 28)], width=900, margin=12).filter(ImageFilter.GaussianBlur(3.6))
+        for text in SMUDGED
+    ]
+    page = Image.new("RGB", (900, clean.height + sum(s.height for s in smudged)), "white")
+    page.paste(clean, (0, 0))
+    y = clean.height
+    for line in smudged:
+        page.paste(line, (0, y))
+        y += line.height
+    return page
 
 
 def screenshot_dir() -> Path:
@@ -98,8 +118,12 @@ def wait_status(driver: WebDriver, name: str, statuses: set[str], timeout: float
         raise AssertionError(f"{name} never reached {statuses}; the list shows {items}") from None
 
 
+def classes(element: WebElement) -> list[str]:
+    return (element.get_attribute("class") or "").split()
+
+
 def is_lit(element: WebElement) -> bool:
-    return "lit" in (element.get_attribute("class") or "").split()
+    return "lit" in classes(element)
 
 
 def no_sideways_scroll(driver: WebDriver) -> bool:
@@ -123,7 +147,7 @@ def test_upload_watch_read_and_check_in_chromium(
 ) -> None:
     shots = screenshot_dir()
     invoice = tmp_path / "invoice.png"
-    invoice.write_bytes(encode(render_page(INVOICE, width=900)))
+    invoice.write_bytes(encode(invoice_page()))
     report = tmp_path / "report.pdf"
     images = [render_page(lines, width=900) for lines in PDF_PAGES]
     report.write_bytes(
@@ -148,6 +172,16 @@ def test_upload_watch_read_and_check_in_chromium(
         assert word in shown, shown
     boxes = browser.find_elements(By.CSS_SELECTOR, "#boxes rect")
     assert len(boxes) == len(lines) >= 3
+
+    # lines the engine scored under UI_LOW_SCORE are marked, on the text and on the page
+    job_id = done.get_attribute("data-job-id")
+    result = httpx.get(f"{stack.url}/jobs/{job_id}/result", timeout=10).json()
+    scores = [block["score"] for block in result["pages"][0]["blocks"]]
+    low = [score is not None and score < 0.9 for score in scores]
+    assert ["low" in classes(line) for line in lines] == low
+    assert ["low" in classes(box) for box in boxes] == low
+    assert any(low), scores  # the smudged lines
+    assert all("sure" in line.text for line, marked in zip(lines, low, strict=True) if marked)
 
     # hovering a line lights its box (and only its box), pointing at a box lights its line
     target = next(i for i, line in enumerate(lines) if "4711" in line.text)

@@ -6,7 +6,8 @@
 const API = new URL("..", document.baseURI);
 const KEY_STORE = "ocrq.apiKey"; // sessionStorage only: gone when the tab closes
 const JOBS_STORE = "ocrq.jobs";
-const LOW_SCORE = 0.8; // lines the engine scored below this are marked for checking
+// lines the engine scored below this are marked for checking (UI_LOW_SCORE, config.json)
+const LOW_SCORE_DEFAULT = 0.9;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const FORMATS = {
   json: "json", markdown: "md", text: "txt", pdf: "pdf", hocr: "hocr", alto: "alto.xml",
@@ -398,11 +399,12 @@ function drawPage(page) {
   svg.setAttribute("viewBox", `0 0 ${page.width} ${page.height}`);
   // the image is the page upright at any size: the SVG's viewBox in page pixels scales boxes
   $("page-frame").style.aspectRatio = `${page.width} / ${page.height}`;
+  const lowScore = state.config ? state.config.low_score : LOW_SCORE_DEFAULT;
   const rects = [];
   const items = [];
   page.blocks.forEach((block, i) => {
     const [x0, y0, x1, y1] = block.bbox;
-    const low = block.score !== null && block.score !== undefined && block.score < LOW_SCORE;
+    const low = typeof block.score === "number" && block.score < lowScore;
     const rect = document.createElementNS(SVG, "rect");
     rect.setAttribute("x", x0);
     rect.setAttribute("y", y0);

@@ -75,7 +75,7 @@ def test_every_error_code_has_words_for_a_person() -> None:
 
 
 def test_config_tells_the_page_what_the_server_takes(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, api_keys="k1", max_upload_mb=7, max_pages=12)
+    settings = _settings(tmp_path, api_keys="k1", max_upload_mb=7, max_pages=12, ui_low_score=0.5)
     with TestClient(create_app(settings)) as client:
         config = client.get("/ui/config.json").json()
         page = client.get("/ui/")  # the page itself needs no key: it asks for one
@@ -86,5 +86,6 @@ def test_config_tells_the_page_what_the_server_takes(tmp_path: Path) -> None:
         "languages": ["auto", "ru", "en"],
         "dpi_min": 72,
         "dpi_max": 600,
+        "low_score": 0.5,
     }
     assert page.status_code == 200
