@@ -163,6 +163,14 @@ def test_upload_watch_read_and_check_in_chromium(
     assert "Done" in done.find_element(By.CLASS_NAME, "job-status").text
     pdf_item = wait_status(browser, "report.pdf", {"succeeded", "failed"}, JOB_TIMEOUT)
     assert "2 pages" in pdf_item.text, pdf_item.text
+    # the list followed each job's event stream to its end (no polling fallback)
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+    )
+    for item in (done, pdf_item):
+        job = item.get_attribute("data-job-id")
+        assert any(url.endswith(f"/jobs/{job}/events") for url in fetched), fetched
+        assert not any(f"/jobs/{job}?wait" in url for url in fetched), fetched
 
     # open the image's job: the recognized text beside the page picture
     open_viewer(browser, job_item(browser, "invoice.png"))
