@@ -236,3 +236,40 @@ def test_upload_watch_read_and_check_in_chromium(
     browser.save_screenshot(str(shots / "ui-phone-viewer.png"))
     for name in ("ui-desktop.png", "ui-phone-list.png", "ui-phone-viewer.png"):
         assert (shots / name).stat().st_size > 10_000, name
+
+
+def test_api_key_kept_in_the_tab_and_cancel_in_chromium(
+    browser: WebDriver, side_stack, tmp_path: Path
+) -> None:
+    """A server with API_KEYS and no worker: the page asks for the key, says so in words when
+    it is missing, keeps it in sessionStorage only, and cancels the job that waits."""
+    key = "ui-test-key-0001"
+    server: Stack = side_stack(API_KEYS=key)
+    server.start_api()
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(encode(render_page(INVOICE[:1], width=600)))
+    browser.set_window_size(*DESKTOP)
+    browser.get(f"{server.url}/ui/")
+
+    key_box = browser.find_element(By.ID, "api-key")
+    wait(browser, 10).until(lambda d: key_box.is_displayed())
+    browser.find_element(By.ID, "files").send_keys(str(scan))
+    refused = wait_status(browser, "scan.png", {"rejected"}, 20)
+    assert "valid API key" in refused.find_element(By.CLASS_NAME, "job-error").text
+    refused.find_element(By.CLASS_NAME, "job-remove").click()
+
+    key_box.send_keys(key)
+    browser.find_element(By.ID, "files").send_keys(str(scan))
+    queued = wait_status(browser, "scan.png", {"queued"}, 20)  # no worker: it waits
+    assert "Waiting in the queue" in queued.text
+    stored = browser.execute_script(
+        "return [sessionStorage.getItem('ocrq.apiKey'), localStorage.length]"
+    )
+    assert stored == [key, 0]
+    queued.find_element(By.CLASS_NAME, "job-cancel").click()
+    canceled = wait_status(browser, "scan.png", {"canceled"}, 20)
+    assert "Canceled" in canceled.text
+    job_id = canceled.get_attribute("data-job-id")
+    headers = {"Authorization": f"Bearer {key}"}
+    record = httpx.get(f"{server.url}/jobs/{job_id}", headers=headers, timeout=10).json()
+    assert record["status"] == "canceled"
