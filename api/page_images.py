@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.archives.produce import stored_result_json
 from api.errors import PageNotFound
 from shared.errors import JobNotFound
 from shared.results import DocumentResult, PageResult
@@ -39,10 +40,7 @@ def page_image_path(files: JobFiles, index: int, media_type: str) -> Path:
     path = files.page_image_path(index)
     if path.is_file():
         return path
-    json_path = files.result_path("json")
-    if not json_path.is_file():
-        raise JobNotFound(f"the result of job {files.job_id} is gone (expired or deleted)")
-    document = DocumentResult.model_validate_json(json_path.read_bytes())
+    document = DocumentResult.model_validate_json(stored_result_json(files).read_bytes())
     page = next((p for p in document.pages if p.index == index), None)
     if page is None:
         read = ", ".join(str(p.index) for p in document.pages) or "none"
