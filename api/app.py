@@ -14,12 +14,14 @@ from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
+from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
 from api.readiness import ServiceHealth
-from api.routes import health, jobs, metrics, ocr, streams
+from api.routes import health, jobs, metrics, ocr, pages, streams
 from api.service import JobAccess
 from api.submitting import Submissions
+from api.ui import install_ui
 from api.watching import JobWatch
 from shared import __version__
 from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
@@ -67,6 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         lifespan=lifespan,
         redirect_slashes=False,  # api/errors.py redirects, with a relative Location
+        docs_url=None,  # install_docs serves /docs and /redoc with their assets, no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     # before the lifespan starts, so the server can end open streams at shutdown (api/__main__)
@@ -78,6 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router, dependencies=auth)
     app.include_router(streams.router, dependencies=auth)
     app.include_router(ocr.router, dependencies=auth)
+    app.include_router(pages.router, dependencies=auth)
+    install_docs(app)
+    install_ui(app, settings)
     return app
 
 

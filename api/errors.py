@@ -43,6 +43,12 @@ class ImageNotFound(ServiceError):
     code = ErrorCode.image_not_found
 
 
+class PageNotFound(ServiceError):
+    """GET /jobs/{id}/pages/{n}/image: the job's result has no page n."""
+
+    code = ErrorCode.page_not_found
+
+
 class ResultNotReady(ServiceError):
     code = ErrorCode.result_not_ready
 
@@ -118,6 +124,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.http_403: 403,
     ErrorCode.image_not_found: 404,
     ErrorCode.job_not_found: 404,
+    ErrorCode.page_not_found: 404,
     ErrorCode.not_found: 404,
     ErrorCode.method_not_allowed: 405,
     ErrorCode.request_timeout: 408,

@@ -132,3 +132,4 @@ class ServiceInfo(BaseModel):
     redoc: str
     openapi: str
     health: str
+    ui: str = Field(description="The web page for people: upload, watch, read, check")

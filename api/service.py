@@ -12,6 +12,7 @@ from pathlib import Path
 
 from api.archives.produce import ARCHIVE_FORMATS, archive_path
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
+from api.page_images import page_image_path
 from api.schemas import JobView
 from shared.api_keys import owner_fingerprint
 from shared.errors import JobNotFound
@@ -102,6 +103,11 @@ class JobAccess:
                 raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
             raise ImageNotFound(f"job {job_id} has no image {name!r}")
         return path
+
+    def page_image_path(self, job_id: str, index: int, api_key: str | None = None) -> Path:
+        """A picture of page `index` of the job's source, upright (rendered on first request)."""
+        record = self._succeeded(job_id, api_key)
+        return page_image_path(self._files(job_id), index, record.media_type or "")
 
     def _succeeded(self, job_id: str, api_key: str | None) -> JobRecord:
         """The job's record if it succeeded; else the error a request for its result gets."""

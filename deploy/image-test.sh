@@ -235,6 +235,11 @@ done
 curl -fsS "http://127.0.0.1:$api_port/health" >/dev/null || fail "no /health after 60 s"
 health_seconds=$(since "$t")
 log "ok: /health 200 after $health_seconds s"
+# the web page and the docs' assets are package data: the image must carry them (no CDN)
+for path in /ui/ /ui/ocrq.js /ui/ocrq.css /docs /docs-assets/swagger-ui-bundle.js /docs-assets/redoc.standalone.js; do
+  curl -fsS -o /dev/null "http://127.0.0.1:$api_port$path" || fail "the API image does not serve $path"
+done
+log "ok: /ui and the /docs and /redoc assets served from the image"
 mapfile -d '' healthcheck < <(argv_of "$API_IMAGE" Healthcheck)
 [ ${#healthcheck[@]} -gt 0 ] || fail "the API image has no HEALTHCHECK (built without --format docker?)"
 "${B[@]}" run --isolation chroot --network host -e "PORT=$api_port" "$api_ctr" -- "${healthcheck[@]}" ||

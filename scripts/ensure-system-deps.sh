@@ -2,9 +2,12 @@
 # Make sure the Debian packages the worker needs are installed: Tesseract with its Russian and
 # English language data (the tesseract engine and `auto` script detection read them through
 # tesserocr, whose wheel carries libtesseract), and poppler-utils, whose pdftotext reads back the
-# searchable PDFs in the tests (format=pdf). Installs with apt-get only what is missing.
+# searchable PDFs in the tests (format=pdf), and Chromium with its driver, in which
+# tests/integration/test_ui_browser.py drives the web page (/ui). Installs with apt-get only
+# what is missing.
 set -euo pipefail
-packages=(tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng tesseract-ocr-osd poppler-utils)
+packages=(tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng tesseract-ocr-osd poppler-utils
+  chromium chromium-driver)
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()

@@ -45,6 +45,7 @@ class ErrorCode(enum.StrEnum):
     queue_unavailable = "queue_unavailable"
     job_not_found = "job_not_found"
     image_not_found = "image_not_found"
+    page_not_found = "page_not_found"  # GET /jobs/{id}/pages/{n}/image: no page n in the result
     result_not_ready = "result_not_ready"
     job_failed = "job_failed"
     job_canceled = "job_canceled"

@@ -153,6 +153,14 @@ class Settings(BaseSettings):
         description="A folder without a job record is kept this long after its last change "
         "(an upload in progress has no record yet)",
     )
+    # -- web page (/ui): api/ui/ --
+    ui_low_score: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="The web page marks lines the engine scored below this as ones to check "
+        "(RapidOCR scores clean print 0.97-1.0 and its misreads about 0.85-0.93)",
+    )
 
     # Webhooks (issue 18): a job's callback_url (or its API key's default) gets a signed POST
     # per event (worker/webhooks/); deliveries are retried with backoff, kept in Redis.

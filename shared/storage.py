@@ -33,6 +33,9 @@ IMAGE_NAME_PATTERN = rf"^p[0-9]{{1,6}}-{CROP_NAME_PATTERN}$"
 _CROP_NAME = re.compile(CROP_NAME_PATTERN)
 _IMAGE_NAME = re.compile(IMAGE_NAME_PATTERN)
 IMAGE_MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+# Pictures of the source pages for the web page (/ui), rendered by the API on first request
+# into OUTPUT_DIR/<id>/pages/p<n>.jpg (api/page_images.py); removed with the job's results.
+PAGES_DIR = "pages"
 # Folders group-writable, files group-readable: a non-root container user shares them.
 DIR_MODE = 0o2775
 FILE_MODE = 0o664
@@ -163,6 +166,16 @@ class JobFiles:
         if not is_image_name(name):
             raise ValueError(f"not an image name: {name!r}")
         return self.images_dir / name
+
+    def page_image_path(self, index: int) -> Path:
+        """The rendered picture of page `index` (1-based) of the source, once it was asked for."""
+        return self.output_dir / PAGES_DIR / f"p{int(index)}.jpg"
+
+    def write_page_image(self, index: int, data: bytes) -> Path:
+        """Write the picture of page `index` atomically into pages/."""
+        target = self.page_image_path(index)
+        make_shared_dir(target.parent)
+        return write_atomically(target, data)
 
     def make_input_dir(self) -> Path:
         make_shared_dir(self.input_dir)

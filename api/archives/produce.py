@@ -61,9 +61,7 @@ def archive_path(files: JobFiles, fmt: str, media_type: str) -> Path:
     path = files.result_path(fmt)
     if path.is_file():
         return path
-    json_path = files.result_path("json")
-    if not json_path.is_file():
-        raise JobNotFound(f"the result of job {files.job_id} is gone (expired or deleted)")
+    json_path = stored_result_json(files)
     if fmt == "pdf" and not files.source_path.is_file():
         raise JobNotFound(
             f"the source pages of job {files.job_id} are no longer stored (it ended before "
@@ -84,6 +82,14 @@ def archive_path(files: JobFiles, fmt: str, media_type: str) -> Path:
             path.stat().st_size,
         )
     return path
+
+
+def stored_result_json(files: JobFiles) -> Path:
+    """The job's result.json, what on-request renderings read; JobNotFound once it is gone."""
+    json_path = files.result_path("json")
+    if not json_path.is_file():
+        raise JobNotFound(f"the result of job {files.job_id} is gone (expired or deleted)")
+    return json_path
 
 
 def render_archive(

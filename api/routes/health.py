@@ -63,4 +63,5 @@ async def index() -> ServiceInfo:
         redoc="/redoc",
         openapi="/openapi.json",
         health="/health",
+        ui="/ui/",
     )
