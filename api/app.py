@@ -14,13 +14,14 @@ from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
+from api.engine_choice import EngineChoice
 from api.errors import install_error_handlers
 from api.readiness import ServiceHealth
 from api.routes import health, jobs, metrics
 from api.service import JobAccess
 from api.submitting import Submissions
 from shared import __version__
-from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
+from shared.jobs import JobStore, WorkerRegistry, connect_settings_redis, recover_orphans
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
@@ -39,12 +40,14 @@ def create_app(settings: Settings) -> FastAPI:
             log.error("%s", exc)
             raise SystemExit(2) from exc
         log.info("upload dir %s is writable", settings.temp_dir)
-        client = connect_redis(settings.redis_url)
+        client = connect_settings_redis(settings)
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)
-        app.state.submissions = Submissions(settings, store, celery)
+        workers = WorkerRegistry(client)
+        engines = EngineChoice(settings, workers)
+        app.state.submissions = Submissions(settings, store, celery, engines)
         app.state.service = JobAccess(settings, store)
-        app.state.health = ServiceHealth(store, WorkerRegistry(client))
+        app.state.health = ServiceHealth(store, workers)
         sweeper = asyncio.create_task(_sweep_orphans(store, celery, settings))
         log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
         yield

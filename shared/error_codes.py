@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     idempotency_key_reused = "idempotency_key_reused"
     queue_full = "queue_full"
     queue_unavailable = "queue_unavailable"
+    engine_not_served = "engine_not_served"  # workers live, none serves the job's engine
     job_not_found = "job_not_found"
     image_not_found = "image_not_found"
     result_not_ready = "result_not_ready"

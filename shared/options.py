@@ -24,6 +24,22 @@ class TextLayer(enum.StrEnum):
     use = "use"  # take a PDF page's embedded text when it has any; OCR pages without one
 
 
+class Priority(enum.StrEnum):
+    """Which queue of its engine a job waits in; workers take the highest first."""
+
+    high = "high"  # one person waiting for one scan
+    normal = "normal"  # the default
+    batch = "batch"  # folders and scripts: served when nothing more urgent waits
+
+
+class Engine(enum.StrEnum):
+    """Engine kinds a worker can serve (its OCR_ENGINE); each has its own queues."""
+
+    rapidocr = "rapidocr"
+    tesseract = "tesseract"
+    paddleocr_vl = "paddleocr-vl"
+
+
 class JobOptions(BaseModel):
     """Form fields of POST /jobs besides `file`. Unknown fields are refused."""
 
@@ -39,6 +55,17 @@ class JobOptions(BaseModel):
     )
     text_layer: TextLayer = Field(
         TextLayer.ocr, description="`use`: take a PDF page's embedded text instead of OCR"
+    )
+    priority: Priority = Field(
+        Priority.normal,
+        description="`high`, `normal` or `batch`: workers take waiting `high` jobs first, "
+        "`batch` last (the `ocrq` CLI sends `batch` for folders)",
+    )
+    engine: Engine | None = Field(
+        None,
+        description="Engine kind of the workers that run the job (their OCR_ENGINE); default "
+        "DEFAULT_ENGINE, else the one kind live workers serve; 503 engine_not_served when "
+        "workers are live but none serves it",
     )
 
     @field_validator("pages")
@@ -91,9 +118,14 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "form"
             message = (
-                "unknown field (accepted: file, pages, dpi, language, text_layer)"
+                f"unknown field (accepted: {accepted_fields()})"
                 if err["type"] == "extra_forbidden"
                 else err["msg"].removeprefix("Value error, ")
             )
             problems.append(f"{name}: {message}")
         raise InvalidOption("; ".join(problems)) from None
+
+
+def accepted_fields() -> str:
+    """The form fields POST /jobs takes, from the model itself (never a hand-kept list)."""
+    return ", ".join(["file", *JobOptions.model_fields])

@@ -4,7 +4,8 @@ Job state: `ocrq:job:<id>` (the record, a hash), `ocrq:lease:<id>` (who runs it)
 `ocrq:running` / `ocrq:requeue` (sets the orphan sweep walks), `ocrq:events:<id>` (the job's
 events) and `ocrq:events` (everyone's, capped). Beside it: `ocrq:idem:<sha256>`
 (Idempotency-Key), `ocrq:metrics:*` (counters, histograms), `ocrq:worker:<id>` (heartbeats).
-Kombu keeps the queued messages in a list named like the queue (`ocr`).
+Kombu keeps the queued messages in a list named like the queue: `ocr.<engine>.<priority>`
+(queues.py builds those names) and the pre-upgrade `ocr`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 
 PREFIX = "ocrq:"
 
-QUEUE = "ocr"  # the Celery queue; kombu's Redis list of waiting messages has this name
+QUEUE = "ocr"  # the legacy Celery queue, and the prefix of queues.py's names
 TASK_RUN = "ocr.run"
 
 RUNNING = f"{PREFIX}running"  # jobs with a lease taken, to find orphans without SCAN
