@@ -358,10 +358,13 @@ class Submissions:
 
 
 def _fingerprint(upload: ReceivedUpload) -> str:
-    """What makes two uploads the same request: the file's bytes and the form fields."""
+    """What makes two uploads the same request: the file's bytes and the form fields (but
+    `priority`)."""
     digest = hashlib.sha256()
     with open(upload.path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    digest.update(json.dumps(sorted(upload.fields.items())).encode())
+    # priority says when, not what: a repeat sent at another priority finds the same job
+    fields = {k: v for k, v in upload.fields.items() if k != "priority"}
+    digest.update(json.dumps(sorted(fields.items())).encode())
     return digest.hexdigest()
