@@ -1,7 +1,8 @@
 """Which engine kind's queues a new job goes to, and refusing one that no live worker serves.
 
 A job's `engine` option wins; without one, DEFAULT_ENGINE; without that, the one kind the live
-workers announce in their heartbeats (their OCR_ENGINE); with none or several, OCR_ENGINE.
+workers announce in their heartbeats (their OCR_ENGINE; while none is live, e.g. the only one
+restarts, the kinds this process saw last); with none or several, OCR_ENGINE.
 A job for a kind no live worker serves is refused (503 engine_not_served) while other workers
 are live: it would wait for nobody. With no live worker at all the job is queued, as before:
 workers may be starting, or scaled to zero.
@@ -28,6 +29,7 @@ class EngineChoice:
         self.workers = workers
         self._lock = threading.Lock()
         self._cached: tuple[float, frozenset[str]] | None = None
+        self._last_seen: frozenset[str] = frozenset()  # the last non-empty live set
 
     def live_engines(self) -> frozenset[str]:
         """The engine kinds live workers serve (their primary engine), cached briefly."""
@@ -35,6 +37,7 @@ class EngineChoice:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > LIVE_ENGINES_CACHE_SECONDS:
                 self._cached = (now, frozenset(b.engine for b in self.workers.live()))
+                self._last_seen = self._cached[1] or self._last_seen
             return self._cached[1]
 
     def choose(self, options: JobOptions) -> Engine:
@@ -54,7 +57,7 @@ class EngineChoice:
     def _default(self, live: frozenset[str]) -> Engine:
         if self.settings.default_engine:
             return Engine(self.settings.default_engine)
-        served = [e for e in Engine if e.value in live]
+        served = [e for e in Engine if e.value in (live or self._last_seen)]
         if len(served) == 1:
             return served[0]
         names = {e.value for e in Engine}

@@ -136,3 +136,16 @@ def test_metrics_count_each_queue_and_the_total(client: TestClient) -> None:
         " 2.0" in text
     )
     assert 'ocrq_queue_depth_by_queue{engine="",priority="legacy",queue="ocr"} 0.0' in text
+
+
+def test_while_the_only_worker_restarts_jobs_keep_going_to_its_engine(
+    settings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.engine_choice.LIVE_ENGINES_CACHE_SECONDS", 0.0)
+    with TestClient(create_app(settings)) as client:
+        _beat(redis_client, "gpu-1", "paddleocr-vl")
+        assert _submit(client).status_code == 202
+        WorkerRegistry(redis_client).remove("gpu-1")  # its heartbeat is gone: restarting
+        assert _submit(client).status_code == 202
+
+    assert _depths(redis_client) == {"ocr.paddleocr-vl.normal": 2}
