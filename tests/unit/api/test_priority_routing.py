@@ -149,3 +149,12 @@ def test_while_the_only_worker_restarts_jobs_keep_going_to_its_engine(
         assert _submit(client).status_code == 202
 
     assert _depths(redis_client) == {"ocr.paddleocr-vl.normal": 2}
+
+
+def test_ready_lists_the_jobs_waiting_per_queue(client: TestClient) -> None:
+    _submit(client, priority="batch")
+
+    queues = client.get("/ready").json()["queues"]
+
+    assert queues["ocr.rapidocr.batch"] == 1 and queues["ocr"] == 0
+    assert sum(queues.values()) == 1 and len(queues) == 10
