@@ -13,7 +13,10 @@ from __future__ import annotations
 import threading
 import time
 
+from redis import RedisError
+
 from api.errors import EngineNotServed
+from shared.errors import QueueUnavailable
 from shared.jobs import WorkerRegistry
 from shared.options import Engine, JobOptions
 from shared.settings import Settings
@@ -36,7 +39,11 @@ class EngineChoice:
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > LIVE_ENGINES_CACHE_SECONDS:
-                self._cached = (now, frozenset(b.engine for b in self.workers.live()))
+                try:
+                    beats = self.workers.live()
+                except RedisError as exc:
+                    raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
+                self._cached = (now, frozenset(b.engine for b in beats))
                 self._last_seen = self._cached[1] or self._last_seen
             return self._cached[1]
 

@@ -158,3 +158,19 @@ def test_ready_lists_the_jobs_waiting_per_queue(client: TestClient) -> None:
 
     assert queues["ocr.rapidocr.batch"] == 1 and queues["ocr"] == 0
     assert sum(queues.values()) == 1 and len(queues) == 10
+
+
+def test_a_repeat_at_another_priority_finds_the_same_job(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    key = {"Idempotency-Key": "same-scan"}
+    first = client.post(
+        "/jobs", files={"file": ("a.png", PNG)}, data={"priority": "batch"}, headers=key
+    )
+    again = client.post(
+        "/jobs", files={"file": ("a.png", PNG)}, data={"priority": "high"}, headers=key
+    )
+
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert _depths(redis_client) == {"ocr.rapidocr.batch": 1}
