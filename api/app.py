@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
 from api.docs_pages import install_docs
+from api.engine_choice import EngineChoice
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
 from api.readiness import ServiceHealth
@@ -24,7 +25,7 @@ from api.submitting import Submissions
 from api.ui import install_ui
 from api.watching import JobWatch
 from shared import __version__
-from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
+from shared.jobs import JobStore, WorkerRegistry, connect_settings_redis, recover_orphans
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
@@ -43,12 +44,14 @@ def create_app(settings: Settings) -> FastAPI:
             log.error("%s", exc)
             raise SystemExit(2) from exc
         log.info("upload dir %s is writable", settings.temp_dir)
-        client = connect_redis(settings.redis_url)
+        client = connect_settings_redis(settings)
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)
-        app.state.submissions = Submissions(settings, store, celery)
+        workers = WorkerRegistry(client)
+        engines = EngineChoice(settings, workers)
+        app.state.submissions = Submissions(settings, store, celery, engines)
         app.state.service = JobAccess(settings, store)
-        app.state.health = ServiceHealth(store, WorkerRegistry(client))
+        app.state.health = ServiceHealth(store, workers)
         hub: EventHub = app.state.hub
         app.state.watch = JobWatch(app.state.service, hub, settings.stream_keepalive_seconds)
         hub.start()  # connects in the background: /health answers with Redis down

@@ -85,6 +85,12 @@ class QueueFull(ServiceError):
     code = ErrorCode.queue_full
 
 
+class EngineNotServed(ServiceError):
+    """Workers are live, but none serves the job's engine kind: it would wait for nobody."""
+
+    code = ErrorCode.engine_not_served
+
+
 class IdempotencyKeyReused(ServiceError):
     """The Idempotency-Key is known, but the upload (file or form fields) differs."""
 
@@ -147,6 +153,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.headers_too_large: 431,
     ErrorCode.internal_error: 500,
     ErrorCode.queue_unavailable: 503,
+    ErrorCode.engine_not_served: 503,
     ErrorCode.insufficient_storage: 507,
 }
 # Starlette's own HTTPExceptions (no route, wrong method, ...): the code each status gets

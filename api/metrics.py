@@ -3,7 +3,8 @@
 Counters (jobs submitted, succeeded, failed, canceled) and histograms (job duration, engine
 time per page) are kept in Redis by shared/jobs (metrics.py), so they add up across API
 processes and workers; the live gauges (queue depth, jobs running, workers and their warm
-state) are read at scrape time.
+state) are read at scrape time. `ocrq_queue_depth` is the total waiting;
+`ocrq_queue_depth_by_queue{queue,engine,priority}` splits it per queue.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import CollectorRegistry
 
 from shared.jobs import HISTOGRAMS, JobStore, WorkerRegistry
+from shared.jobs.queues import engine_of, priority_of
 
 
 class Metrics:
@@ -36,9 +38,22 @@ class Metrics:
         yield jobs
         for name, (doc, buckets) in HISTOGRAMS.items():
             yield _histogram(name, doc, buckets, self.store.metrics.histogram(name))
+        depths = self.store.queue_depths()
         yield GaugeMetricFamily(
-            "ocrq_queue_depth", "Jobs waiting in the queue", value=self.store.queue_depth()
+            "ocrq_queue_depth", "Jobs waiting, all queues", value=sum(depths.values())
         )
+        per_queue = GaugeMetricFamily(
+            "ocrq_queue_depth_by_queue",
+            "Jobs waiting per queue (engine kind, priority; `legacy` for the pre-upgrade `ocr`)",
+            labels=["queue", "engine", "priority"],
+        )
+        for queue, depth in depths.items():
+            engine, priority = engine_of(queue), priority_of(queue)
+            per_queue.add_metric(
+                [queue, engine.value if engine else "", priority.value if priority else "legacy"],
+                depth,
+            )
+        yield per_queue
         yield GaugeMetricFamily(
             "ocrq_jobs_running", "Jobs a worker holds now", value=self.store.running_count()
         )

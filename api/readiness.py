@@ -15,6 +15,10 @@ class ServiceHealth:
         self.workers = workers
         self.metrics = Metrics(store, workers)
 
+    def queue_depths(self) -> dict[str, int]:
+        """Jobs waiting per queue; QueueUnavailable when Redis does not answer."""
+        return self.store.queue_depths()
+
     def live_workers(self) -> list[WorkerBeat]:
         """The workers with a fresh heartbeat; QueueUnavailable when Redis does not answer."""
         try:

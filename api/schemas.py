@@ -123,6 +123,10 @@ class Readiness(BaseModel):
         False, description="True when at least one live worker is warm and its engine answers"
     )
     worker_details: list[WorkerView]
+    queues: dict[str, int] = Field(
+        default_factory=dict,
+        description="Jobs waiting per queue (`ocr.<engine>.<priority>`, and the pre-upgrade `ocr`)",
+    )
 
 
 class ServiceInfo(BaseModel):

@@ -1,5 +1,6 @@
-"""POST /jobs: the upload flow (stream to disk, record, enqueue), the Idempotency-Key and
-back-pressure (MAX_QUEUED_JOBS). Leaves nothing behind when a submission fails.
+"""POST /jobs: the upload flow (stream to disk, record, enqueue into the queue of the job's
+engine and priority), the Idempotency-Key and back-pressure (MAX_QUEUED_JOBS). Leaves nothing
+behind when a submission fails.
 
 Two plain paths: a new job without a key (`_submit_new`: the queue's room is checked before the
 body is read) and a key claimed for a new job (`_submit_claimed`: room checked before the claim,
@@ -25,6 +26,7 @@ from kombu.exceptions import KombuError
 from redis import RedisError
 from starlette.concurrency import run_in_threadpool
 
+from api.engine_choice import EngineChoice
 from api.errors import (
     BadRequestBody,
     IdempotencyKeyInUse,
@@ -38,9 +40,10 @@ from api.uploads import FormLimits, ReceivedUpload, receive_upload
 from shared.api_keys import owner_fingerprint
 from shared.callback_urls import CallbackRefused
 from shared.errors import InvalidCallbackUrl, InvalidOption, QueueUnavailable, ServiceError
-from shared.jobs import QUEUE, TASK_RUN, Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
+from shared.jobs import TASK_RUN, Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
+from shared.jobs.queues import ahead_of, queue_name
 from shared.logs import current_job_id
-from shared.options import JobOptions, parse_options
+from shared.options import JobOptions, Priority, parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles
 
@@ -62,10 +65,13 @@ class Accepted:
 
 
 class Submissions:
-    def __init__(self, settings: Settings, store: JobStore, celery: Celery) -> None:
+    def __init__(
+        self, settings: Settings, store: JobStore, celery: Celery, engines: EngineChoice
+    ) -> None:
         self.settings = settings
         self.store = store
         self.celery = celery
+        self.engines = engines
         self.form_limits = FormLimits.of(settings)
 
     async def accept(
@@ -136,6 +142,7 @@ class Submissions:
         self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> JobRecord:
         """Count pages, record the job and enqueue it (blocking: runs in a thread)."""
+        self._check_queue_room(options.priority)
         record = self._new_record(job_id, upload, options, owner)
         self._record_and_enqueue(record)
         return record
@@ -174,6 +181,7 @@ class Submissions:
         self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> tuple[JobRecord, str]:
         """Count pages, fingerprint the upload, record the job and enqueue it (in a thread)."""
+        self._check_queue_room(options.priority)
         record = self._new_record(job_id, upload, options, owner)
         fingerprint = _fingerprint(upload)  # before queueing: the worker removes the upload
         self._record_and_enqueue(record)
@@ -299,6 +307,7 @@ class Submissions:
             pages_total=self._check_pages(upload, options),
             options=options,
             owner=owner,
+            queue=queue_name(self.engines.choose(options), options.priority),
         )
 
     def _with_callback(self, options: JobOptions, owner: str | None) -> JobOptions:
@@ -336,7 +345,7 @@ class Submissions:
     def _record_and_enqueue(self, record: JobRecord) -> None:
         self.store.create(record)
         try:
-            self.celery.send_task(TASK_RUN, args=[record.job_id], queue=QUEUE, retry=False)
+            self.celery.send_task(TASK_RUN, args=[record.job_id], queue=record.queue, retry=False)
         except (KombuError, RedisError, OSError) as exc:
             # the job was never queued: its record goes (a queued record has no TTL, so if
             # Redis is down now the delete fails and the record stays `queued` until canceled)
@@ -354,22 +363,28 @@ class Submissions:
         )
         return record
 
-    def _check_queue_room(self) -> None:
-        """Back-pressure: refuse a new job (429) while MAX_QUEUED_JOBS wait."""
-        waiting = self.store.queue_depth()
+    def _check_queue_room(self, priority: Priority = Priority.high) -> None:
+        """Back-pressure: refuse a new job (429) while MAX_QUEUED_JOBS wait at its priority or
+        above (every engine), so a `batch` flood never refuses a `high` job. Before the form
+        is read the priority is unknown: then only what even a `high` job meets is checked."""
+        waiting = sum(self.store.queue_depths(ahead_of(priority)).values())
         if waiting >= self.settings.max_queued_jobs:
+            scope = "" if priority is Priority.batch else f" at priority {priority.value} or above"
             raise QueueFull(
-                f"{waiting} jobs are waiting, the limit is MAX_QUEUED_JOBS="
+                f"{waiting} jobs are waiting{scope}, the limit is MAX_QUEUED_JOBS="
                 f"{self.settings.max_queued_jobs}; retry after a while",
                 headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER), "Connection": "close"},
             )
 
 
 def _fingerprint(upload: ReceivedUpload) -> str:
-    """What makes two uploads the same request: the file's bytes and the form fields."""
+    """What makes two uploads the same request: the file's bytes and the form fields (but
+    `priority`)."""
     digest = hashlib.sha256()
     with open(upload.path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    digest.update(json.dumps(sorted(upload.fields.items())).encode())
+    # priority says when, not what: a repeat sent at another priority finds the same job
+    fields = {k: v for k, v in upload.fields.items() if k != "priority"}
+    digest.update(json.dumps(sorted(fields.items())).encode())
     return digest.hexdigest()

@@ -237,10 +237,24 @@ def _content_of(response: httpx.Response) -> bytes:
     return response.content
 
 
-def _upload(data: bytes, filename: str, idempotency_key: str | None) -> dict[str, object]:
-    """POST /jobs arguments; without a key a random one, so a retried upload is still one job."""
+PRIORITIES = ("high", "normal", "batch")
+
+
+def _upload(
+    data: bytes, filename: str, idempotency_key: str | None, priority: str | None = None
+) -> dict[str, object]:
+    """POST /jobs arguments; without a key a random one, so a retried upload is still one job.
+    `priority` (high, normal, batch) is sent when given; the service's default is normal."""
     key = idempotency_key or f"random-{uuid.uuid4().hex}"
-    return {"files": {"file": (filename, data)}, "headers": {"Idempotency-Key": key}}
+    upload: dict[str, object] = {
+        "files": {"file": (filename, data)},
+        "headers": {"Idempotency-Key": key},
+    }
+    if priority is not None:
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+        upload["data"] = {"priority": priority}
+    return upload
 
 
 class _Polling:
@@ -330,17 +344,28 @@ class OcrqClient:
             self._sleep(event.delay)
 
     def submit(
-        self, source: Source, *, filename: str | None = None, idempotency_key: str | None = None
+        self,
+        source: Source,
+        *,
+        filename: str | None = None,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
     ) -> Job:
-        """Upload a file (path or bytes) as a new job, or get the job its key made before."""
+        """Upload a file (path or bytes) as a new job, or get the job its key made before.
+        `priority`: high, normal (the service's default) or batch."""
         data, name = _read_source(source, filename)
-        return self.submit_bytes(data, name, idempotency_key=idempotency_key)
+        return self.submit_bytes(data, name, idempotency_key=idempotency_key, priority=priority)
 
     def submit_bytes(
-        self, data: bytes, filename: str, *, idempotency_key: str | None = None
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
     ) -> Job:
-        response = self._request("POST", "/jobs", **_upload(data, filename, idempotency_key))
-        return _job_of(response)
+        upload = _upload(data, filename, idempotency_key, priority)
+        return _job_of(self._request("POST", "/jobs", **upload))
 
     def get(self, job_id: str) -> Job:
         return _job_of(self._request("GET", f"/jobs/{job_id}"))
@@ -417,16 +442,28 @@ class AsyncOcrqClient:
             await self._sleep(event.delay)
 
     async def submit(
-        self, source: Source, *, filename: str | None = None, idempotency_key: str | None = None
+        self,
+        source: Source,
+        *,
+        filename: str | None = None,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
     ) -> Job:
         data, name = await asyncio.to_thread(_read_source, source, filename)
-        return await self.submit_bytes(data, name, idempotency_key=idempotency_key)
+        return await self.submit_bytes(
+            data, name, idempotency_key=idempotency_key, priority=priority
+        )
 
     async def submit_bytes(
-        self, data: bytes, filename: str, *, idempotency_key: str | None = None
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
     ) -> Job:
-        response = await self._request("POST", "/jobs", **_upload(data, filename, idempotency_key))
-        return _job_of(response)
+        upload = _upload(data, filename, idempotency_key, priority)
+        return _job_of(await self._request("POST", "/jobs", **upload))
 
     async def get(self, job_id: str) -> Job:
         return _job_of(await self._request("GET", f"/jobs/{job_id}"))

@@ -43,6 +43,7 @@ class ErrorCode(enum.StrEnum):
     idempotency_key_reused = "idempotency_key_reused"
     queue_full = "queue_full"
     queue_unavailable = "queue_unavailable"
+    engine_not_served = "engine_not_served"  # workers live, none serves the job's engine
     job_not_found = "job_not_found"
     image_not_found = "image_not_found"
     page_not_found = "page_not_found"  # GET /jobs/{id}/pages/{n}/image: no page n in the result

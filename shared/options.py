@@ -30,6 +30,22 @@ class CallbackEvents(enum.StrEnum):
     all = "all"  # also queued, running, each page, requeued
 
 
+class Priority(enum.StrEnum):
+    """Which queue of its engine a job waits in; workers take the highest first."""
+
+    high = "high"  # one person waiting for one scan
+    normal = "normal"  # the default
+    batch = "batch"  # folders and scripts: served when nothing more urgent waits
+
+
+class Engine(enum.StrEnum):
+    """Engine kinds a worker can serve (its OCR_ENGINE); each has its own queues."""
+
+    rapidocr = "rapidocr"
+    tesseract = "tesseract"
+    paddleocr_vl = "paddleocr-vl"
+
+
 class JobOptions(BaseModel):
     """Form fields of POST /jobs besides `file`. Unknown fields are refused."""
 
@@ -45,6 +61,17 @@ class JobOptions(BaseModel):
     )
     text_layer: TextLayer = Field(
         TextLayer.ocr, description="`use`: take a PDF page's embedded text instead of OCR"
+    )
+    priority: Priority = Field(
+        Priority.normal,
+        description="`high`, `normal` or `batch`: workers take waiting `high` jobs first, "
+        "`batch` last (the `ocrq` CLI sends `batch` for folders)",
+    )
+    engine: Engine | None = Field(
+        None,
+        description="Engine kind of the workers that run the job (their OCR_ENGINE); default "
+        "DEFAULT_ENGINE, else the one kind live workers serve; 503 engine_not_served when "
+        "workers are live but none serves it",
     )
 
     callback_url: str | None = Field(
@@ -117,16 +144,20 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
     try:
         return JobOptions.model_validate(fields)
     except ValidationError as exc:
-        accepted = ", ".join(["file", *JobOptions.model_fields])
         problems, names = [], set()
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "form"
             names.add(name)
             message = (
-                f"unknown field (accepted: {accepted})"
+                f"unknown field (accepted: {accepted_fields()})"
                 if err["type"] == "extra_forbidden"
                 else err["msg"].removeprefix("Value error, ")
             )
             problems.append(f"{name}: {message}")
         error = InvalidCallbackUrl if names == {"callback_url"} else InvalidOption
         raise error("; ".join(problems)) from None
+
+
+def accepted_fields() -> str:
+    """The form fields POST /jobs takes, from the model itself (never a hand-kept list)."""
+    return ", ".join(["file", *JobOptions.model_fields])

@@ -1,6 +1,7 @@
 """The Celery app's configuration, shared by the API (sender) and the worker.
 
-The queue and task names are part of the job protocol (shared/jobs/keys.py).
+The queue and task names are part of the job protocol (shared/jobs/keys.py, queues.py); how
+REDIS_URL reaches the broker (TLS, Sentinel) is shared/jobs/redis_url.py's.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from celery import Celery
 
 from shared.jobs.keys import QUEUE, TASK_RUN
+from shared.jobs.redis_url import broker_ssl, broker_transport_extras
 from shared.settings import Settings
 
 __all__ = ["QUEUE", "TASK_RUN", "make_celery"]
@@ -24,15 +26,20 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         result_serializer="json",
         task_ignore_result=True,  # job state lives in JobStore, not the result backend
+        # every send names its queue (shared/jobs/queues.py); the legacy one is the fallback
         task_default_queue=QUEUE,
-        task_routes={TASK_RUN: {"queue": QUEUE}},
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
+        broker_use_ssl=broker_ssl(settings),
         broker_transport_options={
             # above the longest job, or Redis hands a running task to a second worker
             "visibility_timeout": settings.broker_visibility_timeout,
             "socket_connect_timeout": 1,
             "socket_timeout": 5,
+            # BRPOP names a worker's queues in the order it consumes them (high, normal,
+            # batch, legacy) and kombu never rotates them: Redis pops the first non-empty one
+            "queue_order_strategy": "priority",
+            **broker_transport_extras(settings),
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -7,11 +7,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.api_keys import KeyEntry, KeyRing, read_key_entries
 from shared.callback_urls import CallbackPolicy
+from shared.options import Engine
 
 
 class Settings(BaseSettings):
@@ -215,6 +216,37 @@ class Settings(BaseSettings):
         "after this many idle seconds",
     )
 
+    # -- queues by engine and priority; Redis beyond one node (issue 14, branch queues) --
+    default_engine: str = Field(
+        "",
+        description="Engine kind a job without `engine` goes to (rapidocr, tesseract, "
+        "paddleocr-vl); empty: the one kind live workers serve, else OCR_ENGINE",
+    )
+    redis_sentinel_master: str = Field(
+        "",
+        description="Sentinel master group name; required when REDIS_URL is sentinel://",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="Password of the Sentinel nodes themselves (not of the master)"
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None, description="CA bundle for a rediss:// REDIS_URL; none = the system's CAs"
+    )
+
+    @field_validator("default_engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        kinds = [e.value for e in Engine]  # (`in Engine` raises on Python 3.11)
+        if value and value not in kinds:
+            raise ValueError(f"must be empty or one of: {', '.join(kinds)}")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_needs_master(self) -> Settings:
+        if self.redis_url.startswith("sentinel://") and not self.redis_sentinel_master:
+            raise ValueError("REDIS_URL is sentinel://: set REDIS_SENTINEL_MASTER too")
+        return self
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -230,8 +262,13 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or sentinel://")
+        if value.startswith("sentinel://"):
+            # imported here: the job package imports this module
+            from shared.jobs.redis_url import parse_sentinel_url
+
+            parse_sentinel_url(value)  # raises ValueError naming what is wrong
         return value
 
     @field_validator("api_keys_file")

@@ -13,14 +13,14 @@ from redis import RedisError
 
 from shared.error_codes import ErrorCode
 from shared.jobs import (
-    QUEUE,
     JobStore,
     WorkerBeat,
     WorkerRegistry,
-    connect_redis,
+    connect_settings_redis,
     default_worker_id,
     recover_orphans,
 )
+from shared.jobs.queues import worker_queues
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
@@ -82,7 +82,7 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
         log.error("cannot start: %s", exc)
         return 2
     worker_id = worker_name or default_worker_id()
-    client = connect_redis(settings.redis_url)
+    client = connect_settings_redis(settings)
     # A restarted container keeps its host name: the previous process's warm beat may live on
     # for WORKER_HEARTBEAT_TTL, and `python -m worker.probe` must not take it for this one's.
     with contextlib.suppress(RedisError):
@@ -137,10 +137,12 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     # solo pool: the warm engine lives in this process; scale with more worker processes. A
     # batching engine is fed by BATCH_JOBS jobs at once, one thread each.
     pool, concurrency = ("threads", settings.batch_jobs) if batcher else ("solo", 1)
-    log.info("taking %d job(s) at a time (%s pool)", concurrency, pool)
+    # its engine's queues, highest priority first, then the pre-upgrade `ocr` queue
+    queues = worker_queues(engines[0].name)
+    log.info("taking %d job(s) at a time (%s pool) from %s", concurrency, pool, ", ".join(queues))
     worker = app.Worker(
         hostname=f"ocr@{worker_id}",
-        queues=[QUEUE],
+        queues=queues,
         pool_cls=pool,
         concurrency=concurrency,
         loglevel=settings.log_level,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.jobs import WorkerRegistry, connect_redis, default_worker_id
+from shared.jobs import WorkerRegistry, connect_settings_redis, default_worker_id
 from shared.settings import load_settings
 
 HEALTHY = 0
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = load_settings()
-    client = connect_redis(settings.redis_url)
+    client = connect_settings_redis(settings)
     try:
         result = check_worker(
             WorkerRegistry(client),

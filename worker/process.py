@@ -1,4 +1,4 @@
-"""One worker process: boot (dirs, engine warm-up) then consume the `ocr` queue.
+"""One worker process: boot (dirs, engine warm-up) then consume its engine's queues.
 
 Started (and restarted) by `python -m worker`; run `python -m worker.process` directly to do
 without the supervisor.
@@ -18,7 +18,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="OCR worker: checks TEMP_DIR/OUTPUT_DIR, warms the OCR_ENGINE at boot, "
-        "then takes jobs from the 'ocr' queue one at a time (solo pool; run more processes to "
+        "then takes jobs from its engine's queues (ocr.<OCR_ENGINE>.high, .normal, .batch, then "
+        "the pre-upgrade 'ocr' queue) one at a time (solo pool; run more processes to "
         "use more cores). A batching engine (paddleocr-vl) holds BATCH_JOBS jobs at once and "
         "sends their pages in batches of up to BATCH_SIZE, waiting at most "
         "BATCH_FILL_SECONDS for a batch to fill; on a VL server backend up to "

@@ -27,6 +27,7 @@ async def health() -> Health:
 def ready(health: HealthDep) -> Readiness | JSONResponse:
     try:
         beats = health.live_workers()
+        queues = health.queue_depths()
     except QueueUnavailable:
         body = Readiness(
             status="unavailable", redis=False, workers=0, engines_warm=False, worker_details=[]
@@ -51,6 +52,7 @@ def ready(health: HealthDep) -> Readiness | JSONResponse:
         engines_warm=any(w.warm for w in details),
         engines_available=any(w.warm and w.engine_available for w in details),
         worker_details=details,
+        queues=queues,
     )
 
 

@@ -35,11 +35,11 @@ def _option_fields() -> dict:
     fields = {}
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
+        if "anyOf" in prop:  # an optional field: its non-null form
+            prop |= next(p for p in prop.pop("anyOf") if p.get("type") != "null")
         if "$ref" in prop:
             enum = schema["$defs"][prop.pop("$ref").split("/")[-1]]["enum"]
             prop |= {"type": "string", "enum": enum}
-        if "anyOf" in prop:
-            prop |= next(p for p in prop.pop("anyOf") if p.get("type") != "null")
         fields[name] = prop
     return fields
 
@@ -141,13 +141,19 @@ ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
         },
         429: {
             "model": ErrorBody,
-            "description": "`queue_full`: MAX_QUEUED_JOBS are waiting; retry after `Retry-After`",
+            "description": "`queue_full`: MAX_QUEUED_JOBS are waiting at the job's priority or "
+            "above; retry after `Retry-After`",
         },
         507: {
             "model": ErrorBody,
             "description": "`insufficient_storage`: no room left for the upload; retry later",
         },
         **_ERRORS,
+        503: {
+            "model": ErrorBody,
+            "description": "`queue_unavailable`: Redis (queue and job store) unreachable; or "
+            "`engine_not_served`: workers are live but none serves the job's engine",
+        },
     },
 )
 async def create_job(

@@ -45,6 +45,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     skip_existing_results(files)
     run = BatchRun(files, wait=wait, fmt=args.format, concurrency=args.concurrency)
     run.retry_failed = args.retry_failed
+    run.priority = args.priority or default_priority(args.inputs, len(files))
     live = args.progress if args.progress is not None else console.is_terminal
     started = time.perf_counter()
     run_batch(run, _client_settings(args), console, live)
@@ -57,6 +58,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print_resume_hint(console, run)
         return EXIT_INTERRUPTED if run.interrupted else EXIT_FAILED
     return EXIT_FAILED if run.failed_files() else EXIT_OK
+
+
+def default_priority(inputs: list[str], file_count: int) -> str:
+    """`batch` for a folder or many files (a flood must not delay someone's single scan),
+    `normal` for one file."""
+    if file_count > 1 or any(Path(i).is_dir() for i in inputs):
+        return "batch"
+    return "normal"
 
 
 def _print_job(job: Job, as_json: bool) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from ocrq_client._version import __version__
 from ocrq_client.cli.commands import cmd_cancel, cmd_result, cmd_status, cmd_submit
-from ocrq_client.client import FORMATS
+from ocrq_client.client import FORMATS, PRIORITIES
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument(
         "-c", "--concurrency", type=int, default=4, help="uploads and polls at a time (4)"
+    )
+    submit.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        help="queue priority of the jobs; default batch for a folder or several files, "
+        "normal for one file (workers take high first, batch last)",
     )
     submit.add_argument(
         "--retry-failed",

@@ -42,6 +42,7 @@ class BatchRun:
     fmt: str
     concurrency: int
     retry_failed: bool = False
+    priority: str | None = None  # None: the service's default (normal)
     started: float = field(default_factory=time.monotonic)
     last_submit: float = 0.0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -124,12 +125,17 @@ class BatchRun:
             return
         key = file_idempotency_key(data)
         try:
-            job = await client.submit_bytes(data, file.path.name, idempotency_key=key)
+            job = await client.submit_bytes(
+                data, file.path.name, idempotency_key=key, priority=self.priority
+            )
             # --retry-failed: a failed job from an earlier run gets one successor per run;
             # its key is derived from the failed job's, so re-runs find the successor again
             while self.retry_failed and job.replayed and job.status == "failed":
                 job = await client.submit_bytes(
-                    data, file.path.name, idempotency_key=f"{key}-after-{job.job_id}"
+                    data,
+                    file.path.name,
+                    idempotency_key=f"{key}-after-{job.job_id}",
+                    priority=self.priority,
                 )
         except Interrupted:
             return  # stays pending: reported as not submitted

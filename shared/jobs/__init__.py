@@ -5,7 +5,8 @@ job whose worker died goes back to queued (or fails worker_lost after JOB_MAX_AT
 Ended jobs never change again.
 
 Who calls what (all on `JobStore`, each change one Lua script in scripts.py):
-- API: `create` (queued) then sends the Celery task `keys.TASK_RUN` on `keys.QUEUE`; `delete`
+- API: `create` (queued) then sends the Celery task `keys.TASK_RUN` on the job's queue
+  (queues.py: one per engine kind and priority, e.g. `ocr.rapidocr.high`); `delete`
   if that send failed; `cancel`; reads `get`/`require`, `queue_depth`; `idempotency`
   (idempotency.py) for the Idempotency-Key.
 - worker: `claim` (takes the lease, running), `renew` while it runs (worker/job_watch.py),
@@ -13,7 +14,7 @@ Who calls what (all on `JobStore`, each change one Lua script in scripts.py):
   record is gone), then `succeed` or `fail(code, message)`, and `release`.
 - any process, every ORPHAN_SWEEP_SECONDS: `sweep.recover_orphans` -> `recover` for jobs whose
   lease lapsed.
-- /metrics: `metrics` (counters, histograms), `running_count`, `queue_depth`, and
+- /metrics: `metrics` (counters, histograms), `running_count`, `queue_depth`/`queue_depths`, and
   `WorkerRegistry` (heartbeats, workers.py).
 
 A record (`keys.job`) has no TTL while queued or running and expires JOB_TTL_SECONDS after
@@ -29,7 +30,11 @@ global stream and each delivery's state (due zset, a hash each), read by GET /jo
 keys.py names every Redis key; nothing outside this package builds one.
 """
 
-from shared.jobs.connection import connect_redis, redis_errors_as_unavailable
+from shared.jobs.connection import (
+    connect_redis,
+    connect_settings_redis,
+    redis_errors_as_unavailable,
+)
 from shared.jobs.events import EventKind, JobEvent
 from shared.jobs.idempotency import Bound, Idempotency, Pending
 from shared.jobs.keys import QUEUE, TASK_RUN
@@ -61,6 +66,7 @@ __all__ = [
     "WorkerBeat",
     "WorkerRegistry",
     "connect_redis",
+    "connect_settings_redis",
     "default_worker_id",
     "recover_orphans",
     "redis_errors_as_unavailable",

@@ -7,7 +7,8 @@ events) and `ocrq:events` (everyone's, capped). Beside it: `ocrq:idem:<sha256>`
 Webhooks: `ocrq:webhooks:due` (deliveries by due time), `ocrq:webhooks:delivery:<id>` (one
 delivery's state), `ocrq:webhooks:job:<id>` (a job's deliveries by event time); the consumer
 group `webhooks` on `ocrq:events`.
-Kombu keeps the queued messages in a list named like the queue (`ocr`).
+Kombu keeps the queued messages in a list named like the queue: `ocr.<engine>.<priority>`
+(queues.py builds those names) and the pre-upgrade `ocr`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 
 PREFIX = "ocrq:"
 
-QUEUE = "ocr"  # the Celery queue; kombu's Redis list of waiting messages has this name
+QUEUE = "ocr"  # the legacy Celery queue, and the prefix of queues.py's names
 TASK_RUN = "ocr.run"
 
 RUNNING = f"{PREFIX}running"  # jobs with a lease taken, to find orphans without SCAN

@@ -49,6 +49,9 @@ class JobRecord(BaseModel):
     options: JobOptions = JobOptions()
     # sha256 of the API key that created the job (never the key): only that key may see it
     owner: str | None = None
+    # the Celery queue it was sent to (shared/jobs/queues.py); None: made before queues by
+    # engine and priority, it waits in the legacy queue `ocr`
+    queue: str | None = None
 
 
 def utcnow() -> datetime:

@@ -8,7 +8,7 @@ import redis
 
 from shared.error_codes import ErrorCode
 from shared.errors import JobNotFound
-from shared.jobs import keys, scripts
+from shared.jobs import keys, queues, scripts
 from shared.jobs.connection import redis_errors_as_unavailable
 from shared.jobs.events import JobEvent
 from shared.jobs.idempotency import Idempotency
@@ -151,6 +151,10 @@ class JobStore:
         """Requeued jobs whose message is not sent yet."""
         return sorted(self.redis.smembers(keys.REQUEUE))
 
+    def queue_of(self, job_id: str) -> str:
+        """The queue the job waits in: the one its record names, else the legacy one."""
+        return self.redis.hget(keys.job(job_id), "queue") or queues.LEGACY_QUEUE
+
     def requeue_sent(self, job_id: str) -> None:
         self.redis.srem(keys.REQUEUE, job_id)
 
@@ -184,12 +188,22 @@ class JobStore:
 
     @redis_errors_as_unavailable
     def queue_depth(self) -> int:
-        """Messages waiting in the queue (kombu keeps them in a Redis list named like the queue).
+        """Messages waiting in all queues (kombu keeps each in a Redis list named like it).
 
         Jobs a worker has taken sit in kombu's `unacked` hash instead, so they are not counted;
         canceled jobs still are until a worker drops them.
         """
-        return int(self.redis.llen(keys.QUEUE))
+        return sum(self.queue_depths().values())
+
+    @redis_errors_as_unavailable
+    def queue_depths(self, names: list[str] | None = None) -> dict[str, int]:
+        """Messages waiting per queue (every queue of the protocol unless `names`), one round
+        trip."""
+        names = queues.all_queues() if names is None else names
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(name)
+        return {name: int(depth) for name, depth in zip(names, pipe.execute(), strict=True)}
 
     def running_count(self) -> int:
         """Jobs a worker holds a lease on now."""

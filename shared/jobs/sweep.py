@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 
-from shared.jobs.keys import QUEUE, TASK_RUN
+from shared.jobs.keys import TASK_RUN
 from shared.jobs.store import JobStore, Recovery
 from shared.settings import Settings
 from shared.storage import JobFiles
@@ -51,7 +51,8 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
             )
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
+    # Each goes back to its own queue (engine and priority), the legacy one for old records.
     for job_id in store.pending_requeues():
-        celery.send_task(TASK_RUN, args=[job_id], queue=QUEUE, retry=False)
+        celery.send_task(TASK_RUN, args=[job_id], queue=store.queue_of(job_id), retry=False)
         store.requeue_sent(job_id)
     return report

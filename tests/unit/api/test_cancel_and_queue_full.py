@@ -110,7 +110,10 @@ def test_checks_answer_in_their_order_queue_size_then_type(settings: Settings) -
         oversized = client.post("/jobs", content=big, headers=bad_type)
         small = client.post("/jobs", content=b"x", headers=bad_type)
     with TestClient(create_app(settings)) as client:
-        queued = _submit(client)  # the one job MAX_QUEUED_JOBS=1 allows
+        # the one job MAX_QUEUED_JOBS=1 allows; `high`, so that even a high job would wait
+        # behind it: only then is 429 known before the form (and its priority) is read
+        png = {"file": ("a.png", _png())}
+        queued = client.post("/jobs", files=png, data={"priority": "high"})
     with TestClient(create_app(strict)) as client:
         full = client.post("/jobs", content=big, headers=bad_type)
 

@@ -11,7 +11,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from shared.queue import QUEUE
+from shared.jobs.queues import queue_name
 from shared.settings import Settings
 from testkit.pages import encode, render_page
 
@@ -47,7 +47,7 @@ def test_repeated_key_answers_200_with_the_same_job_and_queues_nothing(
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     assert again.headers["location"] == first.headers["location"]
-    assert redis_client.llen(QUEUE) == 1
+    assert redis_client.llen(queue_name("rapidocr", "normal")) == 1
     assert len(_uploads(settings)) == 1  # the repeat was read to a scratch file, then dropped
     assert [p.name for p in settings.temp_dir.iterdir() if p.name.startswith(".")] == []
 
