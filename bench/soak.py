@@ -29,6 +29,7 @@ from pathlib import Path
 
 import redis
 
+from bench.procs import load_average
 from bench.report import machine_line, markdown_table, update_section
 from bench.worker_memory import WorkerMemorySampler
 from testkit.soak import SoakReport, run_soak
@@ -82,6 +83,11 @@ def main() -> int:
         "--redis-url", help="the Redis db to use, instead of 127.0.0.1:6379/--redis-db"
     )
     parser.add_argument("--worker-max-jobs", type=int, default=0, help="WORKER_MAX_JOBS")
+    parser.add_argument(
+        "--engine",
+        default="rapidocr",
+        help="OCR_ENGINE of the workers (tesseract: no fallback engine, warms in about a second)",
+    )
     parser.add_argument("--worker-max-rss-mb", type=float, default=0, help="WORKER_MAX_RSS_MB")
     parser.add_argument("--flush", action="store_true", help="empty a non-empty --redis-db first")
     parser.add_argument("--deadline", type=float, default=1800, help="seconds for all jobs")
@@ -95,9 +101,16 @@ def main() -> int:
     db.flushdb()
     base = Path(tempfile.mkdtemp(prefix="ocrq-soak-"))
     recycling = args.worker_max_jobs > 0 or args.worker_max_rss_mb > 0
+    load = load_average()
     env = {
         # one onnxruntime thread per worker process: WORKERS processes share the cores
         "RAPIDOCR_THREADS": "1",
+        "OCR_ENGINE": args.engine,
+        **(
+            {"OCR_FALLBACK_ENGINES": "", "OMP_THREAD_LIMIT": "1"}
+            if args.engine == "tesseract"
+            else {}
+        ),
         "WORKER_MAX_JOBS": str(args.worker_max_jobs),
         "WORKER_MAX_RSS_MB": f"{args.worker_max_rss_mb:g}",
         # the beat a recycled process hands over outlives its successor's start
@@ -151,7 +164,8 @@ def main() -> int:
         update_section(
             "soak-recycling",
             "## Soak with recycled workers (`python -m bench.soak --worker-max-jobs N`)\n\n"
-            f"{machine_line()}. As the `soak` section, with WORKER_MAX_JOBS="
+            f"{machine_line()}; load average {load:.1f} at the start. As the `soak` section "
+            f"(OCR_ENGINE={args.engine}), with WORKER_MAX_JOBS="
             f"{args.worker_max_jobs} and WORKER_MAX_RSS_MB={args.worker_max_rss_mb:g} (0 = "
             "off): each worker process is recycled between jobs once past a limit and its "
             "supervisor starts a fresh one at once. RSS is each worker process's VmRSS (the "

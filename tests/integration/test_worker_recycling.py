@@ -87,6 +87,9 @@ def test_recycled_worker_loses_no_job_and_stays_listed(side_stack: Callable[...,
     log = (stack.base / "test-worker-0.log").read_text()
     assert log.count("recycling this worker process: 2 jobs done (WORKER_MAX_JOBS=2)") == 2
     assert log.count("starting a fresh one") == 2 and "restarting in" not in log
+    # acked before the exit: a message handed back unacked would come again to the next
+    # process, which would find its job ended ("already succeeded; nothing to do")
+    assert "nothing to do" not in log and "redelivered" not in log
     assert ready.samples, "no /ready answer sampled"
     missing = [n for n, seen in enumerate(ready.samples) if "test-worker-0" not in seen]
     assert not missing, f"/ready lost the worker in {len(missing)} of {len(ready.samples)} reads"
