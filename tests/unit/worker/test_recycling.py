@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import pytest
 
 from shared.jobs import WorkerBeat
 from shared.settings import Settings
+from worker.boot import carry_rewarming_beat
 from worker.exit_codes import EXIT_RECYCLE
 from worker.probe import check_worker
 from worker.recycling import RecyclePolicy, Recycler, current_rss_mb
@@ -170,3 +172,45 @@ def test_supervisor_restarts_a_recycled_process_at_once_and_says_so(tmp_path: Pa
     assert len(recycled) == 2 and all("starting a fresh one" in line for line in recycled)
     (crash,) = [line for line in log if "restarting in" in line]
     assert "exited with 1" in crash, "a crash still backs off"
+
+
+class _Beats:
+    """WorkerRegistry's beat/get/remove over a dict (what carry_rewarming_beat calls)."""
+
+    def __init__(self, beat: WorkerBeat) -> None:
+        self.beats = {beat.worker_id: beat}
+        self.ttls: list[int] = []
+
+    def get(self, worker_id: str) -> WorkerBeat | None:
+        return self.beats.get(worker_id)
+
+    def beat(self, beat: WorkerBeat, ttl_seconds: int) -> None:
+        self.beats[beat.worker_id] = beat
+        self.ttls.append(ttl_seconds)
+
+    def remove(self, worker_id: str) -> None:
+        self.beats.pop(worker_id, None)
+
+
+def test_a_recycled_process_keeps_its_predecessors_rewarming_beat_fresh() -> None:
+    registry = _Beats(_beat(rewarming=True, pid=4242))
+    carried = carry_rewarming_beat(registry, "w1", Settings(), recycled=True)  # type: ignore[arg-type]
+    assert carried is not None and carried.rewarming and carried.warmup_seconds == 120.0
+    assert registry.beats["w1"].pid == os.getpid()
+    assert registry.ttls == [Settings().worker_heartbeat_ttl]
+
+
+@pytest.mark.parametrize(
+    ("beat", "recycled"),
+    [
+        (_beat(warm=True), False),  # a restarted container: the old warm beat must not count
+        (_beat(warm=True), True),  # recycled, but the beat is not the hand-over's
+        (_beat(rewarming=True), False),  # a rewarming beat of a process that then crashed
+    ],
+)
+def test_any_other_beat_of_this_worker_id_is_removed_at_boot(
+    beat: WorkerBeat, recycled: bool
+) -> None:
+    registry = _Beats(beat)
+    assert carry_rewarming_beat(registry, "w1", Settings(), recycled) is None  # type: ignore[arg-type]
+    assert registry.beats == {}
