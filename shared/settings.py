@@ -247,6 +247,19 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL is sentinel://: set REDIS_SENTINEL_MASTER too")
         return self
 
+    # Worker lifetime (worker/recycling.py): a worker process is recycled between jobs (it
+    # finishes the jobs it holds, exits with EXIT_RECYCLE, the supervisor restarts it at once),
+    # so memory an OCR library keeps growing is given back; 0 = never.
+    worker_max_jobs: int = Field(
+        0, ge=0, description="Jobs a worker process ends before it is recycled; 0 = never"
+    )
+    worker_max_rss_mb: float = Field(
+        0,
+        ge=0,
+        description="Resident memory (MB) of a worker process above which it is recycled after "
+        "its job; 0 = never",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

@@ -31,6 +31,7 @@ from worker.job_watch import JobWatch, exit_after_timeout
 from worker.page_reading import BatchReader
 from worker.periodic import Periodic
 from worker.pipeline import JobRunner
+from worker.recycling import EXIT_RECYCLE, RecyclePolicy, Recycler
 from worker.retention import start_retention_sweeps
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
@@ -74,8 +75,13 @@ def log_engine(engine: OcrEngine) -> None:
     )
 
 
-def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
-    """Everything before the first job happens here; returns the process exit code."""
+def boot_and_consume(
+    settings: Settings, worker_name: str | None = None, recycled: bool = False
+) -> int:
+    """Everything before the first job happens here; returns the process exit code.
+
+    `recycled`: the supervisor started this process after its predecessor was recycled.
+    """
     try:
         check_dirs(settings)
     except DirectoryNotWritable as exc:
@@ -85,8 +91,11 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     client = connect_settings_redis(settings)
     # A restarted container keeps its host name: the previous process's warm beat may live on
     # for WORKER_HEARTBEAT_TTL, and `python -m worker.probe` must not take it for this one's.
+    # A recycled predecessor left a not-warm `rewarming` beat instead: kept fresh, so /ready
+    # never shows the worker missing while this process builds its engine.
+    previous = None
     with contextlib.suppress(RedisError):
-        WorkerRegistry(client).remove(worker_id)
+        previous = carry_rewarming_beat(WorkerRegistry(client), worker_id, settings, recycled)
     started = time.perf_counter()
     try:
         engines = build_engines(settings)
@@ -103,6 +112,8 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
             versions={k: v for e in engines for k, v in e.info().versions.items()},
             engines=[e.name for e in engines],
         )
+        if previous is not None:  # re-warming: the last warm-up says how long it may take
+            beat.rewarming, beat.warmup_seconds = True, previous.warmup_seconds
         heartbeat = Heartbeat(WorkerRegistry(client), beat, settings.worker_heartbeat_ttl)
         heartbeat.start()
         for engine in engines:
@@ -112,7 +123,7 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
         return 3
     warmup = time.perf_counter() - started
     log.info("engine warm in %.2f s", warmup)
-    beat.warm, beat.warmup_seconds = True, round(warmup, 3)
+    beat.warm, beat.warmup_seconds, beat.rewarming = True, round(warmup, 3), False
     heartbeat.publish()
     store = JobStore(client, settings.job_ttl_seconds)
     start_retention_sweeps(settings, store)
@@ -123,7 +134,8 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     holder = f"{worker_id}:{os.getpid()}"  # unique per process: a restart is a new holder
     batcher = build_batcher(settings, engines[0], heartbeat)
     runner, watch = build_runner(settings, store, EngineRouter(engines), holder, batcher=batcher)
-    register_tasks(app, runner)
+    recycler = Recycler(RecyclePolicy.from_settings(settings))
+    register_tasks(app, runner, recycler)
     if batcher is not None:
         batcher.start()
     watch.start()
@@ -140,6 +152,12 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
     # its engine's queues, highest priority first, then the pre-upgrade `ocr` queue
     queues = worker_queues(engines[0].name)
     log.info("taking %d job(s) at a time (%s pool) from %s", concurrency, pool, ", ".join(queues))
+    if recycler.policy.enabled:
+        log.info(
+            "recycled after %s job(s) or above %s MB of RSS (0 = never)",
+            settings.worker_max_jobs,
+            f"{settings.worker_max_rss_mb:g}",
+        )
     worker = app.Worker(
         hostname=f"ocr@{worker_id}",
         queues=queues,
@@ -157,10 +175,27 @@ def boot_and_consume(settings: Settings, worker_name: str | None = None) -> int:
         watch.stop()
         if batcher is not None:
             batcher.stop()
-        heartbeat.stop()
+        if worker.exitcode == EXIT_RECYCLE:
+            heartbeat.hand_over()
+        else:
+            heartbeat.stop()
         if webhooks is not None:
             webhooks.stop()
     return worker.exitcode or 0
+
+
+def carry_rewarming_beat(
+    registry: WorkerRegistry, worker_id: str, settings: Settings, recycled: bool
+) -> WorkerBeat | None:
+    """Keep a recycled predecessor's `rewarming` beat fresh under this pid and return it; any
+    other beat of this worker id is removed (None)."""
+    previous = registry.get(worker_id) if recycled else None
+    if previous is None or not previous.rewarming:
+        registry.remove(worker_id)
+        return None
+    previous.pid, previous.started_at = os.getpid(), datetime.now(UTC).isoformat()
+    registry.beat(previous, settings.worker_heartbeat_ttl)
+    return previous
 
 
 def build_batcher(

@@ -39,3 +39,10 @@ class Heartbeat:
         self._stop.set()
         with contextlib.suppress(RedisError):  # the key expires by itself
             self.registry.remove(self.beat.worker_id)
+
+    def hand_over(self) -> None:
+        """Stop, leaving a not-warm `rewarming` beat for the recycled process's successor, so
+        /ready shows the worker re-warming rather than gone (the key expires by itself)."""
+        self._stop.set()
+        self.beat.warm, self.beat.rewarming = False, True
+        self.publish()

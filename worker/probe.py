@@ -8,7 +8,8 @@ answers in well under a second even on a GPU image.
 Exit codes: 0 healthy; 1 no fresh heartbeat or engine not warm; 2 bad configuration;
 3 Redis unreachable (0 with --allow-redis-down). A worker whose engine backend (a VL server) does
 not answer is healthy too, and says so: it holds its jobs until the server is back, and a
-restart would not bring the server back.
+restart would not bring the server back. So is a worker re-warming after a planned recycle
+(WORKER_MAX_JOBS / WORKER_MAX_RSS_MB): a liveness probe must not kill it for its warm-up.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 
-from shared.jobs import WorkerRegistry, connect_settings_redis, default_worker_id
+from shared.jobs import WorkerBeat, WorkerRegistry, connect_settings_redis, default_worker_id
 from shared.settings import load_settings
 
 HEALTHY = 0
 UNHEALTHY = 1
 REDIS_UNREACHABLE = 3
+REWARM_MIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,21 @@ class ProbeResult:
         return self.exit_code == HEALTHY
 
 
+def _rewarming_for(beat: WorkerBeat, now: datetime | None) -> float:
+    return ((now or datetime.now(UTC)) - datetime.fromisoformat(beat.started_at)).total_seconds()
+
+
+def _rewarm_allowance(beat: WorkerBeat) -> float:
+    """How long a recycled worker may re-warm and stay healthy: 3x its last warm-up, >= 60 s."""
+    return max(REWARM_MIN_SECONDS, 3 * (beat.warmup_seconds or 0))
+
+
 def check_worker(
-    registry: WorkerRegistry, worker_id: str, *, allow_redis_down: bool = False
+    registry: WorkerRegistry,
+    worker_id: str,
+    *,
+    allow_redis_down: bool = False,
+    now: datetime | None = None,
 ) -> ProbeResult:
     """Judge one worker by its heartbeat: present (so fresh, the key expires) and warm."""
     try:
@@ -55,6 +71,14 @@ def check_worker(
             UNHEALTHY,
             f"unhealthy: no heartbeat for worker {worker_id!r} (expired or never published): "
             "the worker is not running, is still building its engine, or cannot reach Redis",
+        )
+    if not beat.warm and beat.rewarming and _rewarming_for(beat, now) <= _rewarm_allowance(beat):
+        # recycled on purpose (WORKER_MAX_JOBS / WORKER_MAX_RSS_MB): a restart now would only
+        # start the same warm-up over; one that takes far longer than the last fails below
+        return ProbeResult(
+            HEALTHY,
+            f"ok: worker {worker_id!r} re-warming engine {beat.engine} after a planned recycle "
+            f"(process started {beat.started_at}, last warm-up {beat.warmup_seconds} s)",
         )
     if not beat.warm:
         return ProbeResult(

@@ -23,7 +23,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "use more cores). A batching engine (paddleocr-vl) holds BATCH_JOBS jobs at once and "
         "sends their pages in batches of up to BATCH_SIZE, waiting at most "
         "BATCH_FILL_SECONDS for a batch to fill; on a VL server backend up to "
-        "BATCH_IN_FLIGHT batches are read at once.",
+        "BATCH_IN_FLIGHT batches are read at once. With WORKER_MAX_JOBS or WORKER_MAX_RSS_MB set, "
+        "the process is recycled between jobs (the supervisor starts a fresh one at once).",
     )
     parser.add_argument(
         "--name",
@@ -37,12 +38,14 @@ def main() -> None:
     parser = build_parser("python -m worker.process")
     # given by the supervisor (`python -m worker`): this process dies with it
     parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    # given by the supervisor when the previous process was recycled (worker/recycling.py)
+    parser.add_argument("--recycled", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.supervisor_pid is not None:
         die_with_parent(args.supervisor_pid)  # first: before the engine is warm for nothing
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    raise SystemExit(boot_and_consume(settings, args.name))
+    raise SystemExit(boot_and_consume(settings, args.name, recycled=args.recycled))
 
 
 if __name__ == "__main__":

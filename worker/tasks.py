@@ -6,10 +6,17 @@ from celery import Celery
 
 from shared.jobs import TASK_RUN
 from worker.pipeline import JobRunner
+from worker.recycling import Recycler
 
 
-def register_tasks(app: Celery, runner: JobRunner) -> None:
+def register_tasks(app: Celery, runner: JobRunner, recycler: Recycler | None = None) -> None:
     @app.task(name=TASK_RUN, acks_late=True, reject_on_worker_lost=True)
     def run_ocr_job(job_id: str) -> str | None:
-        status = runner.run(job_id)
+        try:
+            status = runner.run(job_id)
+        finally:
+            # the job's state is final here; its message is acked when this returns, and a
+            # recycled process exits only after that (Celery's warm shutdown)
+            if recycler is not None:
+                recycler.job_done()
         return status.value if status else None

@@ -30,6 +30,9 @@ class WorkerBeat:
     # False while the engine's backend (a VL server) does not answer: jobs are held, not failed
     engine_available: bool = True
     engine_error: str | None = None
+    # True from a recycled process's exit (WORKER_MAX_JOBS/WORKER_MAX_RSS_MB) until its
+    # successor is warm: the worker is re-warming on purpose; warmup_seconds is then the last one
+    rewarming: bool = False
 
 
 class WorkerRegistry:
