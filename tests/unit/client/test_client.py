@@ -163,8 +163,9 @@ def test_submit_sends_the_file_as_multipart_with_its_name(tmp_path) -> None:
     assert file_idempotency_key(b"a") != file_idempotency_key(b"b")
 
 
-def test_wait_polls_until_terminal_and_result_fetches_the_format() -> None:
+def test_wait_polls_a_server_without_events_then_result_fetches_the_format() -> None:
     script = Script(
+        error(404, "not_found"),  # an older server: no GET /jobs/{id}/events route
         httpx.Response(200, json=job_body("queued")),
         httpx.Response(200, json=job_body("running")),
         httpx.Response(200, json=job_body("succeeded")),
@@ -176,6 +177,7 @@ def test_wait_polls_until_terminal_and_result_fetches_the_format() -> None:
     assert client.result(JOB_ID, "text") == b"Invoice 123\n"
     assert script.requests[-1].url.params["format"] == "text"
     assert script.sleeps == [0.25, 0.375]
+    assert script.requests[0].url.path.endswith("/events") and not client.streams_events
 
 
 def test_wait_times_out() -> None:
@@ -209,6 +211,7 @@ def test_async_client_retries_the_same_way() -> None:
         httpx.ConnectError("refused"),
         error(429, "queue_full", **{"Retry-After": "1"}),
         httpx.Response(202, json=job_body()),
+        error(404, "not_found"),  # no event stream: wait() polls
         httpx.Response(200, json=job_body("succeeded")),
         httpx.Response(200, json={"job_id": JOB_ID}),
     )
