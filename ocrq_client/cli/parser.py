@@ -85,8 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="result format (json); pdf is a searchable PDF of the pages, hocr and alto say "
         "where every word sits",
     )
+    submit.add_argument("-c", "--concurrency", type=int, default=4, help="uploads at a time (4)")
     submit.add_argument(
-        "-c", "--concurrency", type=int, default=4, help="uploads and polls at a time (4)"
+        "--streams",
+        type=int,
+        default=8,
+        help="jobs followed at a time while waiting, oldest first, each on its event stream "
+        "(GET /jobs/{id}/events; polled on a server without it) (8)",
     )
     submit.add_argument(
         "--retry-failed",
