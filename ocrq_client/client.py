@@ -284,7 +284,8 @@ class OcrqClient:
                         raise StreamBroke("the stream ended before the job did")
             except (httpx.TransportError, StreamBroke) as exc:
                 self._sleep(follow.broke(exc))
-        self.streams_events = not follow.route_missing
+        if follow.route_missing:
+            self.streams_events = False
         while not (job := follow.seen(self.get(job_id))).terminal:
             self._sleep(polling.next_delay(job))
         return job
@@ -391,7 +392,8 @@ class AsyncOcrqClient:
                         raise StreamBroke("the stream ended before the job did")
             except (httpx.TransportError, StreamBroke) as exc:
                 await self._sleep(follow.broke(exc))
-        self.streams_events = not follow.route_missing
+        if follow.route_missing:
+            self.streams_events = False
         while not (job := follow.seen(await self.get(job_id))).terminal:
             await self._sleep(polling.next_delay(job))
         return job
