@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 
 import uvicorn
 
 from api.app import create_app
 from api.connection_guard import guarded_protocol
+from api.event_hub import EventHub
 from api.listen import listening_socket
 from shared.logs import configure_logging
 from shared.settings import load_settings
@@ -32,8 +34,9 @@ def main() -> None:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         raise SystemExit(1) from exc
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         # httptools, the request head bounded in size and time (api/connection_guard.py)
         http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
         log_level=settings.log_level.lower(),
@@ -41,7 +44,20 @@ def main() -> None:
         log_config=None,  # uvicorn logs through our handler: same format, JSON included
     )
     log.info("listening on %s:%d", settings.host, settings.port)
-    uvicorn.Server(config).run(sockets=[sock])
+    StreamEndingServer(config, app.state.hub).run(sockets=[sock])
+
+
+class StreamEndingServer(uvicorn.Server):
+    """uvicorn's graceful shutdown waits for every response to finish: status streams and
+    waiting requests are told to answer first (a stream's client resumes with Last-Event-ID)."""
+
+    def __init__(self, config: uvicorn.Config, hub: EventHub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.hub.close_streams()
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

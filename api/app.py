@@ -15,10 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
+from api.event_hub import EventHub
 from api.readiness import ServiceHealth
-from api.routes import health, jobs, metrics
+from api.routes import health, jobs, metrics, ocr, streams
 from api.service import JobAccess
 from api.submitting import Submissions
+from api.watching import JobWatch
 from shared import __version__
 from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
 from shared.queue import make_celery
@@ -45,28 +47,37 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.submissions = Submissions(settings, store, celery)
         app.state.service = JobAccess(settings, store)
         app.state.health = ServiceHealth(store, WorkerRegistry(client))
+        hub: EventHub = app.state.hub
+        app.state.watch = JobWatch(app.state.service, hub, settings.stream_keepalive_seconds)
+        hub.start()  # connects in the background: /health answers with Redis down
         sweeper = asyncio.create_task(_sweep_orphans(store, celery, settings))
         log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
         yield
         sweeper.cancel()
+        await hub.stop()
         client.close()
 
     app = FastAPI(
         title="ocrq",
         version=__version__,
         description=(
-            "Asynchronous OCR: POST a file to /jobs, get a job id at once, poll "
-            "GET /jobs/{id} until it succeeds, then fetch GET /jobs/{id}/result."
+            "Asynchronous OCR: POST a file to /jobs, get a job id at once, follow "
+            "GET /jobs/{id}/events (or poll GET /jobs/{id}, `?wait=N` to long-poll) until it "
+            "succeeds, then fetch GET /jobs/{id}/result. One-shot clients: POST /ocr."
         ),
         lifespan=lifespan,
         redirect_slashes=False,  # api/errors.py redirects, with a relative Location
     )
     app.state.settings = settings
+    # before the lifespan starts, so the server can end open streams at shutdown (api/__main__)
+    app.state.hub = EventHub(settings.redis_url)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     auth = [Depends(require_api_key)] if settings.api_key_set else []
     app.include_router(jobs.router, dependencies=auth)
+    app.include_router(streams.router, dependencies=auth)
+    app.include_router(ocr.router, dependencies=auth)
     return app
 
 

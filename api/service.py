@@ -14,7 +14,7 @@ from pathlib import Path
 from api.archives.produce import ARCHIVE_FORMATS, archive_path
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
 from shared.errors import JobNotFound
-from shared.jobs import JobRecord, JobStatus, JobStore
+from shared.jobs import JobEvent, JobRecord, JobStatus, JobStore
 from shared.settings import Settings
 from shared.storage import JobFiles, is_image_name
 
@@ -52,8 +52,20 @@ class JobAccess:
         """
         if not _JOB_ID.match(job_id):
             raise JobNotFound(f"no job with id {job_id!r}")
-        record = self.store.require(job_id)
-        if self.settings.api_key_set and record.owner != owner_fingerprint(api_key):
+        return self._visible(job_id, self.store.get(job_id), api_key)
+
+    def history(self, job_id: str, api_key: str | None = None) -> tuple[JobRecord, list[JobEvent]]:
+        """The job (as `get`) and its events, read together: the record is the state right
+        after the last event (status streams, api/watching.py)."""
+        if not _JOB_ID.match(job_id):
+            raise JobNotFound(f"no job with id {job_id!r}")
+        record, events = self.store.history(job_id)
+        return self._visible(job_id, record, api_key), events
+
+    def _visible(self, job_id: str, record: JobRecord | None, api_key: str | None) -> JobRecord:
+        if record is None or (
+            self.settings.api_key_set and record.owner != owner_fingerprint(api_key)
+        ):
             raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
         return record
 

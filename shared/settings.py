@@ -151,6 +151,22 @@ class Settings(BaseSettings):
         "(an upload in progress has no record yet)",
     )
 
+    # Push (issue 18, branch stream): status streams, GET /jobs/{id}?wait=N and POST /ocr.
+    sync_wait_seconds: float = Field(
+        30,
+        ge=0,
+        le=300,
+        description="POST /ocr waits this long for its job to end before answering 202 with "
+        "the job (as POST /jobs does); at most 300",
+    )
+    stream_keepalive_seconds: float = Field(
+        15,
+        gt=0,
+        le=300,
+        description="A status stream (GET /jobs/{id}/events) sends a `: keepalive` comment "
+        "after this many idle seconds",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from api.archives.produce import ARCHIVE_MEDIA_TYPES
-from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep
+from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep, WatchDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
-from api.submitting import IDEMPOTENCY_KEY_PATTERN
+from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted
+from api.watching import WAIT_LIMIT_SECONDS
 from shared.options import JobOptions
 from shared.results import DocumentResult
 from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
@@ -24,6 +26,7 @@ _ERRORS = {
     404: {"model": ErrorBody, "description": "Unknown or expired job"},
     503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
 }
+ERRORS = _ERRORS  # of every route on a job (api/routes/streams.py, ocr.py too)
 
 
 def _option_fields() -> dict:
@@ -72,18 +75,34 @@ _IDEMPOTENCY_DOC = (
     "job frees its key. `ocrq submit` sends `sha256-<hex of the file>`."
 )
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description=_IDEMPOTENCY_DOC,
+        # declared, not validated here: the service answers a bad key 400 invalid_request
+        json_schema_extra={
+            "pattern": IDEMPOTENCY_KEY_PATTERN,
+            "minLength": 1,
+            "maxLength": 255,
+        },
+    ),
+]
+
 _MEDIA = {
     "json": "application/json",
     "markdown": "text/markdown; charset=utf-8",
     "text": "text/plain; charset=utf-8",
     **ARCHIVE_MEDIA_TYPES,
 }
+_RESULT_FORMATS = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
 _RESULT_DOC = (
     "`json` (default), `markdown` or `text`; or an archive format: `pdf` (the source pages, "
     "images or PDF pages as uploaded, with an invisible text layer over each word), `hocr` "
     "(hOCR 1.2) or `alto` (ALTO 4.4), with pixel boxes of blocks, lines and words. An archive "
     "format is rendered on its first request (which waits for it) and kept with the result."
 )
+ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
 
 
 @router.post(
@@ -135,19 +154,7 @@ async def create_job(
     response: Response,
     submissions: SubmissionsDep,
     api_key: ApiKeyDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description=_IDEMPOTENCY_DOC,
-            # declared, not validated here: the service answers a bad key 400 invalid_request
-            json_schema_extra={
-                "pattern": IDEMPOTENCY_KEY_PATTERN,
-                "minLength": 1,
-                "maxLength": 255,
-            },
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobAccepted:
     accepted = await submissions.accept(
         request.stream(),
@@ -156,6 +163,11 @@ async def create_job(
         idempotency_key=idempotency_key,
         scope=api_key,
     )
+    return accepted_answer(accepted, response)
+
+
+def accepted_answer(accepted: Accepted, response: Response) -> JobAccepted:
+    """POST /jobs's answer to an upload it accepted: status, headers (Location) and body."""
     record = accepted.record
     if accepted.replayed:
         response.status_code = 200
@@ -169,9 +181,21 @@ async def create_job(
     )
 
 
+_WAIT_DOC = (
+    f"Long-poll: answer once the job's status or page progress changes, or after this many "
+    f"seconds (0 < wait <= {WAIT_LIMIT_SECONDS}) with it unchanged. An ended job answers at "
+    "once. To follow every change, GET /jobs/{id}/events instead."
+)
+
+
 @router.get("/{job_id}", summary="Job status and progress", responses=_ERRORS)
-def get_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
-    return JobView.of(service.get(job_id, api_key))
+async def get_job(
+    job_id: str,
+    watch: WatchDep,
+    api_key: ApiKeyDep,
+    wait: Annotated[float | None, Query(gt=0, le=WAIT_LIMIT_SECONDS, description=_WAIT_DOC)] = None,
+) -> JobView:
+    return JobView.of(await watch.current(job_id, api_key, wait))
 
 
 @router.get(
@@ -198,12 +222,14 @@ def get_result(
     job_id: str,
     service: ServiceDep,
     api_key: ApiKeyDep,
-    format: Annotated[  # noqa: A002
-        Literal["json", "markdown", "text", "pdf", "hocr", "alto"], Query(description=_RESULT_DOC)
-    ] = "json",
+    format: ResultFormat = "json",  # noqa: A002
 ) -> FileResponse:
-    path = service.result_path(job_id, format, api_key)
-    return FileResponse(path, media_type=_MEDIA[format])
+    return result_response(service.result_path(job_id, format, api_key), format)
+
+
+def result_response(path: FilePath, fmt: str) -> FileResponse:
+    """A stored result file as GET /jobs/{id}/result answers it in format `fmt`."""
+    return FileResponse(path, media_type=_MEDIA[fmt])
 
 
 @router.get(

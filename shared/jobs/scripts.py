@@ -48,11 +48,14 @@ end
 """
 
 # ARGV[5..]: the record's field, value, ... A queued job's record lives however long it waits.
+# Its `queued` event carries the page count the API found (a status stream shows it).
 CREATE = (
     _STATE
     + """
 redis.call('HSET', job, unpack(ARGV, 5))
 redis.call('HINCRBY', counters, 'submitted', 1)
+local total = redis.call('HGET', job, 'pages_total')
+if total then return emit('queued', 'pages_total', total) end
 return emit('queued')
 """
 )

@@ -210,6 +210,19 @@ class JobStore:
         ]
 
     @redis_errors_as_unavailable
+    def history(self, job_id: str) -> tuple[JobRecord | None, list[JobEvent]]:
+        """The record and all its events, read together (one MULTI): the record is the state
+        right after the last of them. (None, []) when the job is unknown or expired."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(keys.job(job_id))
+        pipe.xrange(keys.job_events(job_id))
+        fields, entries = pipe.execute()
+        record = from_fields(job_id, fields)
+        if record is None:
+            return None, []
+        return record, [JobEvent.from_entry(i, f) for i, f in entries]
+
+    @redis_errors_as_unavailable
     def recent_events(self, after_id: str = "0", count: int = 100) -> list[JobEvent]:
         """Up to `count` events of any job after stream id `after_id` ("0": the oldest kept)."""
         entries = self.redis.xrange(keys.EVENTS, f"({after_id}", count=count)

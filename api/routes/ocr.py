@@ -1,0 +1,98 @@
+"""POST /ocr: the synchronous route for one-shot clients. The upload goes through the queue
+like any POST /jobs (no OCR in the API); the request then waits on the job's events for up to
+SYNC_WAIT_SECONDS, holding only its idle connection, and answers with the result or the job."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ApiKeyDep, ServiceDep, SettingsDep, SubmissionsDep, WatchDep
+from api.routes import jobs
+from api.routes.jobs import IdempotencyKeyHeader, ResultFormat, accepted_answer, result_response
+from api.schemas import ErrorBody, JobAccepted
+
+router = APIRouter(tags=["jobs"])
+
+
+def _route(name: str) -> APIRoute:
+    return next(r for r in jobs.router.routes if isinstance(r, APIRoute) and r.name == name)
+
+
+# the same upload and answers as POST /jobs, and the same result as GET /jobs/{id}/result
+_SUBMIT, _RESULT = _route("create_job"), _route("get_result")
+
+_DESCRIPTION = """
+For clients that want the text in one request. Takes the same multipart upload, fields and
+Idempotency-Key as `POST /jobs` and queues the job the same way; then waits up to
+SYNC_WAIT_SECONDS (30) for it to end. **200** with the result in `format` (as
+`GET /jobs/{id}/result`), or, when the job takes longer, **202** with exactly the body and
+`Location` of `POST /jobs`: follow it there. A failed or canceled job answers 409 as its
+result does. A client that disconnects cancels nothing: the job runs to its end.
+"""
+
+
+@router.post(
+    "/ocr",
+    summary="Submit a file and wait for its result",
+    description=_DESCRIPTION,
+    openapi_extra=_SUBMIT.openapi_extra,
+    response_class=Response,
+    responses={
+        200: {
+            **_RESULT.responses[200],
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DocumentResult"}}
+            }
+            | _RESULT.responses[200]["content"],
+        },
+        202: {
+            "model": JobAccepted,
+            "description": "Not done within SYNC_WAIT_SECONDS: the job, as POST /jobs answers",
+        },
+        **{code: body for code, body in _SUBMIT.responses.items() if code not in (200, 409)},
+        409: {
+            "model": ErrorBody,
+            "description": "The job failed (job_failed, with its error) or was canceled "
+            "(job_canceled); or `idempotency_key_in_use`",
+        },
+    },
+)
+async def ocr(
+    request: Request,
+    settings: SettingsDep,
+    submissions: SubmissionsDep,
+    watch: WatchDep,
+    service: ServiceDep,
+    api_key: ApiKeyDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    format: ResultFormat = "json",  # noqa: A002
+) -> Response:
+    accepted = await submissions.accept(
+        request.stream(),
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        idempotency_key=idempotency_key,
+        scope=api_key,
+    )
+    job_id = accepted.record.job_id
+    record = await watch.wait_for_end(
+        job_id, api_key, settings.sync_wait_seconds, give_up=_client_gone(request)
+    )
+    if record.status.terminal:
+        path = await run_in_threadpool(service.result_path, job_id, format, api_key)
+        return result_response(path, format)
+    # POST /jobs's body and headers; 202 even for a replayed Idempotency-Key (200 is a result)
+    answer = Response()
+    body = accepted_answer(accepted, answer)
+    headers = {k: v for k, v in answer.headers.items() if k != "content-length"}
+    return JSONResponse(jsonable_encoder(body), status_code=202, headers=headers)
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns once the client hung up (its body is read: the next message is the end)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,185 @@
+"""JobWatch: waiting on a job's events instead of polling its record.
+
+- `stream`: GET /jobs/{id}/events, the job at once and then at every event, until its end;
+- `current`: GET /jobs/{id}?wait=N, the job once it changed (or after N s);
+- `wait_for_end`: POST /ocr, the job once it ended (or after SYNC_WAIT_SECONDS).
+
+Each subscribes to the API's event hub (api/event_hub.py) before it reads the job's history,
+so no event falls between the two; the reads run in threads like every other Redis read of
+the API, while the waits cost no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable
+
+from starlette.concurrency import run_in_threadpool
+
+from api import sse
+from api.event_hub import EventHub, Signal, Subscription
+from api.job_timeline import Step, current_step, event_order, is_terminal, steps_after, view_after
+from api.schemas import JobView
+from api.service import JobAccess
+from shared.errors import JobNotFound
+from shared.jobs import JobEvent, JobRecord
+
+log = logging.getLogger(__name__)
+
+WAIT_LIMIT_SECONDS = 60  # the longest GET /jobs/{id}?wait=N
+
+
+class JobWatch:
+    def __init__(self, access: JobAccess, hub: EventHub, keepalive_seconds: float) -> None:
+        self.access = access
+        self.hub = hub
+        self.keepalive = keepalive_seconds
+
+    async def _open(
+        self, job_id: str, api_key: str | None
+    ) -> tuple[Subscription, JobRecord, list[JobEvent]]:
+        """Subscribe, then read the job's history (404 for an unknown or another key's job)."""
+        subscription = self.hub.subscribe(job_id)
+        try:
+            await self.hub.wait_ready()
+            record, events = await run_in_threadpool(self.access.history, job_id, api_key)
+        except BaseException:
+            subscription.close()
+            raise
+        return subscription, record, events
+
+    # -- GET /jobs/{id}/events --
+    async def stream(
+        self, job_id: str, api_key: str | None, last_event_id: str | None
+    ) -> tuple[AsyncIterator[bytes], Subscription]:
+        """The stream's messages, and its subscription (to close should the stream never
+        start). Errors (404, 503) are raised here, before anything is sent."""
+        subscription, record, events = await self._open(job_id, api_key)
+        if last_event_id is None:
+            steps = [current_step(record, events)]
+        else:
+            steps = steps_after(record, events, last_event_id)
+        # with nothing after Last-Event-ID, the record is the job as of that id
+        base = steps[-1].view if steps else JobView.of(record)
+        return self._messages(subscription, api_key, steps, base, last_event_id), subscription
+
+    async def _messages(
+        self,
+        subscription: Subscription,
+        api_key: str | None,
+        steps: list[Step],
+        view: JobView,
+        last_id: str | None,
+    ) -> AsyncIterator[bytes]:
+        job_id = subscription.job_id
+        try:
+            yield sse.OPENING + b"".join(sse.message(step) for step in steps)
+            if view.status.terminal:
+                return  # it ended (and was sent, unless Last-Event-ID had it already)
+            if steps:
+                last_id = steps[-1].event_id or last_id
+            while True:
+                item = await subscription.next(self.keepalive)
+                if item is None:
+                    yield sse.KEEPALIVE
+                    continue
+                if item is Signal.CLOSE:
+                    return
+                if item is Signal.RESYNC:
+                    # Redis was away: re-read, in case it lost or trimmed events meanwhile
+                    try:
+                        record, events = await run_in_threadpool(
+                            self.access.history, job_id, api_key
+                        )
+                    except JobNotFound:
+                        return
+                    new = steps_after(record, events, last_id or "0-0")
+                else:
+                    if last_id is not None and event_order(item.id) <= event_order(last_id):
+                        continue  # read with the history already
+                    new = [await self._step(job_id, api_key, view, item)]
+                if not new:
+                    continue
+                yield b"".join(sse.message(step) for step in new)
+                last_id, view = new[-1].event_id or last_id, new[-1].view
+                if new[-1].terminal:
+                    return
+        finally:
+            subscription.close()
+
+    async def _step(self, job_id: str, api_key: str | None, view: JobView, event: JobEvent) -> Step:
+        """The message for a live event: folded onto the previous one; an end is re-read, as
+        the record then is final (and holds the failure's message)."""
+        if is_terminal(event.kind):
+            with contextlib.suppress(JobNotFound):
+                record = await run_in_threadpool(self.access.get, job_id, api_key)
+                if record.status.terminal:
+                    return Step(event.id, event.kind, JobView.of(record))
+        return Step(event.id, event.kind, view_after(view, event))
+
+    # -- GET /jobs/{id}?wait=N --
+    async def current(self, job_id: str, api_key: str | None, wait: float | None) -> JobRecord:
+        """The job now; with `wait`, once it changed (any event) or after `wait` seconds."""
+        if wait is None:
+            return await run_in_threadpool(self.access.get, job_id, api_key)
+        return await self._after_event(job_id, api_key, wait, until_end=False)
+
+    # -- POST /ocr --
+    async def wait_for_end(
+        self,
+        job_id: str,
+        api_key: str | None,
+        seconds: float,
+        give_up: Awaitable[object] | None = None,
+    ) -> JobRecord:
+        """The job once it ended, or as it is after `seconds` or when `give_up` is done (its
+        client left): waiting changes nothing of the job."""
+        return await self._after_event(job_id, api_key, seconds, until_end=True, give_up=give_up)
+
+    async def _after_event(
+        self,
+        job_id: str,
+        api_key: str | None,
+        seconds: float,
+        *,
+        until_end: bool,
+        give_up: Awaitable[object] | None = None,
+    ) -> JobRecord:
+        subscription, record, events = await self._open(job_id, api_key)
+        stopper = asyncio.ensure_future(give_up) if give_up is not None else None
+        try:
+            if record.status.terminal:
+                return record  # it will not change again
+            last = event_order(events[-1].id) if events else (0, 0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    while True:
+                        item = await _next_unless(subscription, stopper)
+                        if item is None or isinstance(item, Signal):
+                            break  # gave up, shutting down, or Redis was away: read it now
+                        if event_order(item.id) > last and (
+                            not until_end or is_terminal(item.kind)
+                        ):
+                            break
+        finally:
+            subscription.close()
+            if stopper is not None:
+                stopper.cancel()
+        return await run_in_threadpool(self.access.get, job_id, api_key)
+
+
+async def _next_unless(
+    subscription: Subscription, stopper: asyncio.Future[object] | None
+) -> JobEvent | Signal | None:
+    """The subscription's next item, or None once `stopper` is done first."""
+    if stopper is None:
+        return await subscription.next()
+    getter = asyncio.ensure_future(subscription.next())
+    try:
+        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getter.done():
+            getter.cancel()
+    return getter.result() if getter in done else None
