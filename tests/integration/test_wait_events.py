@@ -29,6 +29,12 @@ def page_counts(seen: list[Job]) -> list[int]:
     return [job.progress.pages_done for job in seen]
 
 
+def pages_run(seen: list[Job], total: int) -> bool:
+    """Every page from the first one seen to the last, each once: none missed, none twice."""
+    pages = [j.progress.pages_done for j in seen if j.status == "running" and j.progress.pages_done]
+    return pages == list(range(pages[0], total + 1)) if pages else True
+
+
 def test_wait_returns_the_final_job_from_its_events(stack: Stack) -> None:
     with CountingProxy(stack.port) as proxy, OcrqClient(proxy.url) as client:
         job_id = client.submit(pdf(3, "Streamed"), filename="three.pdf").job_id
@@ -37,6 +43,7 @@ def test_wait_returns_the_final_job_from_its_events(stack: Stack) -> None:
 
     assert job.status == "succeeded" and job.progress.pages_done == 3
     assert seen[-1] == job and page_counts(seen) == sorted(page_counts(seen))
+    assert pages_run(seen, 3)
     assert proxy.counts() == {"POST /jobs": 1, EVENTS: 1}  # one stream, no polls
 
 
@@ -51,7 +58,8 @@ def test_a_stream_cut_mid_message_twice_resumes_and_still_returns(stack: Stack) 
         job = client.wait(job_id, timeout=120, on_update=seen.append)
 
     assert job.status == "succeeded" and job.progress.pages_done == 3
-    assert page_counts(seen) == sorted(page_counts(seen))
+    assert page_counts(seen) == sorted(page_counts(seen)) and pages_run(seen, 3)
+    assert [j.status for j in seen].count("succeeded") == 1
     streams = [r for r in proxy.requests if r.kind == EVENTS]
     assert len(streams) == 3 and proxy.counts()[POLL] == 0
     resumed = [r.headers.get("last-event-id") for r in streams]
