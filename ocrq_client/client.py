@@ -29,30 +29,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ocrq_client._version import __version__
-from ocrq_client.errors import (
-    ApiError,
-    ConnectionFailed,
-    OcrqError,
-    WaitTimeout,
-    error_of,
-    retry_after_of,
-)
+
+# the errors and the job model live in their own modules; importable from here as before
+from ocrq_client.errors import ApiError as ApiError
+from ocrq_client.errors import ConnectionFailed, error_of, retry_after_of
+from ocrq_client.errors import OcrqError as OcrqError
+from ocrq_client.errors import WaitTimeout as WaitTimeout
 from ocrq_client.following import JobFollow, OnUpdate, Polling, StreamBroke
 from ocrq_client.models import Job
-
-__all__ = [  # the errors and the job model live in their own modules; imported from here too
-    "ApiError",
-    "AsyncOcrqClient",
-    "ClientSettings",
-    "ConnectionFailed",
-    "Job",
-    "OcrqClient",
-    "OcrqError",
-    "RetryEvent",
-    "RetryPolicy",
-    "WaitTimeout",
-    "file_idempotency_key",
-]
 
 # pdf (searchable PDF), hocr, alto: rendered by the service on their first request
 ResultFormat = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
