@@ -55,6 +55,13 @@ class Subscription:
     def close(self) -> None:
         self.hub.unsubscribe(self)
 
+    @contextlib.contextmanager
+    def closing(self) -> Iterator[Subscription]:
+        try:
+            yield self
+        finally:
+            self.close()
+
 
 class EventHub:
     def __init__(self, redis_url: str, block_seconds: float = 5.0) -> None:
@@ -91,14 +98,6 @@ class EventHub:
         if self._closing:
             subscription.queue.put_nowait(Signal.CLOSE)
         return subscription
-
-    @contextlib.contextmanager
-    def subscription(self, job_id: str) -> Iterator[Subscription]:
-        subscription = self.subscribe(job_id)
-        try:
-            yield subscription
-        finally:
-            subscription.close()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscriptions = self._subscribers.get(subscription.job_id)

@@ -147,27 +147,43 @@ class JobWatch:
         until_end: bool,
         give_up: Awaitable[object] | None = None,
     ) -> JobRecord:
-        subscription, record, events = await self._open(job_id, api_key)
         stopper = asyncio.ensure_future(give_up) if give_up is not None else None
         try:
-            if record.status.terminal:
-                return record  # it will not change again
-            last = event_order(events[-1].id) if events else (0, 0)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    while True:
-                        item = await _next_unless(subscription, stopper)
-                        if item is None or isinstance(item, Signal):
-                            break  # gave up, shutting down, or Redis was away: read it now
-                        if event_order(item.id) > last and (
-                            not until_end or is_terminal(item.kind)
+            subscription, record, events = await self._open(job_id, api_key)
+            with subscription.closing():
+                if record.status.terminal:
+                    return record  # it will not change again
+                last = event_order(events[-1].id) if events else (0, 0)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        while not await self._answers(
+                            subscription, api_key, stopper, last, until_end
                         ):
-                            break
+                            pass
         finally:
-            subscription.close()
             if stopper is not None:
                 stopper.cancel()
         return await run_in_threadpool(self.access.get, job_id, api_key)
+
+    async def _answers(
+        self,
+        subscription: Subscription,
+        api_key: str | None,
+        stopper: asyncio.Future[object] | None,
+        last: tuple[int, int],
+        until_end: bool,
+    ) -> bool:
+        """Whether the next item ends the wait: a new event (an end, `until_end`), the client
+        gone, the API shutting down; after a Redis outage, the job having changed meanwhile."""
+        item = await _next_unless(subscription, stopper)
+        if item is Signal.RESYNC:
+            if not until_end:
+                return True
+            record = await run_in_threadpool(self.access.get, subscription.job_id, api_key)
+            return record.status.terminal
+        if item is None or item is Signal.CLOSE:
+            return True
+        return event_order(item.id) > last and (not until_end or is_terminal(item.kind))
 
 
 async def _next_unless(

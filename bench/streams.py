@@ -185,21 +185,27 @@ def report(args: argparse.Namespace, result: dict) -> str:
     return f"""
 ## Waiting clients: status streams, ?wait and POST /ocr (`python -m bench.streams`)
 
-{machine_line()}, load average {os.getloadavg()[0]:.1f} (a shared machine). One API process,
-no worker: {args.jobs} queued jobs; then {args.streams} open `GET /jobs/{{id}}/events` streams
-({args.streams // args.jobs} per job), {args.waits} `GET /jobs/{{id}}?wait=60` and {args.ocr}
-`POST /ocr` (SYNC_WAIT_SECONDS=300) waiting at once, from raw sockets.
+{machine_line()}; load average {os.getloadavg()[0]:.1f} (a shared machine).
+One API process, no worker: {args.jobs} queued jobs; then {args.streams} open
+`GET /jobs/{{id}}/events` streams ({args.streams // args.jobs} per job), {args.waits}
+`GET /jobs/{{id}}?wait=60` and {args.ocr} `POST /ocr` (SYNC_WAIT_SECONDS=300) waiting at once,
+from raw sockets in the benchmark's process.
 
 {markdown_table(["", f"{args.jobs} queued jobs", f"+ {held_requests} waiting requests"], rows)}
 
-- {held_requests} waiting requests cost about {per:.1f} KB of RSS each, no thread and no Redis
-  connection each: the API's one event hub holds a single XREAD BLOCK connection for all.
-- All {args.streams} streams had their first message {result["open_seconds"]:.1f} s after
-  the first opened.
-- Fan-out: {args.cancel} jobs canceled one by one, each event reaching
-  {result["fanout"]:.0f} waiters (its streams and long-polls): from the job's `finished_at`
-  to receipt p50 {ms(0.5)} ms, p95 {ms(0.95)} ms, max {lat[-1] * 1000:.1f} ms
-  ({len(lat)} deliveries).
+- {held_requests} waiting requests cost about {per:.1f} KB of RSS
+  each, and neither a thread nor a Redis connection of its own: each is an asyncio queue on
+  the API's one event hub, whose single XREAD BLOCK connection reads every job's events. The
+  threads and connections that came with them belong to the API's pools (the thread pool of 40
+  for the short Redis reads as a request starts and as its job ends; the Redis and broker
+  connection pools behind those reads and the /ocr submissions): bounded by the pools, however
+  many requests wait.
+- All {args.streams} streams had their first message {result["open_seconds"]:.1f} s after the
+  first one opened.
+- Fan-out: {args.cancel} jobs canceled one by one, each event reaching {result["fanout"]:.0f}
+  waiters (its streams and long-polls): from the job's `finished_at` (written in Redis) to
+  receipt, p50 {ms(0.5)} ms, p95 {ms(0.95)} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)}
+  deliveries).
 """
 
 

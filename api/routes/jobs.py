@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep, WatchDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
-from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted
+from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted, Submissions
 from api.watching import WAIT_LIMIT_SECONDS
 from shared.options import JobOptions
 from shared.results import DocumentResult
@@ -156,14 +156,21 @@ async def create_job(
     api_key: ApiKeyDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobAccepted:
-    accepted = await submissions.accept(
+    accepted = await accept_upload(request, submissions, api_key, idempotency_key)
+    return accepted_answer(accepted, response)
+
+
+async def accept_upload(
+    request: Request, submissions: Submissions, api_key: str | None, idempotency_key: str | None
+) -> Accepted:
+    """The request's upload, read and queued as POST /jobs does (POST /ocr too)."""
+    return await submissions.accept(
         request.stream(),
         request.headers.get("content-type"),
         request.headers.get("content-length"),
         idempotency_key=idempotency_key,
         scope=api_key,
     )
-    return accepted_answer(accepted, response)
 
 
 def accepted_answer(accepted: Accepted, response: Response) -> JobAccepted:

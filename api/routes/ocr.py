@@ -12,7 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ApiKeyDep, ServiceDep, SettingsDep, SubmissionsDep, WatchDep
 from api.routes import jobs
-from api.routes.jobs import IdempotencyKeyHeader, ResultFormat, accepted_answer, result_response
+from api.routes.jobs import (
+    IdempotencyKeyHeader,
+    ResultFormat,
+    accept_upload,
+    accepted_answer,
+    result_response,
+)
 from api.schemas import ErrorBody, JobAccepted
 
 router = APIRouter(tags=["jobs"])
@@ -71,13 +77,7 @@ async def ocr(
     idempotency_key: IdempotencyKeyHeader = None,
     format: ResultFormat = "json",  # noqa: A002
 ) -> Response:
-    accepted = await submissions.accept(
-        request.stream(),
-        request.headers.get("content-type"),
-        request.headers.get("content-length"),
-        idempotency_key=idempotency_key,
-        scope=api_key,
-    )
+    accepted = await accept_upload(request, submissions, api_key, idempotency_key)
     job_id = accepted.record.job_id
     record = await watch.wait_for_end(
         job_id, api_key, settings.sync_wait_seconds, give_up=_client_gone(request)

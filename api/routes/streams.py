@@ -16,6 +16,7 @@ from shared.jobs import EventKind
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"  # a Redis stream id, as sent in `id:`
+_ID_OR_EMPTY = r"^(\d{1,20}-\d{1,20})?$"
 
 _DESCRIPTION = f"""
 The job's status as [server-sent events](https://html.spec.whatwg.org/multipage/server-sent-events.html):
@@ -63,16 +64,16 @@ async def job_events(
     job_id: str,
     watch: WatchDep,
     api_key: ApiKeyDep,
+    # empty = none: a plain string in OpenAPI (a nullable one would send null as "null")
     last_event_id_header: Annotated[
-        str | None, Header(alias="Last-Event-ID", pattern=EVENT_ID_PATTERN, description=_ID_DOC)
-    ] = None,
+        str, Header(alias="Last-Event-ID", pattern=_ID_OR_EMPTY, description=_ID_DOC)
+    ] = "",
     last_event_id: Annotated[
-        str | None, Query(pattern=EVENT_ID_PATTERN, description=_ID_DOC + " (as the header)")
-    ] = None,
+        str, Query(pattern=_ID_OR_EMPTY, description=_ID_DOC + " (as the header)")
+    ] = "",
 ) -> StreamingResponse:
-    messages, subscription = await watch.stream(
-        job_id, api_key, last_event_id_header or last_event_id
-    )
+    after = last_event_id_header or last_event_id or None
+    messages, subscription = await watch.stream(job_id, api_key, after)
     return StreamingResponse(
         messages,
         media_type=sse.MEDIA_TYPE,

@@ -20,8 +20,10 @@ A record (`keys.job`) has no TTL while queued or running and expires JOB_TTL_SEC
 the end. Every state change writes, in the same script, one event (events.py: queued,
 running, page, requeued, succeeded, failed, canceled) to the job's stream and the global one,
 and counts its outcome (submitted, succeeded, failed, canceled) for /metrics: no caller counts.
-Read them with `events(job_id, after_id)` and `recent_events(after_id, count)`; webhooks and
-status streams read there and need no change to the API or the worker.
+Read them with `events(job_id, after_id)`, `history(job_id)` (record and events together) and
+`recent_events(after_id, count)`; webhooks and status streams read there and need no change to
+the API or the worker. `tail.EventTail` follows the global stream live (XREAD BLOCK, asyncio):
+the API's event hub (api/event_hub.py) reads it for every status stream of its process.
 keys.py names every Redis key; nothing outside this package builds one.
 """
 

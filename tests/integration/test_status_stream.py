@@ -3,6 +3,7 @@ GET /jobs/{id}?wait=N and POST /ocr, all waiting on the API's one event hub."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 import uuid
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+import redis
 
 from testkit.pages import encode, render_page
 from testkit.sse import Message, events, messages
@@ -181,10 +183,12 @@ def _auth(key: str) -> dict[str, str]:
 
 
 def test_without_a_worker_streams_keep_alive_and_waits_give_up_in_time(
-    side_stack: Callable[..., Stack],
+    side_stack: Callable[..., Stack], redis_client: redis.Redis
 ) -> None:
     """Jobs stay queued: streams take the jobs' auth and keep alive while idle; ?wait answers
-    after its N s unchanged, POST /ocr after SYNC_WAIT_SECONDS with POST /jobs's answer."""
+    after its N s unchanged, POST /ocr after SYNC_WAIT_SECONDS with POST /jobs's answer; a
+    stream open while the hub loses Redis gets what happened meanwhile; a stream open at
+    shutdown is ended."""
     stack = side_stack(
         API_KEYS=",".join(KEYS), STREAM_KEEPALIVE_SECONDS="0.3", SYNC_WAIT_SECONDS="0.5"
     )
@@ -217,6 +221,31 @@ def test_without_a_worker_streams_keep_alive_and_waits_give_up_in_time(
         waited = api.get(f"/jobs/{job_id}", params={"wait": 1})
         assert time.monotonic() - started >= 1  # nothing changed: the whole second
         assert waited.json() == api.get(f"/jobs/{job_id}").json()
+
+        # the hub's connection dies (as when Redis restarts); the job is canceled meanwhile
+        with stream(api, job_id) as stream_messages:
+            assert next(stream_messages).retry == 2000 and next(stream_messages).event == "queued"
+            db = redis_client.connection_pool.connection_kwargs.get("db", 0)
+            hub = [
+                c for c in redis_client.client_list() if c["cmd"] == "xread" and c["db"] == str(db)
+            ]
+            assert len(hub) == 1  # the hub's one connection, whatever streams are open
+            redis_client.client_kill_filter(_id=hub[0]["id"])
+            assert api.delete(f"/jobs/{job_id}").status_code == 200
+            rest = [m for m in stream_messages if m.data is not None]
+        assert [m.event for m in rest] == ["canceled"]
+        assert rest[0].job == api.get(f"/jobs/{job_id}").json()
+
+        # shutting down, the API ends its open streams rather than wait on them
+        queued = api.post("/jobs", files={"file": ("a.png", png)}).json()["job_id"]
+        with stream(api, queued) as stream_messages:
+            assert next(stream_messages).retry == 2000 and next(stream_messages).event == "queued"
+            assert stack.api is not None
+            stack.api.send_signal(signal.SIGTERM)
+            assert [m.data for m in stream_messages if m.data is not None] == []
+        # uvicorn re-raises the SIGTERM once its graceful shutdown is done
+        assert stack.api.wait(timeout=30) == -signal.SIGTERM
+        assert "Application shutdown complete" in (stack.base / "api.log").read_text()
 
 
 def test_the_api_answers_health_at_once_with_redis_down(side_stack: Callable[..., Stack]) -> None:
