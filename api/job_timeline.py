@@ -68,15 +68,18 @@ class Step:
         return self.view.status.terminal
 
 
-def current_step(record: JobRecord, events: list[JobEvent]) -> Step:
-    """The job now, under its latest event's id and kind (history read together with it)."""
+def current_step(record: JobRecord, events: list[JobEvent], now: JobView) -> Step:
+    """The job `now` (as GET /jobs/{id} shows `record`, read together with `events`), under
+    its latest event's id and kind."""
     last = events[-1] if events else None
-    return Step(last.id if last else None, last.kind if last else record.status, JobView.of(record))
+    return Step(last.id if last else None, last.kind if last else record.status, now)
 
 
-def steps_after(record: JobRecord, events: list[JobEvent], after_id: str) -> list[Step]:
-    """A message for every event after stream id `after_id`; the last one is the record."""
-    view = JobView.of(record).model_copy(
+def steps_after(
+    record: JobRecord, events: list[JobEvent], after_id: str, now: JobView
+) -> list[Step]:
+    """A message for every event after stream id `after_id`; the last one is the job `now`."""
+    view = now.model_copy(
         update={
             "status": JobStatus.queued,
             "started_at": None,
@@ -93,5 +96,5 @@ def steps_after(record: JobRecord, events: list[JobEvent], after_id: str) -> lis
         if event_order(event.id) > after:
             steps.append(Step(event.id, event.kind, view))
     if steps and steps[-1].event_id == events[-1].id:
-        steps[-1] = current_step(record, events)  # exact: the error's message too
+        steps[-1] = current_step(record, events, now)  # exact: the error's message too
     return steps

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from api.archives.produce import ARCHIVE_FORMATS, archive_path
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
+from api.schemas import JobView
 from shared.errors import JobNotFound
 from shared.jobs import JobEvent, JobRecord, JobStatus, JobStore
 from shared.settings import Settings
@@ -61,6 +62,10 @@ class JobAccess:
             raise JobNotFound(f"no job with id {job_id!r}")
         record, events = self.store.history(job_id)
         return self._visible(job_id, record, api_key), events
+
+    def view(self, record: JobRecord) -> JobView:
+        """The job as GET /jobs/{id} shows it (status streams and ?wait show the same)."""
+        return JobView.of(record)
 
     def _visible(self, job_id: str, record: JobRecord | None, api_key: str | None) -> JobRecord:
         if record is None or (

@@ -39,16 +39,24 @@ class JobWatch:
 
     async def _open(
         self, job_id: str, api_key: str | None
-    ) -> tuple[Subscription, JobRecord, list[JobEvent]]:
+    ) -> tuple[Subscription, JobRecord, list[JobEvent], JobView]:
         """Subscribe, then read the job's history (404 for an unknown or another key's job)."""
         subscription = self.hub.subscribe(job_id)
         try:
             await self.hub.wait_ready()
-            record, events = await run_in_threadpool(self.access.history, job_id, api_key)
+            record, events, now = await run_in_threadpool(self._read, job_id, api_key)
         except BaseException:
             subscription.close()
             raise
-        return subscription, record, events
+        return subscription, record, events, now
+
+    def _read(self, job_id: str, api_key: str | None) -> tuple[JobRecord, list[JobEvent], JobView]:
+        """The job's record and events, and the job as GET /jobs/{id} shows it (blocking)."""
+        record, events = self.access.history(job_id, api_key)
+        return record, events, self.access.view(record)
+
+    def _view_now(self, job_id: str, api_key: str | None) -> JobView:
+        return self.access.view(self.access.get(job_id, api_key))
 
     # -- GET /jobs/{id}/events --
     async def stream(
@@ -56,13 +64,13 @@ class JobWatch:
     ) -> tuple[AsyncIterator[bytes], Subscription]:
         """The stream's messages, and its subscription (to close should the stream never
         start). Errors (404, 503) are raised here, before anything is sent."""
-        subscription, record, events = await self._open(job_id, api_key)
+        subscription, record, events, now = await self._open(job_id, api_key)
         if last_event_id is None:
-            steps = [current_step(record, events)]
+            steps = [current_step(record, events, now)]
         else:
-            steps = steps_after(record, events, last_event_id)
+            steps = steps_after(record, events, last_event_id, now)
         # with nothing after Last-Event-ID, the record is the job as of that id
-        base = steps[-1].view if steps else JobView.of(record)
+        base = steps[-1].view if steps else now
         return self._messages(subscription, api_key, steps, base, last_event_id), subscription
 
     async def _messages(
@@ -90,12 +98,10 @@ class JobWatch:
                 if item is Signal.RESYNC:
                     # Redis was away: re-read, in case it lost or trimmed events meanwhile
                     try:
-                        record, events = await run_in_threadpool(
-                            self.access.history, job_id, api_key
-                        )
+                        record, events, now = await run_in_threadpool(self._read, job_id, api_key)
                     except JobNotFound:
                         return
-                    new = steps_after(record, events, last_id or "0-0")
+                    new = steps_after(record, events, last_id or "0-0", now)
                 else:
                     if last_id is not None and event_order(item.id) <= event_order(last_id):
                         continue  # read with the history already
@@ -114,17 +120,17 @@ class JobWatch:
         the record then is final (and holds the failure's message)."""
         if is_terminal(event.kind):
             with contextlib.suppress(JobNotFound):
-                record = await run_in_threadpool(self.access.get, job_id, api_key)
-                if record.status.terminal:
-                    return Step(event.id, event.kind, JobView.of(record))
+                now = await run_in_threadpool(self._view_now, job_id, api_key)
+                if now.status.terminal:
+                    return Step(event.id, event.kind, now)
         return Step(event.id, event.kind, view_after(view, event))
 
     # -- GET /jobs/{id}?wait=N --
-    async def current(self, job_id: str, api_key: str | None, wait: float | None) -> JobRecord:
+    async def current(self, job_id: str, api_key: str | None, wait: float | None) -> JobView:
         """The job now; with `wait`, once it changed (any event) or after `wait` seconds."""
-        if wait is None:
-            return await run_in_threadpool(self.access.get, job_id, api_key)
-        return await self._after_event(job_id, api_key, wait, until_end=False)
+        if wait is not None:
+            await self._wait(job_id, api_key, wait, until_end=False)
+        return await run_in_threadpool(self._view_now, job_id, api_key)
 
     # -- POST /ocr --
     async def wait_for_end(
@@ -136,9 +142,10 @@ class JobWatch:
     ) -> JobRecord:
         """The job once it ended, or as it is after `seconds` or when `give_up` is done (its
         client left): waiting changes nothing of the job."""
-        return await self._after_event(job_id, api_key, seconds, until_end=True, give_up=give_up)
+        await self._wait(job_id, api_key, seconds, until_end=True, give_up=give_up)
+        return await run_in_threadpool(self.access.get, job_id, api_key)
 
-    async def _after_event(
+    async def _wait(
         self,
         job_id: str,
         api_key: str | None,
@@ -146,13 +153,15 @@ class JobWatch:
         *,
         until_end: bool,
         give_up: Awaitable[object] | None = None,
-    ) -> JobRecord:
+    ) -> None:
+        """Until the job's next event (`until_end`: its end), at most `seconds`; not at all for
+        a job that ended."""
         stopper = asyncio.ensure_future(give_up) if give_up is not None else None
         try:
-            subscription, record, events = await self._open(job_id, api_key)
+            subscription, record, events, _ = await self._open(job_id, api_key)
             with subscription.closing():
                 if record.status.terminal:
-                    return record  # it will not change again
+                    return  # it will not change again
                 last = event_order(events[-1].id) if events else (0, 0)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(seconds):
@@ -163,7 +172,6 @@ class JobWatch:
         finally:
             if stopper is not None:
                 stopper.cancel()
-        return await run_in_threadpool(self.access.get, job_id, api_key)
 
     async def _answers(
         self,

@@ -202,7 +202,7 @@ async def get_job(
     api_key: ApiKeyDep,
     wait: Annotated[float | None, Query(gt=0, le=WAIT_LIMIT_SECONDS, description=_WAIT_DOC)] = None,
 ) -> JobView:
-    return JobView.of(await watch.current(job_id, api_key, wait))
+    return await watch.current(job_id, api_key, wait)
 
 
 @router.get(

@@ -160,6 +160,23 @@ def test_post_ocr_answers_with_the_text_of_a_fast_page(api: httpx.Client) -> Non
     assert "Synchronous answers" in response.text
 
 
+def test_a_failed_job_ends_its_stream_with_its_error_and_post_ocr_answers_409(
+    api: httpx.Client,
+) -> None:
+    jpeg = encode(render_page([("Cut short", 30)], width=400), "JPEG")
+    cut = jpeg[: len(jpeg) // 2]  # decodes at upload (its header), fails in the worker
+    job_id = submit(api, cut, "cut.jpg")
+    with stream(api, job_id) as stream_messages:
+        last = [m for m in stream_messages if m.data is not None][-1]
+    assert last.event == "failed" and last.job["error"]["code"] == "invalid_image"
+    assert last.job["error"]["message"] and last.job == api.get(f"/jobs/{job_id}").json()
+
+    response = api.post("/ocr", files={"file": ("cut.jpg", cut)}, timeout=60)
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "job_failed" and "invalid_image" in error["message"]
+
+
 def test_a_client_leaving_post_ocr_cancels_nothing(stack: Stack, api: httpx.Client) -> None:
     files = {"file": ("report.pdf", report_pdf())}
     key = f"ocr-leaves-{uuid.uuid4().hex}"

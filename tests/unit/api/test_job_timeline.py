@@ -42,10 +42,11 @@ RECORD = JobRecord(
     attempts=2,
     error=JobError(code=ErrorCode.timeout, message="page 2 took too long"),
 )
+NOW = JobView.of(RECORD)  # the job as GET /jobs/{id} shows it
 
 
 def test_each_step_is_the_job_right_after_its_event() -> None:
-    steps = steps_after(RECORD, EVENTS, "0-0")
+    steps = steps_after(RECORD, EVENTS, "0-0", NOW)
     assert [s.event_id for s in steps] == [e.id for e in EVENTS]
     shown = [
         (s.view.status, s.view.started_at, s.view.progress.pages_done, s.view.finished_at)
@@ -61,16 +62,16 @@ def test_each_step_is_the_job_right_after_its_event() -> None:
         (JobStatus.failed, at(4), 1, at(6)),
     ]
     assert all(s.view.progress.pages_total == 2 for s in steps)
-    assert steps[-1].view == JobView.of(RECORD)  # with the failure's message
+    assert steps[-1].view == NOW  # with the failure's message
     assert [s.terminal for s in steps] == [False] * 6 + [True]
 
 
 def test_a_resume_gets_only_the_later_events_and_the_current_state_comes_alone() -> None:
-    later = steps_after(RECORD, EVENTS, EVENTS[3].id)
+    later = steps_after(RECORD, EVENTS, EVENTS[3].id, NOW)
     assert [s.kind for s in later] == [EventKind.running, EventKind.page, EventKind.failed]
-    assert steps_after(RECORD, EVENTS, EVENTS[-1].id) == []
-    now = current_step(RECORD, EVENTS)
-    assert (now.event_id, now.kind, now.view) == (EVENTS[-1].id, "failed", JobView.of(RECORD))
+    assert steps_after(RECORD, EVENTS, EVENTS[-1].id, NOW) == []
+    now = current_step(RECORD, EVENTS, NOW)
+    assert (now.event_id, now.kind, now.view) == (EVENTS[-1].id, "failed", NOW)
 
 
 def test_stream_ids_sort_by_time_then_sequence() -> None:
