@@ -21,21 +21,26 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ocrq_client._version import __version__
 
+# the errors and the job model live in their own modules; importable from here as before
+from ocrq_client.errors import ApiError as ApiError
+from ocrq_client.errors import ConnectionFailed, error_of, retry_after_of
+from ocrq_client.errors import OcrqError as OcrqError
+from ocrq_client.errors import WaitTimeout as WaitTimeout
+from ocrq_client.following import JobFollow, OnUpdate, Polling, StreamBroke
+from ocrq_client.models import Job
+
 # pdf (searchable PDF), hocr, alto: rendered by the service on their first request
 ResultFormat = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
 FORMATS: tuple[ResultFormat, ...] = ("json", "markdown", "text", "pdf", "hocr", "alto")
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 Source = str | os.PathLike[str] | bytes
 
 
@@ -49,75 +54,6 @@ class ClientSettings(BaseSettings):
     timeout: float = Field(60.0, gt=0, description="Seconds for each read or write of a request")
     connect_timeout: float = Field(5.0, gt=0)
     max_attempts: int = Field(6, ge=1, description="Tries of a request that keeps failing")
-
-
-# -- what the API answers --
-class Progress(BaseModel):
-    pages_done: int = 0
-    pages_total: int | None = None
-
-
-class JobError(BaseModel):
-    code: str
-    message: str
-
-
-class Callback(BaseModel):
-    """A job's latest webhook delivery, for a job with a callback_url."""
-
-    url: str
-    delivery_id: str | None = None
-    event: str | None = None
-    attempts: int = 0
-    last_attempt_at: datetime | None = None
-    last_outcome: str | None = None  # delivered, retrying, gave_up
-    last_status_code: int | None = None
-    last_error: str | None = None
-    next_attempt_at: datetime | None = None
-
-
-class Job(BaseModel):
-    """A job as GET /jobs/{id} shows it; `replayed` when a repeated Idempotency-Key found it."""
-
-    job_id: str
-    status: str
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    progress: Progress = Progress()
-    error: JobError | None = None
-    callback: Callback | None = None
-    replayed: bool = False
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-
-# -- errors --
-class OcrqError(Exception):
-    """Base of every error this client raises."""
-
-
-class ApiError(OcrqError):
-    """The API answered with an error; `code` is its stable code (e.g. `job_not_found`)."""
-
-    def __init__(
-        self, status_code: int, code: str, message: str, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{status_code} {code}: {message}")
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-
-
-class ConnectionFailed(OcrqError):
-    """The API could not be reached (or kept dropping the connection) after every retry."""
-
-
-class WaitTimeout(OcrqError):
-    """wait() gave up before the job finished."""
 
 
 # -- retries --
@@ -152,29 +88,6 @@ _BUSY_STATUSES = {429}
 _TRANSIENT_STATUSES = {502, 503, 504}
 
 
-def _error_of(response: httpx.Response) -> ApiError:
-    code, message = f"http_{response.status_code}", response.reason_phrase
-    try:
-        body = response.json()
-        code, message = body["error"]["code"], body["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        pass
-    return ApiError(response.status_code, code, message, _retry_after(response))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
 class _Attempts:
     """One logical request's retry budget: decides whether and how long to wait next."""
 
@@ -189,13 +102,13 @@ class _Attempts:
     def after_response(self, response: httpx.Response) -> RetryEvent | None:
         status = response.status_code
         busy = status in _BUSY_STATUSES or (
-            status == 409 and _error_of(response).code == "idempotency_key_in_use"
+            status == 409 and error_of(response).code == "idempotency_key_in_use"
         )
         if busy and time.monotonic() - self.started < self.policy.busy_timeout:
-            return self._next(_error_of(response).code, _retry_after(response))
+            return self._next(error_of(response).code, retry_after_of(response))
         if status in _TRANSIENT_STATUSES and self.failures < self.policy.max_attempts:
             self.failures += 1
-            return self._next(f"http {status}", _retry_after(response))
+            return self._next(f"http {status}", retry_after_of(response))
         return None
 
     def after_error(self, exc: httpx.TransportError) -> RetryEvent:
@@ -227,13 +140,13 @@ def _read_source(source: Source, filename: str | None) -> tuple[bytes, str]:
 
 def _job_of(response: httpx.Response) -> Job:
     if response.is_error:
-        raise _error_of(response)
+        raise error_of(response)
     return Job.model_validate({**response.json(), "replayed": response.status_code == 200})
 
 
 def _content_of(response: httpx.Response) -> bytes:
     if response.is_error:
-        raise _error_of(response)
+        raise error_of(response)
     return response.content
 
 
@@ -255,24 +168,6 @@ def _upload(
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
         upload["data"] = {"priority": priority}
     return upload
-
-
-class _Polling:
-    """One wait()'s pace: 1.5x longer between polls up to 2 s; WaitTimeout past the deadline."""
-
-    def __init__(self, job_id: str, timeout: float | None, interval: float) -> None:
-        self.job_id = job_id
-        self.timeout = timeout
-        self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.interval = interval
-
-    def next_delay(self, job: Job) -> float:
-        """How long to sleep before polling the unfinished `job` again."""
-        delay = self.interval
-        if self.deadline is not None and time.monotonic() + delay > self.deadline:
-            raise WaitTimeout(f"job {self.job_id} still {job.status} after {self.timeout} s")
-        self.interval = min(delay * 1.5, 2.0)
-        return delay
 
 
 def _check_format(fmt: str) -> None:
@@ -317,6 +212,8 @@ class OcrqClient:
         self.retry = retry or RetryPolicy(max_attempts=config.max_attempts)
         self.on_retry = on_retry
         self._sleep = sleep
+        # False once the server answered that it has no /jobs/{id}/events: wait() polls
+        self.streams_events = True
 
     def __enter__(self) -> OcrqClient:
         return self
@@ -371,11 +268,34 @@ class OcrqClient:
         return _job_of(self._request("GET", f"/jobs/{job_id}"))
 
     def wait(
-        self, job_id: str, *, timeout: float | None = None, poll_interval: float = 0.25
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 0.25,
+        on_update: OnUpdate | None = None,
     ) -> Job:
-        """Poll until the job succeeds, fails or is canceled; WaitTimeout after `timeout` s."""
-        polling = _Polling(job_id, timeout, poll_interval)
-        while not (job := self.get(job_id)).terminal:
+        """Follow the job's events until it succeeds, fails or is canceled; WaitTimeout after
+        `timeout` s. Polls GET /jobs/{id} instead when the server has no event stream or it
+        keeps breaking (following.py). `on_update` is told every state seen on the way."""
+        polling = Polling(job_id, timeout, poll_interval)
+        follow = JobFollow(job_id, polling, on_update, stream=self.streams_events)
+        while follow.streaming:
+            try:
+                options = follow.stream_options(self._http.timeout)
+                with self._http.stream("GET", follow.path, **options) as response:  # type: ignore[arg-type]
+                    if response.is_error:
+                        response.read()
+                    if follow.opened(response):
+                        for chunk in response.iter_bytes():
+                            if (job := follow.feed(chunk)) is not None:
+                                return job
+                        raise StreamBroke("the stream ended before the job did")
+            except (httpx.TransportError, StreamBroke) as exc:
+                self._sleep(follow.broke(exc))
+        if follow.route_missing:
+            self.streams_events = False
+        while not (job := follow.seen(self.get(job_id))).terminal:
             self._sleep(polling.next_delay(job))
         return job
 
@@ -415,6 +335,8 @@ class AsyncOcrqClient:
         self.retry = retry or RetryPolicy(max_attempts=config.max_attempts)
         self.on_retry = on_retry
         self._sleep = sleep
+        # False once the server answered that it has no /jobs/{id}/events: wait() polls
+        self.streams_events = True
 
     async def __aenter__(self) -> AsyncOcrqClient:
         return self
@@ -469,10 +391,31 @@ class AsyncOcrqClient:
         return _job_of(await self._request("GET", f"/jobs/{job_id}"))
 
     async def wait(
-        self, job_id: str, *, timeout: float | None = None, poll_interval: float = 0.25
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 0.25,
+        on_update: OnUpdate | None = None,
     ) -> Job:
-        polling = _Polling(job_id, timeout, poll_interval)
-        while not (job := await self.get(job_id)).terminal:
+        polling = Polling(job_id, timeout, poll_interval)
+        follow = JobFollow(job_id, polling, on_update, stream=self.streams_events)
+        while follow.streaming:
+            try:
+                options = follow.stream_options(self._http.timeout)
+                async with self._http.stream("GET", follow.path, **options) as response:  # type: ignore[arg-type]
+                    if response.is_error:
+                        await response.aread()
+                    if follow.opened(response):
+                        async for chunk in response.aiter_bytes():
+                            if (job := follow.feed(chunk)) is not None:
+                                return job
+                        raise StreamBroke("the stream ended before the job did")
+            except (httpx.TransportError, StreamBroke) as exc:
+                await self._sleep(follow.broke(exc))
+        if follow.route_missing:
+            self.streams_events = False
+        while not (job := follow.seen(await self.get(job_id))).terminal:
             await self._sleep(polling.next_delay(job))
         return job
 

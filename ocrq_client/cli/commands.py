@@ -32,6 +32,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     wait = args.wait or out_dir is not None
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    if args.streams < 1:
+        raise UsageError("--streams must be at least 1")
     files = collect_files(
         args.inputs,
         recursive=args.recursive,
@@ -43,7 +45,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         console.print("ocrq: no supported files found (see --include, --recursive)")
         return EXIT_OK
     skip_existing_results(files)
-    run = BatchRun(files, wait=wait, fmt=args.format, concurrency=args.concurrency)
+    run = BatchRun(
+        files, wait=wait, fmt=args.format, concurrency=args.concurrency, streams=args.streams
+    )
     run.retry_failed = args.retry_failed
     run.priority = args.priority or default_priority(args.inputs, len(files))
     live = args.progress if args.progress is not None else console.is_terminal

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "given folders and files. With --out, wait and write each result to OUT/<relative "
         "path>.<json|md|txt>. Running the same command again resumes: existing results are "
         "skipped, and files the service already has (same SHA-256, sent as Idempotency-Key) "
-        "get their job back instead of a new one. Busy (429) and unreachable services are "
+        "get their job back instead of a new one. While waiting, each job is followed on its "
+        "event stream (a server without one is polled). Busy (429) and unreachable services are "
         "retried with backoff; a rejected file is reported and the run goes on.",
     )
     submit.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE")
@@ -85,8 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="result format (json); pdf is a searchable PDF of the pages, hocr and alto say "
         "where every word sits",
     )
+    submit.add_argument("-c", "--concurrency", type=int, default=4, help="uploads at a time (4)")
     submit.add_argument(
-        "-c", "--concurrency", type=int, default=4, help="uploads and polls at a time (4)"
+        "--streams",
+        type=int,
+        default=8,
+        help="jobs followed at a time while waiting, oldest first, each on its event stream "
+        "(GET /jobs/{id}/events; polled on a server without it) (8)",
     )
     submit.add_argument(
         "--priority",

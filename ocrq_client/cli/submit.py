@@ -1,9 +1,9 @@
-"""The submit/wait pipeline: uploads at a bounded concurrency, polling, result downloads, Ctrl-C."""
+"""The submit/wait pipeline: uploads at a bounded concurrency, following the jobs' event
+streams (a bounded pool of them, in submission order), result downloads, Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
@@ -25,7 +25,8 @@ from ocrq_client.client import (
     file_idempotency_key,
 )
 
-POLL_MIN, POLL_MAX = 0.3, 2.0
+# pause before following a job again when the service was unreachable for a whole wait()
+UNREACHABLE_PAUSE = 2.0
 
 
 class Interrupted(Exception):
@@ -35,12 +36,14 @@ class Interrupted(Exception):
 @dataclass
 class BatchRun:
     """Submits every pending file with `concurrency` uploads at a time and, with `wait`,
-    polls the oldest unfinished jobs and downloads each result as soon as it is ready."""
+    follows the jobs with `streams` event streams at a time, oldest first (a job already
+    finished answers at once), and downloads each result as soon as it is ready."""
 
     files: list[BatchFile]
     wait: bool
     fmt: str
     concurrency: int
+    streams: int = 8
     retry_failed: bool = False
     priority: str | None = None  # None: the service's default (normal)
     started: float = field(default_factory=time.monotonic)
@@ -53,10 +56,9 @@ class BatchRun:
     view: ProgressView | None = None
     # job id -> the files waiting for it (two identical files share one job)
     outstanding: dict[str, list[BatchFile]] = field(default_factory=dict)
-    _submitting: bool = True
+    # the jobs to follow, in submission order; None: submitting is over
+    to_follow: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     _refreshed: float = 0.0
-    # set when the poller has news while idle: a first job to look at, the end of submitting
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(
@@ -97,21 +99,24 @@ class BatchRun:
         for f in self.files:
             if f.state == "pending":
                 todo.put_nowait(f)
-        slots = asyncio.Semaphore(self.concurrency)
-        poller = asyncio.create_task(self._poll_loop(client, slots)) if self.wait else None
+        streams = self.streams if self.wait else 0
+        followers = [asyncio.create_task(self._follow_loop(client)) for _ in range(streams)]
+        following = asyncio.gather(*followers)
+        stopped = asyncio.create_task(self.stop.wait())
         try:
             await asyncio.gather(
                 *(self._submit_loop(client, todo) for _ in range(self.concurrency))
             )
-            self._submitting = False
-            self._wake.set()
-            if poller:
-                await poller
+            for _ in followers:
+                self.to_follow.put_nowait(None)
+            # Ctrl-C (or an unreachable service) ends the waiting too, mid-stream
+            await asyncio.wait([following, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if following.done():
+                following.result()  # a follower's bug is raised, not lost
         finally:
-            if poller and not poller.done():
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+            for task in [*followers, stopped]:
+                task.cancel()
+            await asyncio.gather(following, stopped, return_exceptions=True)
 
     async def _submit_loop(self, client: AsyncOcrqClient, todo: asyncio.Queue[BatchFile]) -> None:
         while not self.stop.is_set() and not todo.empty():
@@ -143,7 +148,6 @@ class BatchRun:
             # down for every file, not just this one: stop instead of failing them one by one
             self.unreachable = self.unreachable or describe(exc)
             self.stop.set()
-            self._wake.set()
             return
         except OcrqError as exc:
             self._finish(file, "failed", describe(exc))
@@ -153,8 +157,8 @@ class BatchRun:
         self.note = ""
         if self.wait:
             file.state = "queued"
-            if not self.outstanding:
-                self._wake.set()
+            if job.job_id not in self.outstanding:
+                self.to_follow.put_nowait(job.job_id)
             self.outstanding.setdefault(job.job_id, []).append(file)
             self._changed()
         else:
@@ -176,45 +180,43 @@ class BatchRun:
         file.state, file.error = state, error
         self._changed()
 
-    async def _poll_loop(self, client: AsyncOcrqClient, slots: asyncio.Semaphore) -> None:
-        interval = POLL_MIN
-        window = max(16, 4 * self.concurrency)  # jobs finish roughly in submission order
-        while not self.stop.is_set() and (self._submitting or self.outstanding):
-            batch = list(self.outstanding)[:window]
-            changed = any(
-                await asyncio.gather(*(self._poll(client, slots, job_id) for job_id in batch))
-            )
-            interval = POLL_MIN if changed else min(interval * 1.5, POLL_MAX)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-
-    async def _poll(self, client: AsyncOcrqClient, slots: asyncio.Semaphore, job_id: str) -> bool:
-        """Look at one job; download its result once it succeeded. True when anything moved."""
-        files = self.outstanding[job_id]
+    async def _follow_loop(self, client: AsyncOcrqClient) -> None:
         try:
-            async with slots:
-                job = await client.get(job_id)
-                if job.status == "succeeded" and any(f.out for f in files):
-                    data = await client.result(job_id, self.fmt)  # type: ignore[arg-type]
-                    for f in files:
-                        if f.out:
-                            await asyncio.to_thread(write_atomically, f.out, data)
-        except (Interrupted, ConnectionFailed):
-            return False  # API unreachable for now: keep the job, look again next round
+            while (job_id := await self.to_follow.get()) is not None:
+                while not await self._follow(client, job_id):
+                    await self.sleep(UNREACHABLE_PAUSE)
+        except Interrupted:
+            return  # Ctrl-C during a backoff: the job stays unfinished in the report
+
+    async def _follow(self, client: AsyncOcrqClient, job_id: str) -> bool:
+        """Follow one job to its end and download its result; False: try again later."""
+        files = self.outstanding[job_id]
+
+        def update(job: Job) -> None:
+            if not job.terminal:  # the end is applied once its result is downloaded
+                for f in files:
+                    self._apply(f, job)
+
+        try:
+            job = await client.wait(job_id, on_update=update)
+            if job.status == "succeeded" and any(f.out for f in files):
+                data = await client.result(job_id, self.fmt)  # type: ignore[arg-type]
+                for f in files:
+                    if f.out:
+                        await asyncio.to_thread(write_atomically, f.out, data)
+        except ConnectionFailed:
+            return False  # API unreachable for now: keep the job, follow it again
         except ApiError as exc:
             for f in files:
                 self._finish(f, "failed", describe(exc))
             del self.outstanding[job_id]
             return True
-        before = [(f.state, f.pages) for f in files]
         for f in files:
             self._apply(f, job)
             if job.status == "succeeded":
                 f.pages = job.progress.pages_total or job.progress.pages_done
-        if job.terminal:
-            del self.outstanding[job_id]
-        return before != [(f.state, f.pages) for f in files]
+        del self.outstanding[job_id]
+        return True
 
 
 def run_batch(run: BatchRun, settings: ClientSettings, console: Console, live: bool) -> None:
@@ -228,7 +230,7 @@ def run_batch(run: BatchRun, settings: ClientSettings, console: Console, live: b
 async def _run_batch(run: BatchRun, settings: ClientSettings, console: Console, live: bool) -> None:
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
-    run.stop, run._wake = asyncio.Event(), asyncio.Event()  # bound to this loop
+    run.stop, run.to_follow = asyncio.Event(), asyncio.Queue()  # bound to this loop
 
     def interrupt() -> None:
         if run.stop.is_set() and main_task:  # second Ctrl-C: stop at once
@@ -236,7 +238,6 @@ async def _run_batch(run: BatchRun, settings: ClientSettings, console: Console, 
             return
         run.interrupted = True
         run.stop.set()
-        run._wake.set()
         run.note = "stopping"
         if run.view:
             run.view.say("ocrq: stopping: finishing the uploads in flight (Ctrl-C again: now)")
@@ -248,7 +249,7 @@ async def _run_batch(run: BatchRun, settings: ClientSettings, console: Console, 
             settings=settings,
             sleep=run.sleep,
             on_retry=run.on_retry,
-            max_connections=2 * run.concurrency + 4,
+            max_connections=run.concurrency + run.streams + 4,
         ) as client:
             with ProgressView(console, run, live) as view:
                 run.view = view

@@ -18,51 +18,7 @@ from ocrq_client.client import (
     WaitTimeout,
     file_idempotency_key,
 )
-
-JOB_ID = "a" * 32
-
-
-def job_body(status: str = "queued", **extra: object) -> dict:
-    return {
-        "job_id": JOB_ID,
-        "status": status,
-        "created_at": "2026-01-01T00:00:00Z",
-        "started_at": None,
-        "finished_at": None,
-        "progress": {"pages_done": 0, "pages_total": None},
-        "error": None,
-        "links": {"self": f"/jobs/{JOB_ID}", "result": f"/jobs/{JOB_ID}/result"},
-        **extra,
-    }
-
-
-def error(status: int, code: str, **headers: str) -> httpx.Response:
-    body = {"error": {"code": code, "message": f"{code} happened"}}
-    return httpx.Response(status, json=body, headers=headers)
-
-
-class Script:
-    """Answers requests from a list, in order; records every request and every sleep."""
-
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-        self.sleeps: list[float] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def client(self, **kwargs: object) -> OcrqClient:
-        return OcrqClient(
-            "http://ocrq.test",
-            transport=httpx.MockTransport(self),
-            sleep=self.sleeps.append,
-            **kwargs,  # type: ignore[arg-type]
-        )
+from tests.unit.client.scripted import JOB_ID, Script, error, job_body
 
 
 def test_queue_full_is_retried_after_retry_after_with_jitter_then_succeeds() -> None:
@@ -163,8 +119,9 @@ def test_submit_sends_the_file_as_multipart_with_its_name(tmp_path) -> None:
     assert file_idempotency_key(b"a") != file_idempotency_key(b"b")
 
 
-def test_wait_polls_until_terminal_and_result_fetches_the_format() -> None:
+def test_wait_polls_a_server_without_events_then_result_fetches_the_format() -> None:
     script = Script(
+        error(404, "not_found"),  # an older server: no GET /jobs/{id}/events route
         httpx.Response(200, json=job_body("queued")),
         httpx.Response(200, json=job_body("running")),
         httpx.Response(200, json=job_body("succeeded")),
@@ -176,6 +133,7 @@ def test_wait_polls_until_terminal_and_result_fetches_the_format() -> None:
     assert client.result(JOB_ID, "text") == b"Invoice 123\n"
     assert script.requests[-1].url.params["format"] == "text"
     assert script.sleeps == [0.25, 0.375]
+    assert script.requests[0].url.path.endswith("/events") and not client.streams_events
 
 
 def test_wait_times_out() -> None:
@@ -209,6 +167,7 @@ def test_async_client_retries_the_same_way() -> None:
         httpx.ConnectError("refused"),
         error(429, "queue_full", **{"Retry-After": "1"}),
         httpx.Response(202, json=job_body()),
+        error(404, "not_found"),  # no event stream: wait() polls
         httpx.Response(200, json=job_body("succeeded")),
         httpx.Response(200, json={"job_id": JOB_ID}),
     )

@@ -68,6 +68,8 @@ def test_missing_input_and_bad_concurrency_exit_2(tmp_path: Path, capsys) -> Non
     assert main(["submit", str(tmp_path / "nope")]) == EXIT_USAGE
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["submit", str(tmp_path), "--concurrency", "0"]) == EXIT_USAGE
+    assert main(["submit", str(tmp_path), "--streams", "0"]) == EXIT_USAGE
+    assert "--streams must be at least 1" in capsys.readouterr().err
 
 
 def test_every_command_has_help(capsys) -> None:
