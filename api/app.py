@@ -20,10 +20,12 @@ from api.routes import health, jobs, metrics
 from api.service import JobAccess
 from api.submitting import Submissions
 from shared import __version__
+from shared.errors import StorageUnavailable
 from shared.jobs import JobStore, WorkerRegistry, connect_redis, recover_orphans
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.storage.s3 import check_storage
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             ensure_writable_dir(settings.temp_dir, "TEMP_DIR")
-        except DirectoryNotWritable as exc:
+            where = check_storage(settings)
+        except (DirectoryNotWritable, StorageUnavailable) as exc:
             log.error("%s", exc)
             raise SystemExit(2) from exc
-        log.info("upload dir %s is writable", settings.temp_dir)
+        log.info("upload dir %s is writable; job files in %s", settings.temp_dir, where)
         client = connect_redis(settings.redis_url)
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)

@@ -139,6 +139,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.headers_too_large: 431,
     ErrorCode.internal_error: 500,
     ErrorCode.queue_unavailable: 503,
+    ErrorCode.storage_unavailable: 503,
     ErrorCode.insufficient_storage: 507,
 }
 # Starlette's own HTTPExceptions (no route, wrong method, ...): the code each status gets

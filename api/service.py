@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from pathlib import Path
 
-from api.archives.produce import ARCHIVE_FORMATS, archive_path
+from api.archives.produce import ARCHIVE_FORMATS, archive_file
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
 from shared.errors import JobNotFound
 from shared.jobs import JobRecord, JobStatus, JobStore
 from shared.settings import Settings
-from shared.storage import JobFiles, is_image_name
+from shared.storage import JobFiles, StoredFile, job_files
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class JobAccess:
         self.store = store
 
     def _files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+        return job_files(self.settings, job_id)
 
     def cancel(self, job_id: str, api_key: str | None = None) -> JobRecord:
         """Cancel a queued job at once (upload removed), a running one before its next page."""
@@ -57,27 +56,27 @@ class JobAccess:
             raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
         return record
 
-    def result_path(self, job_id: str, fmt: str, api_key: str | None = None) -> Path:
+    def result_file(self, job_id: str, fmt: str, api_key: str | None = None) -> StoredFile:
         """The stored result file, once the job has succeeded (pdf/hocr/alto: rendered on the
         first request, then kept with the result)."""
         record = self._succeeded(job_id, api_key)
         if fmt in ARCHIVE_FORMATS:
-            return archive_path(self._files(job_id), fmt, record.media_type or "")
-        path = self._files(job_id).result_path(fmt)
-        if not path.is_file():
+            return archive_file(self._files(job_id), fmt, record.media_type or "")
+        stored = self._files(job_id).stored_result(fmt)
+        if stored is None:
             raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
-        return path
+        return stored
 
-    def image_path(self, job_id: str, name: str, api_key: str | None = None) -> Path:
+    def image_file(self, job_id: str, name: str, api_key: str | None = None) -> StoredFile:
         """A stored image crop of the job's result (linked from its markdown)."""
         self._succeeded(job_id, api_key)
         files = self._files(job_id)
-        path = files.image_path(name) if is_image_name(name) else None
-        if path is None or not path.is_file():
-            if not files.result_path("json").is_file():
+        stored = files.stored_image(name)
+        if stored is None:
+            if not files.has_result("json"):
                 raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
             raise ImageNotFound(f"job {job_id} has no image {name!r}")
-        return path
+        return stored
 
     def _succeeded(self, job_id: str, api_key: str | None) -> JobRecord:
         """The job's record if it succeeded; else the error a request for its result gets."""

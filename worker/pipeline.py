@@ -15,7 +15,7 @@ from shared.logs import job_context
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
-from shared.storage import JobFiles, hide_dirs
+from shared.storage import JobFiles, hide_dirs, job_files
 from worker.engines import EngineError
 from worker.job_watch import JobTimedOut, JobWatch
 from worker.page_reading import JobCanceledWhileRunning, JobChecks, PageReader, SerialReader
@@ -68,9 +68,10 @@ class JobRunner:
                 return self._execute(job_id, files)
         finally:
             self.store.release(job_id, self.holder)
+            files.drop_local()  # this run's copy of the input (STORAGE_URL=s3://)
 
     def _files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+        return job_files(self.settings, job_id)
 
     def _execute(self, job_id: str, files: JobFiles) -> JobStatus | None:
         record = self.store.get(job_id)
@@ -123,7 +124,7 @@ class JobRunner:
     def _recognize(self, record: JobRecord, files: JobFiles) -> list[PageResult]:
         job_id, options = record.job_id, record.options
         document = Document(
-            files.input_path, record.media_type or "", options.dpi or self.settings.pdf_dpi
+            files.fetch_input(), record.media_type or "", options.dpi or self.settings.pdf_dpi
         )
         try:
             try:

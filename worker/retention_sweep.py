@@ -1,4 +1,5 @@
-"""Remove the folders of jobs whose record has expired, so TEMP_DIR and OUTPUT_DIR stay bounded.
+"""Remove the folders of jobs whose record has expired, so TEMP_DIR and OUTPUT_DIR stay bounded;
+with STORAGE_URL=s3://, their objects in the bucket too (and multipart uploads left unfinished).
 
 A job record lives JOB_TTL_SECONDS in Redis; its folders on disk do not expire by themselves.
 A folder is removed only when its job has no record *and* nothing in it changed for the grace
@@ -14,10 +15,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from shared.errors import QueueUnavailable
+from shared.errors import QueueUnavailable, StorageUnavailable
 from shared.jobs import JobStore
 from shared.settings import Settings
 from shared.storage import SOURCES_DIR, is_job_id
+from shared.storage.s3 import Bucket, StoredObject, bucket_of
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,39 @@ def sweep_expired_jobs(
     return removed
 
 
+def sweep_expired_objects(
+    store: JobStore, bucket: Bucket, grace_seconds: float, now: float | None = None
+) -> list[str]:
+    """The bucket's counterpart of sweep_expired_jobs: a job's objects go when it has no record
+    and none of them changed for the grace period (its kept source counting only alone)."""
+    now = time.time() if now is None else now
+    jobs: dict[str, list[StoredObject]] = {}
+    for stored in bucket.job_objects():
+        jobs.setdefault(stored.job_id, []).append(stored)
+    ids = sorted(jobs)
+    removed = []
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        alive = store.exists_many(batch)
+        for job_id in batch:
+            if job_id in alive:
+                continue
+            objects = jobs[job_id]
+            judged = [o for o in objects if o.area != SOURCES_DIR] or objects
+            idle = now - max(o.modified for o in judged)
+            if idle <= grace_seconds:
+                continue
+            bucket.delete(o.key for o in objects)
+            log.info(
+                "job=%s expired: removed %d object(s) (idle %.0f s)", job_id, len(objects), idle
+            )
+            removed.append(job_id)
+    aborted = bucket.abort_stale_uploads(now - grace_seconds)
+    if aborted:
+        log.info("retention sweep aborted %d unfinished multipart upload(s)", aborted)
+    return removed
+
+
 class RetentionSweep:
     """One sweep of TEMP_DIR and OUTPUT_DIR, run periodically by each worker."""
 
@@ -105,6 +140,7 @@ class RetentionSweep:
         self.companions = [settings.output_dir / SOURCES_DIR]
         self.grace = settings.retention_grace_seconds
         self.store = store
+        self.bucket = bucket_of(settings) if settings.storage_url else None
 
     def run(self) -> list[str]:
         try:
@@ -116,4 +152,13 @@ class RetentionSweep:
             return []
         if removed:
             log.info("retention sweep removed the folders of %d expired job(s)", len(removed))
+        if self.bucket is not None:
+            try:
+                objects = sweep_expired_objects(self.store, self.bucket, self.grace)
+            except (QueueUnavailable, StorageUnavailable) as exc:
+                log.warning("retention sweep of the bucket skipped: %s", exc)
+                return removed
+            if objects:
+                log.info("retention sweep removed the objects of %d expired job(s)", len(objects))
+            removed += [job_id for job_id in objects if job_id not in removed]
         return removed

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep
@@ -14,7 +14,7 @@ from api.schemas import ErrorBody, JobAccepted, JobView, links_for
 from api.submitting import IDEMPOTENCY_KEY_PATTERN
 from shared.options import JobOptions
 from shared.results import DocumentResult
-from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
+from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN, StoredFile
 
 # create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -201,9 +201,17 @@ def get_result(
     format: Annotated[  # noqa: A002
         Literal["json", "markdown", "text", "pdf", "hocr", "alto"], Query(description=_RESULT_DOC)
     ] = "json",
-) -> FileResponse:
-    path = service.result_path(job_id, format, api_key)
-    return FileResponse(path, media_type=_MEDIA[format])
+) -> Response:
+    return _file_response(service.result_file(job_id, format, api_key), _MEDIA[format])
+
+
+def _file_response(stored: StoredFile, media_type: str) -> Response:
+    """A local file as FileResponse; an object streamed from the bucket, its length declared."""
+    if stored.path is not None:
+        return FileResponse(stored.path, media_type=media_type)
+    assert stored.chunks is not None
+    headers = {"Content-Length": str(stored.size)}
+    return StreamingResponse(stored.chunks(), media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -236,9 +244,9 @@ def get_image(
     api_key: ApiKeyDep,
     # declared, not validated here: a name off the pattern answers 404 image_not_found
     name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
-) -> FileResponse:
-    path = service.image_path(job_id, name, api_key)
-    return FileResponse(path, media_type=IMAGE_MEDIA_TYPES[path.suffix.lstrip(".")])
+) -> Response:
+    stored = service.image_file(job_id, name, api_key)
+    return _file_response(stored, IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]])
 
 
 @router.delete(
