@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass
 
 from shared.error_codes import ErrorCode
-from shared.errors import JobNotFound
+from shared.errors import JobNotFound, StorageUnavailable
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore
 from shared.logs import job_context
 from shared.options import TextLayer
@@ -91,7 +91,7 @@ class JobRunner:
             return self._gone(job_id)
         except JobTimedOut as exc:
             return self.fail(job_id, ErrorCode.timeout, str(exc))
-        except (PageLoadError, EngineError) as exc:
+        except (PageLoadError, EngineError, StorageUnavailable) as exc:
             return self.fail(job_id, exc.code, exc.message)
         except Exception as exc:  # a job must end failed, never kill the worker
             if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
@@ -107,7 +107,7 @@ class JobRunner:
             return None
         try:
             files.keep_source()  # format=pdf reads the pages from it (api/archives)
-        except OSError as exc:  # the result is safe; only format=pdf will miss its pages
+        except (OSError, StorageUnavailable) as exc:  # the result is safe; only format=pdf fails
             log.warning("job=%s: the upload could not be kept for format=pdf: %s", job_id, exc)
         if not self.store.succeed(job_id):  # canceled after the last page, or gone
             return self._not_applied(job_id, files)

@@ -13,6 +13,7 @@ boto3 is imported only when a bucket is used, so the local default costs nothing
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,8 @@ from shared.storage import (
 
 if TYPE_CHECKING:
     from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TEMP_AREA = "temp"  # uploads: TEMP_DIR's counterpart
 OUTPUT_AREA = "output"  # results: OUTPUT_DIR's
@@ -324,8 +327,9 @@ class S3JobFiles(JobFiles):
         shutil.rmtree(self.input_dir, ignore_errors=True)
 
     def remove_input(self) -> None:
-        self.bucket.delete([self.input_key])
         self.drop_local()
+        with self._left_to_retention("its upload"):
+            self.bucket.delete([self.input_key])
 
     def keep_source(self) -> None:
         if self.bucket.size(self.source_key) is None:
@@ -333,8 +337,18 @@ class S3JobFiles(JobFiles):
 
     def remove_all(self) -> None:
         self.drop_local()
-        self.bucket.delete([self.input_key, self.source_key])
-        self.bucket.delete_under(self.output_under)
+        with self._left_to_retention("its objects"):
+            self.bucket.delete([self.input_key, self.source_key])
+            self.bucket.delete_under(self.output_under)
+
+    @contextmanager
+    def _left_to_retention(self, what: str) -> Iterator[None]:
+        """A removal the bucket refuses now is the retention sweep's to finish: the job's
+        state has moved on, and the objects of a job without a record go after the grace."""
+        try:
+            yield
+        except StorageUnavailable as exc:
+            log.warning("job=%s: %s stay in the bucket for retention: %s", self.job_id, what, exc)
 
     # -- results --
     def write_result(self, fmt: str, data: bytes) -> None:  # type: ignore[override]
