@@ -6,9 +6,9 @@ Starts `python -m api` (no worker: jobs wait in the queue) once per backend agai
 Redis db (OCRQ_BENCH_DB, default 5, on OCRQ_TEST_REDIS_URL's server; emptied between runs and
 at the end) and times POST /jobs one after another over one keep-alive connection: a small
 PNG, a 5 MB and a 12 MB incompressible PNG. With a bucket the API spools the upload, counts its
-pages, then stores it (one PUT up to S3_PART_MB, parts above), so the difference is the object store's cost.
-moto is an in-memory server on the same host: a real bucket adds the network's round trips
-and bandwidth. Rewrites the `storage` section of BENCHMARKS.md.
+pages, then stores it (one PUT up to S3_PART_MB, parts above), so the difference is the object
+store's cost. moto is an in-memory server on the same host: a real bucket adds the network's
+round trips and bandwidth. Rewrites the `storage` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
