@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from shared.errors import QueueUnavailable, StorageUnavailable
@@ -69,32 +69,35 @@ def sweep_expired_jobs(
     now = time.time() if now is None else now
     folders = _job_folders(roots)
     kept = _job_folders(companions)
-    ids = sorted(folders.keys() | kept.keys())
     removed = []
+    for job_id in _without_record(store, folders.keys() | kept.keys()):
+        judged = folders.get(job_id) or kept[job_id]
+        try:
+            idle = now - max(last_change(folder) for folder in judged)
+        except FileNotFoundError:
+            idle = 0.0  # removed meanwhile (job ended, canceled): nothing to do
+        if idle <= grace_seconds:
+            continue
+        removing = folders.get(job_id, []) + kept.get(job_id, [])
+        for folder in removing:
+            shutil.rmtree(folder, ignore_errors=True)
+        log.info(
+            "job=%s expired: removed %s (idle %.0f s)",
+            job_id,
+            ", ".join(str(f) for f in removing),
+            idle,
+        )
+        removed.append(job_id)
+    return removed
+
+
+def _without_record(store: JobStore, job_ids: Iterable[str]) -> Iterator[str]:
+    """The ids that have no job record, asking Redis about a thousand at a time."""
+    ids = sorted(job_ids)
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
         alive = store.exists_many(batch)
-        for job_id in batch:
-            if job_id in alive:
-                continue
-            judged = folders.get(job_id) or kept[job_id]
-            try:
-                idle = now - max(last_change(folder) for folder in judged)
-            except FileNotFoundError:
-                idle = 0.0  # removed meanwhile (job ended, canceled): nothing to do
-            if idle <= grace_seconds:
-                continue
-            removing = folders.get(job_id, []) + kept.get(job_id, [])
-            for folder in removing:
-                shutil.rmtree(folder, ignore_errors=True)
-            log.info(
-                "job=%s expired: removed %s (idle %.0f s)",
-                job_id,
-                ", ".join(str(f) for f in removing),
-                idle,
-            )
-            removed.append(job_id)
-    return removed
+        yield from (job_id for job_id in batch if job_id not in alive)
 
 
 def sweep_expired_objects(
@@ -106,24 +109,16 @@ def sweep_expired_objects(
     jobs: dict[str, list[StoredObject]] = {}
     for stored in bucket.job_objects():
         jobs.setdefault(stored.job_id, []).append(stored)
-    ids = sorted(jobs)
     removed = []
-    for start in range(0, len(ids), _BATCH):
-        batch = ids[start : start + _BATCH]
-        alive = store.exists_many(batch)
-        for job_id in batch:
-            if job_id in alive:
-                continue
-            objects = jobs[job_id]
-            judged = [o for o in objects if o.area != SOURCES_DIR] or objects
-            idle = now - max(o.modified for o in judged)
-            if idle <= grace_seconds:
-                continue
-            bucket.delete(o.key for o in objects)
-            log.info(
-                "job=%s expired: removed %d object(s) (idle %.0f s)", job_id, len(objects), idle
-            )
-            removed.append(job_id)
+    for job_id in _without_record(store, jobs):
+        objects = jobs[job_id]
+        judged = [o for o in objects if o.area != SOURCES_DIR] or objects
+        idle = now - max(o.modified for o in judged)
+        if idle <= grace_seconds:
+            continue
+        bucket.delete(o.key for o in objects)
+        log.info("job=%s expired: removed %d object(s) (idle %.0f s)", job_id, len(objects), idle)
+        removed.append(job_id)
     aborted = bucket.abort_stale_uploads(now - grace_seconds)
     if aborted:
         log.info("retention sweep aborted %d unfinished multipart upload(s)", aborted)
