@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from shared.error_codes import ErrorCode
-from shared.errors import QueueUnavailable, ServiceError
+from shared.errors import QueueUnavailable, ServiceError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,10 @@ _STARLETTE_CODES = {
 
 # what a client is told of a 503; the cause (with Redis's address) goes to the log only
 QUEUE_UNAVAILABLE_MESSAGE = "queue unavailable: the job store cannot be reached; retry later"
+# the same for the bucket: its name and keys go to the log only
+STORAGE_UNAVAILABLE_MESSAGE = (
+    "storage unavailable: the bucket STORAGE_URL names cannot be reached; retry later"
+)
 
 
 def error_response(
@@ -170,6 +174,9 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, QueueUnavailable):
         log.warning("answered 503 queue_unavailable: %s", message)
         message = QUEUE_UNAVAILABLE_MESSAGE
+    elif isinstance(exc, StorageUnavailable):
+        log.warning("answered 503 storage_unavailable: %s", message)
+        message = STORAGE_UNAVAILABLE_MESSAGE
     return error_response(HTTP_STATUS[exc.code], exc.code, message, exc.headers)
 
 

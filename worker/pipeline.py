@@ -91,8 +91,12 @@ class JobRunner:
             return self._gone(job_id)
         except JobTimedOut as exc:
             return self.fail(job_id, ErrorCode.timeout, str(exc))
-        except (PageLoadError, EngineError, StorageUnavailable) as exc:
+        except (PageLoadError, EngineError) as exc:
             return self.fail(job_id, exc.code, exc.message)
+        except StorageUnavailable as exc:  # the bucket's name and keys stay in the log
+            log.error("job=%s: %s", job_id, exc.message)
+            message = "the job's files could not be read or stored in the bucket (STORAGE_URL)"
+            return self.fail(job_id, exc.code, message)
         except Exception as exc:  # a job must end failed, never kill the worker
             if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
                 reason = exc.strerror or str(exc)
