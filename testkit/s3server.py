@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.settings import Settings
 from testkit.stack import free_port
 
 START_TIMEOUT = 30.0  # seconds for the server to answer (a loaded machine imports slowly)
@@ -36,6 +37,15 @@ class S3Server:
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         }
+
+    def settings(self, base: Settings, bucket: str, prefix: str = "jobs") -> Settings:
+        """`base` (its Redis and folders) with its job files in `bucket` under `prefix`."""
+        return Settings(
+            redis_url=base.redis_url,
+            temp_dir=base.temp_dir,
+            output_dir=base.output_dir,
+            **{k.lower(): v for k, v in self.env(bucket, prefix).items()},
+        )
 
     def client(self):
         """A boto3 client of the server, for a test to look at the bucket itself."""

@@ -18,12 +18,7 @@ def test_a_bucket_gone_answers_503_and_keeps_nothing(
     settings: Settings, s3_server: S3Server
 ) -> None:
     bucket = s3_server.new_bucket()
-    in_bucket = Settings(
-        redis_url=settings.redis_url,
-        temp_dir=settings.temp_dir,
-        output_dir=settings.output_dir,
-        **{k.lower(): v for k, v in s3_server.env(bucket).items()},
-    )
+    in_bucket = s3_server.settings(settings, bucket)
     png = encode(render_page([("Stored in a bucket", 30)], width=400))
     with TestClient(create_app(in_bucket)) as client:
         accepted = client.post("/jobs", files={"file": ("a.png", png)})

@@ -143,12 +143,7 @@ def test_sweeps_the_objects_of_expired_jobs_in_the_bucket(
     settings: Settings, s3_server: S3Server
 ) -> None:
     bucket_name = s3_server.new_bucket()
-    in_bucket = Settings(
-        redis_url=settings.redis_url,
-        temp_dir=settings.temp_dir,
-        output_dir=settings.output_dir,
-        **{k.lower(): v for k, v in s3_server.env(bucket_name).items()},
-    )
+    in_bucket = s3_server.settings(settings, bucket_name)
     store = _store(in_bucket)
     jobs = []
     for _ in range(2):
