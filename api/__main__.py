@@ -22,7 +22,8 @@ def main() -> None:
     argparse.ArgumentParser(
         prog="python -m api",
         description="Serve the OCR job API. Configured by env vars, among them REDIS_URL, "
-        "TEMP_DIR, OUTPUT_DIR, HOST (0.0.0.0), PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, "
+        "TEMP_DIR, OUTPUT_DIR, STORAGE_URL (empty: the folders; s3://bucket/prefix), HOST "
+        "(0.0.0.0), PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, "
         "API_KEYS, API_SOCKET_RCVBUF (65536), MAX_FORM_FIELDS (16), MAX_FIELD_BYTES (4096), "
         "MAX_HEADER_BYTES (16384), HEADER_TIMEOUT_SECONDS (10), BODY_TIMEOUT_SECONDS (30), "
         "SYNC_WAIT_SECONDS (30), STREAM_KEEPALIVE_SECONDS (15), LOG_LEVEL; the README lists "

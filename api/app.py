@@ -25,10 +25,12 @@ from api.submitting import Submissions
 from api.ui import install_ui
 from api.watching import JobWatch
 from shared import __version__
+from shared.errors import StorageUnavailable
 from shared.jobs import JobStore, WorkerRegistry, connect_settings_redis, recover_orphans
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.storage.s3 import check_storage
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             ensure_writable_dir(settings.temp_dir, "TEMP_DIR")
-        except DirectoryNotWritable as exc:
+            where = check_storage(settings)
+        except (DirectoryNotWritable, StorageUnavailable) as exc:
             log.error("%s", exc)
             raise SystemExit(2) from exc
-        log.info("upload dir %s is writable", settings.temp_dir)
+        log.info("upload dir %s is writable; job files in %s", settings.temp_dir, where)
         client = connect_settings_redis(settings)
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from shared.error_codes import ErrorCode
-from shared.errors import QueueUnavailable, ServiceError
+from shared.errors import QueueUnavailable, ServiceError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.internal_error: 500,
     ErrorCode.queue_unavailable: 503,
     ErrorCode.engine_not_served: 503,
+    ErrorCode.storage_unavailable: 503,
     ErrorCode.insufficient_storage: 507,
 }
 # Starlette's own HTTPExceptions (no route, wrong method, ...): the code each status gets
@@ -168,6 +169,10 @@ _STARLETTE_CODES = {
 
 # what a client is told of a 503; the cause (with Redis's address) goes to the log only
 QUEUE_UNAVAILABLE_MESSAGE = "queue unavailable: the job store cannot be reached; retry later"
+# the same for the bucket: its name and keys go to the log only
+STORAGE_UNAVAILABLE_MESSAGE = (
+    "storage unavailable: the bucket STORAGE_URL names cannot be reached; retry later"
+)
 
 
 def error_response(
@@ -184,6 +189,9 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, QueueUnavailable):
         log.warning("answered 503 queue_unavailable: %s", message)
         message = QUEUE_UNAVAILABLE_MESSAGE
+    elif isinstance(exc, StorageUnavailable):
+        log.warning("answered 503 storage_unavailable: %s", message)
+        message = STORAGE_UNAVAILABLE_MESSAGE
     return error_response(HTTP_STATUS[exc.code], exc.code, message, exc.headers)
 
 

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.archives.produce import stored_result_json
 from api.errors import PageNotFound
 from shared.errors import JobNotFound
 from shared.results import DocumentResult, PageResult
-from shared.storage import JobFiles
+from shared.storage import JobFiles, StoredFile
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -33,23 +32,28 @@ DEFAULT_PDF_DPI = 200  # the worker's render resolution when the job set none
 PDFIUM_LOCK = threading.Lock()
 
 
-def page_image_path(files: JobFiles, index: int, media_type: str) -> Path:
-    """The picture of page `index` of a succeeded job, rendered now on its first request.
+def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
+    """The picture of page `index` of a succeeded job, rendered now on its first request and
+    stored with the result (OUTPUT_DIR or the bucket).
 
     PageNotFound when the result has no such page; JobNotFound when result or source is gone."""
-    path = files.page_image_path(index)
-    if path.is_file():
-        return path
-    document = DocumentResult.model_validate_json(stored_result_json(files).read_bytes())
+    stored = files.stored_page_image(index)
+    if stored is not None:
+        return stored
+    gone = JobNotFound(f"the result of job {files.job_id} is gone (expired or deleted)")
+    try:
+        document = DocumentResult.model_validate_json(files.read_result("json"))
+    except FileNotFoundError:
+        raise gone from None
     page = next((p for p in document.pages if p.index == index), None)
     if page is None:
         read = ", ".join(str(p.index) for p in document.pages) or "none"
         raise PageNotFound(f"job {files.job_id} has no page {index} in its result (read: {read})")
-    source = files.source_path
-    if not source.is_file():
+    if not files.has_source():
         raise JobNotFound(f"the source pages of job {files.job_id} are no longer stored")
     started = time.perf_counter()
-    data = render_page_image(source, media_type, page)
+    with files.source_copy() as source:
+        data = render_page_image(source, media_type, page)
     files.write_page_image(index, data)
     log.info(
         "job=%s rendered page %d picture in %.2f s, %d bytes",
@@ -58,7 +62,10 @@ def page_image_path(files: JobFiles, index: int, media_type: str) -> Path:
         time.perf_counter() - started,
         len(data),
     )
-    return path
+    stored = files.stored_page_image(index)
+    if stored is None:  # removed (retention) the moment it was stored
+        raise gone
+    return stored
 
 
 def render_page_image(source: Path, media_type: str, page: PageResult) -> bytes:

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
-from api.archives.produce import ARCHIVE_FORMATS, archive_path
+from api.archives.produce import ARCHIVE_FORMATS, archive_file
 from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
-from api.page_images import page_image_path
+from api.page_images import page_image
 from api.schemas import JobView
 from shared.api_keys import owner_fingerprint
 from shared.errors import JobNotFound
 from shared.jobs import JobEvent, JobRecord, JobStatus, JobStore
 from shared.jobs.webhooks import DeliveryState
 from shared.settings import Settings
-from shared.storage import JobFiles, is_image_name
+from shared.storage import JobFiles, StoredFile, job_files
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ class JobAccess:
         self.store = store
 
     def _files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+        return job_files(self.settings, job_id)
 
     def cancel(self, job_id: str, api_key: str | None = None) -> JobRecord:
         """Cancel a queued job at once (upload removed), a running one before its next page."""
@@ -82,32 +81,32 @@ class JobAccess:
             return None
         return self.store.webhooks.latest_for_job(record.job_id)
 
-    def result_path(self, job_id: str, fmt: str, api_key: str | None = None) -> Path:
+    def result_file(self, job_id: str, fmt: str, api_key: str | None = None) -> StoredFile:
         """The stored result file, once the job has succeeded (pdf/hocr/alto: rendered on the
         first request, then kept with the result)."""
         record = self._succeeded(job_id, api_key)
         if fmt in ARCHIVE_FORMATS:
-            return archive_path(self._files(job_id), fmt, record.media_type or "")
-        path = self._files(job_id).result_path(fmt)
-        if not path.is_file():
+            return archive_file(self._files(job_id), fmt, record.media_type or "")
+        stored = self._files(job_id).stored_result(fmt)
+        if stored is None:
             raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
-        return path
+        return stored
 
-    def image_path(self, job_id: str, name: str, api_key: str | None = None) -> Path:
+    def image_file(self, job_id: str, name: str, api_key: str | None = None) -> StoredFile:
         """A stored image crop of the job's result (linked from its markdown)."""
         self._succeeded(job_id, api_key)
         files = self._files(job_id)
-        path = files.image_path(name) if is_image_name(name) else None
-        if path is None or not path.is_file():
-            if not files.result_path("json").is_file():
+        stored = files.stored_image(name)
+        if stored is None:
+            if not files.has_result("json"):
                 raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
             raise ImageNotFound(f"job {job_id} has no image {name!r}")
-        return path
+        return stored
 
-    def page_image_path(self, job_id: str, index: int, api_key: str | None = None) -> Path:
+    def page_image(self, job_id: str, index: int, api_key: str | None = None) -> StoredFile:
         """A picture of page `index` of the job's source, upright (rendered on first request)."""
         record = self._succeeded(job_id, api_key)
-        return page_image_path(self._files(job_id), index, record.media_type or "")
+        return page_image(self._files(job_id), index, record.media_type or "")
 
     def _succeeded(self, job_id: str, api_key: str | None) -> JobRecord:
         """The job's record if it succeeded; else the error a request for its result gets."""

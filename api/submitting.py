@@ -45,7 +45,7 @@ from shared.jobs.queues import ahead_of, queue_name
 from shared.logs import current_job_id
 from shared.options import JobOptions, Priority, parse_options
 from shared.settings import Settings
-from shared.storage import JobFiles
+from shared.storage import JobFiles, job_files
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Submissions:
         scope: str | None,
     ) -> JobRecord:
         """Refuse (429) before reading while MAX_QUEUED_JOBS wait, then read, record, enqueue."""
-        job_id, files = self._new_job()
+        _, files = self._new_job()
 
         def prepare() -> None:
             self._check_queue_room()  # 429 first, as before any other check
@@ -134,17 +134,17 @@ class Submissions:
         async with self._removed_on_error(files):
             upload, options = await self._receive(body, content_type, files, prepare)
             record = await run_in_threadpool(
-                self._queue_new, job_id, upload, options, owner_fingerprint(scope)
+                self._queue_new, files, upload, options, owner_fingerprint(scope)
             )
         return self._accepted(record)
 
     def _queue_new(
-        self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
+        self, files: JobFiles, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> JobRecord:
-        """Count pages, record the job and enqueue it (blocking: runs in a thread)."""
+        """Count pages, store the upload, record the job and enqueue it (in a thread)."""
         self._check_queue_room(options.priority)
-        record = self._new_record(job_id, upload, options, owner)
-        self._record_and_enqueue(record)
+        record = self._new_record(files.job_id, upload, options, owner)
+        self._store_and_enqueue(files, record)
         return record
 
     # -- a new job for a claimed Idempotency-Key --
@@ -159,13 +159,13 @@ class Submissions:
     ) -> JobRecord:
         """Read, record and enqueue the upload, then bind the key to the job; release the key
         if that fails."""
-        job_id, files = self._new_job()
+        _, files = self._new_job()
         prepare = functools.partial(self._prepare_files, files, content_length)
         try:
             async with self._removed_on_error(files):
                 upload, options = await self._receive(body, content_type, files, prepare)
                 record, fingerprint = await run_in_threadpool(
-                    self._queue_claimed, job_id, upload, options, owner_fingerprint(scope)
+                    self._queue_claimed, files, upload, options, owner_fingerprint(scope)
                 )
         except BaseException:
             with contextlib.suppress(QueueUnavailable):
@@ -178,13 +178,13 @@ class Submissions:
         return record
 
     def _queue_claimed(
-        self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
+        self, files: JobFiles, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> tuple[JobRecord, str]:
-        """Count pages, fingerprint the upload, record the job and enqueue it (in a thread)."""
+        """Count pages, fingerprint and store the upload, record the job, enqueue it (thread)."""
         self._check_queue_room(options.priority)
-        record = self._new_record(job_id, upload, options, owner)
+        record = self._new_record(files.job_id, upload, options, owner)
         fingerprint = _fingerprint(upload)  # before queueing: the worker removes the upload
-        self._record_and_enqueue(record)
+        self._store_and_enqueue(files, record)
         return record, fingerprint
 
     # -- a repeated Idempotency-Key --
@@ -243,7 +243,7 @@ class Submissions:
     def _new_job(self) -> tuple[str, JobFiles]:
         job_id = uuid.uuid4().hex
         current_job_id.set(job_id)  # this request's own context: tags its log lines
-        return job_id, JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+        return job_id, job_files(self.settings, job_id)
 
     def _prepare_files(self, files: JobFiles, content_length: str | None) -> None:
         """Before reading: refuse a declared body over the limit, then make the input folder."""
@@ -281,8 +281,9 @@ class Submissions:
     @staticmethod
     @contextlib.asynccontextmanager
     async def _removed_on_error(files: JobFiles) -> AsyncIterator[None]:
-        """A submission that fails leaves no folder; after a refusal the body may be only
-        partly read: the connection closes instead of draining it."""
+        """A submission that fails leaves no folder and no object; after a refusal the body may
+        be only partly read: the connection closes instead of draining it. One that succeeds
+        keeps no local spool when the upload went to a bucket."""
         try:
             yield
         except ServiceError as exc:
@@ -292,6 +293,7 @@ class Submissions:
         except BaseException:
             await run_in_threadpool(files.remove_all)
             raise
+        await run_in_threadpool(files.drop_local)
 
     def _new_record(
         self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
@@ -342,7 +344,10 @@ class Submissions:
         except ValueError as exc:
             raise InvalidOption(f"pages: {exc}") from None
 
-    def _record_and_enqueue(self, record: JobRecord) -> None:
+    def _store_and_enqueue(self, files: JobFiles, record: JobRecord) -> None:
+        """The upload stored (the bucket: one PUT, or parts streamed from the spool) before
+        the job exists, so a worker never meets a job without its input."""
+        files.store_input()
         self.store.create(record)
         try:
             self.celery.send_task(TASK_RUN, args=[record.job_id], queue=record.queue, retry=False)

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from api.archives.produce import archive_path, render_archive
+from api.archives.produce import archive_file, render_archive
 from bench.pdf_memory import _scratch_dir, rss_mb
 from bench.report import machine_line, markdown_table, update_section
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
@@ -85,10 +85,10 @@ def long_render(settings: Settings, page, result: PageResult, pages: int) -> lis
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
     before, _ = rss_mb()
     started = time.perf_counter()
-    out = archive_path(files, "pdf", "application/pdf")
+    out = archive_file(files, "pdf", "application/pdf")
     seconds = time.perf_counter() - started
     _, peak = rss_mb()
-    size_in, size_out = files.source_path.stat().st_size, out.stat().st_size
+    size_in, size_out = files.source_path.stat().st_size, out.size
     files.remove_all()
     return [
         pages,
@@ -146,7 +146,7 @@ def main() -> None:
         ]
 
         # memory: long PDFs (the job's page result repeated for every page), rendered the way
-        # the API does (archive_path: result.json parsed, the source read, the file written)
+        # the API does (archive_file: result.json parsed, the source read, the file written)
         stored = DocumentResult.model_validate_json(pdf_job.result_path("json").read_bytes())
         first = stored.pages[0]
         long_rows = [

@@ -52,6 +52,9 @@ class ErrorCode(enum.StrEnum):
     job_canceled = "job_canceled"
     job_finished = "job_finished"
     insufficient_storage = "insufficient_storage"  # also a job failure: no room for the result
+    storage_unavailable = (
+        "storage_unavailable"  # the bucket (STORAGE_URL) fails; also a job failure
+    )
 
     # -- a failed job's record (written by the worker or the job package) --
     timeout = "timeout"  # a page or the job overran its time limit

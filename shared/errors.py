@@ -38,6 +38,12 @@ class JobNotFound(ServiceError):
     code = ErrorCode.job_not_found
 
 
+class StorageUnavailable(ServiceError):
+    """The bucket STORAGE_URL names does not answer (or refuses this service's credentials)."""
+
+    code = ErrorCode.storage_unavailable
+
+
 class QueueUnavailable(ServiceError):
     """Redis (the job store and the queue) does not answer."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.api_keys import KeyEntry, KeyRing, read_key_entries
 from shared.callback_urls import CallbackPolicy
 from shared.options import Engine
+
+# s3://bucket[/prefix]: an S3 bucket name, then key segments without empty ones
+STORAGE_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/\s]+)*/?")
 
 
 class Settings(BaseSettings):
@@ -259,6 +263,38 @@ class Settings(BaseSettings):
         description="Resident memory (MB) of a worker process above which it is recycled after "
         "its job; 0 = never",
     )
+
+    # -- Storage (STORAGE_URL): local folders or an S3-compatible bucket (shared/storage/) --
+    storage_url: str = Field(
+        "",
+        description="Where job files live: empty = TEMP_DIR and OUTPUT_DIR (one shared volume); "
+        "s3://bucket/prefix = an S3-compatible bucket (the folders then hold only what one "
+        "process works on while a request or a job lasts)",
+    )
+    aws_endpoint_url: str = Field(
+        "", description="S3 endpoint (MinIO, Ceph, R2, ...); empty = AWS's own for AWS_REGION"
+    )
+    aws_region: str = Field("", description="The bucket's region; empty = boto3's default chain")
+    aws_access_key_id: str = Field("", description="empty = boto3's default credential chain")
+    aws_secret_access_key: SecretStr = Field(
+        SecretStr(""), description="With AWS_ACCESS_KEY_ID; empty = boto3's default chain"
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="path for servers without bucket host names (MinIO by IP or name)"
+    )
+    s3_part_mb: int = Field(
+        8, ge=5, le=512, description="Part size of multipart uploads (memory per upload in flight)"
+    )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if value and not STORAGE_URL.fullmatch(value):
+            raise ValueError(
+                "must be empty (local folders) or s3://bucket or s3://bucket/prefix "
+                "(bucket: 3-63 of a-z 0-9 . -)"
+            )
+        return value.rstrip("/")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -79,9 +79,12 @@ class Stack:
         self.api = self._spawn("api", "api.log")
         self.wait_for(lambda: httpx.get(f"{self.url}/health", timeout=1).status_code == 200)
 
-    def start_worker(self, wait_warm: bool = True) -> subprocess.Popen:
-        name = f"test-worker-{len(self.workers)}"
-        proc = self._spawn("worker", f"{name}.log", "--name", name)
+    def start_worker(
+        self, wait_warm: bool = True, name: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """A worker called `name`; `env` overrides the stack's (e.g. folders of its own)."""
+        name = name or f"test-worker-{len(self.workers)}"
+        proc = self._spawn("worker", f"{name}.log", "--name", name, env=env)
         self.workers.append(proc)
         if wait_warm:
             self.wait_for(lambda: self.worker_warm(name), timeout=WARM_TIMEOUT)

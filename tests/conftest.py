@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from shared.settings import Settings
+from testkit.s3server import S3Server, running_s3_server
 
 # Test databases are settable so parallel runs on one Redis do not flush each other's data;
 # OCRQ_TEST_REDIS_URL (no db) moves the server, e.g. to a closed port to prove the fast tier
@@ -158,3 +159,10 @@ def settings(tmp_path: Path, redis_client: redis.Redis) -> Settings:
         output_dir=tmp_path / "output",
         max_upload_mb=1,
     )
+
+
+@service_fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-compatible server (moto) on loopback for the session; each test makes its bucket."""
+    with running_s3_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server

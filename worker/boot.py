@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from redis import RedisError
 
 from shared.error_codes import ErrorCode
+from shared.errors import StorageUnavailable
 from shared.jobs import (
     JobStore,
     WorkerBeat,
@@ -24,6 +25,7 @@ from shared.jobs.queues import worker_queues
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.storage.s3 import check_storage
 from worker.batcher import PageBatcher
 from worker.engines import BatchingEngine, EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
@@ -44,6 +46,7 @@ def check_dirs(settings: Settings) -> None:
     for label, path in (("TEMP_DIR", settings.temp_dir), ("OUTPUT_DIR", settings.output_dir)):
         ensure_writable_dir(path, label)
         log.info("%s=%s is writable", label, path)
+    log.info("job files in %s", check_storage(settings))
 
 
 def build_engines(settings: Settings) -> list[OcrEngine]:
@@ -84,7 +87,7 @@ def boot_and_consume(
     """
     try:
         check_dirs(settings)
-    except DirectoryNotWritable as exc:
+    except (DirectoryNotWritable, StorageUnavailable) as exc:
         log.error("cannot start: %s", exc)
         return 2
     worker_id = worker_name or default_worker_id()

@@ -9,13 +9,13 @@ from contextlib import closing
 from dataclasses import dataclass
 
 from shared.error_codes import ErrorCode
-from shared.errors import JobNotFound
+from shared.errors import JobNotFound, StorageUnavailable
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore
 from shared.logs import job_context
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
-from shared.storage import JobFiles, hide_dirs
+from shared.storage import JobFiles, hide_dirs, job_files
 from worker.engines import EngineError
 from worker.job_watch import JobTimedOut, JobWatch
 from worker.page_reading import JobCanceledWhileRunning, JobChecks, PageReader, SerialReader
@@ -68,9 +68,10 @@ class JobRunner:
                 return self._execute(job_id, files)
         finally:
             self.store.release(job_id, self.holder)
+            files.drop_local()  # this run's copy of the input (STORAGE_URL=s3://)
 
     def _files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.settings.temp_dir, self.settings.output_dir, job_id)
+        return job_files(self.settings, job_id)
 
     def _execute(self, job_id: str, files: JobFiles) -> JobStatus | None:
         record = self.store.get(job_id)
@@ -92,6 +93,10 @@ class JobRunner:
             return self.fail(job_id, ErrorCode.timeout, str(exc))
         except (PageLoadError, EngineError) as exc:
             return self.fail(job_id, exc.code, exc.message)
+        except StorageUnavailable as exc:  # the bucket's name and keys stay in the log
+            log.error("job=%s: %s", job_id, exc.message)
+            message = "the job's files could not be read or stored in the bucket (STORAGE_URL)"
+            return self.fail(job_id, exc.code, message)
         except Exception as exc:  # a job must end failed, never kill the worker
             if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
                 reason = exc.strerror or str(exc)
@@ -106,7 +111,7 @@ class JobRunner:
             return None
         try:
             files.keep_source()  # format=pdf reads the pages from it (api/archives)
-        except OSError as exc:  # the result is safe; only format=pdf will miss its pages
+        except (OSError, StorageUnavailable) as exc:  # the result is safe; only format=pdf fails
             log.warning("job=%s: the upload could not be kept for format=pdf: %s", job_id, exc)
         if not self.store.succeed(job_id):  # canceled after the last page, or gone
             return self._not_applied(job_id, files)
@@ -123,7 +128,7 @@ class JobRunner:
     def _recognize(self, record: JobRecord, files: JobFiles) -> list[PageResult]:
         job_id, options = record.job_id, record.options
         document = Document(
-            files.input_path, record.media_type or "", options.dpi or self.settings.pdf_dpi
+            files.fetch_input(), record.media_type or "", options.dpi or self.settings.pdf_dpi
         )
         try:
             try:

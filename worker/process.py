@@ -17,7 +17,8 @@ from worker.parent_death import die_with_parent
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="OCR worker: checks TEMP_DIR/OUTPUT_DIR, warms the OCR_ENGINE at boot, "
+        description="OCR worker: checks TEMP_DIR/OUTPUT_DIR (and the bucket STORAGE_URL names, "
+        "if set: then REDIS_URL and STORAGE_URL are all it shares), warms the OCR_ENGINE at boot, "
         "then takes jobs from its engine's queues (ocr.<OCR_ENGINE>.high, .normal, .batch, then "
         "the pre-upgrade 'ocr' queue) one at a time (solo pool; run more processes to "
         "use more cores). A batching engine (paddleocr-vl) holds BATCH_JOBS jobs at once and "

@@ -1,4 +1,5 @@
-"""Remove the folders of jobs whose record has expired, so TEMP_DIR and OUTPUT_DIR stay bounded.
+"""Remove the folders of jobs whose record has expired, so TEMP_DIR and OUTPUT_DIR stay bounded;
+with STORAGE_URL=s3://, their objects in the bucket too (and multipart uploads left unfinished).
 
 A job record lives JOB_TTL_SECONDS in Redis; its folders on disk do not expire by themselves.
 A folder is removed only when its job has no record *and* nothing in it changed for the grace
@@ -11,13 +12,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from shared.errors import QueueUnavailable
+from shared.errors import QueueUnavailable, StorageUnavailable
 from shared.jobs import JobStore
 from shared.settings import Settings
 from shared.storage import SOURCES_DIR, is_job_id
+from shared.storage.s3 import Bucket, StoredObject, bucket_of
 
 log = logging.getLogger(__name__)
 
@@ -67,31 +69,59 @@ def sweep_expired_jobs(
     now = time.time() if now is None else now
     folders = _job_folders(roots)
     kept = _job_folders(companions)
-    ids = sorted(folders.keys() | kept.keys())
     removed = []
+    for job_id in _without_record(store, folders.keys() | kept.keys()):
+        judged = folders.get(job_id) or kept[job_id]
+        try:
+            idle = now - max(last_change(folder) for folder in judged)
+        except FileNotFoundError:
+            idle = 0.0  # removed meanwhile (job ended, canceled): nothing to do
+        if idle <= grace_seconds:
+            continue
+        removing = folders.get(job_id, []) + kept.get(job_id, [])
+        for folder in removing:
+            shutil.rmtree(folder, ignore_errors=True)
+        log.info(
+            "job=%s expired: removed %s (idle %.0f s)",
+            job_id,
+            ", ".join(str(f) for f in removing),
+            idle,
+        )
+        removed.append(job_id)
+    return removed
+
+
+def _without_record(store: JobStore, job_ids: Iterable[str]) -> Iterator[str]:
+    """The ids that have no job record, asking Redis about a thousand at a time."""
+    ids = sorted(job_ids)
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
         alive = store.exists_many(batch)
-        for job_id in batch:
-            if job_id in alive:
-                continue
-            judged = folders.get(job_id) or kept[job_id]
-            try:
-                idle = now - max(last_change(folder) for folder in judged)
-            except FileNotFoundError:
-                idle = 0.0  # removed meanwhile (job ended, canceled): nothing to do
-            if idle <= grace_seconds:
-                continue
-            removing = folders.get(job_id, []) + kept.get(job_id, [])
-            for folder in removing:
-                shutil.rmtree(folder, ignore_errors=True)
-            log.info(
-                "job=%s expired: removed %s (idle %.0f s)",
-                job_id,
-                ", ".join(str(f) for f in removing),
-                idle,
-            )
-            removed.append(job_id)
+        yield from (job_id for job_id in batch if job_id not in alive)
+
+
+def sweep_expired_objects(
+    store: JobStore, bucket: Bucket, grace_seconds: float, now: float | None = None
+) -> list[str]:
+    """The bucket's counterpart of sweep_expired_jobs: a job's objects go when it has no record
+    and none of them changed for the grace period (its kept source counting only alone)."""
+    now = time.time() if now is None else now
+    jobs: dict[str, list[StoredObject]] = {}
+    for stored in bucket.job_objects():
+        jobs.setdefault(stored.job_id, []).append(stored)
+    removed = []
+    for job_id in _without_record(store, jobs):
+        objects = jobs[job_id]
+        judged = [o for o in objects if o.area != SOURCES_DIR] or objects
+        idle = now - max(o.modified for o in judged)
+        if idle <= grace_seconds:
+            continue
+        bucket.delete(o.key for o in objects)
+        log.info("job=%s expired: removed %d object(s) (idle %.0f s)", job_id, len(objects), idle)
+        removed.append(job_id)
+    aborted = bucket.abort_stale_uploads(now - grace_seconds)
+    if aborted:
+        log.info("retention sweep aborted %d unfinished multipart upload(s)", aborted)
     return removed
 
 
@@ -105,6 +135,7 @@ class RetentionSweep:
         self.companions = [settings.output_dir / SOURCES_DIR]
         self.grace = settings.retention_grace_seconds
         self.store = store
+        self.bucket = bucket_of(settings) if settings.storage_url else None
 
     def run(self) -> list[str]:
         try:
@@ -116,4 +147,13 @@ class RetentionSweep:
             return []
         if removed:
             log.info("retention sweep removed the folders of %d expired job(s)", len(removed))
+        if self.bucket is not None:
+            try:
+                objects = sweep_expired_objects(self.store, self.bucket, self.grace)
+            except (QueueUnavailable, StorageUnavailable) as exc:
+                log.warning("retention sweep of the bucket skipped: %s", exc)
+                return removed
+            if objects:
+                log.info("retention sweep removed the objects of %d expired job(s)", len(objects))
+            removed += [job_id for job_id in objects if job_id not in removed]
         return removed

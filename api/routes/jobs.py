@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep, WatchDep
@@ -16,7 +15,7 @@ from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted, Submissions
 from api.watching import WAIT_LIMIT_SECONDS
 from shared.options import JobOptions
 from shared.results import DocumentResult
-from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
+from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN, StoredFile
 
 # create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -237,13 +236,23 @@ def get_result(
     service: ServiceDep,
     api_key: ApiKeyDep,
     format: ResultFormat = "json",  # noqa: A002
-) -> FileResponse:
-    return result_response(service.result_path(job_id, format, api_key), format)
+) -> Response:
+    return result_response(service.result_file(job_id, format, api_key), format)
 
 
-def result_response(path: FilePath, fmt: str) -> FileResponse:
-    """A stored result file as GET /jobs/{id}/result answers it in format `fmt`."""
-    return FileResponse(path, media_type=_MEDIA[fmt])
+def result_response(stored: StoredFile, fmt: str) -> Response:
+    """A stored result as GET /jobs/{id}/result answers it in format `fmt`: a local file as
+    FileResponse, an object streamed from the bucket with its length declared."""
+    return file_response(stored, _MEDIA[fmt])
+
+
+def file_response(stored: StoredFile, media_type: str) -> Response:
+    """A local file as FileResponse; an object streamed from the bucket, its length declared."""
+    if stored.path is not None:
+        return FileResponse(stored.path, media_type=media_type)
+    assert stored.chunks is not None
+    headers = {"Content-Length": str(stored.size)}
+    return StreamingResponse(stored.chunks(), media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -276,9 +285,9 @@ def get_image(
     api_key: ApiKeyDep,
     # declared, not validated here: a name off the pattern answers 404 image_not_found
     name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
-) -> FileResponse:
-    path = service.image_path(job_id, name, api_key)
-    return FileResponse(path, media_type=IMAGE_MEDIA_TYPES[path.suffix.lstrip(".")])
+) -> Response:
+    stored = service.image_file(job_id, name, api_key)
+    return file_response(stored, IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]])
 
 
 @router.delete(

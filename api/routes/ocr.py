@@ -83,8 +83,8 @@ async def ocr(
         job_id, api_key, settings.sync_wait_seconds, give_up=_client_gone(request)
     )
     if record.status.terminal:
-        path = await run_in_threadpool(service.result_path, job_id, format, api_key)
-        return result_response(path, format)
+        stored = await run_in_threadpool(service.result_file, job_id, format, api_key)
+        return result_response(stored, format)
     # POST /jobs's body and headers; 202 even for a replayed Idempotency-Key (200 is a result)
     answer = Response()
     body = accepted_answer(accepted, answer)

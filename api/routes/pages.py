@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
 from api.page_images import MAX_SIDE
+from api.routes.jobs import file_response
 from api.schemas import ErrorBody
 
 # create_app adds the API-key dependency when API_KEYS is set, as for /jobs.
@@ -44,8 +45,7 @@ def get_page_image(
     index: Annotated[int, Path(ge=1, le=1_000_000)],
     service: ServiceDep,
     api_key: ApiKeyDep,
-) -> FileResponse:
-    path = service.page_image_path(job_id, index, api_key)
-    return FileResponse(
-        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-    )
+) -> Response:
+    response = file_response(service.page_image(job_id, index, api_key), "image/jpeg")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -14,7 +14,7 @@ from celery import Celery
 from shared.jobs.keys import TASK_RUN
 from shared.jobs.store import JobStore, Recovery
 from shared.settings import Settings
-from shared.storage import JobFiles
+from shared.storage import job_files
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
         elif outcome is Recovery.failed:
             report.failed.append(job_id)
             # a failed job keeps neither its upload nor what a dead run may have half written
-            JobFiles(settings.temp_dir, settings.output_dir, job_id).remove_all()
+            job_files(settings, job_id).remove_all()
             log.error(
                 "job=%s lost its worker %d time(s); failed worker_lost, its files removed",
                 job_id,

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.errors import PageNotFound
-from api.page_images import MAX_SIDE, page_image_path, render_page_image
+from api.page_images import MAX_SIDE, page_image, render_page_image
 from shared.errors import JobNotFound
 from shared.jobs import Claim, JobStore, connect_redis
 from shared.results import Block, DocumentResult, PageResult
@@ -93,20 +93,20 @@ def _stored_job(tmp_path: Path, pages: list[PageResult], source: bytes | None) -
 def test_rendered_once_then_kept_beside_the_result(tmp_path: Path) -> None:
     files = _stored_job(tmp_path, [_page(1, 300, 200)], encode(_half_black(300, 200)))
 
-    path = page_image_path(files, 1, "image/png")
+    path = page_image(files, 1, "image/png").path
     files.source_path.unlink()  # a second request reads the kept picture, not the source
 
     assert path == files.page_image_path(1) and path.parent.parent == files.output_dir
-    assert page_image_path(files, 1, "image/png") == path
+    assert page_image(files, 1, "image/png").path == path
     assert _picture(path.read_bytes()).size == (300, 200)
 
 
 def test_a_page_not_in_the_result_or_a_source_gone_is_said(tmp_path: Path) -> None:
     files = _stored_job(tmp_path, [_page(2, 300, 200)], None)
     with pytest.raises(PageNotFound, match=r"no page 1 in its result \(read: 2\)"):
-        page_image_path(files, 1, "image/png")
+        page_image(files, 1, "image/png")
     with pytest.raises(JobNotFound, match="no longer stored"):
-        page_image_path(files, 2, "image/png")
+        page_image(files, 2, "image/png")
 
 
 # -- the route: the result's rules (owner only, 409 until succeeded) -----------------------

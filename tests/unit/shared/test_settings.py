@@ -70,3 +70,30 @@ def test_missing_or_empty_key_file_fails_start_naming_the_variable(
     assert "API_KEYS_FILE" in result.stderr
     assert "Traceback" not in result.stderr
     assert "only a comment" not in result.stderr  # the file's lines are never echoed
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("", ""),
+        ("s3://bucket", "s3://bucket"),
+        ("s3://my.bucket-1/ocrq/jobs/", "s3://my.bucket-1/ocrq/jobs"),
+    ],
+)
+def test_storage_url_names_a_bucket_and_prefix(url: str, stored: str) -> None:
+    assert Settings(storage_url=url).storage_url == stored
+
+
+@pytest.mark.parametrize(
+    "url", ["/data/jobs", "s3://", "s3://Bucket", "s3://b", "gs://bucket", "s3://bucket//x"]
+)
+def test_a_storage_url_that_is_no_bucket_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="s3://bucket"):
+        Settings(storage_url=url)
+
+
+def test_the_storage_location_splits_bucket_and_prefix() -> None:
+    from shared.storage.s3 import S3Location
+
+    assert S3Location.parse("s3://bucket") == S3Location("bucket", "")
+    assert S3Location.parse("s3://bucket/a/b") == S3Location("bucket", "a/b/")

@@ -1,4 +1,11 @@
-"""Where job files live, and atomic writes. Client file names never become paths."""
+"""Where job files live, and atomic writes. Client file names never become paths.
+
+`JobFiles` is every file a job has: its upload, kept source, results, archive files and image
+crops. This module's JobFiles keeps them in TEMP_DIR and OUTPUT_DIR (STORAGE_URL empty);
+shared/storage/s3.py's keeps them in a bucket (STORAGE_URL=s3://bucket/prefix), the local
+folders holding only what one process works on while a request or a job lasts.
+`job_files(settings, job_id)` picks the one STORAGE_URL names.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,15 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +148,20 @@ def write_atomically(target: Path, data: bytes) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file to serve: a local path, or the chunks of an object and its size."""
+
+    size: int
+    path: Path | None = None
+    chunks: Callable[[], Iterator[bytes]] | None = None
+
+
 class JobFiles:
-    """Paths of one job's upload and results under TEMP_DIR and OUTPUT_DIR."""
+    """Paths of one job's upload and results under TEMP_DIR and OUTPUT_DIR.
+
+    The storage-neutral methods (store_input, fetch_input, drop_local, stored_result, ...) are
+    what the API and the worker call, so the S3 variant (shared/storage/s3.py) covers them."""
 
     def __init__(self, temp_dir: Path, output_dir: Path, job_id: str) -> None:
         if not _JOB_ID.match(job_id):
@@ -218,3 +243,75 @@ class JobFiles:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         shutil.rmtree(self.output_dir, ignore_errors=True)
         shutil.rmtree(self.source_dir, ignore_errors=True)
+
+    # -- the storage-neutral view (the S3 variant overrides each) --
+    def store_input(self) -> None:
+        """The API, once the upload in input_path was accepted: make it the job's stored input
+        (here it already is)."""
+
+    def fetch_input(self) -> Path:
+        """The worker: a local path of the job's input for this run."""
+        return self.input_path
+
+    def drop_local(self) -> None:
+        """Remove what this process holds locally for the job (here the files are the store)."""
+
+    def has_result(self, fmt: str) -> bool:
+        return self.result_path(fmt).is_file()
+
+    def read_result(self, fmt: str) -> bytes:
+        """A stored result's bytes; FileNotFoundError when it is not stored."""
+        return self.result_path(fmt).read_bytes()
+
+    def stored_result(self, fmt: str) -> StoredFile | None:
+        return _stored(self.result_path(fmt))
+
+    def stored_image(self, name: str) -> StoredFile | None:
+        """The crop called `name`, None when there is none (or the name is no image name)."""
+        return _stored(self.image_path(name)) if is_image_name(name) else None
+
+    def stored_page_image(self, index: int) -> StoredFile | None:
+        """The picture of page `index`, None until it was rendered (api/page_images.py)."""
+        return _stored(self.page_image_path(index))
+
+    def has_source(self) -> bool:
+        return self.source_path.is_file()
+
+    @contextmanager
+    def source_copy(self) -> Iterator[Path]:
+        """A local path of the kept source for the block."""
+        yield self.source_path
+
+    @contextmanager
+    def archive_target(self, fmt: str) -> Iterator[Path]:
+        """A temp path to render `fmt` into; a whole file becomes the stored result when the
+        block ends well, nothing when it fails."""
+        make_shared_dir(self.output_dir)
+        with atomic_target(self.result_path(fmt)) as tmp:
+            yield tmp
+
+    def render_lock_path(self, fmt: str) -> Path:
+        """The file whose flock admits one renderer of `fmt` at a time on this host."""
+        return self.output_dir / f".{fmt}.lock"
+
+
+def _stored(path: Path) -> StoredFile | None:
+    try:
+        size = path.stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return StoredFile(size=size, path=path) if path.is_file() else None
+
+
+def job_files(settings: Settings, job_id: str) -> JobFiles:
+    """The job's files where STORAGE_URL keeps them: TEMP_DIR/OUTPUT_DIR, or the bucket."""
+    if not settings.storage_url:
+        return JobFiles(settings.temp_dir, settings.output_dir, job_id)
+    from shared.storage.s3 import S3JobFiles, bucket_of  # boto3 only when a bucket is used
+
+    return S3JobFiles(settings.temp_dir, settings.output_dir, job_id, bucket_of(settings))
+
+
+def scratch_path(temp_dir: Path, kind: str) -> Path:
+    """A fresh dot-file name in TEMP_DIR for a short-lived local file (never a job's folder)."""
+    return temp_dir / f".{kind}-{uuid.uuid4().hex}"

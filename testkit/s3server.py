@@ -1,0 +1,110 @@
+"""An S3-compatible server on loopback (moto's, in its own process) for tests and benchmarks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from shared.settings import Settings
+from testkit.stack import free_port
+
+START_TIMEOUT = 30.0  # seconds for the server to answer (a loaded machine imports slowly)
+# moto accepts any credentials; these only have to be present and the same everywhere
+ACCESS_KEY = "ocrq-test"
+SECRET_KEY = "ocrq-test-secret"
+REGION = "us-east-1"
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    process: subprocess.Popen
+
+    def env(self, bucket: str, prefix: str = "jobs") -> dict[str, str]:
+        """The settings a process needs to keep its job files in `bucket` under `prefix`."""
+        return {
+            "STORAGE_URL": f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        }
+
+    def settings(self, base: Settings, bucket: str, prefix: str = "jobs") -> Settings:
+        """`base` (its Redis and folders) with its job files in `bucket` under `prefix`."""
+        return Settings(
+            redis_url=base.redis_url,
+            temp_dir=base.temp_dir,
+            output_dir=base.output_dir,
+            **{k.lower(): v for k, v in self.env(bucket, prefix).items()},
+        )
+
+    def client(self):
+        """A boto3 client of the server, for a test to look at the bucket itself."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+
+    def new_bucket(self) -> str:
+        name = f"ocrq-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def open_uploads(self, bucket: str) -> list[str]:
+        """Keys of multipart uploads neither completed nor aborted."""
+        answer = self.client().list_multipart_uploads(Bucket=bucket)
+        return [upload["Key"] for upload in answer.get("Uploads", [])]
+
+
+@contextmanager
+def running_s3_server(log_dir: Path) -> Iterator[S3Server]:
+    """`moto_server` on 127.0.0.1 on a free port, stopped when the block ends."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "moto.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = S3Server(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto_server exited {process.returncode}; see {log_dir}")
+            try:
+                httpx.get(f"{server.endpoint}/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"moto_server not answering after {START_TIMEOUT} s"
+                    ) from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
