@@ -59,11 +59,12 @@ def test_a_stream_follows_a_job_from_queued_to_succeeded_then_closes(api: httpx.
         received = list(stream_messages)  # until the server closes the stream
     got = [m for m in received if m.data is not None]
 
-    # the current state at once, then every change in order, the end last
+    # the current state at once (a warm worker may have read a page before the stream opened),
+    # then every change in order, the end last
     kinds = [m.event for m in got]
-    assert kinds[0] in ("queued", "running") and kinds[-1] == "succeeded", kinds
+    assert kinds[0] in ("queued", "running", "page") and kinds[-1] == "succeeded", kinds
     assert [ORDER[k] for k in kinds] == sorted(ORDER[k] for k in kinds), kinds
-    assert kinds.count("page") >= 4 and kinds.count("succeeded") == 1
+    assert kinds.count("page") >= 3 and kinds.count("succeeded") == 1
     assert [order(m.id) for m in got] == sorted({order(m.id) for m in got})  # rising, unique
     # each message is the job as GET /jobs/{id} shows it: the last one exactly
     assert all(m.job["job_id"] == job_id for m in got)
