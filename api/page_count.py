@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import struct
+import threading
 from pathlib import Path
 
 _MAX_IFDS = 100_000
+# pdfium is not thread-safe: every pdfium call of the API process (page counts here, page
+# pictures in api/page_images.py), each in the threadpool, holds this lock
+PDFIUM_LOCK = threading.Lock()
 
 
 def count_pages(path: Path, media_type: str) -> int | None:
@@ -20,14 +24,15 @@ def count_pages(path: Path, media_type: str) -> int | None:
 def _pdf_pages(path: Path) -> int | None:
     import pypdfium2 as pdfium  # ctypes binding of pdfium; no numpy, no Pillow
 
-    try:
-        pdf = pdfium.PdfDocument(path)
-    except pdfium.PdfiumError:
-        return None  # encrypted or corrupt: the job fails in the worker with its code
-    try:
-        return len(pdf)
-    finally:
-        pdf.close()
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError:
+            return None  # encrypted or corrupt: the job fails in the worker with its code
+        try:
+            return len(pdf)
+        finally:
+            pdf.close()
 
 
 def _tiff_pages(path: Path) -> int | None:

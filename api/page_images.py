@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.errors import PageNotFound
+from api.page_count import PDFIUM_LOCK
 from shared.errors import JobNotFound
 from shared.results import DocumentResult, PageResult
 from shared.storage import JobFiles, StoredFile
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 MAX_SIDE = 2000  # pixels, the longer side: sharp on a desktop screen, light on a phone
 JPEG_QUALITY = 85
 DEFAULT_PDF_DPI = 200  # the worker's render resolution when the job set none
-# pdfium is not thread-safe: one render at a time in this process
-PDFIUM_LOCK = threading.Lock()
 
 
 def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
