@@ -107,7 +107,8 @@ class WebhookSender:
         if not secret:
             return AttemptResult(Verdict.give_up, error="no signing secret (WEBHOOK_SECRET)")
         try:
-            target = self.policy.check(delivery.url)  # again: DNS may answer otherwise now
+            # again: DNS may answer otherwise now
+            target = self.policy.check(delivery.url, tenant=delivery.owner)
         except CallbackUnresolved as exc:
             return AttemptResult(Verdict.retry, error=str(exc))
         except CallbackRefused as exc:

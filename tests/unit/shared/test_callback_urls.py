@@ -47,6 +47,57 @@ def test_non_public_addresses_are_refused(url: str, kind: str) -> None:
         CallbackPolicy().check(url)
 
 
+# one address in each entry of the IANA IPv4 and IPv6 Special-Purpose Address Registries
+# (Python 3.11's ipaddress calls several of these global), and IPv6 outside 2000::/3
+SPECIAL_PURPOSE = [
+    "0.1.2.3",
+    "192.0.0.8",  # IPv4 dummy address
+    "192.0.0.170",  # NAT64/DNS64 discovery
+    "192.0.0.9",  # PCP anycast (marked globally reachable, still no receiver)
+    "192.0.2.1",
+    "192.31.196.1",
+    "192.52.193.1",
+    "192.88.99.1",
+    "192.175.48.1",
+    "198.18.0.1",
+    "198.51.100.1",
+    "203.0.113.1",
+    "255.255.255.255",
+    "[64:ff9b:1::1]",
+    "[100::1]",
+    "[100:0:0:1::1]",
+    "[2001::1]",  # Teredo
+    "[2001:2::1]",
+    "[2001:20::1]",  # ORCHIDv2
+    "[2001:db8::1]",
+    "[2620:4f:8000::1]",
+    "[3fff::1]",
+    "[5f00::1]",
+    "[fec0::1]",  # site-local, deprecated
+    "[4000::1]",  # not yet allocated
+    "[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+    "[2002:a00:1::1]",  # 6to4 of 10.0.0.1
+    "[2002:c000:8::]",  # 6to4 of 192.0.0.8
+]
+
+
+@pytest.mark.parametrize("host", SPECIAL_PURPOSE)
+def test_every_special_purpose_range_is_refused(host: str) -> None:
+    with pytest.raises(CallbackRefused, match=r" is (a|an|the|not) "):
+        CallbackPolicy().check(f"http://{host}/hook")
+
+
+def test_6to4_is_judged_by_the_ipv4_address_it_embeds() -> None:
+    with pytest.raises(CallbackRefused, match=r"6to4 address of 127\.0\.0\.1, a loopback"):
+        CallbackPolicy().check("http://[2002:7f00:1::]/")
+    assert CallbackPolicy().check("http://[2002:5db8:d70e::1]/")  # 93.184.215.14: public
+    # the tests' loopback allowance still works, and covers nothing else
+    policy = CallbackPolicy.parse("127.0.0.1/32")
+    assert policy.check("http://127.0.0.1:9/h") and policy.check("http://[::ffff:127.0.0.1]:9/h")
+    with pytest.raises(CallbackRefused, match="loopback"):
+        policy.check("http://127.0.0.2/h")
+
+
 @pytest.mark.parametrize(
     "url", ["http://93.184.215.14/hook", "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/x"]
 )
