@@ -289,6 +289,15 @@ class HostResolver:
 RESOLVER = HostResolver()
 
 
+def host_lane(url: str) -> str:
+    """`host:port` of a callback URL (the name as written, lower case; not its addresses): the
+    unit the webhook sender isolates, so a receiver that hangs delays only its own lane."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def redact(url: str) -> str:
     """The URL without its query (it may carry a token): shown in GET /jobs/{id} and logs."""
     parts = urlsplit(url)

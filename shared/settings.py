@@ -182,7 +182,9 @@ class Settings(BaseSettings):
     webhook_dispatcher: bool = Field(
         True, description="`python -m worker` also runs the webhook dispatcher and sender"
     )
-    webhook_concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once")
+    webhook_concurrency: int = Field(
+        16, ge=1, le=64, description="Deliveries one process sends at once (all hosts)"
+    )
     webhook_max_attempts: int = Field(
         15, ge=1, description="Attempts of one delivery before it gives up (~6 h at defaults)"
     )
@@ -235,6 +237,14 @@ class Settings(BaseSettings):
     )
     redis_tls_ca_file: Path | None = Field(
         None, description="CA bundle for a rediss:// REDIS_URL; none = the system's CAs"
+    )
+    # worker (webhook sender): a receiver that hangs holds only its own host's slots
+    webhook_concurrency_per_host: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Deliveries one process sends at once to one callback host:port (of "
+        "WEBHOOK_CONCURRENCY)",
     )
 
     @field_validator("default_engine")

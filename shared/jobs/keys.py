@@ -27,6 +27,9 @@ EVENTS_MAXLEN = 100_000  # about; XADD MAXLEN ~ trims whole macro nodes
 COUNTERS = f"{PREFIX}metrics:counters"
 WORKER_PREFIX = f"{PREFIX}worker:"
 WEBHOOKS_DUE = f"{PREFIX}webhooks:due"  # zset: delivery id -> unix time it is due
+# zset: lane (a callback's host:port) -> when its earliest delivery is due; each lane's own
+# zset (webhook_lane) holds its deliveries as WEBHOOKS_DUE does, so senders take per lane
+WEBHOOK_LANES = f"{PREFIX}webhooks:lanes"
 WEBHOOK_GROUP = "webhooks"  # the dispatchers' consumer group on EVENTS
 
 
@@ -58,6 +61,10 @@ def worker(worker_id: str) -> str:
 
 def webhook_delivery(delivery_id: str) -> str:
     return f"{PREFIX}webhooks:delivery:{delivery_id}"
+
+
+def webhook_lane(lane: str) -> str:
+    return f"{PREFIX}webhooks:lane:{lane}"
 
 
 def job_webhooks(job_id: str) -> str:

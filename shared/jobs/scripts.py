@@ -198,46 +198,93 @@ return 0
 """
 
 # -- webhook deliveries (shared/jobs/webhooks.py) --
+# Each delivery is in WEBHOOKS_DUE (all not final, by due time) and in its lane's zset (the
+# same, for one host:port); the lanes index scores each lane by its earliest. After a change
+# to a lane's zset, LANE_RESCORE (a fragment; `lanes`, `lane`, `queue` bound) keeps the index
+# true: the lane's earliest score, or the lane gone when empty.
+_LANE_RESCORE = """
+local first = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+if #first == 0 then
+  redis.call('ZREM', lanes, lane)
+else
+  redis.call('ZADD', lanes, first[2], lane)
+end
+"""
+
 # Schedule one delivery once: KEYS[1] its hash, KEYS[2] the due zset, KEYS[3] the job's
-# deliveries; ARGV[1] delivery id, ARGV[2] due time, ARGV[3] event time (ms), ARGV[4] ttl of
-# the job's index, ARGV[5..] the hash's field, value, ... 1 scheduled; 0 it existed already
-# (an event read twice: a dispatcher died before acknowledging it).
-WEBHOOK_SCHEDULE = """
+# deliveries, KEYS[4] the lanes index, KEYS[5] its lane's zset; ARGV[1] delivery id, ARGV[2]
+# due time, ARGV[3] event time (ms), ARGV[4] ttl of the job's index, ARGV[5] the lane, ARGV[6..]
+# the hash's field, value, ... 1 scheduled; 0 it existed already (an event read twice: a
+# dispatcher died before acknowledging it).
+WEBHOOK_SCHEDULE = (
+    """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
-return 1
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+local lanes, lane, queue = KEYS[4], ARGV[5], KEYS[5]
 """
+    + _LANE_RESCORE
+    + "return 1"
+)
 
-# Take up to ARGV[3] due deliveries: KEYS[1] the due zset; ARGV[1] now, ARGV[2] the lease
-# (a taken delivery is due again then, should its sender die). Answers {id, attempt, ...};
-# each take counts one attempt in the delivery's hash (KEYS: built from ARGV[4], the prefix).
-WEBHOOK_TAKE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-local taken = {}
-for _, id in ipairs(due) do
-  local hash = ARGV[4] .. id
-  if redis.call('EXISTS', hash) == 0 then
-    redis.call('ZREM', KEYS[1], id)
-  else
-    redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], id)
-    local attempt = redis.call('HINCRBY', hash, 'attempts', 1)
-    redis.call('HSET', hash, 'last_attempt_at', ARGV[5])
-    table.insert(taken, id)
-    table.insert(taken, attempt)
+# Take up to ARGV[3] due deliveries, at most ARGV[7] per lane less what this sender has in
+# flight there: KEYS[1] the due zset, KEYS[2] the lanes index; ARGV[1] now, ARGV[2] the lease
+# (a taken delivery is due again then, should its sender die), ARGV[4] the delivery hash
+# prefix, ARGV[5] now (ISO), ARGV[6] the lane zset prefix, ARGV[8..] lane, in flight, ... for
+# this sender's busy lanes. Lanes are visited by their earliest due delivery; a full lane is
+# skipped (so the scan reaches ARGV[3] + the busy lanes' count), never waited on. Answers
+# {id, attempt, ...}; each take counts one attempt in the delivery's hash.
+WEBHOOK_TAKE = (
+    """
+local now, limit, per_lane = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[7])
+local busy, busy_count = {}, 0
+for i = 8, #ARGV, 2 do
+  busy[ARGV[i]] = tonumber(ARGV[i + 1])
+  busy_count = busy_count + 1
+end
+local lanes = KEYS[2]
+local due_lanes = redis.call('ZRANGEBYSCORE', lanes, '-inf', now, 'LIMIT', 0, limit + busy_count)
+local taken, count = {}, 0
+for _, lane in ipairs(due_lanes) do
+  if count >= limit then break end
+  local queue = ARGV[6] .. lane
+  local free = math.min(per_lane - (busy[lane] or 0), limit - count)
+  if free > 0 then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, free)) do
+      local hash = ARGV[4] .. id
+      if redis.call('EXISTS', hash) == 0 then
+        redis.call('ZREM', KEYS[1], id)
+        redis.call('ZREM', queue, id)
+      else
+        redis.call('ZADD', KEYS[1], now + ARGV[2], id)
+        redis.call('ZADD', queue, now + ARGV[2], id)
+        local attempt = redis.call('HINCRBY', hash, 'attempts', 1)
+        redis.call('HSET', hash, 'last_attempt_at', ARGV[5])
+        table.insert(taken, id)
+        table.insert(taken, attempt)
+        count = count + 1
+      end
+    end
+"""
+    + _LANE_RESCORE
+    + """
   end
 end
 return taken
 """
+)
 
-# An attempt's outcome: KEYS[1] the delivery's hash, KEYS[2] the due zset; ARGV[1] delivery
-# id, ARGV[2] the attempt it is about (a stale sender's late word is dropped), ARGV[3] next
-# due time ('' = final: delivered or gave up), ARGV[4] ttl once final, ARGV[5..] field, value.
-WEBHOOK_OUTCOME = """
+# An attempt's outcome: KEYS[1] the delivery's hash, KEYS[2] the due zset, KEYS[3] the lanes
+# index; ARGV[1] delivery id, ARGV[2] the attempt it is about (a stale sender's late word is
+# dropped), ARGV[3] next due time ('' = final: delivered or gave up), ARGV[4] ttl once final,
+# ARGV[5] the lane zset prefix, ARGV[6..] field, value, ...
+WEBHOOK_OUTCOME = (
+    """
 if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('HDEL', KEYS[1], 'next_attempt_at')
@@ -245,5 +292,31 @@ if ARGV[3] == '' then
 else
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
-return 1
+local lanes, lane = KEYS[3], redis.call('HGET', KEYS[1], 'lane') or ''
+if lane == '' then return 1 end  -- not adopted yet: WEBHOOK_ADOPT puts it in its lane
+local queue = ARGV[5] .. lane
+if ARGV[3] == '' then
+  redis.call('ZREM', queue, ARGV[1])
+else
+  redis.call('ZADD', queue, ARGV[3], ARGV[1])
+end
 """
+    + _LANE_RESCORE
+    + "return 1"
+)
+
+# A delivery scheduled before lanes existed (no `lane` in its hash) put in its lane:
+# KEYS[1] its hash, KEYS[2] the due zset, KEYS[3] the lanes index, KEYS[4] the lane's zset;
+# ARGV[1] id, ARGV[2] the lane. 1 adopted; 0 it had a lane, or is final or gone.
+WEBHOOK_ADOPT = (
+    """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'lane') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'lane', ARGV[2])
+redis.call('ZADD', KEYS[4], score, ARGV[1])
+local lanes, lane, queue = KEYS[3], ARGV[2], KEYS[4]
+"""
+    + _LANE_RESCORE
+    + "return 1"
+)

@@ -6,9 +6,13 @@ and each delivery's state, so a restarted sender carries on where the last one s
   another after `min_idle`. Scheduling a delivery is idempotent: an event read twice makes one.
 - A delivery is a hash (`webhook_delivery`) with the body fixed at scheduling (every retry
   sends the same bytes, the same delivery id) and a member of the zset `WEBHOOKS_DUE` scored by
-  when it is due. A sender takes due ones (pushing them a lease ahead, so a sender that dies
-  mid-attempt leaves them due again), then records the outcome: delivered, retrying (due
-  again later) or gave_up. A final delivery expires JOB_TTL_SECONDS later.
+  when it is due, and of its lane's zset: the lane is the callback's host:port, and the index
+  `WEBHOOK_LANES` scores each lane by its earliest due delivery. A sender takes due ones lane by
+  lane, at most a few per lane less what it has in flight there (so a host that hangs holds
+  only its own lane's slots, and a busy lane never stands in front of another's due
+  deliveries), pushing them a lease ahead (a sender that dies mid-attempt leaves them due
+  again), then records the outcome: delivered, retrying (due again later) or gave_up. A final
+  delivery expires JOB_TTL_SECONDS later.
 - `ocrq:webhooks:job:<id>` lists a job's deliveries by event time: GET /jobs/{id} shows the
   latest.
 """
@@ -16,11 +20,13 @@ and each delivery's state, so a restarted sender carries on where the last one s
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import redis
 
+from shared.callback_urls import host_lane
 from shared.jobs import keys, scripts
 from shared.jobs.connection import redis_errors_as_unavailable
 from shared.jobs.events import JobEvent
@@ -38,6 +44,7 @@ class Delivery:
     body: str  # the JSON sent, the same on every attempt
     owner: str = ""  # the job's key fingerprint: which secret signs it
     created_at: str = ""
+    lane: str = ""  # host:port of the url: deliveries are taken and sent per lane
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class WebhookDeliveries:
         self._schedule = client.register_script(scripts.WEBHOOK_SCHEDULE)
         self._take = client.register_script(scripts.WEBHOOK_TAKE)
         self._outcome = client.register_script(scripts.WEBHOOK_OUTCOME)
+        self._adopt = client.register_script(scripts.WEBHOOK_ADOPT)
         self._reclaim_cursor = "0-0"
 
     # -- the dispatchers' consumer group --
@@ -117,8 +125,9 @@ class WebhookDeliveries:
     def schedule(self, delivery: Delivery, event_ms: int, due: float | None = None) -> bool:
         """Record a delivery, due now (or at `due`); False when it exists already."""
         due = time.time() if due is None else due
+        lane = delivery.lane or host_lane(delivery.url)
         values = {f.name: getattr(delivery, f.name) for f in fields(delivery)}
-        values |= {"attempts": 0, "next_attempt_at": _iso(due)}
+        values |= {"lane": lane, "attempts": 0, "next_attempt_at": _iso(due)}
         args = [item for pair in values.items() for item in pair]
         return (
             self._schedule(
@@ -126,18 +135,37 @@ class WebhookDeliveries:
                     keys.webhook_delivery(delivery.delivery_id),
                     keys.WEBHOOKS_DUE,
                     keys.job_webhooks(delivery.job_id),
+                    keys.WEBHOOK_LANES,
+                    keys.webhook_lane(lane),
                 ],
-                args=[delivery.delivery_id, due, event_ms, self.ttl, *args],
+                args=[delivery.delivery_id, due, event_ms, self.ttl, lane, *args],
             )
             == 1
         )
 
-    def take_due(self, limit: int, lease_seconds: float) -> list[tuple[Delivery, int]]:
-        """Up to `limit` due deliveries, each with the number of the attempt now taken."""
+    def take_due(
+        self,
+        limit: int,
+        lease_seconds: float,
+        per_lane: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[tuple[Delivery, int]]:
+        """Up to `limit` due deliveries, each with the number of the attempt now taken: at most
+        `per_lane` (default: limit) of one lane less the caller's `in_flight` there."""
         now = time.time()
+        busy = [item for pair in (in_flight or {}).items() for item in pair]
         answer = self._take(
-            keys=[keys.WEBHOOKS_DUE],
-            args=[now, lease_seconds, limit, keys.webhook_delivery(""), _iso(now)],
+            keys=[keys.WEBHOOKS_DUE, keys.WEBHOOK_LANES],
+            args=[
+                now,
+                lease_seconds,
+                limit,
+                keys.webhook_delivery(""),
+                _iso(now),
+                keys.webhook_lane(""),
+                limit if per_lane is None else per_lane,
+                *busy,
+            ],
         )
         taken = []
         for delivery_id, attempt in zip(answer[::2], answer[1::2], strict=True):
@@ -171,13 +199,30 @@ class WebhookDeliveries:
         if next_due is not None:
             values["next_attempt_at"] = _iso(next_due)
         args = [item for pair in values.items() for item in pair]
+        next_arg = "" if next_due is None else next_due
         return (
             self._outcome(
-                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE],
-                args=[delivery_id, attempt, "" if next_due is None else next_due, self.ttl, *args],
+                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE, keys.WEBHOOK_LANES],
+                args=[delivery_id, attempt, next_arg, self.ttl, keys.webhook_lane(""), *args],
             )
             == 1
         )
+
+    def adopt_unlaned(self) -> int:
+        """Put deliveries scheduled before lanes existed (by an older version) in their lanes,
+        so senders take them; the number adopted. Senders run it when they start."""
+        adopted = 0
+        for delivery_id in self._redis.zrange(keys.WEBHOOKS_DUE, 0, -1):
+            hash_key = keys.webhook_delivery(delivery_id)
+            lane, url = self._redis.hmget(hash_key, "lane", "url")
+            if lane or not url:
+                continue
+            lane = host_lane(url)
+            adopted += self._adopt(
+                keys=[hash_key, keys.WEBHOOKS_DUE, keys.WEBHOOK_LANES, keys.webhook_lane(lane)],
+                args=[delivery_id, lane],
+            )
+        return adopted
 
     def pending_count(self) -> int:
         """Deliveries not final yet (due or in flight)."""

@@ -1,6 +1,8 @@
 """The webhook service: a dispatch thread (events -> deliveries) and a send thread feeding
-WEBHOOK_CONCURRENCY senders. All its state is in Redis (shared/jobs/webhooks.py), so any
-number of these run side by side, and one that stops (or is killed) loses nothing.
+WEBHOOK_CONCURRENCY senders, at most WEBHOOK_CONCURRENCY_PER_HOST of them on one host:port (a
+lane): a receiver that hangs holds its lane's slots only, and the deliveries due to other
+hosts are taken past it. All its state is in Redis (shared/jobs/webhooks.py), so any number of
+these run side by side, and one that stops (or is killed) loses nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from redis import RedisError
@@ -18,7 +21,7 @@ from shared.errors import ServiceError
 from shared.jobs import JobStore, connect_redis
 from shared.jobs.webhooks import Delivery, WebhookDeliveries
 from shared.settings import Settings
-from worker.webhooks.backoff import backoff_delay
+from worker.webhooks.backoff import retry_delay
 from worker.webhooks.dispatcher import Dispatcher
 from worker.webhooks.sender import AttemptResult, Verdict, WebhookSender
 
@@ -46,6 +49,7 @@ class WebhookService:
         self.lease = settings.webhook_total_timeout + LEASE_SLACK_SECONDS
         self._pool = ThreadPoolExecutor(settings.webhook_concurrency, "webhook-send")
         self._in_flight = 0
+        self._lanes: Counter[str] = Counter()  # deliveries in flight per lane
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -103,11 +107,18 @@ class WebhookService:
 
     # -- due deliveries -> attempts --
     def _send_loop(self) -> None:
+        adopted = False
+        per_host = self.settings.webhook_concurrency_per_host
         while not self._stop.is_set():
             with self._lock:
                 free = self.settings.webhook_concurrency - self._in_flight
+                busy = dict(self._lanes)
             try:
-                taken = self.deliveries.take_due(free, self.lease) if free else []
+                if not adopted:
+                    if count := self.deliveries.adopt_unlaned():
+                        log.info("%d webhook deliveries of an older version put in lanes", count)
+                    adopted = True
+                taken = self.deliveries.take_due(free, self.lease, per_host, busy) if free else []
             except RedisError as exc:
                 log.warning("webhook sending paused: %s", exc)
                 taken = []
@@ -115,6 +126,7 @@ class WebhookService:
             for delivery, attempt in taken:
                 with self._lock:
                     self._in_flight += 1
+                    self._lanes[delivery.lane] += 1
                 self._pool.submit(self._send, delivery, attempt)
             if len(taken) < free or not free:
                 self._wake.wait(POLL_SECONDS)
@@ -129,6 +141,9 @@ class WebhookService:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._lanes[delivery.lane] -= 1
+                if not self._lanes[delivery.lane]:
+                    del self._lanes[delivery.lane]
             self._wake.set()
 
     def _record(self, delivery: Delivery, attempt: int, result: AttemptResult) -> None:
@@ -140,13 +155,12 @@ class WebhookService:
                 outcome = "gave_up"
             else:
                 outcome = "retrying"
-                delay = backoff_delay(
+                delay = retry_delay(
                     attempt,
+                    result.retry_after,
                     settings.webhook_backoff_base_seconds,
                     settings.webhook_backoff_max_seconds,
                 )
-                if result.retry_after is not None:
-                    delay = min(result.retry_after, settings.webhook_backoff_max_seconds)
                 next_due = time.time() + delay
         assert outcome is not None
         self.deliveries.record(

@@ -26,8 +26,8 @@ def _job(store: JobStore, job_id: str, **options: str) -> None:
     )
 
 
-def _delivery(delivery_id: str = "d1") -> Delivery:
-    return Delivery(delivery_id, "job1", "succeeded", "1-0", HOOK, '{"a":1}')
+def _delivery(delivery_id: str = "d1", url: str = HOOK) -> Delivery:
+    return Delivery(delivery_id, "job1", "succeeded", "1-0", url, '{"a":1}')
 
 
 def test_a_delivery_is_scheduled_once_and_retaken_only_after_its_lease(
@@ -59,6 +59,41 @@ def test_a_stale_attempts_outcome_is_dropped_and_a_final_one_expires(
     state = deliveries.latest_for_job("job1")
     assert (state.last_outcome, state.last_status_code, state.attempts) == ("delivered", 200, 2)
     assert 0 < redis_client.ttl(keys.webhook_delivery("d1")) <= 60
+
+
+def test_a_busy_host_is_taken_past_not_waited_on(redis_client: redis.Redis) -> None:
+    """Deliveries are taken per host:port: at most `per_lane` of one, less what the sender has
+    in flight there, and a full lane does not hide the due deliveries queued behind it."""
+    deliveries = WebhookDeliveries(redis_client, 60)
+    now = time.time()
+    for n in range(6):  # the slow host's deliveries, all due before the other's
+        deliveries.schedule(_delivery(f"slow{n}", "http://slow.example:81/h"), n, now - 10 + n)
+    deliveries.schedule(_delivery("fast", "http://fast.example/h"), 9, now - 1)
+
+    first = deliveries.take_due(4, lease_seconds=30, per_lane=2)
+    in_flight = {"slow.example:81": 2}
+    second = deliveries.take_due(4, lease_seconds=30, per_lane=2, in_flight=in_flight)
+
+    assert [d.delivery_id for d, _ in first] == ["slow0", "slow1", "fast"]
+    assert {d.lane for d, _ in first} == {"slow.example:81", "fast.example:80"}
+    assert second == []  # the slow lane is full, the fast one in flight: nothing taken
+    assert deliveries.record("fast", 1, "retrying", 500, "receiver answered 500", now - 1)
+    assert [d.delivery_id for d, _ in deliveries.take_due(1, 30, 2, in_flight)] == ["fast"]
+    assert deliveries.pending_count() == 7
+
+
+def test_deliveries_of_an_older_version_are_put_in_their_lanes(
+    redis_client: redis.Redis,
+) -> None:
+    deliveries = WebhookDeliveries(redis_client, 60)
+    deliveries.schedule(_delivery("old"), 1)
+    redis_client.hdel(keys.webhook_delivery("old"), "lane")  # as the previous version left it
+    redis_client.delete(keys.WEBHOOK_LANES, keys.webhook_lane("hooks.example:443"))
+
+    assert deliveries.take_due(10, lease_seconds=30) == []
+    assert deliveries.adopt_unlaned() == 1 and deliveries.adopt_unlaned() == 0
+    [(taken, _)] = deliveries.take_due(10, lease_seconds=30)
+    assert taken.delivery_id == "old" and taken.lane == "hooks.example:443"
 
 
 def test_only_events_the_job_asked_for_become_deliveries(redis_client: redis.Redis) -> None:
