@@ -13,6 +13,7 @@ import concurrent.futures
 import ipaddress
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
@@ -225,7 +226,8 @@ class HostResolver:
         self.per_tenant = per_tenant
         self.in_flight = in_flight
         self._lock = threading.Lock()
-        self._running: dict[str, concurrent.futures.Future] = {}
+        # name -> (its lookup, when it started)
+        self._running: dict[str, tuple[concurrent.futures.Future, float]] = {}
         self._by_tenant: Counter[str] = Counter()
 
     def resolve(self, host: str, timeout: float, tenant: str = "") -> tuple[IPAddress, ...]:
@@ -233,9 +235,11 @@ class HostResolver:
         CallbackUnresolved when it does not, or `tenant` has too many lookups in flight."""
         if _is_ip(host):
             return (ipaddress.ip_address(host),)
-        future = self._lookup(host.lower().rstrip("."), tenant)
+        future, started = self._lookup(host.lower().rstrip("."), tenant)
         try:
-            infos = future.result(timeout=timeout)
+            # from the lookup's start, not this caller's: while a name hangs, callers after
+            # the first are told at once instead of each holding a thread for `timeout`
+            infos = future.result(timeout=max(0.0, started + timeout - time.monotonic()))
         except concurrent.futures.TimeoutError:
             raise CallbackUnresolved(f"{host} did not resolve within {timeout:g} s") from None
         except (OSError, UnicodeError) as exc:
@@ -249,12 +253,11 @@ class HostResolver:
             raise CallbackUnresolved(f"{host} resolves to no address")
         return tuple(found)
 
-    def _lookup(self, name: str, tenant: str) -> concurrent.futures.Future:
-        """The lookup of `name` in flight, or a new one charged to `tenant`."""
+    def _lookup(self, name: str, tenant: str) -> tuple[concurrent.futures.Future, float]:
+        """The lookup of `name` in flight, or a new one charged to `tenant`; when it started."""
         with self._lock:
-            future = self._running.get(name)
-            if future is not None:
-                return future
+            if name in self._running:
+                return self._running[name]
             if self._by_tenant[tenant] >= self.per_tenant:
                 raise CallbackUnresolved(
                     f"{name} not looked up: {self.per_tenant} host lookups of this API key are "
@@ -262,14 +265,15 @@ class HostResolver:
                 )
             if len(self._running) >= self.in_flight:
                 raise CallbackUnresolved(f"{name} not looked up: too many lookups unanswered")
-            future = concurrent.futures.Future()
-            self._running[name] = future
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            started = time.monotonic()
+            self._running[name] = (future, started)
             self._by_tenant[tenant] += 1
         thread = threading.Thread(
             target=self._run, args=(name, tenant, future), name="resolve", daemon=True
         )
         thread.start()
-        return future
+        return future, started
 
     def _run(self, name: str, tenant: str, future: concurrent.futures.Future) -> None:
         try:

@@ -203,3 +203,25 @@ def test_the_address_is_checked_again_at_delivery(side_stack: Callable[..., Stac
 
     assert "refused" in state["last_error"] and "loopback" in state["last_error"]
     assert hooks.calls == []
+
+
+def test_a_hanging_receiver_delays_only_its_own_host(side_stack: Callable[..., Stack]) -> None:
+    """Eight deliveries to a receiver that hangs (each attempt held 30 s), then one to another
+    receiver (another port: lanes are host:port): the other's arrives while the first still
+    hangs, though the sender has 4 slots and the hanging ones were due first."""
+    patient = {"WEBHOOK_READ_TIMEOUT": "30", "WEBHOOK_TOTAL_TIMEOUT": "30"}
+    stack = side_stack(**{**WEBHOOK_ENV, **patient, "WEBHOOK_CONCURRENCY": "4"})
+    with WebhookReceiver(["hang"] * 8) as stuck, WebhookReceiver() as fast:
+        stack.start_api()
+        stack.start_webhooks()
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            for _ in range(8):
+                submit_and_cancel(api, stuck.url)
+            stuck.wait_for(2)  # the sender is in the hanging receiver's hands now
+            submitted = time.time()
+            submit_and_cancel(api, fast.url)
+            [call] = fast.wait_for(1, timeout=15)  # at 4 slots shared, 30 s or more
+            hanging = len(stuck.calls)
+
+    assert call.json["event"] == "canceled" and call.at - submitted < 15
+    assert hanging == 2  # WEBHOOK_CONCURRENCY_PER_HOST: the rest wait in their own lane

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
 from shared.api_keys import KeyRing, owner_fingerprint, read_key_entries
 from shared.callback_urls import (
     CallbackPolicy,
     CallbackRefused,
+    CallbackUnresolved,
+    HostResolver,
     parse_callback_url,
     redact,
 )
@@ -178,3 +184,46 @@ def test_the_key_file_carries_callback_and_secret_and_plain_lines_still_work(tmp
     with pytest.raises(ValueError, match="line 1: after the key") as error:
         read_key_entries(path)
     assert "k1" not in str(error.value)
+
+
+def test_a_name_that_hangs_holds_one_lookup_and_its_keys_share_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A resolver that never answers for some names: each name is looked up once, callers
+    after the first are told at once once its time is up, and a key with `per_tenant` names
+    unanswered gets no more lookups while another key's names resolve."""
+    release = threading.Event()
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def resolver(host: str, *args: object, **kwargs: object) -> list:
+        if host.endswith(".hang.test"):
+            asked.append(host)
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        if host == "ok.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    lookups = HostResolver(per_tenant=2)
+    try:
+        with pytest.raises(CallbackUnresolved, match=r"did not resolve within 0\.5 s"):
+            lookups.resolve("a.hang.test", 0.5, "key-a")
+        started = time.monotonic()
+        for _ in range(10):  # the same name again: told at once, no new lookup
+            with pytest.raises(CallbackUnresolved, match="did not resolve"):
+                lookups.resolve("A.hang.test.", 0.5, "key-b")
+        waited = time.monotonic() - started
+        with pytest.raises(CallbackUnresolved, match="did not resolve"):
+            lookups.resolve("b.hang.test", 0.1, "key-a")
+        with pytest.raises(CallbackUnresolved, match="2 host lookups of this API key"):
+            lookups.resolve("c.hang.test", 0.1, "key-a")
+        assert lookups.resolve("ok.test", 0.5, "key-b")[0].packed == bytes([93, 184, 215, 14])
+    finally:
+        release.set()
+
+    assert asked == ["a.hang.test", "b.hang.test"]
+    assert waited < 3  # ten callers, not ten times 0.5 s each
+    policy = CallbackPolicy(resolver=lookups)  # the policy asks its resolver, for its tenant
+    assert policy.check("http://ok.test/h", tenant="key-c").host == "ok.test"

@@ -4,6 +4,8 @@ the status and a fixed reason, never the receiver's own words."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
@@ -71,6 +73,10 @@ def test_a_keys_delivery_verifies_with_its_own_secret_only() -> None:
     assert not verify(secret_c, call.headers, call.body)
     assert not verify(SHARED, call.headers, call.body)
     assert verify(secret_b, call.headers, call.body)
+    # the derivation as README Webhooks writes it
+    fingerprint = hashlib.sha256(b"ocrq-owner\nkey-b").hexdigest()
+    mac = hmac.new(SHARED.encode(), f"ocrq-webhook\n{fingerprint}".encode(), hashlib.sha256)
+    assert secret_b == "whsec_" + mac.hexdigest()
     # the secret the operator's command gives key B is the one that verifies (README recipe)
     cli = secret_from_the_cli("key-b")
     assert cli.returncode == 0, cli.stderr
