@@ -171,8 +171,9 @@ class Settings(BaseSettings):
     # per event (worker/webhooks/); deliveries are retried with backoff, kept in Redis.
     webhook_secret: SecretStr | None = Field(
         None,
-        description="HMAC-SHA256 key signing webhook deliveries (Ocrq-Signature) for keys "
-        "without their own secret=; with none, a callback_url is refused at submit",
+        description="Derives the secret signing each API key's webhook deliveries "
+        "(Ocrq-Signature) for keys without their own secret= (signs itself with auth off); with "
+        "none, a callback_url is refused at submit",
     )
     callback_allowed_networks: str = Field(
         "",

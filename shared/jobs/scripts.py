@@ -255,7 +255,8 @@ for _, lane in ipairs(due_lanes) do
   if free > 0 then
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, free)) do
       local hash = ARGV[4] .. id
-      if redis.call('EXISTS', hash) == 0 then
+      -- gone, or final (by a sender of an older version, which knew no lanes): not again
+      if redis.call('EXISTS', hash) == 0 or not redis.call('ZSCORE', KEYS[1], id) then
         redis.call('ZREM', KEYS[1], id)
         redis.call('ZREM', queue, id)
       else

@@ -92,8 +92,12 @@ def test_deliveries_of_an_older_version_are_put_in_their_lanes(
 
     assert deliveries.take_due(10, lease_seconds=30) == []
     assert deliveries.adopt_unlaned() == 1 and deliveries.adopt_unlaned() == 0
-    [(taken, _)] = deliveries.take_due(10, lease_seconds=30)
+    [(taken, _)] = deliveries.take_due(10, lease_seconds=0)
     assert taken.delivery_id == "old" and taken.lane == "hooks.example:443"
+    # an older sender (no lanes) records it final: out of the due zset, left in its lane
+    redis_client.zrem(keys.WEBHOOKS_DUE, "old")
+    assert deliveries.take_due(10, lease_seconds=30) == []  # never sent again
+    assert redis_client.exists(keys.WEBHOOK_LANES, keys.webhook_lane("hooks.example:443")) == 0
 
 
 def test_only_events_the_job_asked_for_become_deliveries(redis_client: redis.Redis) -> None:
