@@ -244,8 +244,16 @@ class Settings(BaseSettings):
         2,
         ge=1,
         le=64,
-        description="Deliveries one process sends at once to one callback host:port (of "
-        "WEBHOOK_CONCURRENCY)",
+        description="Deliveries one process sends at once to one callback host:port for one "
+        "API key (of WEBHOOK_CONCURRENCY)",
+    )
+    # worker (webhook sender): a key whose receivers hang holds only its own share
+    webhook_concurrency_per_key: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Deliveries one process sends at once for one API key's jobs, all its "
+        "hosts together (of WEBHOOK_CONCURRENCY; without API keys, no bound)",
     )
 
     @field_validator("default_engine")

@@ -6,11 +6,12 @@ and each delivery's state, so a restarted sender carries on where the last one s
   another after `min_idle`. Scheduling a delivery is idempotent: an event read twice makes one.
 - A delivery is a hash (`webhook_delivery`) with the body fixed at scheduling (every retry
   sends the same bytes, the same delivery id) and a member of the zset `WEBHOOKS_DUE` scored by
-  when it is due, and of its lane's zset: the lane is the callback's host:port, and the index
-  `WEBHOOK_LANES` scores each lane by its earliest due delivery. A sender takes due ones lane by
-  lane, at most a few per lane less what it has in flight there (so a host that hangs holds
-  only its own lane's slots, and a busy lane never stands in front of another's due
-  deliveries), pushing them a lease ahead (a sender that dies mid-attempt leaves them due
+  when it is due, and of its lane's: the lane is the job's API key (owner) and the callback's
+  host:port, found through two indexes (owners, then each owner's hosts, scored by their
+  earliest due delivery). A sender takes due ones owner by owner and lane by lane, at most a
+  few per lane and per owner less what it has in flight there (so a host that hangs holds only
+  its lane's slots, a key only its own share, and a full one never stands in front of another's
+  due deliveries), pushing them a lease ahead (a sender that dies mid-attempt leaves them due
   again), then records the outcome: delivered, retrying (due again later) or gave_up. A final
   delivery expires JOB_TTL_SECONDS later.
 - `ocrq:webhooks:job:<id>` lists a job's deliveries by event time: GET /jobs/{id} shows the
@@ -20,6 +21,7 @@ and each delivery's state, so a restarted sender carries on where the last one s
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -135,10 +137,11 @@ class WebhookDeliveries:
                     keys.webhook_delivery(delivery.delivery_id),
                     keys.WEBHOOKS_DUE,
                     keys.job_webhooks(delivery.job_id),
-                    keys.WEBHOOK_LANES,
-                    keys.webhook_lane(lane),
+                    keys.WEBHOOK_OWNERS,
+                    keys.webhook_owner_hosts(delivery.owner),
+                    keys.webhook_lane(delivery.owner, lane),
                 ],
-                args=[delivery.delivery_id, due, event_ms, self.ttl, lane, *args],
+                args=[delivery.delivery_id, due, event_ms, self.ttl, delivery.owner, lane, *args],
             )
             == 1
         )
@@ -148,23 +151,32 @@ class WebhookDeliveries:
         limit: int,
         lease_seconds: float,
         per_lane: int | None = None,
-        in_flight: Mapping[str, int] | None = None,
+        per_owner: int | None = None,
+        in_flight: Mapping[tuple[str, str], int] | None = None,
     ) -> list[tuple[Delivery, int]]:
         """Up to `limit` due deliveries, each with the number of the attempt now taken: at most
-        `per_lane` (default: limit) of one lane less the caller's `in_flight` there."""
+        `per_lane` to one (owner, host) lane and `per_owner` of one owner (but the owner '': no
+        keys), less the caller's `in_flight` by lane. None: no bound but `limit`."""
         now = time.time()
-        busy = [item for pair in (in_flight or {}).items() for item in pair]
+        in_flight = {lane: n for lane, n in (in_flight or {}).items() if n > 0}
+        by_owner: Counter[str] = Counter()
+        for (owner, _), n in in_flight.items():
+            by_owner[owner] += n
         answer = self._take(
-            keys=[keys.WEBHOOKS_DUE, keys.WEBHOOK_LANES],
+            keys=[keys.WEBHOOKS_DUE, keys.WEBHOOK_OWNERS],
             args=[
                 now,
                 lease_seconds,
                 limit,
                 keys.webhook_delivery(""),
                 _iso(now),
-                keys.webhook_lane(""),
-                limit if per_lane is None else per_lane,
-                *busy,
+                keys.webhook_owner_hosts(""),
+                keys.WEBHOOK_LANE_PREFIX,
+                _UNBOUNDED if per_lane is None else per_lane,
+                _UNBOUNDED if per_owner is None else per_owner,
+                len(in_flight),
+                *(item for (owner, host), n in in_flight.items() for item in (owner, host, n)),
+                *(item for pair in by_owner.items() for item in pair),
             ],
         )
         taken = []
@@ -202,8 +214,16 @@ class WebhookDeliveries:
         next_arg = "" if next_due is None else next_due
         return (
             self._outcome(
-                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE, keys.WEBHOOK_LANES],
-                args=[delivery_id, attempt, next_arg, self.ttl, keys.webhook_lane(""), *args],
+                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE, keys.WEBHOOK_OWNERS],
+                args=[
+                    delivery_id,
+                    attempt,
+                    next_arg,
+                    self.ttl,
+                    keys.webhook_owner_hosts(""),
+                    keys.WEBHOOK_LANE_PREFIX,
+                    *args,
+                ],
             )
             == 1
         )
@@ -214,13 +234,19 @@ class WebhookDeliveries:
         adopted = 0
         for delivery_id in self._redis.zrange(keys.WEBHOOKS_DUE, 0, -1):
             hash_key = keys.webhook_delivery(delivery_id)
-            lane, url = self._redis.hmget(hash_key, "lane", "url")
+            lane, url, owner = self._redis.hmget(hash_key, "lane", "url", "owner")
             if lane or not url:
                 continue
-            lane = host_lane(url)
+            lane, owner = host_lane(url), owner or ""
             adopted += self._adopt(
-                keys=[hash_key, keys.WEBHOOKS_DUE, keys.WEBHOOK_LANES, keys.webhook_lane(lane)],
-                args=[delivery_id, lane],
+                keys=[
+                    hash_key,
+                    keys.WEBHOOKS_DUE,
+                    keys.WEBHOOK_OWNERS,
+                    keys.webhook_owner_hosts(owner),
+                    keys.webhook_lane(owner, lane),
+                ],
+                args=[delivery_id, owner, lane],
             )
         return adopted
 
@@ -249,6 +275,9 @@ class WebhookDeliveries:
             last_error=data.get("last_error") or None,
             next_attempt_at=data.get("next_attempt_at") or None,
         )
+
+
+_UNBOUNDED = 2**31  # a per-lane or per-owner bound that never binds
 
 
 def _iso(unix: float) -> str:

@@ -1,7 +1,8 @@
 """The webhook service: a dispatch thread (events -> deliveries) and a send thread feeding
-WEBHOOK_CONCURRENCY senders, at most WEBHOOK_CONCURRENCY_PER_HOST of them on one host:port (a
-lane): a receiver that hangs holds its lane's slots only, and the deliveries due to other
-hosts are taken past it. All its state is in Redis (shared/jobs/webhooks.py), so any number of
+WEBHOOK_CONCURRENCY senders, at most WEBHOOK_CONCURRENCY_PER_KEY of them on one API key's
+deliveries and WEBHOOK_CONCURRENCY_PER_HOST on one key's host:port (a lane): a receiver that
+hangs holds its lane's slots only, a key its own share, and the deliveries due to other hosts
+and keys are taken past them. All its state is in Redis (shared/jobs/webhooks.py), so any number of
 these run side by side, and one that stops (or is killed) loses nothing.
 """
 
@@ -49,7 +50,7 @@ class WebhookService:
         self.lease = settings.webhook_total_timeout + LEASE_SLACK_SECONDS
         self._pool = ThreadPoolExecutor(settings.webhook_concurrency, "webhook-send")
         self._in_flight = 0
-        self._lanes: Counter[str] = Counter()  # deliveries in flight per lane
+        self._lanes: Counter[tuple[str, str]] = Counter()  # in flight per (owner, host)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -109,6 +110,7 @@ class WebhookService:
     def _send_loop(self) -> None:
         adopted = False
         per_host = self.settings.webhook_concurrency_per_host
+        per_key = self.settings.webhook_concurrency_per_key
         while not self._stop.is_set():
             with self._lock:
                 free = self.settings.webhook_concurrency - self._in_flight
@@ -118,7 +120,11 @@ class WebhookService:
                     if count := self.deliveries.adopt_unlaned():
                         log.info("%d webhook deliveries of an older version put in lanes", count)
                     adopted = True
-                taken = self.deliveries.take_due(free, self.lease, per_host, busy) if free else []
+                taken = (
+                    self.deliveries.take_due(free, self.lease, per_host, per_key, busy)
+                    if free
+                    else []
+                )
             except RedisError as exc:
                 log.warning("webhook sending paused: %s", exc)
                 taken = []
@@ -126,7 +132,7 @@ class WebhookService:
             for delivery, attempt in taken:
                 with self._lock:
                     self._in_flight += 1
-                    self._lanes[delivery.lane] += 1
+                    self._lanes[delivery.owner, delivery.lane] += 1
                 self._pool.submit(self._send, delivery, attempt)
             if len(taken) < free or not free:
                 self._wake.wait(POLL_SECONDS)
@@ -141,9 +147,10 @@ class WebhookService:
         finally:
             with self._lock:
                 self._in_flight -= 1
-                self._lanes[delivery.lane] -= 1
-                if not self._lanes[delivery.lane]:
-                    del self._lanes[delivery.lane]
+                lane = (delivery.owner, delivery.lane)
+                self._lanes[lane] -= 1
+                if not self._lanes[lane]:
+                    del self._lanes[lane]
             self._wake.set()
 
     def _record(self, delivery: Delivery, attempt: int, result: AttemptResult) -> None:
