@@ -2,8 +2,8 @@
 WEBHOOK_CONCURRENCY senders, at most WEBHOOK_CONCURRENCY_PER_KEY of them on one API key's
 deliveries and WEBHOOK_CONCURRENCY_PER_HOST on one key's host:port (a lane): a receiver that
 hangs holds its lane's slots only, a key its own share, and the deliveries due to other hosts
-and keys are taken past them. All its state is in Redis (shared/jobs/webhooks.py), so any number of
-these run side by side, and one that stops (or is killed) loses nothing.
+and keys are taken past them. All its state is in Redis (shared/jobs/webhooks.py), so any
+number of these run side by side, and one that stops (or is killed) loses nothing.
 """
 
 from __future__ import annotations
