@@ -325,7 +325,7 @@ class Submissions:
                 f"{field}: callbacks are off, no signing secret is set (WEBHOOK_SECRET)"
             )
         try:
-            self.settings.callback_policy.check(url)
+            self.settings.callback_policy.check(url, tenant=owner)
         except CallbackRefused as exc:
             raise InvalidCallbackUrl(f"{field}: {exc}") from None
         return options.model_copy(update={"callback_url": url})

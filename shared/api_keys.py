@@ -3,8 +3,8 @@
 API_KEYS_FILE holds one key a line, optionally followed by `callback=<url>` and `secret=<s>`
 (space separated, any order): `k-3f9a callback=https://hooks.example/ocr secret=whsec-1`.
 A plain key line stays valid. The API takes a job's default callback from its key; the webhook
-sender signs with the key's secret (else WEBHOOK_SECRET). Jobs keep only the key's fingerprint,
-so both look a key up by it.
+sender signs with the key's secret (else one derived from WEBHOOK_SECRET for the key). Jobs
+keep only the key's fingerprint, so both look a key up by it.
 """
 
 from __future__ import annotations

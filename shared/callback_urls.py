@@ -2,9 +2,9 @@
 
 Both processes check: the API when a job is submitted (422 invalid_callback_url), the webhook
 sender before each delivery (a name may resolve elsewhere by then: DNS rebinding), and the
-sender then connects to the very address it checked. Only global unicast addresses pass,
-unless CALLBACK_ALLOWED_NETWORKS names the network or the host; cloud metadata addresses never
-pass. No HTTP library here: the API image has none.
+sender then connects to the very address it checked. Only global unicast addresses pass (none
+of the IANA special-purpose ranges), unless CALLBACK_ALLOWED_NETWORKS names the network or the
+host; cloud metadata addresses never pass. No HTTP library here: the API image has none.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import socket
-from dataclasses import dataclass
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
 MAX_CALLBACK_URL = 2048
@@ -28,12 +31,62 @@ METADATA_ADDRESSES = frozenset(
         ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
     }
 )
-# refused though Python may call them global
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The IANA IPv4 and IPv6 Special-Purpose Address Registries (iana.org/assignments/iana-ipv4-
+# special-registry, iana-ipv6-special-registry, as of 2025), every entry, with the registry's
+# name: a webhook receiver has no business in any of them, including the few the registry marks
+# globally reachable (anycast relays, AS112 sinks). Python's ipaddress lags them (3.11 calls
+# 192.0.0.8, 2002::/16 and fec0::/10 global), so this table is the rule and is_global a backstop.
+SPECIAL_PURPOSE: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(cidr), name)
+    for cidr, name in (
+        ("0.0.0.0/32", "an unspecified address"),
+        ("0.0.0.0/8", "a 'this network' address"),
+        ("10.0.0.0/8", "a private address"),
+        ("100.64.0.0/10", "a carrier-grade NAT address (100.64.0.0/10)"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("172.16.0.0/12", "a private address"),
+        ("192.0.0.0/24", "an IETF protocol assignment (192.0.0.0/24)"),
+        ("192.0.2.0/24", "a documentation address (TEST-NET-1)"),
+        ("192.31.196.0/24", "an AS112 address"),
+        ("192.52.193.0/24", "an AMT relay address"),
+        ("192.88.99.0/24", "a 6to4 relay anycast address"),
+        ("192.168.0.0/16", "a private address"),
+        ("192.175.48.0/24", "an AS112 address"),
+        ("198.18.0.0/15", "a benchmarking address"),
+        ("198.51.100.0/24", "a documentation address (TEST-NET-2)"),
+        ("203.0.113.0/24", "a documentation address (TEST-NET-3)"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved address"),
+        ("255.255.255.255/32", "the broadcast address"),
+        ("::/128", "an unspecified address"),
+        ("::1/128", "a loopback address"),
+        ("64:ff9b::/96", "a NAT64 address (64:ff9b::/96)"),
+        ("64:ff9b:1::/48", "a NAT64 address (64:ff9b:1::/48)"),
+        ("100::/64", "a discard-only address"),
+        ("100:0:0:1::/64", "a dummy IPv6 address"),
+        ("2001::/32", "a Teredo address"),
+        ("2001::/23", "an IETF protocol assignment (2001::/23)"),
+        ("2001:db8::/32", "a documentation address"),
+        ("2620:4f:8000::/48", "an AS112 address"),
+        ("3fff::/20", "a documentation address"),
+        ("5f00::/16", "a segment routing (SRv6) address"),
+        ("fc00::/7", "a private address (unique local)"),
+        ("fe80::/10", "a link-local address"),
+        ("fec0::/10", "a site-local address (deprecated)"),
+        ("ff00::/8", "a multicast address"),
+    )
+)
+# IPv6 outside 2000::/3 is not global unicast (the IPv6 Address Space registry): reserved
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+_6TO4 = ipaddress.ip_network("2002::/16")  # embeds an IPv4 address in bits 16-47
 
-# a few names resolve at once; a resolver that hangs must not hold the caller
-_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+# Host lookups: a thread per host name being looked up (callers asking for a name already in
+# flight wait on that one), at most LOOKUPS_PER_TENANT names in flight started by one API key
+# and LOOKUPS_IN_FLIGHT in all, so a resolver that never answers for one tenant's names holds
+# that tenant's lookups only, never a pool everyone shares.
+LOOKUPS_PER_TENANT = 16
+LOOKUPS_IN_FLIGHT = 256
 
 
 class CallbackRefused(ValueError):
@@ -69,6 +122,7 @@ class CallbackPolicy:
     networks: tuple[IPNetwork, ...] = ()
     hosts: frozenset[str] = frozenset()
     dns_timeout: float = 2.0
+    resolver: HostResolver = field(default_factory=lambda: RESOLVER, compare=False)
 
     @classmethod
     def parse(cls, allowed: str, dns_timeout: float = 2.0) -> CallbackPolicy:
@@ -100,13 +154,14 @@ class CallbackPolicy:
             return None
         return non_global_reason(address)
 
-    def check(self, url: str) -> CallbackTarget:
-        """Parse `url`, resolve its host (bounded by dns_timeout) and check every address it
-        resolves to; CallbackRefused says why not."""
+    def check(self, url: str, tenant: str | None = None) -> CallbackTarget:
+        """Parse `url`, resolve its host (bounded by dns_timeout, and in lookups in flight for
+        `tenant`, the job's owner) and check every address it resolves to; CallbackRefused
+        says why not."""
         parts = parse_callback_url(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = resolve(host, port, self.dns_timeout)
+        addresses = self.resolver.resolve(host, self.dns_timeout, tenant or "")
         allowed_name = self.host_allowed(host)
         for address in addresses:
             if reason := self.address_refusal(address, allowed_name):
@@ -117,19 +172,24 @@ class CallbackPolicy:
 
 
 def non_global_reason(address: IPAddress) -> str | None:
-    """What kind of non-public address this is (None: a global unicast one)."""
-    checks = (
-        ("an unspecified address", address.is_unspecified),
-        ("a loopback address", address.is_loopback),
-        ("a link-local address", address.is_link_local),
-        ("a multicast address", address.is_multicast),
-        ("a carrier-grade NAT address (100.64.0.0/10)", address in _CGNAT),
-        ("a NAT64 address (64:ff9b::/96)", address in _NAT64),
-        ("a reserved address", address.is_reserved),
-        ("a private address", address.is_private),
-        ("not a globally routable address", not address.is_global),
-    )
-    return next((kind for kind, hit in checks if hit), None)
+    """What kind of non-public address this is (None: a global unicast one). 6to4 is judged by
+    the IPv4 address it embeds."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return non_global_reason(address.ipv4_mapped)
+        if address in _6TO4:
+            embedded = address.sixtofour
+            assert embedded is not None
+            inner = non_global_reason(embedded)
+            return f"a 6to4 address of {embedded}, {inner}" if inner else None
+    for network, kind in SPECIAL_PURPOSE:
+        if address.version == network.version and address in network:
+            return kind
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST_V6:
+        return "a reserved address (outside 2000::/3)"
+    if not address.is_global:  # a backstop, should Python know a range the table lacks
+        return "not a globally routable address"
+    return None
 
 
 def parse_callback_url(url: str) -> SplitResult:
@@ -157,26 +217,89 @@ def parse_callback_url(url: str) -> SplitResult:
     return parts
 
 
-def resolve(host: str, port: int, timeout: float) -> tuple[IPAddress, ...]:
-    """Every address `host` resolves to (an address resolves to itself), within `timeout` s."""
-    if _is_ip(host):
-        return (ipaddress.ip_address(host),)
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    try:
-        infos = future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise CallbackUnresolved(f"{host} did not resolve within {timeout:g} s") from None
-    except (OSError, UnicodeError) as exc:
-        raise CallbackUnresolved(f"{host} does not resolve ({exc})") from None
-    found: list[IPAddress] = []
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if address not in found:
-            found.append(address)
-    if not found:
-        raise CallbackUnresolved(f"{host} resolves to no address")
-    return tuple(found)
+class HostResolver:
+    """getaddrinfo bounded in time, one thread per host name in flight (see LOOKUPS_*)."""
+
+    def __init__(
+        self, per_tenant: int = LOOKUPS_PER_TENANT, in_flight: int = LOOKUPS_IN_FLIGHT
+    ) -> None:
+        self.per_tenant = per_tenant
+        self.in_flight = in_flight
+        self._lock = threading.Lock()
+        # name -> (its lookup, when it started)
+        self._running: dict[str, tuple[concurrent.futures.Future, float]] = {}
+        self._by_tenant: Counter[str] = Counter()
+
+    def resolve(self, host: str, timeout: float, tenant: str = "") -> tuple[IPAddress, ...]:
+        """Every address `host` resolves to (an address resolves to itself), within `timeout` s;
+        CallbackUnresolved when it does not, or `tenant` has too many lookups in flight."""
+        if _is_ip(host):
+            return (ipaddress.ip_address(host),)
+        future, started = self._lookup(host.lower().rstrip("."), tenant)
+        try:
+            # from the lookup's start, not this caller's: while a name hangs, callers after
+            # the first are told at once instead of each holding a thread for `timeout`
+            infos = future.result(timeout=max(0.0, started + timeout - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            raise CallbackUnresolved(f"{host} did not resolve within {timeout:g} s") from None
+        except (OSError, UnicodeError) as exc:
+            raise CallbackUnresolved(f"{host} does not resolve ({exc})") from None
+        found: list[IPAddress] = []
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+            if address not in found:
+                found.append(address)
+        if not found:
+            raise CallbackUnresolved(f"{host} resolves to no address")
+        return tuple(found)
+
+    def _lookup(self, name: str, tenant: str) -> tuple[concurrent.futures.Future, float]:
+        """The lookup of `name` in flight, or a new one charged to `tenant`; when it started."""
+        with self._lock:
+            if name in self._running:
+                return self._running[name]
+            if self._by_tenant[tenant] >= self.per_tenant:
+                raise CallbackUnresolved(
+                    f"{name} not looked up: {self.per_tenant} host lookups of this API key are "
+                    "still unanswered"
+                )
+            if len(self._running) >= self.in_flight:
+                raise CallbackUnresolved(f"{name} not looked up: too many lookups unanswered")
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            started = time.monotonic()
+            self._running[name] = (future, started)
+            self._by_tenant[tenant] += 1
+        thread = threading.Thread(
+            target=self._run, args=(name, tenant, future), name="resolve", daemon=True
+        )
+        thread.start()
+        return future, started
+
+    def _run(self, name: str, tenant: str, future: concurrent.futures.Future) -> None:
+        try:
+            # looked up at call time: tests stand a resolver in for socket.getaddrinfo
+            future.set_result(socket.getaddrinfo(name, None, type=socket.SOCK_STREAM))
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter, to raise there
+            future.set_exception(exc)
+        finally:
+            with self._lock:
+                del self._running[name]
+                self._by_tenant[tenant] -= 1
+                if not self._by_tenant[tenant]:
+                    del self._by_tenant[tenant]
+
+
+# one per process: the API's submits and the sender's attempts share its bounds
+RESOLVER = HostResolver()
+
+
+def host_lane(url: str) -> str:
+    """`host:port` of a callback URL (the name as written, lower case; not its addresses): the
+    unit the webhook sender isolates, so a receiver that hangs delays only its own lane."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def redact(url: str) -> str:

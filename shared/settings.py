@@ -171,8 +171,9 @@ class Settings(BaseSettings):
     # per event (worker/webhooks/); deliveries are retried with backoff, kept in Redis.
     webhook_secret: SecretStr | None = Field(
         None,
-        description="HMAC-SHA256 key signing webhook deliveries (Ocrq-Signature) for keys "
-        "without their own secret=; with none, a callback_url is refused at submit",
+        description="Derives the secret signing each API key's webhook deliveries "
+        "(Ocrq-Signature) for keys without their own secret= (signs itself with auth off); with "
+        "none, a callback_url is refused at submit",
     )
     callback_allowed_networks: str = Field(
         "",
@@ -182,7 +183,9 @@ class Settings(BaseSettings):
     webhook_dispatcher: bool = Field(
         True, description="`python -m worker` also runs the webhook dispatcher and sender"
     )
-    webhook_concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once")
+    webhook_concurrency: int = Field(
+        16, ge=1, le=64, description="Deliveries one process sends at once (all hosts)"
+    )
     webhook_max_attempts: int = Field(
         15, ge=1, description="Attempts of one delivery before it gives up (~6 h at defaults)"
     )
@@ -235,6 +238,22 @@ class Settings(BaseSettings):
     )
     redis_tls_ca_file: Path | None = Field(
         None, description="CA bundle for a rediss:// REDIS_URL; none = the system's CAs"
+    )
+    # worker (webhook sender): a receiver that hangs holds only its own host's slots
+    webhook_concurrency_per_host: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Deliveries one process sends at once to one callback host:port for one "
+        "API key (of WEBHOOK_CONCURRENCY)",
+    )
+    # worker (webhook sender): a key whose receivers hang holds only its own share
+    webhook_concurrency_per_key: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Deliveries one process sends at once for one API key's jobs, all its "
+        "hosts together (of WEBHOOK_CONCURRENCY; without API keys, no bound)",
     )
 
     @field_validator("default_engine")

@@ -27,6 +27,11 @@ EVENTS_MAXLEN = 100_000  # about; XADD MAXLEN ~ trims whole macro nodes
 COUNTERS = f"{PREFIX}metrics:counters"
 WORKER_PREFIX = f"{PREFIX}worker:"
 WEBHOOKS_DUE = f"{PREFIX}webhooks:due"  # zset: delivery id -> unix time it is due
+# zset: the owner (API key fingerprint, '' without keys) of deliveries not final -> when its
+# earliest is due; webhook_owner_hosts: its callback hosts (host:port) the same; webhook_lane:
+# its deliveries to one host, as WEBHOOKS_DUE holds them all (senders take lane by lane)
+WEBHOOK_OWNERS = f"{PREFIX}webhooks:owners"
+WEBHOOK_LANE_PREFIX = f"{PREFIX}webhooks:lane:"
 WEBHOOK_GROUP = "webhooks"  # the dispatchers' consumer group on EVENTS
 
 
@@ -58,6 +63,14 @@ def worker(worker_id: str) -> str:
 
 def webhook_delivery(delivery_id: str) -> str:
     return f"{PREFIX}webhooks:delivery:{delivery_id}"
+
+
+def webhook_owner_hosts(owner: str) -> str:
+    return f"{PREFIX}webhooks:owner:{owner}"
+
+
+def webhook_lane(owner: str, host: str) -> str:
+    return f"{WEBHOOK_LANE_PREFIX}{owner}|{host}"  # scripts build it so too, from the prefix
 
 
 def job_webhooks(job_id: str) -> str:

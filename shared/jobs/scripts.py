@@ -198,46 +198,121 @@ return 0
 """
 
 # -- webhook deliveries (shared/jobs/webhooks.py) --
+# Each delivery is in WEBHOOKS_DUE (all not final, by due time) and in its lane: a zset like it
+# for one API key (owner) and one callback host:port. Two indexes lead to the due lanes: the
+# owners (WEBHOOK_OWNERS, each scored by its earliest due delivery) and each owner's hosts
+# (webhook_owner_hosts, the same). _LANES' rescore keeps an index entry true after its zset
+# changed: the zset's earliest score, or the entry gone with the zset empty.
+_LANES = """
+local function rescore(index, member, zset)
+  local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', index, member)
+  else
+    redis.call('ZADD', index, first[2], member)
+  end
+end
+"""
+
 # Schedule one delivery once: KEYS[1] its hash, KEYS[2] the due zset, KEYS[3] the job's
-# deliveries; ARGV[1] delivery id, ARGV[2] due time, ARGV[3] event time (ms), ARGV[4] ttl of
-# the job's index, ARGV[5..] the hash's field, value, ... 1 scheduled; 0 it existed already
-# (an event read twice: a dispatcher died before acknowledging it).
-WEBHOOK_SCHEDULE = """
+# deliveries, KEYS[4] the owners index, KEYS[5] its owner's hosts, KEYS[6] its lane; ARGV[1]
+# delivery id, ARGV[2] due time, ARGV[3] event time (ms), ARGV[4] ttl of the job's index,
+# ARGV[5] owner, ARGV[6] host, ARGV[7..] the hash's field, value, ... 1 scheduled; 0 it existed
+# already (an event read twice: a dispatcher died before acknowledging it).
+WEBHOOK_SCHEDULE = (
+    _LANES
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
+rescore(KEYS[5], ARGV[6], KEYS[6])
+rescore(KEYS[4], ARGV[5], KEYS[5])
 return 1
 """
+)
 
-# Take up to ARGV[3] due deliveries: KEYS[1] the due zset; ARGV[1] now, ARGV[2] the lease
-# (a taken delivery is due again then, should its sender die). Answers {id, attempt, ...};
-# each take counts one attempt in the delivery's hash (KEYS: built from ARGV[4], the prefix).
-WEBHOOK_TAKE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-local taken = {}
-for _, id in ipairs(due) do
-  local hash = ARGV[4] .. id
-  if redis.call('EXISTS', hash) == 0 then
-    redis.call('ZREM', KEYS[1], id)
-  else
-    redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], id)
-    local attempt = redis.call('HINCRBY', hash, 'attempts', 1)
-    redis.call('HSET', hash, 'last_attempt_at', ARGV[5])
-    table.insert(taken, id)
-    table.insert(taken, attempt)
+# Take up to ARGV[3] due deliveries, owner by owner and host by host (earliest due first): at
+# most ARGV[8] of one lane and ARGV[9] of one owner (the owner '', no API key, unbounded), less
+# what this sender has in flight there. KEYS[1] the due zset, KEYS[2] the owners index;
+# ARGV[1] now, ARGV[2] the lease (a taken delivery is due again then, should its sender die),
+# ARGV[4] the delivery hash prefix, ARGV[5] now (ISO), ARGV[6] the owner hosts prefix, ARGV[7]
+# the lane prefix (+ owner|host), ARGV[10] the number n of busy lanes, then n times owner,
+# host, in flight, then owner, in flight, ... A full owner or lane is passed over, never waited
+# on, and only those are: so each scan reaches its count plus the busy ones. Answers {id,
+# attempt, ...}; each take counts one attempt in the delivery's hash.
+WEBHOOK_TAKE = (
+    _LANES
+    + """
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[3])
+local per_lane, per_owner = tonumber(ARGV[8]), tonumber(ARGV[9])
+local lane_busy, busy_lanes_of, owner_busy, busy_owners = {}, {}, {}, 0
+local i = 11
+for _ = 1, tonumber(ARGV[10]) do
+  lane_busy[ARGV[i] .. '|' .. ARGV[i + 1]] = tonumber(ARGV[i + 2])
+  busy_lanes_of[ARGV[i]] = (busy_lanes_of[ARGV[i]] or 0) + 1
+  i = i + 3
+end
+while i <= #ARGV do
+  owner_busy[ARGV[i]] = tonumber(ARGV[i + 1])
+  busy_owners = busy_owners + 1
+  i = i + 2
+end
+local taken, count = {}, 0
+local owners = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit + busy_owners)
+for _, owner in ipairs(owners) do
+  if count >= limit then break end
+  local owner_free = limit - count
+  if owner ~= '' then
+    owner_free = math.min(owner_free, per_owner - (owner_busy[owner] or 0))
+  end
+  if owner_free > 0 then
+    local hosts_key = ARGV[6] .. owner
+    local window = owner_free + (busy_lanes_of[owner] or 0)
+    local hosts = redis.call('ZRANGEBYSCORE', hosts_key, '-inf', now, 'LIMIT', 0, window)
+    for _, host in ipairs(hosts) do
+      local name = owner .. '|' .. host
+      local lane = ARGV[7] .. name
+      local free = math.min(per_lane - (lane_busy[name] or 0), owner_free)
+      if free > 0 then
+        for _, id in ipairs(redis.call('ZRANGEBYSCORE', lane, '-inf', now, 'LIMIT', 0, free)) do
+          local hash = ARGV[4] .. id
+          -- gone, or final (by a sender of an older version, which knew no lanes): not again
+          if redis.call('EXISTS', hash) == 0 or not redis.call('ZSCORE', KEYS[1], id) then
+            redis.call('ZREM', KEYS[1], id)
+            redis.call('ZREM', lane, id)
+          else
+            redis.call('ZADD', KEYS[1], now + ARGV[2], id)
+            redis.call('ZADD', lane, now + ARGV[2], id)
+            local attempt = redis.call('HINCRBY', hash, 'attempts', 1)
+            redis.call('HSET', hash, 'last_attempt_at', ARGV[5])
+            table.insert(taken, id)
+            table.insert(taken, attempt)
+            count = count + 1
+            owner_free = owner_free - 1
+          end
+        end
+        rescore(hosts_key, host, lane)
+      end
+    end
+    rescore(KEYS[2], owner, hosts_key)
   end
 end
 return taken
 """
+)
 
-# An attempt's outcome: KEYS[1] the delivery's hash, KEYS[2] the due zset; ARGV[1] delivery
-# id, ARGV[2] the attempt it is about (a stale sender's late word is dropped), ARGV[3] next
-# due time ('' = final: delivered or gave up), ARGV[4] ttl once final, ARGV[5..] field, value.
-WEBHOOK_OUTCOME = """
+# An attempt's outcome: KEYS[1] the delivery's hash, KEYS[2] the due zset, KEYS[3] the owners
+# index; ARGV[1] delivery id, ARGV[2] the attempt it is about (a stale sender's late word is
+# dropped), ARGV[3] next due time ('' = final: delivered or gave up), ARGV[4] ttl once final,
+# ARGV[5] the owner hosts prefix, ARGV[6] the lane prefix, ARGV[7..] field, value, ...
+WEBHOOK_OUTCOME = (
+    _LANES
+    + """
 if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('HDEL', KEYS[1], 'next_attempt_at')
@@ -245,5 +320,35 @@ if ARGV[3] == '' then
 else
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
+local host = redis.call('HGET', KEYS[1], 'lane') or ''
+if host == '' then return 1 end  -- not adopted yet: WEBHOOK_ADOPT puts it in its lane
+local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+local hosts_key, lane = ARGV[5] .. owner, ARGV[6] .. owner .. '|' .. host
+if ARGV[3] == '' then
+  redis.call('ZREM', lane, ARGV[1])
+else
+  redis.call('ZADD', lane, ARGV[3], ARGV[1])
+end
+rescore(hosts_key, host, lane)
+rescore(KEYS[3], owner, hosts_key)
 return 1
 """
+)
+
+# A delivery scheduled before lanes existed (no `lane` in its hash) put in its lane: KEYS[1]
+# its hash, KEYS[2] the due zset, KEYS[3] the owners index, KEYS[4] its owner's hosts, KEYS[5]
+# its lane; ARGV[1] id, ARGV[2] owner, ARGV[3] host. 1 adopted; 0 it had a lane, or is final
+# or gone.
+WEBHOOK_ADOPT = (
+    _LANES
+    + """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'lane') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'lane', ARGV[3])
+redis.call('ZADD', KEYS[5], score, ARGV[1])
+rescore(KEYS[4], ARGV[3], KEYS[5])
+rescore(KEYS[3], ARGV[2], KEYS[4])
+return 1
+"""
+)

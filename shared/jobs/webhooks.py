@@ -6,9 +6,14 @@ and each delivery's state, so a restarted sender carries on where the last one s
   another after `min_idle`. Scheduling a delivery is idempotent: an event read twice makes one.
 - A delivery is a hash (`webhook_delivery`) with the body fixed at scheduling (every retry
   sends the same bytes, the same delivery id) and a member of the zset `WEBHOOKS_DUE` scored by
-  when it is due. A sender takes due ones (pushing them a lease ahead, so a sender that dies
-  mid-attempt leaves them due again), then records the outcome: delivered, retrying (due
-  again later) or gave_up. A final delivery expires JOB_TTL_SECONDS later.
+  when it is due, and of its lane's: the lane is the job's API key (owner) and the callback's
+  host:port, found through two indexes (owners, then each owner's hosts, scored by their
+  earliest due delivery). A sender takes due ones owner by owner and lane by lane, at most a
+  few per lane and per owner less what it has in flight there (so a host that hangs holds only
+  its lane's slots, a key only its own share, and a full one never stands in front of another's
+  due deliveries), pushing them a lease ahead (a sender that dies mid-attempt leaves them due
+  again), then records the outcome: delivered, retrying (due again later) or gave_up. A final
+  delivery expires JOB_TTL_SECONDS later.
 - `ocrq:webhooks:job:<id>` lists a job's deliveries by event time: GET /jobs/{id} shows the
   latest.
 """
@@ -16,11 +21,14 @@ and each delivery's state, so a restarted sender carries on where the last one s
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import redis
 
+from shared.callback_urls import host_lane
 from shared.jobs import keys, scripts
 from shared.jobs.connection import redis_errors_as_unavailable
 from shared.jobs.events import JobEvent
@@ -38,6 +46,7 @@ class Delivery:
     body: str  # the JSON sent, the same on every attempt
     owner: str = ""  # the job's key fingerprint: which secret signs it
     created_at: str = ""
+    lane: str = ""  # host:port of the url: deliveries are taken and sent per lane
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class WebhookDeliveries:
         self._schedule = client.register_script(scripts.WEBHOOK_SCHEDULE)
         self._take = client.register_script(scripts.WEBHOOK_TAKE)
         self._outcome = client.register_script(scripts.WEBHOOK_OUTCOME)
+        self._adopt = client.register_script(scripts.WEBHOOK_ADOPT)
         self._reclaim_cursor = "0-0"
 
     # -- the dispatchers' consumer group --
@@ -117,8 +127,9 @@ class WebhookDeliveries:
     def schedule(self, delivery: Delivery, event_ms: int, due: float | None = None) -> bool:
         """Record a delivery, due now (or at `due`); False when it exists already."""
         due = time.time() if due is None else due
+        lane = delivery.lane or host_lane(delivery.url)
         values = {f.name: getattr(delivery, f.name) for f in fields(delivery)}
-        values |= {"attempts": 0, "next_attempt_at": _iso(due)}
+        values |= {"lane": lane, "attempts": 0, "next_attempt_at": _iso(due)}
         args = [item for pair in values.items() for item in pair]
         return (
             self._schedule(
@@ -126,18 +137,47 @@ class WebhookDeliveries:
                     keys.webhook_delivery(delivery.delivery_id),
                     keys.WEBHOOKS_DUE,
                     keys.job_webhooks(delivery.job_id),
+                    keys.WEBHOOK_OWNERS,
+                    keys.webhook_owner_hosts(delivery.owner),
+                    keys.webhook_lane(delivery.owner, lane),
                 ],
-                args=[delivery.delivery_id, due, event_ms, self.ttl, *args],
+                args=[delivery.delivery_id, due, event_ms, self.ttl, delivery.owner, lane, *args],
             )
             == 1
         )
 
-    def take_due(self, limit: int, lease_seconds: float) -> list[tuple[Delivery, int]]:
-        """Up to `limit` due deliveries, each with the number of the attempt now taken."""
+    def take_due(
+        self,
+        limit: int,
+        lease_seconds: float,
+        per_lane: int | None = None,
+        per_owner: int | None = None,
+        in_flight: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[tuple[Delivery, int]]:
+        """Up to `limit` due deliveries, each with the number of the attempt now taken: at most
+        `per_lane` to one (owner, host) lane and `per_owner` of one owner (but the owner '': no
+        keys), less the caller's `in_flight` by lane. None: no bound but `limit`."""
         now = time.time()
+        in_flight = {lane: n for lane, n in (in_flight or {}).items() if n > 0}
+        by_owner: Counter[str] = Counter()
+        for (owner, _), n in in_flight.items():
+            by_owner[owner] += n
         answer = self._take(
-            keys=[keys.WEBHOOKS_DUE],
-            args=[now, lease_seconds, limit, keys.webhook_delivery(""), _iso(now)],
+            keys=[keys.WEBHOOKS_DUE, keys.WEBHOOK_OWNERS],
+            args=[
+                now,
+                lease_seconds,
+                limit,
+                keys.webhook_delivery(""),
+                _iso(now),
+                keys.webhook_owner_hosts(""),
+                keys.WEBHOOK_LANE_PREFIX,
+                _UNBOUNDED if per_lane is None else per_lane,
+                _UNBOUNDED if per_owner is None else per_owner,
+                len(in_flight),
+                *(item for (owner, host), n in in_flight.items() for item in (owner, host, n)),
+                *(item for pair in by_owner.items() for item in pair),
+            ],
         )
         taken = []
         for delivery_id, attempt in zip(answer[::2], answer[1::2], strict=True):
@@ -171,13 +211,44 @@ class WebhookDeliveries:
         if next_due is not None:
             values["next_attempt_at"] = _iso(next_due)
         args = [item for pair in values.items() for item in pair]
+        next_arg = "" if next_due is None else next_due
         return (
             self._outcome(
-                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE],
-                args=[delivery_id, attempt, "" if next_due is None else next_due, self.ttl, *args],
+                keys=[keys.webhook_delivery(delivery_id), keys.WEBHOOKS_DUE, keys.WEBHOOK_OWNERS],
+                args=[
+                    delivery_id,
+                    attempt,
+                    next_arg,
+                    self.ttl,
+                    keys.webhook_owner_hosts(""),
+                    keys.WEBHOOK_LANE_PREFIX,
+                    *args,
+                ],
             )
             == 1
         )
+
+    def adopt_unlaned(self) -> int:
+        """Put deliveries scheduled before lanes existed (by an older version) in their lanes,
+        so senders take them; the number adopted. Senders run it when they start."""
+        adopted = 0
+        for delivery_id in self._redis.zrange(keys.WEBHOOKS_DUE, 0, -1):
+            hash_key = keys.webhook_delivery(delivery_id)
+            lane, url, owner = self._redis.hmget(hash_key, "lane", "url", "owner")
+            if lane or not url:
+                continue
+            lane, owner = host_lane(url), owner or ""
+            adopted += self._adopt(
+                keys=[
+                    hash_key,
+                    keys.WEBHOOKS_DUE,
+                    keys.WEBHOOK_OWNERS,
+                    keys.webhook_owner_hosts(owner),
+                    keys.webhook_lane(owner, lane),
+                ],
+                args=[delivery_id, owner, lane],
+            )
+        return adopted
 
     def pending_count(self) -> int:
         """Deliveries not final yet (due or in flight)."""
@@ -204,6 +275,9 @@ class WebhookDeliveries:
             last_error=data.get("last_error") or None,
             next_attempt_at=data.get("next_attempt_at") or None,
         )
+
+
+_UNBOUNDED = 2**31  # a per-lane or per-owner bound that never binds
 
 
 def _iso(unix: float) -> str:

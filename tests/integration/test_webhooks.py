@@ -203,3 +203,66 @@ def test_the_address_is_checked_again_at_delivery(side_stack: Callable[..., Stac
 
     assert "refused" in state["last_error"] and "loopback" in state["last_error"]
     assert hooks.calls == []
+
+
+def test_a_hanging_receiver_delays_only_its_own_host(side_stack: Callable[..., Stack]) -> None:
+    """Eight deliveries to a receiver that hangs (each attempt held 30 s), then one to another
+    receiver (another port: lanes are host:port): the other's arrives while the first still
+    hangs, though the sender has 4 slots and the hanging ones were due first."""
+    patient = {"WEBHOOK_READ_TIMEOUT": "30", "WEBHOOK_TOTAL_TIMEOUT": "30"}
+    stack = side_stack(**{**WEBHOOK_ENV, **patient, "WEBHOOK_CONCURRENCY": "4"})
+    with WebhookReceiver(["hang"] * 8) as stuck, WebhookReceiver() as fast:
+        stack.start_api()
+        stack.start_webhooks()
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            for _ in range(8):
+                submit_and_cancel(api, stuck.url)
+            stuck.wait_for(2)  # the sender is in the hanging receiver's hands now
+            submitted = time.time()
+            submit_and_cancel(api, fast.url)
+            [call] = fast.wait_for(1, timeout=15)  # at 4 slots shared, 30 s or more
+            hanging = len(stuck.calls)
+
+    assert call.json["event"] == "canceled" and call.at - submitted < 15
+    assert hanging == 2  # WEBHOOK_CONCURRENCY_PER_HOST: the rest wait in their own lane
+
+
+def test_a_key_whose_receivers_all_hang_delays_only_itself(
+    side_stack: Callable[..., Stack],
+) -> None:
+    """Key A's jobs call back six receivers that all hang, key B's one that answers: A holds
+    at most WEBHOOK_CONCURRENCY_PER_KEY (4) of the sender's 6 slots, so B's delivery comes while
+    A's receivers still hang."""
+    patient = {"WEBHOOK_READ_TIMEOUT": "30", "WEBHOOK_TOTAL_TIMEOUT": "30"}
+    env = {**WEBHOOK_ENV, **patient, "WEBHOOK_CONCURRENCY": "6", "API_KEYS": "key-a,key-b"}
+    stack = side_stack(**env)
+    stuck = [WebhookReceiver(["hang"] * 2) for _ in range(6)]
+    for receiver in stuck:
+        receiver.__enter__()
+    try:
+        with WebhookReceiver() as fast:
+            stack.start_api()
+            stack.start_webhooks()
+            with (
+                httpx.Client(base_url=stack.url, timeout=10, headers=_bearer("key-a")) as a,
+                httpx.Client(base_url=stack.url, timeout=10, headers=_bearer("key-b")) as b,
+            ):
+                for receiver in stuck:
+                    submit_and_cancel(a, receiver.url)
+                deadline = time.monotonic() + 30
+                while sum(len(r.calls) for r in stuck) < 4 and time.monotonic() < deadline:
+                    time.sleep(0.05)  # A's deliveries hang in the sender now
+                submitted = time.time()
+                submit_and_cancel(b, fast.url)
+                [call] = fast.wait_for(1, timeout=15)  # at 6 slots for A, 30 s or more
+                hanging = sum(len(r.calls) for r in stuck)
+    finally:
+        for receiver in stuck:
+            receiver.__exit__(None, None, None)
+
+    assert call.json["event"] == "canceled" and call.at - submitted < 15
+    assert hanging == 4  # key A's share; its other two wait in their lanes
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -2,27 +2,46 @@
 
 For deployments that want deliveries off the OCR workers (set WEBHOOK_DISPATCHER=false on
 those); any number may run, beside the workers' own or instead of them.
+
+`python -m worker.webhooks secret` reads API keys on stdin (one a line: never in argv, which
+`ps` shows) and prints, for each, the secret that signs its jobs' deliveries, for the operator
+to hand that key's tenant.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from types import FrameType
 
+from shared.api_keys import owner_fingerprint
 from shared.logs import configure_logging
-from shared.settings import load_settings
-from worker.webhooks.service import WebhookService
+from shared.settings import Settings, load_settings
+from worker.webhooks.signing import secret_for
 
 
 def main() -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python -m worker.webhooks",
         description="Send the webhook deliveries of job events (settings from the environment: "
         "REDIS_URL, WEBHOOK_SECRET, CALLBACK_ALLOWED_NETWORKS, WEBHOOK_*; see README Webhooks).",
-    ).parse_args()
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["send", "secret"],
+        default="send",
+        help="send (default): run the dispatcher and sender; secret: print the webhook secret "
+        "of each API key read on stdin (one a line)",
+    )
+    command = parser.parse_args().command
     settings = load_settings()
+    if command == "secret":
+        sys.exit(print_secrets(settings, sys.stdin.read().split()))
     configure_logging(settings.log_level, settings.log_format)
+    from worker.webhooks.service import WebhookService  # here: `secret` needs no Celery
+
     service = WebhookService(settings)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -33,6 +52,27 @@ def main() -> None:
     service.start()
     service.wait()
     service.stop()
+
+
+def print_secrets(settings: Settings, keys: list[str]) -> int:
+    """One secret a line, in the keys' order; exit status 2 (and nothing printed) when a key
+    is not one the service knows or has no secret."""
+    secret = settings.webhook_secret
+    shared = secret.get_secret_value() if secret else None
+    secrets = []
+    for number, key in enumerate(keys, 1):
+        found = key in settings.api_key_set and secret_for(
+            settings.key_ring, shared, owner_fingerprint(key)
+        )
+        if not found:
+            print(
+                f"key {number}: not in API_KEYS / API_KEYS_FILE, or no secret (WEBHOOK_SECRET)",
+                file=sys.stderr,
+            )
+            return 2
+        secrets.append(found)
+    print("\n".join(secrets))
+    return 0
 
 
 if __name__ == "__main__":

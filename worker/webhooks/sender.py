@@ -17,18 +17,15 @@ from dataclasses import dataclass
 import httpx
 
 from shared import __version__
-from shared.api_keys import KeyEntry
 from shared.callback_urls import CallbackPolicy, CallbackRefused, CallbackTarget, CallbackUnresolved
 from shared.jobs.webhooks import Delivery
 from shared.settings import Settings
 from worker.webhooks.backoff import retry_after_seconds
-from worker.webhooks.signing import delivery_headers
+from worker.webhooks.signing import delivery_headers, secret_for
 
 log = logging.getLogger(__name__)
 # httpx logs each request's URL at INFO, and a callback URL's query may hold a token
 logging.getLogger("httpx").setLevel(logging.WARNING)
-
-_ERROR_SNIPPET = 200  # characters of a refusing receiver's answer kept as the error
 
 
 class Verdict(enum.StrEnum):
@@ -95,19 +92,18 @@ class WebhookSender:
         self.client.close()
 
     def secret_for(self, delivery: Delivery) -> str | None:
-        """The job's API key's secret=, else WEBHOOK_SECRET."""
-        entry: KeyEntry | None = self.settings.key_ring.for_owner(delivery.owner or None)
-        if entry is not None and entry.secret:
-            return entry.secret
+        """The job's API key's secret=, else the key's derived one (signing.secret_for)."""
         secret = self.settings.webhook_secret
-        return secret.get_secret_value() if secret else None
+        shared = secret.get_secret_value() if secret else None
+        return secret_for(self.settings.key_ring, shared, delivery.owner or None)
 
     def attempt(self, delivery: Delivery) -> AttemptResult:
         secret = self.secret_for(delivery)
         if not secret:
             return AttemptResult(Verdict.give_up, error="no signing secret (WEBHOOK_SECRET)")
         try:
-            target = self.policy.check(delivery.url)  # again: DNS may answer otherwise now
+            # again: DNS may answer otherwise now
+            target = self.policy.check(delivery.url, tenant=delivery.owner)
         except CallbackUnresolved as exc:
             return AttemptResult(Verdict.retry, error=str(exc))
         except CallbackRefused as exc:
@@ -119,8 +115,8 @@ class WebhookSender:
         result = AttemptResult(Verdict.retry, error="no address")
         for address in target.addresses:
             result = self._post(target, str(address), headers, body)
-            if result.error is None or not result.error.startswith("connect"):
-                break  # only a refused connection tries the host's next address
+            if result.error not in _NEXT_ADDRESS:
+                break  # only a failed connection tries the host's next address
         return result
 
     def _post(
@@ -140,40 +136,55 @@ class WebhookSender:
                 headers={**headers, "Host": target.netloc},
                 extensions=extensions,
             ) as response:
-                answer = self._read_capped(response)
-                return self._judge(response, answer)
+                self._read_capped(response)
+                return self._judge(response)
         except httpx.ConnectError as exc:
-            return AttemptResult(Verdict.retry, error=f"connect: {exc or type(exc).__name__}")
-        except httpx.TimeoutException as exc:
-            return AttemptResult(Verdict.retry, error=f"timeout: {type(exc).__name__}")
-        except httpx.TransportError as exc:
+            return AttemptResult(Verdict.retry, error=_connect_failure(exc))
+        except httpx.TimeoutException:
+            return AttemptResult(Verdict.retry, error="timed out")
+        except httpx.TransportError:
             if deadline.fired:
                 limit = self.settings.webhook_total_timeout
-                return AttemptResult(Verdict.retry, error=f"timeout: over {limit:g} s in all")
-            return AttemptResult(Verdict.retry, error=f"{type(exc).__name__}: {exc}")
+                return AttemptResult(Verdict.retry, error=f"timed out (over {limit:g} s in all)")
+            return AttemptResult(Verdict.retry, error="connection broken")
         finally:
             deadline.cancel()
 
-    def _read_capped(self, response: httpx.Response) -> bytes:
-        """At most max_bytes of the answer; the rest is never read (the connection closes)."""
-        kept = bytearray()
+    def _read_capped(self, response: httpx.Response) -> None:
+        """At most max_bytes of the answer (then dropped); the rest is never read (the
+        connection closes)."""
+        read = 0
         for chunk in response.iter_raw():
-            kept += chunk[: self.max_bytes - len(kept)]
-            if len(kept) >= self.max_bytes:
+            read += len(chunk)
+            if read >= self.max_bytes:
                 break
-        return bytes(kept)
 
     @staticmethod
-    def _judge(response: httpx.Response, answer: bytes) -> AttemptResult:
+    def _judge(response: httpx.Response) -> AttemptResult:
+        """The verdict on an answer. Its error is a fixed reason and the status: never the
+        receiver's words (its body, its Location), which GET /jobs/{id} would echo."""
         code = response.status_code
         if 200 <= code < 300:
             return AttemptResult(Verdict.delivered, code)
-        snippet = answer[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
-        error = f"HTTP {code}" + (f": {snippet}" if snippet else "")
         if code == 429 or code >= 500:
             wait = retry_after_seconds(response.headers.get("retry-after"))
-            return AttemptResult(Verdict.retry, code, error, wait)
+            return AttemptResult(Verdict.retry, code, f"receiver answered {code}", wait)
         if 300 <= code < 400:
-            where = response.headers.get("location", "")
-            error = f"HTTP {code}: redirect to {where[:_ERROR_SNIPPET]!r} not followed"
-        return AttemptResult(Verdict.give_up, code, error)
+            return AttemptResult(Verdict.give_up, code, f"redirect not followed ({code})")
+        return AttemptResult(Verdict.give_up, code, f"receiver answered {code}")
+
+
+# the reasons of a failed connection: the host's next address is tried
+_NEXT_ADDRESS = frozenset({"connection refused", "connection failed", "TLS handshake failed"})
+
+
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """A fixed reason for a connection that did not open."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ssl.SSLError):
+            return "TLS handshake failed"
+        cause = cause.__cause__ or cause.__context__
+    return "connection failed"

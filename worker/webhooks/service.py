@@ -1,5 +1,8 @@
 """The webhook service: a dispatch thread (events -> deliveries) and a send thread feeding
-WEBHOOK_CONCURRENCY senders. All its state is in Redis (shared/jobs/webhooks.py), so any
+WEBHOOK_CONCURRENCY senders, at most WEBHOOK_CONCURRENCY_PER_KEY of them on one API key's
+deliveries and WEBHOOK_CONCURRENCY_PER_HOST on one key's host:port (a lane): a receiver that
+hangs holds its lane's slots only, a key its own share, and the deliveries due to other hosts
+and keys are taken past them. All its state is in Redis (shared/jobs/webhooks.py), so any
 number of these run side by side, and one that stops (or is killed) loses nothing.
 """
 
@@ -10,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from redis import RedisError
@@ -18,7 +22,7 @@ from shared.errors import ServiceError
 from shared.jobs import JobStore, connect_redis
 from shared.jobs.webhooks import Delivery, WebhookDeliveries
 from shared.settings import Settings
-from worker.webhooks.backoff import backoff_delay
+from worker.webhooks.backoff import retry_delay
 from worker.webhooks.dispatcher import Dispatcher
 from worker.webhooks.sender import AttemptResult, Verdict, WebhookSender
 
@@ -46,6 +50,7 @@ class WebhookService:
         self.lease = settings.webhook_total_timeout + LEASE_SLACK_SECONDS
         self._pool = ThreadPoolExecutor(settings.webhook_concurrency, "webhook-send")
         self._in_flight = 0
+        self._lanes: Counter[tuple[str, str]] = Counter()  # in flight per (owner, host)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -103,11 +108,23 @@ class WebhookService:
 
     # -- due deliveries -> attempts --
     def _send_loop(self) -> None:
+        adopted = False
+        per_host = self.settings.webhook_concurrency_per_host
+        per_key = self.settings.webhook_concurrency_per_key
         while not self._stop.is_set():
             with self._lock:
                 free = self.settings.webhook_concurrency - self._in_flight
+                busy = dict(self._lanes)
             try:
-                taken = self.deliveries.take_due(free, self.lease) if free else []
+                if not adopted:
+                    if count := self.deliveries.adopt_unlaned():
+                        log.info("%d webhook deliveries of an older version put in lanes", count)
+                    adopted = True
+                taken = (
+                    self.deliveries.take_due(free, self.lease, per_host, per_key, busy)
+                    if free
+                    else []
+                )
             except RedisError as exc:
                 log.warning("webhook sending paused: %s", exc)
                 taken = []
@@ -115,6 +132,7 @@ class WebhookService:
             for delivery, attempt in taken:
                 with self._lock:
                     self._in_flight += 1
+                    self._lanes[delivery.owner, delivery.lane] += 1
                 self._pool.submit(self._send, delivery, attempt)
             if len(taken) < free or not free:
                 self._wake.wait(POLL_SECONDS)
@@ -129,6 +147,10 @@ class WebhookService:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                lane = (delivery.owner, delivery.lane)
+                self._lanes[lane] -= 1
+                if not self._lanes[lane]:
+                    del self._lanes[lane]
             self._wake.set()
 
     def _record(self, delivery: Delivery, attempt: int, result: AttemptResult) -> None:
@@ -140,13 +162,12 @@ class WebhookService:
                 outcome = "gave_up"
             else:
                 outcome = "retrying"
-                delay = backoff_delay(
+                delay = retry_delay(
                     attempt,
+                    result.retry_after,
                     settings.webhook_backoff_base_seconds,
                     settings.webhook_backoff_max_seconds,
                 )
-                if result.retry_after is not None:
-                    delay = min(result.retry_after, settings.webhook_backoff_max_seconds)
                 next_due = time.time() + delay
         assert outcome is not None
         self.deliveries.record(

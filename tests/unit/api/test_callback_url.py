@@ -3,12 +3,17 @@ point, accepted where it may, shown with its delivery state by GET /jobs/{id}.""
 
 from __future__ import annotations
 
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from shared.callback_urls import LOOKUPS_PER_TENANT
 from shared.jobs import JobStore, connect_redis
 from shared.settings import Settings
 from testkit.pages import encode, render_page
@@ -108,3 +113,71 @@ def test_the_api_keys_default_callback_applies_and_is_checked(
     assert refused.status_code == 422
     assert refused.json()["error"]["message"].startswith("callback_url (the API key's default):")
     assert plain.status_code == 202
+
+
+class HangingResolver:
+    """Stands in for socket.getaddrinfo: names `hang*.test` never answer (until released),
+    `fast.test` is 127.0.0.1 at once, any other name resolves as usual."""
+
+    def __init__(self) -> None:
+        self.real = socket.getaddrinfo
+        self.release = threading.Event()
+        self.asked: list[str] = []
+        self._lock = threading.Condition()
+
+    def __call__(self, host: str, *args: object, **kwargs: object) -> list:
+        if host == "fast.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+        if host.startswith("hang") and host.endswith(".test"):
+            with self._lock:
+                self.asked.append(host)
+                self._lock.notify_all()
+            self.release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return self.real(host, *args, **kwargs)
+
+    def wait_asked(self, count: int, timeout: float = 10) -> None:
+        with self._lock:
+            assert self._lock.wait_for(lambda: len(self.asked) >= count, timeout), self.asked
+
+
+def test_one_keys_hanging_dns_does_not_refuse_another_keys_callbacks(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key A submits callbacks naming hosts whose resolver never answers: A's submits are
+    refused after CALLBACK_DNS_TIMEOUT, and key B's, naming a host that answers, pass meanwhile."""
+    resolver = HangingResolver()
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    keys = tmp_path / "keys"
+    keys.write_text("tenant-a\ntenant-b\n")
+    update = {
+        "api_keys_file": keys,
+        "webhook_secret": "s",
+        "callback_allowed_networks": "127.0.0.1/32",
+    }
+    hosts = ["hang.test"] * 8 + [f"hang{n}.test" for n in range(24)]  # one name, then many
+
+    def submit(key: str, host: str) -> httpx.Response:
+        return client.post(
+            "/jobs",
+            files={"file": ("a.png", PNG)},
+            data={"callback_url": f"http://{host}/h"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    try:
+        with _client(settings, **update) as client, ThreadPoolExecutor(len(hosts)) as pool:
+            hanging = [pool.submit(submit, "tenant-a", host) for host in hosts]
+            resolver.wait_asked(4)  # a's lookups hang in the resolver now
+            others = [submit("tenant-b", "fast.test") for _ in range(3)]
+            answers = [future.result() for future in hanging]
+    finally:
+        resolver.release.set()
+
+    assert [r.status_code for r in others] == [202] * 3, others[0].text
+    assert {r.status_code for r in answers} == {422}
+    messages = {r.json()["error"]["message"] for r in answers}
+    assert "callback_url: hang.test did not resolve within 2 s" in messages
+    # one lookup per name in flight, and a bounded number of names per key
+    assert len(resolver.asked) == len(set(resolver.asked)) <= LOOKUPS_PER_TENANT
+    assert any("lookups of this API key are still unanswered" in m for m in messages)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
 from shared.api_keys import KeyRing, owner_fingerprint, read_key_entries
 from shared.callback_urls import (
     CallbackPolicy,
     CallbackRefused,
+    CallbackUnresolved,
+    HostResolver,
     parse_callback_url,
     redact,
 )
@@ -45,6 +51,57 @@ REFUSED = [
 def test_non_public_addresses_are_refused(url: str, kind: str) -> None:
     with pytest.raises(CallbackRefused, match=kind):
         CallbackPolicy().check(url)
+
+
+# one address in each entry of the IANA IPv4 and IPv6 Special-Purpose Address Registries
+# (Python 3.11's ipaddress calls several of these global), and IPv6 outside 2000::/3
+SPECIAL_PURPOSE = [
+    "0.1.2.3",
+    "192.0.0.8",  # IPv4 dummy address
+    "192.0.0.170",  # NAT64/DNS64 discovery
+    "192.0.0.9",  # PCP anycast (marked globally reachable, still no receiver)
+    "192.0.2.1",
+    "192.31.196.1",
+    "192.52.193.1",
+    "192.88.99.1",
+    "192.175.48.1",
+    "198.18.0.1",
+    "198.51.100.1",
+    "203.0.113.1",
+    "255.255.255.255",
+    "[64:ff9b:1::1]",
+    "[100::1]",
+    "[100:0:0:1::1]",
+    "[2001::1]",  # Teredo
+    "[2001:2::1]",
+    "[2001:20::1]",  # ORCHIDv2
+    "[2001:db8::1]",
+    "[2620:4f:8000::1]",
+    "[3fff::1]",
+    "[5f00::1]",
+    "[fec0::1]",  # site-local, deprecated
+    "[4000::1]",  # not yet allocated
+    "[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+    "[2002:a00:1::1]",  # 6to4 of 10.0.0.1
+    "[2002:c000:8::]",  # 6to4 of 192.0.0.8
+]
+
+
+@pytest.mark.parametrize("host", SPECIAL_PURPOSE)
+def test_every_special_purpose_range_is_refused(host: str) -> None:
+    with pytest.raises(CallbackRefused, match=r" is (a|an|the|not) "):
+        CallbackPolicy().check(f"http://{host}/hook")
+
+
+def test_6to4_is_judged_by_the_ipv4_address_it_embeds() -> None:
+    with pytest.raises(CallbackRefused, match=r"6to4 address of 127\.0\.0\.1, a loopback"):
+        CallbackPolicy().check("http://[2002:7f00:1::]/")
+    assert CallbackPolicy().check("http://[2002:5db8:d70e::1]/")  # 93.184.215.14: public
+    # the tests' loopback allowance still works, and covers nothing else
+    policy = CallbackPolicy.parse("127.0.0.1/32")
+    assert policy.check("http://127.0.0.1:9/h") and policy.check("http://[::ffff:127.0.0.1]:9/h")
+    with pytest.raises(CallbackRefused, match="loopback"):
+        policy.check("http://127.0.0.2/h")
 
 
 @pytest.mark.parametrize(
@@ -127,3 +184,46 @@ def test_the_key_file_carries_callback_and_secret_and_plain_lines_still_work(tmp
     with pytest.raises(ValueError, match="line 1: after the key") as error:
         read_key_entries(path)
     assert "k1" not in str(error.value)
+
+
+def test_a_name_that_hangs_holds_one_lookup_and_its_keys_share_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A resolver that never answers for some names: each name is looked up once, callers
+    after the first are told at once once its time is up, and a key with `per_tenant` names
+    unanswered gets no more lookups while another key's names resolve."""
+    release = threading.Event()
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def resolver(host: str, *args: object, **kwargs: object) -> list:
+        if host.endswith(".hang.test"):
+            asked.append(host)
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        if host == "ok.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    lookups = HostResolver(per_tenant=2)
+    try:
+        with pytest.raises(CallbackUnresolved, match=r"did not resolve within 0\.5 s"):
+            lookups.resolve("a.hang.test", 0.5, "key-a")
+        started = time.monotonic()
+        for _ in range(10):  # the same name again: told at once, no new lookup
+            with pytest.raises(CallbackUnresolved, match="did not resolve"):
+                lookups.resolve("A.hang.test.", 0.5, "key-b")
+        waited = time.monotonic() - started
+        with pytest.raises(CallbackUnresolved, match="did not resolve"):
+            lookups.resolve("b.hang.test", 0.1, "key-a")
+        with pytest.raises(CallbackUnresolved, match="2 host lookups of this API key"):
+            lookups.resolve("c.hang.test", 0.1, "key-a")
+        assert lookups.resolve("ok.test", 0.5, "key-b")[0].packed == bytes([93, 184, 215, 14])
+    finally:
+        release.set()
+
+    assert asked == ["a.hang.test", "b.hang.test"]
+    assert waited < 3  # ten callers, not ten times 0.5 s each
+    policy = CallbackPolicy(resolver=lookups)  # the policy asks its resolver, for its tenant
+    assert policy.check("http://ok.test/h", tenant="key-c").host == "ok.test"
