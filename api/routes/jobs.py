@@ -223,7 +223,7 @@ async def get_job(
                 "text/markdown": {},
                 "text/plain": {},
                 "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                "text/html": {"schema": {"type": "string"}},
+                "text/vnd.hocr+html": {"schema": {"type": "string"}},
                 "application/xml": {"schema": {"type": "string"}},
             },
         },
