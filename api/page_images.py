@@ -17,13 +17,12 @@ from __future__ import annotations
 import io
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.errors import PageNotFound, PageTooLarge
 from api.page_count import PDFIUM_LOCK
-from api.rendering import disk_full_as_507, one_renderer
+from api.rendering import disk_full_as_507, one_renderer, render_alone
 from shared.errors import JobNotFound
 from shared.page_limits import MAX_IMAGE_PIXELS
 from shared.results import DocumentResult, PageResult
@@ -38,11 +37,6 @@ MAX_SIDE = 2000  # pixels, the longer side: sharp on a desktop screen, light on 
 JPEG_QUALITY = 85
 DEFAULT_PDF_DPI = 200  # the worker's render resolution when the job set none
 STRIP_PIXELS = 4_000_000  # a frame is converted and reduced this many pixels at a time
-# One picture rendered at a time in this process, always in the same thread: each holds one
-# decoded frame (up to MAX_IMAGE_PIXELS, 1-4 bytes a pixel), and a render in each request's
-# thread would leave that much behind in each thread's malloc arena (measured: 12 jobs at
-# once kept 650 MB after a semaphore, 80 MB in one thread).
-_RENDERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-picture")
 
 
 def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
@@ -70,7 +64,7 @@ def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
             return stored
         started = time.perf_counter()
         with files.source_copy() as source:
-            data = _RENDERER.submit(render_page_image, source, media_type, page).result()
+            data = render_alone(render_page_image, source, media_type, page)
         files.write_page_image(index, data)
         log.info(
             "job=%s rendered page %d picture in %.2f s, %d bytes",

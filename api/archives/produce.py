@@ -16,7 +16,7 @@ from pathlib import Path
 from api.archives.alto import write_alto
 from api.archives.hocr import write_hocr
 from api.archives.pdf import write_pdf
-from api.rendering import disk_full_as_507, one_renderer
+from api.rendering import disk_full_as_507, one_renderer, render_alone
 from shared.errors import JobNotFound
 from shared.results import DocumentResult
 from shared.storage import JobFiles, StoredFile
@@ -54,8 +54,8 @@ def archive_file(files: JobFiles, fmt: str, media_type: str) -> StoredFile:
         document = DocumentResult.model_validate_json(files.read_result("json"))
         with files.archive_target(fmt) as target:
             if fmt == "pdf":
-                with files.source_copy() as source:
-                    render_archive(document, fmt, source, media_type, target)
+                with files.source_copy() as source:  # decodes the pages: one PDF at a time
+                    render_alone(render_archive, document, fmt, source, media_type, target)
             else:
                 render_archive(document, fmt, None, media_type, target)
         stored = files.stored_result(fmt)

@@ -1,10 +1,11 @@
-"""Page pictures against a real API process: a 25 KB upload of 100 MP is drawn within a
-bounded memory, one render per page, whatever the number of requests at once.
+"""Page pictures (and PDF archives) against a real API process: a 25 KB upload of 100 MP is
+drawn within a bounded memory, one render per page, whatever the number of requests at once.
 
 The job is left as a worker leaves a succeeded one (source kept, result written): a real worker
 would spend minutes reading 100 MP, and the memory in question is the API's alone. Peak memory
 is the API process's VmHWM. On the code before this fix one request took the API from 76 to
-612 MB and 12 at once to 6.2 GB; now 191 and 194 MB (bench/page_image_memory.py).
+612 MB and 12 at once to 6.2 GB (12 PDF archives: 1.4 GB); now 191 and 194 MB (12 PDF
+archives: 209 MB). Figures from bench/page_image_memory.py.
 """
 
 from __future__ import annotations
@@ -97,4 +98,19 @@ def test_twelve_pictures_at_once_render_one_at_a_time(api_only) -> None:
     assert len({r.content for r in same_page}) == 1
     rendered = (stack.base / "api.log").read_text().count(f"job={page_jobs[0]} rendered page 1")
     assert rendered == 1
+    assert peak - before < TWELVE_AT_ONCE_GROWTH_MB
+
+
+def test_twelve_pdf_archives_at_once_are_made_one_at_a_time(api_only) -> None:
+    stack, store = api_only
+    jobs = _jobs(stack, store, 12)
+    assert stack.api is not None
+    before = memory_mb(stack.api.pid, "VmRSS")
+
+    archives = _get_at_once(stack, [f"/jobs/{job_id}/result?format=pdf" for job_id in jobs])
+
+    peak = memory_mb(stack.api.pid, "VmHWM")
+    print(f"API RSS before {before:.0f} MB, peak {peak:.0f} MB")
+    assert [a.status_code for a in archives] == [200] * 12
+    assert all(a.content.startswith(b"%PDF-") for a in archives)
     assert peak - before < TWELVE_AT_ONCE_GROWTH_MB
