@@ -228,6 +228,10 @@ async def get_job(
             },
         },
         409: {"model": ErrorBody, "description": "Not finished yet, or failed"},
+        507: {
+            "model": ErrorBody,
+            "description": "`insufficient_storage`: no room to store a pdf, hocr or alto file",
+        },
         **_ERRORS,
     },
 )
