@@ -20,6 +20,7 @@ from api.errors import install_error_handlers
 from api.event_hub import EventHub
 from api.readiness import ServiceHealth
 from api.routes import health, jobs, metrics, ocr, pages, streams
+from api.security_headers import SecurityHeaders
 from api.service import JobAccess
 from api.submitting import Submissions
 from api.ui import install_ui
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     # before the lifespan starts, so the server can end open streams at shutdown (api/__main__)
     app.state.hub = EventHub(settings.redis_url)
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)  # nosniff, never framed, a CSP per kind of response
     app.include_router(health.router)
     app.include_router(metrics.router)
     auth = [Depends(require_api_key)] if settings.api_key_set else []

@@ -49,6 +49,12 @@ class PageNotFound(ServiceError):
     code = ErrorCode.page_not_found
 
 
+class PageTooLarge(ServiceError):
+    """GET /jobs/{id}/pages/{n}/image: page n has more pixels than a page may have."""
+
+    code = ErrorCode.image_too_large
+
+
 class ResultNotReady(ServiceError):
     code = ErrorCode.result_not_ready
 
@@ -147,6 +153,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.idempotency_key_reused: 422,
     ErrorCode.invalid_option: 422,
     ErrorCode.invalid_callback_url: 422,
+    ErrorCode.image_too_large: 422,
     ErrorCode.too_many_pages: 422,
     ErrorCode.validation_error: 422,
     ErrorCode.queue_full: 429,

@@ -11,10 +11,9 @@ from typing import Any
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from shared.error_codes import ErrorCode
+from shared.page_limits import MAX_IMAGE_PIXELS
 from shared.results import Block
 
-# Pillow's bomb guard: a few-KB PNG can claim 30000x30000 pixels. 120 MP covers A0 at 300 dpi.
-MAX_IMAGE_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # PDFium is not thread-safe, not even across documents: a worker running several jobs in threads
 # (a batching engine) makes one pdfium call at a time.

@@ -10,10 +10,10 @@ text lines are spread evenly over the block's height.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 from shared.results import Block, PageResult
 
@@ -21,7 +21,7 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in upright page pixels
 
 # Block types that hold no text to place (a figure's text, if any, is its caption block's).
 PICTURE_TYPES = frozenset({"figure", "image", "seal", "chart"})
-_TAG = re.compile(r"<[^>]+>")
+_HTML_TABLE = re.compile(r"<\s*(table|tr|td|th)\b", re.I)  # a VL table block's markup
 # characters XML 1.0 cannot carry (and no PDF reader shows)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")  # a markdown table's |---|---| line
@@ -68,19 +68,53 @@ def clamp_box(bbox: list[float], width: float, height: float) -> Box | None:
 
 
 def plain_lines(block: Block) -> list[str]:
-    """The block's text as plain lines: HTML tables and markdown table rules reduced to text."""
+    """The block's text as lines of words, exactly as the text result carries them.
+
+    Only a table block holds markup (PaddleOCR-VL writes tables as HTML, or markdown rows):
+    its cells become words, parsed, never by a pattern that would eat `x < 5 and y > 3`."""
     text = _CONTROL.sub(" ", block.text)
-    if "<" in text and ">" in text:
-        text = re.sub(r"</(tr|p|div|li|h[1-6])>|<br\s*/?>", "\n", text, flags=re.I)
-        text = html.unescape(_TAG.sub(" ", text))
-    lines = []
+    if block.type != "table":
+        return _words_by_line(text)
+    if _HTML_TABLE.search(text):
+        return _words_by_line(_html_text(text))
+    lines = []  # a markdown table: | cells | apart, |---| rules dropped
     for raw in text.splitlines():
         if _TABLE_RULE.match(raw):
             continue
-        line = " ".join(raw.replace("|", " ").split()) if "|" in raw else " ".join(raw.split())
-        if line:
+        if line := " ".join(raw.replace("|", " ").split()):
             lines.append(line)
     return lines
+
+
+def _words_by_line(text: str) -> list[str]:
+    """Each non-blank line with its words one space apart."""
+    return [line for raw in text.splitlines() if (line := " ".join(raw.split()))]
+
+
+class _TableText(HTMLParser):
+    """The text of an HTML table: a line per row (or paragraph, item), cells apart."""
+
+    _BREAKS = frozenset({"tr", "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.parts.append("\n" if tag in self._BREAKS else " ")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.parts.append("\n" if tag in self._BREAKS else " ")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _html_text(markup: str) -> str:
+    parser = _TableText()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)
 
 
 def words_in_line(text: str, box: Box) -> list[Word]:

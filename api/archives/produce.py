@@ -2,26 +2,21 @@
 
 Nothing is built at the job's end: jobs whose owners never ask for a PDF pay nothing. The first
 request renders the file from result.json (and, for the PDF, the kept upload) and stores it as
-result.<format> beside the others (JobFiles.archive_target: whole or not at all); later
-requests serve that file. Retention removes it with the job's other files. Concurrent first
-requests (threads of one API process, or several API processes on one host) wait for one
-renderer; API pods on other hosts (STORAGE_URL=s3://) may render the same file twice, each
-storing a whole one.
+result.<format> beside the others (JobFiles.archive_target: whole or not at all; a full disk
+answers 507 insufficient_storage); later requests serve that file. Retention removes it with
+the job's other files. Concurrent first requests wait for one renderer (api/rendering.py).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from api.archives.alto import write_alto
 from api.archives.hocr import write_hocr
 from api.archives.pdf import write_pdf
+from api.rendering import disk_full_as_507, one_renderer, render_alone
 from shared.errors import JobNotFound
 from shared.results import DocumentResult
 from shared.storage import JobFiles, StoredFile
@@ -31,29 +26,9 @@ log = logging.getLogger(__name__)
 ARCHIVE_FORMATS = ("pdf", "hocr", "alto")
 ARCHIVE_MEDIA_TYPES = {
     "pdf": "application/pdf",
-    "hocr": "text/html; charset=utf-8",
+    "hocr": "text/vnd.hocr+html; charset=utf-8",  # never rendered as a page of our origin
     "alto": "application/xml",
 }
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-@contextmanager
-def _rendering(files: JobFiles, fmt: str) -> Iterator[None]:
-    """One renderer of this job's `fmt` at a time: a thread lock, then a flock across processes."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault((files.job_id, fmt), threading.Lock())
-    with lock:
-        lock_path = files.render_lock_path(fmt)
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                lock_path.unlink(missing_ok=True)  # waiters re-check the result before rendering
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    with _LOCKS_GUARD:
-        _LOCKS.pop((files.job_id, fmt), None)
 
 
 def archive_file(files: JobFiles, fmt: str, media_type: str) -> StoredFile:
@@ -71,7 +46,7 @@ def archive_file(files: JobFiles, fmt: str, media_type: str) -> StoredFile:
             f"the source pages of job {files.job_id} are no longer stored (it ended before "
             "sources were kept); format=hocr and format=alto still work"
         )
-    with _rendering(files, fmt):
+    with disk_full_as_507(f"the job's {fmt} file"), one_renderer(files, fmt):
         stored = files.stored_result(fmt)
         if stored is not None:  # another request rendered it while this one waited
             return stored
@@ -79,8 +54,8 @@ def archive_file(files: JobFiles, fmt: str, media_type: str) -> StoredFile:
         document = DocumentResult.model_validate_json(files.read_result("json"))
         with files.archive_target(fmt) as target:
             if fmt == "pdf":
-                with files.source_copy() as source:
-                    render_archive(document, fmt, source, media_type, target)
+                with files.source_copy() as source:  # decodes the pages: one PDF at a time
+                    render_alone(render_archive, document, fmt, source, media_type, target)
             else:
                 render_archive(document, fmt, None, media_type, target)
         stored = files.stored_result(fmt)

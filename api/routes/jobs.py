@@ -223,11 +223,15 @@ async def get_job(
                 "text/markdown": {},
                 "text/plain": {},
                 "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                "text/html": {"schema": {"type": "string"}},
+                "text/vnd.hocr+html": {"schema": {"type": "string"}},
                 "application/xml": {"schema": {"type": "string"}},
             },
         },
         409: {"model": ErrorBody, "description": "Not finished yet, or failed"},
+        507: {
+            "model": ErrorBody,
+            "description": "`insufficient_storage`: no room to store a pdf, hocr or alto file",
+        },
         **_ERRORS,
     },
 )

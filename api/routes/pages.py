@@ -37,7 +37,12 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             "(job_not_found), or no page `index` in its result (page_not_found)",
         },
         409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
+        422: {
+            "model": ErrorBody,
+            "description": "`image_too_large`: the page has more pixels than the worker reads",
+        },
         503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
+        507: {"model": ErrorBody, "description": "`insufficient_storage`: no room to store it"},
     },
 )
 def get_page_image(

@@ -56,7 +56,7 @@ def test_a_png_job_answers_a_searchable_pdf_hocr_and_valid_alto(
     assert normalize_lines(pdftotext(pdf)) == [t for t, _ in LETTER]
     count, outside = words_outside(pdf, source_boxes(result), 72 / 200, slack=1)
     assert count == sum(len(t.split()) for t, _ in LETTER) and not outside, outside
-    assert hocr.headers["content-type"] == "text/html; charset=utf-8"
+    assert hocr.headers["content-type"] == "text/vnd.hocr+html; charset=utf-8"
     words = etree.fromstring(hocr.content).iterfind(".//{*}span[@class='ocrx_word']")
     assert " ".join(w.text for w in words) == " ".join(t for t, _ in LETTER)
     assert alto.headers["content-type"] == "application/xml"
@@ -69,6 +69,25 @@ def test_a_png_job_answers_a_searchable_pdf_hocr_and_valid_alto(
     first = stored.stat().st_mtime_ns
     again = api.get(f"/jobs/{job_id}/result", params={"format": "pdf"})
     assert again.content == pdf.read_bytes() and stored.stat().st_mtime_ns == first
+
+
+def test_every_archive_carries_the_words_of_the_text_result_angle_brackets_too(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    # "< 5 and y >" looks like a tag: the archives once dropped it ("if x 3 then stop")
+    lines = [("if x < 5 and y > 3 then stop", 44), ("a <b> & c", 44)]
+    job_id = submit(api, encode(render_page(lines), dpi=(200, 200)), "rule.png")
+    text = api.get(f"/jobs/{job_id}/result", params={"format": "text"}).text
+    assert "< 5 and y >" in text, text  # the engine read it whole
+    words = text.split()
+
+    pdf = archive(api, job_id, "pdf", tmp_path)
+    hocr = etree.fromstring(api.get(f"/jobs/{job_id}/result", params={"format": "hocr"}).content)
+    alto = etree.fromstring(api.get(f"/jobs/{job_id}/result", params={"format": "alto"}).content)
+
+    assert pdftotext(pdf).split() == words
+    assert [w.text for w in hocr.iterfind(".//{*}span[@class='ocrx_word']")] == words
+    assert [s.get("CONTENT") for s in alto.iterfind(".//{*}String")] == words
 
 
 def test_a_russian_page_round_trips_its_cyrillic_through_the_pdf_text_layer(

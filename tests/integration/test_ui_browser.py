@@ -83,6 +83,7 @@ def browser() -> Iterator[WebDriver]:
         f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console: CSP reports
     # an explicit driver path: Selenium Manager (which would download) is skipped
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -132,6 +133,15 @@ def no_sideways_scroll(driver: WebDriver) -> bool:
     )
 
 
+def csp_violations(driver: WebDriver) -> list[str]:
+    """The console's Content-Security-Policy reports since the last call (the log is drained)."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
+
+
 def open_viewer(driver: WebDriver, item: WebElement) -> None:
     item.find_element(By.CLASS_NAME, "job-open").click()
     wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines li[data-line]"))
@@ -154,6 +164,9 @@ def test_upload_watch_read_and_check_in_chromium(
         encode(images[0], "PDF", save_all=True, append_images=images[1:], resolution=100)
     )
     browser.set_window_size(*DESKTOP)
+    page = httpx.get(f"{stack.url}/ui/", timeout=10)
+    assert "script-src 'self';" in page.headers["content-security-policy"]  # no inline script
+    csp_violations(browser)
     browser.get(f"{stack.url}/ui")  # the index's link: redirected to /ui/
 
     # two files at once through the page's own file input (what a drop or a pick gives)
@@ -236,6 +249,24 @@ def test_upload_watch_read_and_check_in_chromium(
     browser.save_screenshot(str(shots / "ui-phone-viewer.png"))
     for name in ("ui-desktop.png", "ui-phone-list.png", "ui-phone-viewer.png"):
         assert (shots / name).stat().st_size > 10_000, name
+    # the whole visit under the page's Content-Security-Policy: nothing refused
+    assert csp_violations(browser) == []
+
+
+@pytest.mark.parametrize(("path", "shown"), [("/docs", ".swagger-ui .info"), ("/redoc", "h1")])
+def test_the_api_docs_still_render_under_the_security_headers(
+    browser: WebDriver, stack: Stack, path: str, shown: str
+) -> None:
+    headers = httpx.get(stack.url + path, timeout=10).headers
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    csp_violations(browser)
+
+    browser.get(stack.url + path)
+
+    wait(browser).until(
+        lambda d: any("ocrq" in e.text for e in d.find_elements(By.CSS_SELECTOR, shown))
+    )
+    assert csp_violations(browser) == []
 
 
 def test_api_key_kept_in_the_tab_and_cancel_in_chromium(

@@ -17,6 +17,7 @@ from PIL import Image, ImageChops, ImageDraw
 
 from api.archives.alto import ALTO_NS
 from api.archives.glyphless import glyphless_ttf
+from api.archives.layout import plain_lines
 from api.archives.produce import render_archive
 from shared.results import Block, DocumentResult, PageResult
 from testkit.pages import encode, font, text_pdf
@@ -234,3 +235,19 @@ def test_the_glyphless_font_is_a_font_freetype_loads() -> None:
     loaded = ImageFont.truetype(io.BytesIO(glyphless_ttf()), 20)
     assert loaded.getname() == ("OcrqGlyphLess", "Regular")
     assert loaded.getlength("abcd") == 40  # 500 units a glyph: the PDF's /DW
+
+
+def test_text_that_looks_like_markup_keeps_every_word_only_tables_are_parsed() -> None:
+    plain = Block(text="if x < 5 and y > 3 then stop\na <b> &amp; c | d", bbox=[0, 0, 900, 80])
+    table = Block(
+        type="table",
+        text="<table><tr><td>x &lt; 5</td><td>a|b</td></tr><tr><td>y > 3</td></tr></table>",
+        bbox=[0, 100, 900, 180],
+    )
+    markdown_table = Block(
+        type="table", text="| Qty | Price |\n|---|---|\n| 2 | 9.50 |", bbox=[0, 0, 9, 9]
+    )
+
+    assert plain_lines(plain) == ["if x < 5 and y > 3 then stop", "a <b> &amp; c | d"]
+    assert plain_lines(table) == ["x < 5 a|b", "y > 3"]
+    assert plain_lines(markdown_table) == ["Qty Price", "2 9.50"]

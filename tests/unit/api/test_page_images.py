@@ -4,19 +4,22 @@ it, bounded, kept beside the result; GET /jobs/{id}/pages/{n}/image with the res
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.errors import PageNotFound
+from api.errors import PageNotFound, PageTooLarge
 from api.page_images import MAX_SIDE, page_image, render_page_image
 from shared.errors import JobNotFound
 from shared.jobs import Claim, JobStore, connect_redis
+from shared.page_limits import MAX_IMAGE_PIXELS
 from shared.results import Block, DocumentResult, PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles
+from testkit.page_pictures import many_pixels_png
 from testkit.pages import encode, render_page, text_pdf
 from tests.unit.api.owners import ALICE, BOB
 
@@ -146,3 +149,22 @@ def test_the_owner_gets_the_picture_others_get_404(owner_client: TestClient, sec
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "page_not_found")
     assert bad.status_code == 422
     assert owner_client.get(url).status_code == 401
+
+
+def test_a_big_bilevel_scan_is_reduced_with_its_ink_where_it_was(tmp_path: Path) -> None:
+    source = tmp_path / "scan.png"
+    source.write_bytes(encode(_half_black(6001, 3000).convert("1")))
+
+    picture = _picture(render_page_image(source, "image/png", _page(1, 6001, 3000)))
+
+    assert picture.size == (MAX_SIDE, 1000)
+    assert picture.getpixel((10, 500)) < 60 and picture.getpixel((1990, 500)) > 200
+
+
+def test_a_page_past_the_workers_pixel_limit_gets_no_picture(tmp_path: Path) -> None:
+    side = math.isqrt(MAX_IMAGE_PIXELS) + 1  # the worker refused it: image_too_large
+    source = tmp_path / "huge.png"
+    source.write_bytes(many_pixels_png(side))
+
+    with pytest.raises(PageTooLarge, match=f"pictures are drawn of pages up to {MAX_IMAGE_PIXELS}"):
+        render_page_image(source, "image/png", _page(1, side, side))

@@ -1,0 +1,80 @@
+"""Peak memory of the API process drawing page pictures of a tiny upload with many pixels.
+
+    .venv/bin/python -m bench.page_image_memory [--redis-url redis://127.0.0.1:6379/13] [--root DIR]
+
+A 10000x10000 1-bit PNG is about 25 KB. The script starts a real API process (testkit Stack,
+of the checkout --root names), stores such jobs as a worker leaves them (source kept, result
+written, succeeded), then asks GET /jobs/{id}/pages/1/image (or --path) once, 12 times at once
+for one job, and once each for 12 jobs at once, each case on a freshly started API. It prints the
+API's RSS before, its peak (VmHWM) and its RSS after. Run it on two checkouts to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from bench.procs import memory_mb
+from shared.jobs import JobStore, connect_redis
+from testkit.page_pictures import many_pixels_png, store_succeeded_job
+from testkit.stack import ROOT, Stack
+
+CASES = [("1 request", 1, 1), ("12 at once, one page", 1, 12), ("12 jobs at once", 12, 12)]
+
+
+def measure(
+    stack: Stack, job_ids: list[str], requests: int, path: str
+) -> tuple[list[int], float, float, float]:
+    """Start the API, ask for `path` of the jobs (`requests` at once), stop it: the statuses, RSS
+    before, peak RSS and RSS after, in MB."""
+    stack.start_api()
+    assert stack.api is not None
+    try:
+        before, _ = memory_mb(stack.api.pid)
+        urls = [f"{stack.url}/jobs/{job_ids[i % len(job_ids)]}/{path}" for i in range(requests)]
+        with ThreadPoolExecutor(requests) as pool:
+            statuses = list(pool.map(lambda url: httpx.get(url, timeout=300).status_code, urls))
+        after, peak = memory_mb(stack.api.pid)
+    finally:
+        stack.stop()
+        stack.api = None
+    return sorted(set(statuses)), before, peak, after
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--path", default="pages/1/image", help="what to ask of each job, e.g. result?format=pdf"
+    )
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose API runs")
+    args = parser.parse_args()
+    source = many_pixels_png()
+    scratch = ROOT / "var" / "bench"
+    scratch.mkdir(parents=True, exist_ok=True)
+    store = JobStore(connect_redis(args.redis_url), 3600)
+    print(f"upload: 10000x10000 1-bit PNG, {len(source)} bytes; {args.path} of {args.root}")
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        for name, jobs, requests in CASES:
+            base = Path(tmp) / name.replace(" ", "-").replace(",", "")
+            base.mkdir()
+            stack = Stack(base=base, redis_url=args.redis_url, root=args.root)
+            job_ids = [
+                store_succeeded_job(store, base / "temp", base / "output", source, "image/png")
+                for _ in range(jobs)
+            ]
+            statuses, before, peak, after = measure(stack, job_ids, requests, args.path)
+            print(
+                f"{name:22} statuses {statuses}  RSS before {before:.0f} MB  "
+                f"peak {peak:.0f} MB  RSS after {after:.0f} MB"
+            )
+            for job_id in job_ids:
+                store.delete(job_id)
+
+
+if __name__ == "__main__":
+    main()
