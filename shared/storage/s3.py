@@ -90,11 +90,14 @@ class Bucket:
         return self.prefix + "/".join(parts)
 
     # -- errors --
-    def _missing(self, exc: Exception) -> bool:
+    def _code(self, exc: Exception) -> str:
+        """The S3 error code of a ClientError ("" for any other failure)."""
         if not isinstance(exc, self._client_error):
-            return False
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return code in ("404", "NoSuchKey", "NotFound")
+            return ""
+        return str(exc.response.get("Error", {}).get("Code", ""))
+
+    def _missing(self, exc: Exception) -> bool:
+        return self._code(exc) in ("404", "NoSuchKey", "NotFound")
 
     @contextmanager
     def _calls(self, what: str) -> Iterator[None]:
@@ -229,9 +232,27 @@ class Bucket:
         return aborted
 
     def check(self) -> None:
-        """Prove the bucket answers to these credentials (StorageUnavailable if not)."""
-        with self._calls("HEAD bucket"):
+        """Prove the bucket exists and answers to these credentials (StorageUnavailable if not:
+        a process that cannot reach its bucket must not start)."""
+        try:
             self.client.head_bucket(Bucket=self.name)
+        except self._unavailable as exc:
+            where = f"the bucket {self.name!r} (STORAGE_URL={_url(self)})"
+            if self._missing(exc) or self._code(exc) == "NoSuchBucket":
+                reason = "does not exist at this endpoint; create it, or fix STORAGE_URL"
+            elif self._code(exc) in _REFUSED:
+                reason = "refuses these credentials; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            else:
+                reason = f"does not answer: {exc}"
+            raise StorageUnavailable(f"{where} {reason}") from None
+
+
+def _url(bucket: Bucket) -> str:
+    return f"s3://{bucket.name}/{bucket.prefix}".rstrip("/")
+
+
+# what S3-compatible servers answer a wrong key id or secret (or missing permission)
+_REFUSED = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
 _BUCKETS: dict[tuple, Bucket] = {}
