@@ -21,6 +21,7 @@ from api.event_hub import EventHub
 from api.readiness import ServiceHealth
 from api.routes import health, jobs, metrics, ocr, pages, streams
 from api.service import JobAccess
+from api.storage_calls import StorageCalls
 from api.submitting import Submissions
 from api.ui import install_ui
 from api.watching import JobWatch
@@ -48,8 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
         celery = make_celery(settings)
         workers = WorkerRegistry(client)
         engines = EngineChoice(settings, workers)
-        app.state.submissions = Submissions(settings, store, celery, engines)
-        app.state.service = JobAccess(settings, store)
+        storage = StorageCalls()
+        app.state.submissions = Submissions(settings, store, celery, engines, storage)
+        app.state.service = JobAccess(settings, store, storage)
         app.state.health = ServiceHealth(store, workers)
         hub: EventHub = app.state.hub
         app.state.watch = JobWatch(app.state.service, hub, settings.stream_keepalive_seconds)
@@ -59,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         sweeper.cancel()
         await hub.stop()
+        storage.close()
         client.close()
 
     app = FastAPI(

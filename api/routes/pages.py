@@ -37,15 +37,17 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             "(job_not_found), or no page `index` in its result (page_not_found)",
         },
         409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
+        410: {"model": ErrorBody, "description": "`result_gone`: the result is no longer stored"},
         503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
     },
 )
-def get_page_image(
+async def get_page_image(
     job_id: str,
     index: Annotated[int, Path(ge=1, le=1_000_000)],
     service: ServiceDep,
     api_key: ApiKeyDep,
 ) -> Response:
-    response = file_response(service.page_image(job_id, index, api_key), "image/jpeg")
+    stored = await service.page_image(job_id, index, api_key)
+    response = file_response(stored, "image/jpeg", service.storage)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -50,6 +50,7 @@ OUTPUT_AREA = "output"  # results: OUTPUT_DIR's
 AREAS = (TEMP_AREA, OUTPUT_AREA, SOURCES_DIR)
 _READ_CHUNK = 256 << 10  # bytes per chunk served or downloaded
 _DELETE_BATCH = 1000  # DeleteObjects' limit
+ATTEMPTS = 3  # tries of one bucket request (botocore's standard retry mode)
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ def bucket_of(settings: Settings) -> Bucket:
         secret,
         settings.s3_addressing_style,
         settings.s3_part_mb,
+        settings.s3_timeout_seconds,
     )
     with _BUCKETS_GUARD:
         if ident not in _BUCKETS:
@@ -285,10 +287,13 @@ def _client(settings: Settings, secret: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    # A bucket that stalls must fail a call within seconds, not hold its thread for minutes:
+    # each request waits S3_TIMEOUT_SECONDS to connect and for each read, tried 3 times in all
+    # (about 3 x timeout + 3 s of backoff), then StorageUnavailable (503 storage_unavailable).
     config = Config(
-        connect_timeout=5,
-        read_timeout=60,
-        retries={"max_attempts": 4, "mode": "standard"},
+        connect_timeout=settings.s3_timeout_seconds,
+        read_timeout=settings.s3_timeout_seconds,
+        retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
         s3={"addressing_style": settings.s3_addressing_style},
         # S3-compatible servers differ in the checksums they accept: send them only when needed
         request_checksum_calculation="when_required",
