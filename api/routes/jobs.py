@@ -76,7 +76,8 @@ _UPLOAD_BODY = {
 }
 
 _IDEMPOTENCY_DOC = (
-    "Optional. A repeated key (per API key, within JOB_TTL_SECONDS) answers **200** with the "
+    "Optional. A repeated key (per API key, while its job lives and JOB_TTL_SECONDS after its "
+    "end) answers **200** with the "
     "job it created before, header `Idempotent-Replayed: true`, and queues nothing. The repeat "
     "is read like any upload (a bad one gets the same 4xx) and must be the same request: same "
     "file bytes and form fields, else **422** `idempotency_key_reused`. A canceled or expired "
