@@ -8,12 +8,14 @@ import socket
 
 import uvicorn
 
-from api.app import create_app
+from api.app import check_start, create_app
 from api.connection_guard import guarded_protocol
 from api.event_hub import EventHub
 from api.listen import listening_socket
+from shared.errors import StorageUnavailable
 from shared.logs import configure_logging
 from shared.settings import load_settings
+from shared.storage import DirectoryNotWritable
 
 log = logging.getLogger("api")
 
@@ -31,6 +33,12 @@ def main() -> None:
     ).parse_args()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        # before uvicorn: a failed check in its lifespan would end the process with uvicorn's 3
+        check_start(settings)
+    except (DirectoryNotWritable, StorageUnavailable) as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(2) from None
     try:
         sock = listening_socket(settings.host, settings.port, settings.api_socket_rcvbuf)
     except OSError as exc:

@@ -22,15 +22,15 @@ from api.readiness import ServiceHealth
 from api.routes import health, jobs, metrics, ocr, pages, streams
 from api.security_headers import SecurityHeaders
 from api.service import JobAccess
+from api.storage_calls import StorageCalls
 from api.submitting import Submissions
 from api.ui import install_ui
 from api.watching import JobWatch
 from shared import __version__
-from shared.errors import StorageUnavailable
 from shared.jobs import JobStore, WorkerRegistry, connect_settings_redis, recover_orphans
 from shared.queue import make_celery
 from shared.settings import Settings
-from shared.storage import DirectoryNotWritable, ensure_writable_dir
+from shared.storage import ensure_writable_dir
 from shared.storage.s3 import check_storage
 
 log = logging.getLogger(__name__)
@@ -41,20 +41,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            ensure_writable_dir(settings.temp_dir, "TEMP_DIR")
-            where = check_storage(settings)
-        except (DirectoryNotWritable, StorageUnavailable) as exc:
-            log.error("%s", exc)
-            raise SystemExit(2) from exc
+        # `python -m api` ran these before listening (exit 2); an app built another way (tests,
+        # another server) meets the same checks here
+        where = check_start(settings)
         log.info("upload dir %s is writable; job files in %s", settings.temp_dir, where)
         client = connect_settings_redis(settings)
         store = JobStore(client, settings.job_ttl_seconds)
         celery = make_celery(settings)
         workers = WorkerRegistry(client)
         engines = EngineChoice(settings, workers)
-        app.state.submissions = Submissions(settings, store, celery, engines)
-        app.state.service = JobAccess(settings, store)
+        storage = StorageCalls()
+        app.state.submissions = Submissions(settings, store, celery, engines, storage)
+        app.state.service = JobAccess(settings, store, storage)
         app.state.health = ServiceHealth(store, workers)
         hub: EventHub = app.state.hub
         app.state.watch = JobWatch(app.state.service, hub, settings.stream_keepalive_seconds)
@@ -64,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         sweeper.cancel()
         await hub.stop()
+        storage.close()
         client.close()
 
     app = FastAPI(
@@ -94,6 +93,13 @@ def create_app(settings: Settings) -> FastAPI:
     install_docs(app)
     install_ui(app, settings)
     return app
+
+
+def check_start(settings: Settings) -> str:
+    """What the API needs before it listens: TEMP_DIR writable and the job files' place
+    reachable (DirectoryNotWritable or StorageUnavailable if not); where job files live."""
+    ensure_writable_dir(settings.temp_dir, "TEMP_DIR")
+    return check_storage(settings)
 
 
 async def _sweep_orphans(store: JobStore, celery: Celery, settings: Settings) -> None:

@@ -55,6 +55,19 @@ class PageTooLarge(ServiceError):
     code = ErrorCode.image_too_large
 
 
+class ResultGone(ServiceError):
+    """The job succeeded, but its result files are no longer stored: submit it again."""
+
+    code = ErrorCode.result_gone
+
+
+def result_gone(job_id: str) -> ResultGone:
+    return ResultGone(
+        f"job {job_id} succeeded, but its result is no longer stored (removed, or this API "
+        "reads another STORAGE_URL / OUTPUT_DIR); submit the file again for a new job"
+    )
+
+
 class ResultNotReady(ServiceError):
     code = ErrorCode.result_not_ready
 
@@ -145,6 +158,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.job_failed: 409,
     ErrorCode.job_finished: 409,
     ErrorCode.result_not_ready: 409,
+    ErrorCode.result_gone: 410,
     ErrorCode.file_too_large: 413,
     ErrorCode.form_too_large: 413,
     ErrorCode.http_413: 413,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.errors import PageNotFound, PageTooLarge
+from api.errors import PageNotFound, PageTooLarge, result_gone
 from api.page_count import PDFIUM_LOCK
 from api.rendering import disk_full_as_507, one_renderer, render_alone
 from shared.errors import JobNotFound
@@ -43,11 +43,12 @@ def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
     """The picture of page `index` of a succeeded job, rendered now on its first request and
     stored with the result (OUTPUT_DIR or the bucket).
 
-    PageNotFound when the result has no such page; JobNotFound when result or source is gone."""
+    PageNotFound when the result has no such page; ResultGone when the result is gone,
+    JobNotFound when the source is."""
     stored = files.stored_page_image(index)
     if stored is not None:
         return stored
-    gone = JobNotFound(f"the result of job {files.job_id} is gone (expired or deleted)")
+    gone = result_gone(files.job_id)
     try:
         document = DocumentResult.model_validate_json(files.read_result("json"))
     except FileNotFoundError:

@@ -9,12 +9,22 @@ from __future__ import annotations
 import logging
 import re
 
+from starlette.concurrency import run_in_threadpool
+
 from api.archives.produce import ARCHIVE_FORMATS, archive_file
-from api.errors import ImageNotFound, JobAlreadyFinished, JobCanceled, JobFailed, ResultNotReady
+from api.errors import (
+    ImageNotFound,
+    JobAlreadyFinished,
+    JobCanceled,
+    JobFailed,
+    ResultNotReady,
+    result_gone,
+)
 from api.page_images import page_image
 from api.schemas import JobView
+from api.storage_calls import StorageCalls
 from shared.api_keys import owner_fingerprint
-from shared.errors import JobNotFound
+from shared.errors import JobNotFound, StorageUnavailable
 from shared.jobs import JobEvent, JobRecord, JobStatus, JobStore
 from shared.jobs.webhooks import DeliveryState
 from shared.settings import Settings
@@ -24,28 +34,36 @@ log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
+# how long GET /jobs/{id} waits for the bucket to say a succeeded job's result is there
+RESULT_CHECK_SECONDS = 2.0
+
 
 class JobAccess:
-    def __init__(self, settings: Settings, store: JobStore) -> None:
+    def __init__(self, settings: Settings, store: JobStore, storage: StorageCalls) -> None:
         self.settings = settings
         self.store = store
+        self.storage = storage  # every job-file call runs there, never on the Redis threads
 
     def _files(self, job_id: str) -> JobFiles:
         return job_files(self.settings, job_id)
 
-    def cancel(self, job_id: str, api_key: str | None = None) -> JobRecord:
+    async def cancel(self, job_id: str, api_key: str | None = None) -> JobRecord:
         """Cancel a queued job at once (upload removed), a running one before its next page."""
+        before = await run_in_threadpool(self._cancel, job_id, api_key)
+        if before is JobStatus.queued:
+            # no worker has it: the worker that takes its message finds it canceled and skips it
+            await self.storage.run(self._files(job_id).remove_all)
+        log.info("job=%s canceled (was %s)", job_id, before.value)
+        return await run_in_threadpool(self.store.require, job_id)
+
+    def _cancel(self, job_id: str, api_key: str | None) -> JobStatus:
         self.get(job_id, api_key)  # unknown, or another key's job: 404 before touching it
         before = self.store.cancel(job_id)
         if before is None:
             raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
         if before in (JobStatus.succeeded, JobStatus.failed):
             raise JobAlreadyFinished(f"job {job_id} already {before.value}; nothing to cancel")
-        if before is JobStatus.queued:
-            # no worker has it: the worker that takes its message finds it canceled and skips it
-            self._files(job_id).remove_all()
-        log.info("job=%s canceled (was %s)", job_id, before.value)
-        return self.store.require(job_id)
+        return before
 
     def get(self, job_id: str, api_key: str | None = None) -> JobRecord:
         """The job, if `api_key` may see it: with API_KEYS set, only the key that created it.
@@ -81,32 +99,58 @@ class JobAccess:
             return None
         return self.store.webhooks.latest_for_job(record.job_id)
 
-    def result_file(self, job_id: str, fmt: str, api_key: str | None = None) -> StoredFile:
+    async def result_file(self, job_id: str, fmt: str, api_key: str | None = None) -> StoredFile:
         """The stored result file, once the job has succeeded (pdf/hocr/alto: rendered on the
         first request, then kept with the result)."""
-        record = self._succeeded(job_id, api_key)
+        record = await run_in_threadpool(self._succeeded, job_id, api_key)
+        return await self.storage.run(self._result_of, record, fmt)
+
+    def _result_of(self, record: JobRecord, fmt: str) -> StoredFile:
+        files = self._files(record.job_id)
         if fmt in ARCHIVE_FORMATS:
-            return archive_file(self._files(job_id), fmt, record.media_type or "")
-        stored = self._files(job_id).stored_result(fmt)
+            return archive_file(files, fmt, record.media_type or "")
+        stored = files.stored_result(fmt)
         if stored is None:
-            raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
+            raise result_gone(record.job_id)
         return stored
 
-    def image_file(self, job_id: str, name: str, api_key: str | None = None) -> StoredFile:
+    async def image_file(self, job_id: str, name: str, api_key: str | None = None) -> StoredFile:
         """A stored image crop of the job's result (linked from its markdown)."""
-        self._succeeded(job_id, api_key)
+        await run_in_threadpool(self._succeeded, job_id, api_key)
+        return await self.storage.run(self._image_of, job_id, name)
+
+    def _image_of(self, job_id: str, name: str) -> StoredFile:
         files = self._files(job_id)
         stored = files.stored_image(name)
         if stored is None:
             if not files.has_result("json"):
-                raise JobNotFound(f"the result of job {job_id} is gone (expired or deleted)")
+                raise result_gone(job_id)
             raise ImageNotFound(f"job {job_id} has no image {name!r}")
         return stored
 
-    def page_image(self, job_id: str, index: int, api_key: str | None = None) -> StoredFile:
+    async def page_image(self, job_id: str, index: int, api_key: str | None = None) -> StoredFile:
         """A picture of page `index` of the job's source, upright (rendered on first request)."""
-        record = self._succeeded(job_id, api_key)
-        return page_image(self._files(job_id), index, record.media_type or "")
+        record = await run_in_threadpool(self._succeeded, job_id, api_key)
+        return await self.storage.run(
+            page_image, self._files(job_id), index, record.media_type or ""
+        )
+
+    async def check_result(self, record: JobRecord) -> None:
+        """For a succeeded job, prove its result is still stored (ResultGone if not): a job
+        whose files were removed must not read as succeeded. A bucket that does not answer
+        within RESULT_CHECK_SECONDS leaves the record's word standing: status is Redis's."""
+        if record.status is not JobStatus.succeeded:
+            return
+        files = self._files(record.job_id)
+        try:
+            stored = await self.storage.answer_within(
+                RESULT_CHECK_SECONDS, files.has_result, "json"
+            )
+        except StorageUnavailable as exc:
+            log.warning("job=%s result not checked: %s", record.job_id, exc)
+            return
+        if not stored:
+            raise result_gone(record.job_id)
 
     def _succeeded(self, job_id: str, api_key: str | None) -> JobRecord:
         """The job's record if it succeeded; else the error a request for its result gets."""

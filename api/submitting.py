@@ -36,6 +36,7 @@ from api.errors import (
     UploadTooLarge,
 )
 from api.page_count import count_pages
+from api.storage_calls import StorageCalls
 from api.uploads import FormLimits, ReceivedUpload, receive_upload
 from shared.api_keys import owner_fingerprint
 from shared.callback_urls import CallbackRefused
@@ -66,10 +67,16 @@ class Accepted:
 
 class Submissions:
     def __init__(
-        self, settings: Settings, store: JobStore, celery: Celery, engines: EngineChoice
+        self,
+        settings: Settings,
+        store: JobStore,
+        celery: Celery,
+        engines: EngineChoice,
+        storage: StorageCalls,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.storage = storage  # the upload's PUT and removals: never on the Redis threads
         self.celery = celery
         self.engines = engines
         self.form_limits = FormLimits.of(settings)
@@ -134,18 +141,17 @@ class Submissions:
         async with self._removed_on_error(files):
             upload, options = await self._receive(body, content_type, files, prepare)
             record = await run_in_threadpool(
-                self._queue_new, files, upload, options, owner_fingerprint(scope)
+                self._checked_record, files, upload, options, owner_fingerprint(scope)
             )
+            await self._store_and_enqueue(files, record)
         return self._accepted(record)
 
-    def _queue_new(
+    def _checked_record(
         self, files: JobFiles, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> JobRecord:
-        """Count pages, store the upload, record the job and enqueue it (in a thread)."""
+        """The queue's room checked, pages counted: the record to queue (in a thread)."""
         self._check_queue_room(options.priority)
-        record = self._new_record(files.job_id, upload, options, owner)
-        self._store_and_enqueue(files, record)
-        return record
+        return self._new_record(files.job_id, upload, options, owner)
 
     # -- a new job for a claimed Idempotency-Key --
     async def _submit_claimed(
@@ -165,8 +171,9 @@ class Submissions:
             async with self._removed_on_error(files):
                 upload, options = await self._receive(body, content_type, files, prepare)
                 record, fingerprint = await run_in_threadpool(
-                    self._queue_claimed, files, upload, options, owner_fingerprint(scope)
+                    self._checked_claimed, files, upload, options, owner_fingerprint(scope)
                 )
+                await self._store_and_enqueue(files, record)
         except BaseException:
             with contextlib.suppress(QueueUnavailable):
                 await run_in_threadpool(self.store.idempotency.release, scope, key, claim)
@@ -177,15 +184,13 @@ class Submissions:
         )
         return record
 
-    def _queue_claimed(
+    def _checked_claimed(
         self, files: JobFiles, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> tuple[JobRecord, str]:
-        """Count pages, fingerprint and store the upload, record the job, enqueue it (thread)."""
-        self._check_queue_room(options.priority)
-        record = self._new_record(files.job_id, upload, options, owner)
-        fingerprint = _fingerprint(upload)  # before queueing: the worker removes the upload
-        self._store_and_enqueue(files, record)
-        return record, fingerprint
+        """As `_checked_record`, and the upload's fingerprint (before queueing: the worker
+        removes the upload)."""
+        record = self._checked_record(files, upload, options, owner)
+        return record, _fingerprint(upload)
 
     # -- a repeated Idempotency-Key --
     def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, Bound | None]:
@@ -278,20 +283,19 @@ class Submissions:
         )
         return upload, parse_options(upload.fields)
 
-    @staticmethod
     @contextlib.asynccontextmanager
-    async def _removed_on_error(files: JobFiles) -> AsyncIterator[None]:
+    async def _removed_on_error(self, files: JobFiles) -> AsyncIterator[None]:
         """A submission that fails leaves no folder and no object; after a refusal the body may
         be only partly read: the connection closes instead of draining it. One that succeeds
         keeps no local spool when the upload went to a bucket."""
         try:
             yield
         except ServiceError as exc:
-            await run_in_threadpool(files.remove_all)
+            await self.storage.run(files.remove_all)
             exc.headers.setdefault("Connection", "close")
             raise
         except BaseException:
-            await run_in_threadpool(files.remove_all)
+            await self.storage.run(files.remove_all)
             raise
         await run_in_threadpool(files.drop_local)
 
@@ -344,10 +348,13 @@ class Submissions:
         except ValueError as exc:
             raise InvalidOption(f"pages: {exc}") from None
 
-    def _store_and_enqueue(self, files: JobFiles, record: JobRecord) -> None:
-        """The upload stored (the bucket: one PUT, or parts streamed from the spool) before
-        the job exists, so a worker never meets a job without its input."""
-        files.store_input()
+    async def _store_and_enqueue(self, files: JobFiles, record: JobRecord) -> None:
+        """The upload stored (the bucket: one PUT, or parts streamed from the spool; on the
+        storage pool) before the job exists, so a worker never meets a job without its input."""
+        await self.storage.run(files.store_input)
+        await run_in_threadpool(self._enqueue, record)
+
+    def _enqueue(self, record: JobRecord) -> None:
         self.store.create(record)
         try:
             self.celery.send_task(TASK_RUN, args=[record.job_id], queue=record.queue, retry=False)

@@ -130,7 +130,9 @@ class JobWatch:
         """The job now; with `wait`, once it changed (any event) or after `wait` seconds."""
         if wait is not None:
             await self._wait(job_id, api_key, wait, until_end=False)
-        return await run_in_threadpool(self._view_now, job_id, api_key)
+        record = await run_in_threadpool(self.access.get, job_id, api_key)
+        await self.access.check_result(record)  # a succeeded job's files may be gone
+        return await run_in_threadpool(self.access.view, record)
 
     # -- POST /ocr --
     async def wait_for_end(

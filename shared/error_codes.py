@@ -48,6 +48,7 @@ class ErrorCode(enum.StrEnum):
     image_not_found = "image_not_found"
     page_not_found = "page_not_found"  # GET /jobs/{id}/pages/{n}/image: no page n in the result
     result_not_ready = "result_not_ready"
+    result_gone = "result_gone"  # succeeded, but its result is no longer stored (410)
     job_failed = "job_failed"
     job_canceled = "job_canceled"
     job_finished = "job_finished"

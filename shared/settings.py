@@ -305,6 +305,15 @@ class Settings(BaseSettings):
         8, ge=5, le=512, description="Part size of multipart uploads (memory per upload in flight)"
     )
 
+    # both: how long one bucket request may wait (shared/storage/s3.py)
+    s3_timeout_seconds: float = Field(
+        5,
+        gt=0,
+        le=300,
+        description="Connect and read timeout of one bucket request (tried 3 times): a stalled "
+        "bucket fails a call within about 3 times this, answered 503 storage_unavailable",
+    )
+
     @field_validator("storage_url")
     @classmethod
     def _storage_scheme(cls, value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -75,8 +76,9 @@ class S3Server:
 
 
 @contextmanager
-def running_s3_server(log_dir: Path) -> Iterator[S3Server]:
-    """`moto_server` on 127.0.0.1 on a free port, stopped when the block ends."""
+def running_s3_server(log_dir: Path, env: dict[str, str] | None = None) -> Iterator[S3Server]:
+    """`moto_server` on 127.0.0.1 on a free port, stopped when the block ends. `env` adds to
+    its environment (INITIAL_NO_AUTH_ACTION_COUNT=N: credentials checked after N requests)."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "moto.log", "ab") as log:
@@ -84,6 +86,7 @@ def running_s3_server(log_dir: Path) -> Iterator[S3Server]:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     server = S3Server(f"http://127.0.0.1:{port}", process)
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from api.archives.alto import write_alto
 from api.archives.hocr import write_hocr
 from api.archives.pdf import write_pdf
+from api.errors import result_gone
 from api.rendering import disk_full_as_507, one_renderer, render_alone
 from shared.errors import JobNotFound
 from shared.results import DocumentResult
@@ -34,11 +35,12 @@ ARCHIVE_MEDIA_TYPES = {
 def archive_file(files: JobFiles, fmt: str, media_type: str) -> StoredFile:
     """The job's `fmt` file, rendered now if this is its first request.
 
-    JobNotFound when the result (or, for the PDF, the source) is no longer stored."""
+    ResultGone when the result is no longer stored; JobNotFound when (for the PDF) its source
+    is not."""
     stored = files.stored_result(fmt)
     if stored is not None:
         return stored
-    gone = JobNotFound(f"the result of job {files.job_id} is gone (expired or deleted)")
+    gone = result_gone(files.job_id)
     if not files.has_result("json"):
         raise gone
     if fmt == "pdf" and not files.has_source():

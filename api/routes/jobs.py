@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep, WatchDep
 from api.schemas import ErrorBody, JobAccepted, JobView, links_for
+from api.storage_calls import StorageCalls
 from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted, Submissions
 from api.watching import WAIT_LIMIT_SECONDS
 from shared.options import JobOptions
@@ -26,6 +28,13 @@ _ERRORS = {
     503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
 }
 ERRORS = _ERRORS  # of every route on a job (api/routes/streams.py, ocr.py too)
+_GONE = {
+    410: {
+        "model": ErrorBody,
+        "description": "`result_gone`: the job succeeded, but its result is no longer stored "
+        "(removed, or another STORAGE_URL); submit the file again",
+    }
+}
 
 
 def _option_fields() -> dict:
@@ -67,7 +76,8 @@ _UPLOAD_BODY = {
 }
 
 _IDEMPOTENCY_DOC = (
-    "Optional. A repeated key (per API key, within JOB_TTL_SECONDS) answers **200** with the "
+    "Optional. A repeated key (per API key, while its job lives and JOB_TTL_SECONDS after its "
+    "end) answers **200** with the "
     "job it created before, header `Idempotent-Replayed: true`, and queues nothing. The repeat "
     "is read like any upload (a bad one gets the same 4xx) and must be the same request: same "
     "file bytes and form fields, else **422** `idempotency_key_reused`. A canceled or expired "
@@ -201,7 +211,7 @@ _WAIT_DOC = (
 )
 
 
-@router.get("/{job_id}", summary="Job status and progress", responses=_ERRORS)
+@router.get("/{job_id}", summary="Job status and progress", responses={**_ERRORS, **_GONE})
 async def get_job(
     job_id: str,
     watch: WatchDep,
@@ -232,31 +242,35 @@ async def get_job(
             "model": ErrorBody,
             "description": "`insufficient_storage`: no room to store a pdf, hocr or alto file",
         },
+        **_GONE,
         **_ERRORS,
     },
 )
-def get_result(
+async def get_result(
     job_id: str,
     service: ServiceDep,
     api_key: ApiKeyDep,
     format: ResultFormat = "json",  # noqa: A002
 ) -> Response:
-    return result_response(service.result_file(job_id, format, api_key), format)
+    stored = await service.result_file(job_id, format, api_key)
+    return result_response(stored, format, service.storage)
 
 
-def result_response(stored: StoredFile, fmt: str) -> Response:
+def result_response(stored: StoredFile, fmt: str, storage: StorageCalls) -> Response:
     """A stored result as GET /jobs/{id}/result answers it in format `fmt`: a local file as
     FileResponse, an object streamed from the bucket with its length declared."""
-    return file_response(stored, _MEDIA[fmt])
+    return file_response(stored, _MEDIA[fmt], storage)
 
 
-def file_response(stored: StoredFile, media_type: str) -> Response:
-    """A local file as FileResponse; an object streamed from the bucket, its length declared."""
+def file_response(stored: StoredFile, media_type: str, storage: StorageCalls) -> Response:
+    """A local file as FileResponse; an object streamed from the bucket (read on the storage
+    pool), its length declared."""
     if stored.path is not None:
         return FileResponse(stored.path, media_type=media_type)
     assert stored.chunks is not None
     headers = {"Content-Length": str(stored.size)}
-    return StreamingResponse(stored.chunks(), media_type=media_type, headers=headers)
+    body = storage.iterate(stored.chunks())
+    return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -280,18 +294,28 @@ def file_response(stored: StoredFile, media_type: str) -> Response:
             "in its result (image_not_found)",
         },
         409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
+        **_GONE,
         **{code: body for code, body in _ERRORS.items() if code != 404},
     },
 )
-def get_image(
+async def get_image(
     job_id: str,
     service: ServiceDep,
     api_key: ApiKeyDep,
     # declared, not validated here: a name off the pattern answers 404 image_not_found
     name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
 ) -> Response:
-    stored = service.image_file(job_id, name, api_key)
-    return file_response(stored, IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]])
+    stored = await service.image_file(job_id, name, api_key)
+    return file_response(stored, IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]], service.storage)
+
+
+@router.get("/{job_id}/images/{name:path}", include_in_schema=False)
+async def get_image_by_path(
+    job_id: str, service: ServiceDep, api_key: ApiKeyDep, name: str
+) -> Response:
+    """A name holding a slash (`a%2Fb` arrives decoded) names no image either: the same
+    answers as get_image (image_not_found once the job is visible), never another route's."""
+    return await get_image(job_id, service, api_key, name)
 
 
 @router.delete(
@@ -302,5 +326,6 @@ def get_image(
     "answers the same; a succeeded or failed job cannot be canceled (409 `job_finished`).",
     responses={409: {"model": ErrorBody, "description": "The job already finished"}, **_ERRORS},
 )
-def cancel_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
-    return service.view(service.cancel(job_id, api_key))
+async def cancel_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
+    record = await service.cancel(job_id, api_key)
+    return await run_in_threadpool(service.view, record)

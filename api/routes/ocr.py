@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ApiKeyDep, ServiceDep, SettingsDep, SubmissionsDep, WatchDep
 from api.routes import jobs
@@ -83,8 +82,8 @@ async def ocr(
         job_id, api_key, settings.sync_wait_seconds, give_up=_client_gone(request)
     )
     if record.status.terminal:
-        stored = await run_in_threadpool(service.result_file, job_id, format, api_key)
-        return result_response(stored, format)
+        stored = await service.result_file(job_id, format, api_key)
+        return result_response(stored, format, service.storage)
     # POST /jobs's body and headers; 202 even for a replayed Idempotency-Key (200 is a result)
     answer = Response()
     body = accepted_answer(accepted, answer)

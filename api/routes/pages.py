@@ -41,16 +41,18 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             "model": ErrorBody,
             "description": "`image_too_large`: the page has more pixels than the worker reads",
         },
+        410: {"model": ErrorBody, "description": "`result_gone`: the result is no longer stored"},
         503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
         507: {"model": ErrorBody, "description": "`insufficient_storage`: no room to store it"},
     },
 )
-def get_page_image(
+async def get_page_image(
     job_id: str,
     index: Annotated[int, Path(ge=1, le=1_000_000)],
     service: ServiceDep,
     api_key: ApiKeyDep,
 ) -> Response:
-    response = file_response(service.page_image(job_id, index, api_key), "image/jpeg")
+    stored = await service.page_image(job_id, index, api_key)
+    response = file_response(stored, "image/jpeg", service.storage)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -10,9 +10,17 @@ has a job for gets that job back instead of a second one.
 
 from __future__ import annotations
 
+import os
 import sys
 
-from ocrq_client.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, describe
+from ocrq_client.cli.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    describe,
+)
 from ocrq_client.cli.parser import build_parser
 from ocrq_client.client import OcrqError
 
@@ -24,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # the reader of stdout went away (`ocrq submit DIR | head -3`): stop quietly, as a
+        # command killed by SIGPIPE would; stdout goes to /dev/null so that Python's own
+        # flush at exit finds no broken pipe either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:
         print(f"ocrq: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

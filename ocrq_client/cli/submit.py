@@ -27,6 +27,7 @@ from ocrq_client.client import (
 
 # pause before following a job again when the service was unreachable for a whole wait()
 UNREACHABLE_PAUSE = 2.0
+RESULT_GONE = "result_gone"  # the API's code for a succeeded job whose files are gone
 
 
 class Interrupted(Exception):
@@ -133,9 +134,10 @@ class BatchRun:
             job = await client.submit_bytes(
                 data, file.path.name, idempotency_key=key, priority=self.priority
             )
-            # --retry-failed: a failed job from an earlier run gets one successor per run;
-            # its key is derived from the failed job's, so re-runs find the successor again
-            while self.retry_failed and job.replayed and job.status == "failed":
+            # a job from an earlier run that cannot give its result (failed, with
+            # --retry-failed; succeeded but its result is gone) gets one successor per run;
+            # its key is derived from that job's, so re-runs find the successor again
+            while job.replayed and await self._needs_successor(client, job):
                 job = await client.submit_bytes(
                     data,
                     file.path.name,
@@ -164,6 +166,22 @@ class BatchRun:
         else:
             self._apply(file, job)
             print(f"{job.job_id}\t{file.state}\t{file.name}", flush=True)
+
+    async def _needs_successor(self, client: AsyncOcrqClient, job: Job) -> bool:
+        """Whether a replayed job is to be submitted anew: failed (only with --retry-failed),
+        or succeeded with its result no longer stored (the API answers 410 result_gone: removed,
+        `make clean`, the service moved to another STORAGE_URL)."""
+        if job.status == "failed":
+            return self.retry_failed
+        if job.status != "succeeded":
+            return False
+        try:
+            await client.get(job.job_id)
+        except ApiError as exc:
+            if exc.code == RESULT_GONE:
+                return True
+            raise
+        return False
 
     def _apply(self, file: BatchFile, job: Job) -> None:
         file.pages = job.progress.pages_done

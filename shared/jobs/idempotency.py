@@ -2,8 +2,9 @@
 
 A key is scoped per API key and stored hashed. While its first upload streams it holds a
 claim (`pending:<uuid>`, lapsing after PENDING_SECONDS if the API dies meanwhile); once the
-job exists it is bound to it (`<job id> <fingerprint of the upload>`), kept JOB_TTL_SECONDS
-from the submit.
+job exists it is bound to it (`<job id> <fingerprint of the upload>`), kept as long as the job
+lives and JOB_TTL_SECONDS after its end, like the job's record: a repeat of a long-running
+job's submit finds it, however long it runs.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Idempotency:
         self._redis = client
         self.ttl = ttl_seconds
         self._swap = client.register_script(scripts.IDEMPOTENCY_SWAP)
+        self._bind = client.register_script(scripts.IDEMPOTENCY_BIND)
         self._release = client.register_script(scripts.IDEMPOTENCY_RELEASE)
 
     @redis_errors_as_unavailable
@@ -74,10 +76,11 @@ class Idempotency:
     def bind(
         self, scope: str | None, key: str, claim: Pending, job_id: str, fingerprint: str
     ) -> bool:
-        """Point the claimed key at the job its upload became."""
+        """Point the claimed key at the job its upload became, for as long as the job lives
+        (and JOB_TTL_SECONDS after its end)."""
         bound = Bound(job_id, fingerprint)
         args = [claim.value, bound.value, self.ttl]
-        return self._swap(keys=[keys.idempotency(scope, key)], args=args) == 1
+        return self._bind(keys=[keys.idempotency(scope, key), keys.job(job_id)], args=args) == 1
 
     @redis_errors_as_unavailable
     def release(self, scope: str | None, key: str, claim: Pending) -> None:

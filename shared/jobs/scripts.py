@@ -31,14 +31,27 @@ local function live()
   redis.call('PERSIST', job_events)
 end
 
+-- The Idempotency-Key bound to this job (its record names it) lives as long as the record:
+-- no TTL while the job does, then the record's retention. A key rebound to another job since
+-- is that job's.
+local function idempotency_key_expires()
+  local idem = redis.call('HGET', job, 'idempotency_key')
+  if not idem then return end
+  local bound = redis.call('GET', idem)
+  if bound and string.sub(bound, 1, #job_id) == job_id then
+    redis.call('EXPIRE', idem, ttl)
+  end
+end
+
 -- The job ends as `status` (succeeded, failed, canceled) with `fields`: its outcome counted,
--- its event written, its retention started.
+-- its event written, its retention started (its record's, its events', its key's).
 local function finish(status, fields, event_fields)
   redis.call('HSET', job, 'status', status, 'finished_at', now, unpack(fields))
   redis.call('HINCRBY', counters, status, 1)
   emit(status, unpack(event_fields))
   redis.call('EXPIRE', job, ttl)
   redis.call('EXPIRE', job_events, ttl)
+  idempotency_key_expires()
 end
 
 -- The one place a job fails: the worker's failures and recovery's worker_lost alike.
@@ -66,6 +79,7 @@ DELETE = (
     _STATE
     + """
 local status, attempts = unpack(redis.call('HMGET', job, 'status', 'attempts'))
+idempotency_key_expires()
 if status == 'queued' and (tonumber(attempts) or 0) == 0 then
   redis.call('HINCRBY', counters, 'submitted', -1)
   for _, entry in ipairs(redis.call('XRANGE', job_events, '-', '+')) do
@@ -188,6 +202,27 @@ return 1
 IDEMPOTENCY_SWAP = """
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# Bind a claimed Idempotency-Key to its job: KEYS[1] the key, KEYS[2] the job's record; ARGV[1]
+# the claim, ARGV[2] the binding, ARGV[3] ttl. While the job is queued or running the key has no
+# TTL and the record names it (the job's end gives it the record's retention, _STATE); a job
+# that ended already gives it what is left of its record's.
+IDEMPOTENCY_BIND = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status == 'queued' or status == 'running' then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[2], 'idempotency_key', KEYS[1])
+  return 1
+end
+local left = redis.call('PTTL', KEYS[2])
+if left > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', left)
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
 return 1
 """
 

@@ -50,6 +50,7 @@ OUTPUT_AREA = "output"  # results: OUTPUT_DIR's
 AREAS = (TEMP_AREA, OUTPUT_AREA, SOURCES_DIR)
 _READ_CHUNK = 256 << 10  # bytes per chunk served or downloaded
 _DELETE_BATCH = 1000  # DeleteObjects' limit
+ATTEMPTS = 3  # tries of one bucket request (botocore's standard retry mode)
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,14 @@ class Bucket:
         return self.prefix + "/".join(parts)
 
     # -- errors --
-    def _missing(self, exc: Exception) -> bool:
+    def _code(self, exc: Exception) -> str:
+        """The S3 error code of a ClientError ("" for any other failure)."""
         if not isinstance(exc, self._client_error):
-            return False
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return code in ("404", "NoSuchKey", "NotFound")
+            return ""
+        return str(exc.response.get("Error", {}).get("Code", ""))
+
+    def _missing(self, exc: Exception) -> bool:
+        return self._code(exc) in ("404", "NoSuchKey", "NotFound")
 
     @contextmanager
     def _calls(self, what: str) -> Iterator[None]:
@@ -229,9 +233,27 @@ class Bucket:
         return aborted
 
     def check(self) -> None:
-        """Prove the bucket answers to these credentials (StorageUnavailable if not)."""
-        with self._calls("HEAD bucket"):
+        """Prove the bucket exists and answers to these credentials (StorageUnavailable if not:
+        a process that cannot reach its bucket must not start)."""
+        try:
             self.client.head_bucket(Bucket=self.name)
+        except self._unavailable as exc:
+            where = f"the bucket {self.name!r} (STORAGE_URL={_url(self)})"
+            if self._missing(exc) or self._code(exc) == "NoSuchBucket":
+                reason = "does not exist at this endpoint; create it, or fix STORAGE_URL"
+            elif self._code(exc) in _REFUSED:
+                reason = "refuses these credentials; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            else:
+                reason = f"does not answer: {exc}"
+            raise StorageUnavailable(f"{where} {reason}") from None
+
+
+def _url(bucket: Bucket) -> str:
+    return f"s3://{bucket.name}/{bucket.prefix}".rstrip("/")
+
+
+# what S3-compatible servers answer a wrong key id or secret (or missing permission)
+_REFUSED = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
 _BUCKETS: dict[tuple, Bucket] = {}
@@ -249,6 +271,7 @@ def bucket_of(settings: Settings) -> Bucket:
         secret,
         settings.s3_addressing_style,
         settings.s3_part_mb,
+        settings.s3_timeout_seconds,
     )
     with _BUCKETS_GUARD:
         if ident not in _BUCKETS:
@@ -264,10 +287,13 @@ def _client(settings: Settings, secret: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    # A bucket that stalls must fail a call within seconds, not hold its thread for minutes:
+    # each request waits S3_TIMEOUT_SECONDS to connect and for each read, tried 3 times in all
+    # (about 3 x timeout + 3 s of backoff), then StorageUnavailable (503 storage_unavailable).
     config = Config(
-        connect_timeout=5,
-        read_timeout=60,
-        retries={"max_attempts": 4, "mode": "standard"},
+        connect_timeout=settings.s3_timeout_seconds,
+        read_timeout=settings.s3_timeout_seconds,
+        retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
         s3={"addressing_style": settings.s3_addressing_style},
         # S3-compatible servers differ in the checksums they accept: send them only when needed
         request_checksum_calculation="when_required",

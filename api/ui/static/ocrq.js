@@ -46,6 +46,7 @@ const ERROR_WORDS = {
   image_not_found: "That picture is not stored with the result.",
   page_not_found: "That page is not in the result.",
   result_not_ready: "The document is not read yet.",
+  result_gone: "This document was read, but its result is no longer kept: send the file again.",
   job_failed: "The document could not be read.",
   job_canceled: "The job was canceled.",
   job_finished: "The job had already finished, so there was nothing to cancel.",

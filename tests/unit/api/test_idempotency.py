@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from shared.jobs import Claim, JobStore, Pending, connect_redis, keys
 from shared.jobs.queues import queue_name
 from shared.settings import Settings
 from testkit.pages import encode, render_page
@@ -184,3 +186,41 @@ def test_malformed_repeat_of_a_known_key_gets_the_same_4xx_as_a_new_upload(
 
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert sorted(p.name for p in settings.temp_dir.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_key_lives_as_long_as_its_job_then_as_long_as_its_record(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """JOB_TTL_SECONDS counts from the job's end, for its key as for its record: a repeat while
+    the job runs past the TTL finds the job instead of making a second one."""
+    short = settings.model_copy(update={"job_ttl_seconds": 2})
+    store = JobStore(connect_redis(short.redis_url), short.job_ttl_seconds)
+    with TestClient(create_app(short)) as client:
+        first = _post(client, "sha256-long", _png()).json()["job_id"]
+        assert store.claim(first, "w1:1", 30) is Claim.claimed  # held running
+        time.sleep(short.job_ttl_seconds + 1.5)
+
+        again = _post(client, "sha256-long", _png())
+        assert (again.status_code, again.json()["job_id"]) == (200, first)
+
+        assert store.succeed(first)
+        key = keys.idempotency(None, "sha256-long")
+        assert 0 < redis_client.ttl(key) <= short.job_ttl_seconds
+        assert redis_client.ttl(key) == redis_client.ttl(keys.job(first))
+        time.sleep(short.job_ttl_seconds + 1)
+        # record and key gone together: the same key now makes a new job
+        later = _post(client, "sha256-long", _png())
+        assert later.status_code == 202 and later.json()["job_id"] != first
+
+
+def test_a_key_bound_after_its_job_ended_expires_with_its_record(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    store = JobStore(connect_redis(settings.redis_url), 60)
+    with TestClient(create_app(settings)) as client:
+        job_id = _post(client, None, _png()).json()["job_id"]
+    store.cancel(job_id)  # ended before its key was bound
+    claim = store.idempotency.claim(None, "late", None)
+    assert isinstance(claim, Pending)
+    assert store.idempotency.bind(None, "late", claim, job_id, "f" * 64)
+    assert 0 < redis_client.ttl(keys.idempotency(None, "late")) <= 60

@@ -25,7 +25,9 @@ def _finish(settings: Settings, job_id: str) -> None:
     """Play the worker: a stored result and a succeeded record."""
     store = JobStore(connect_redis(settings.redis_url), settings.job_ttl_seconds)
     assert store.claim(job_id, "w1:1", 30) is Claim.claimed
-    JobFiles(settings.temp_dir, settings.output_dir, job_id).write_result("text", b"Owner 42\n")
+    files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
+    files.write_result("json", b"{}")  # as a worker, every format (GET /jobs/{id} checks json)
+    files.write_result("text", b"Owner 42\n")
     assert store.succeed(job_id)
 
 
