@@ -25,9 +25,15 @@ import json
 import logging
 import re
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from api.errors import HTTP_STATUS, HeadersTooLarge, RequestTimeout
+from api.request_admission import RequestAdmission
 from shared.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = 16384
     head_timeout = 10.0
+    admission = RequestAdmission()  # one per server: guarded_protocol makes its own
 
     _head_timer: asyncio.TimerHandle | None = None
     _reading_head = False
@@ -116,6 +123,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             super().on_message_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """A few requests start per loop turn (api/request_admission.py); one whose client
+        left while it waited is not started."""
+
+        def start() -> None:
+            if not self.transport.is_closing():
+                super(GuardedHttpToolsProtocol, self)._start_asgi_task(cycle, app)
+
+        self.admission.start(self.loop, cycle.scope["path"], start)
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.pipeline and not self.transport.is_closing():
@@ -179,7 +196,11 @@ def guarded_protocol(max_head_bytes: int, head_timeout: float) -> type[GuardedHt
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout},
+        {
+            "max_head_bytes": max_head_bytes,
+            "head_timeout": head_timeout,
+            "admission": RequestAdmission(),
+        },
     )
 
 
