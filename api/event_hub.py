@@ -55,6 +55,10 @@ class Subscription:
     def close(self) -> None:
         self.hub.unsubscribe(self)
 
+    async def aclose(self) -> None:
+        """close() for an async caller (a BackgroundTask with a plain function takes a thread)."""
+        self.close()
+
     @contextlib.contextmanager
     def closing(self) -> Iterator[Subscription]:
         try:

@@ -78,5 +78,5 @@ async def job_events(
         messages,
         media_type=sse.MEDIA_TYPE,
         headers=sse.HEADERS,
-        background=BackgroundTask(subscription.close),  # should the stream never start
+        background=BackgroundTask(subscription.aclose),  # should the stream never start
     )
