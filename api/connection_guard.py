@@ -16,6 +16,9 @@ them when it does not end there) are counted *before* the parser is fed, so a he
 in many, or ending in the read that brings its body is refused unparsed; and what the parser
 hands over (URL, headers) is counted before a request starts, for a head that begins behind
 other bytes of a read (a pipelined request after another's body).
+
+A request whose head passed then starts through the server's RequestAdmission
+(api/request_admission.py): a few per event-loop turn, /health first.
 """
 
 from __future__ import annotations
