@@ -9,6 +9,16 @@ arrive within `head_timeout` seconds of the connection opening or of the last re
 (else 408 `request_timeout`, or no answer when not a byte of it came); either way the
 connection is closed. The body's own gaps are
 bounded by the upload route (api/uploads.py).
+
+The size is counted twice, as the parser would otherwise see a whole head in one go (one read
+of uvloop's is up to 256 KB): each read's bytes up to the blank line that ends the head (all of
+them when it does not end there) are counted *before* the parser is fed, so a head in one read,
+in many, or ending in the read that brings its body is refused unparsed; and what the parser
+hands over (URL, headers) is counted before a request starts, for a head that begins behind
+other bytes of a read (a pipelined request after another's body).
+
+A request whose head passed then starts through the server's RequestAdmission
+(api/request_admission.py): a few per event-loop turn, /health first.
 """
 
 from __future__ import annotations
@@ -16,13 +26,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from api.errors import HTTP_STATUS, HeadersTooLarge, RequestTimeout
+from api.request_admission import RequestAdmission
 from shared.errors import ServiceError
 
 log = logging.getLogger(__name__)
+
+_HEAD_END = b"\r\n\r\n"
+_REQUEST_START = re.compile(rb"[^\r\n]")  # llhttp skips blank lines before a request line
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -30,10 +50,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = 16384
     head_timeout = 10.0
+    admission = RequestAdmission()  # one per server: guarded_protocol makes its own
 
     _head_timer: asyncio.TimerHandle | None = None
     _reading_head = False
-    _head_bytes = 0
+    _head_bytes = 0  # of the awaited head, from the reads (before the parser)
+    _head_tail = b""  # its last 3 bytes: the blank line may straddle two reads
+    _parsed_head = 0  # of the current request's head, as the parser hands it over
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -44,26 +67,74 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # llhttp is fed at most one read at a time: the head is over its limit by < one read
-        super().data_received(data)
         if self._reading_head and not self.transport.is_closing():
-            self._head_bytes += len(data)
+            self._head_bytes += self._head_part(data)
             if self._head_bytes > self.max_head_bytes:
-                self._refuse(
-                    HeadersTooLarge(
-                        f"the request line and headers pass {self.max_head_bytes} bytes "
-                        "(MAX_HEADER_BYTES)"
-                    )
-                )
+                self._refuse_head()
+                return  # the parser never sees it
+        super().data_received(data)
+
+    def _head_part(self, data: bytes) -> int:
+        """How many bytes of `data` belong to the awaited head: up to its blank line, or all."""
+        start = 0
+        if not self._head_bytes:  # blank lines before the request line are no head yet
+            first = _REQUEST_START.search(data)
+            if first is None:
+                return 0
+            start = first.start()
+        keep = len(_HEAD_END) - 1
+        tail = self._head_tail
+        end = (tail + data[:keep]).find(_HEAD_END) if tail else -1
+        if end >= 0:  # the blank line began in the previous read
+            return end + len(_HEAD_END) - len(tail)
+        end = data.find(_HEAD_END, start)
+        if end >= 0:
+            return end + len(_HEAD_END) - start
+        self._head_tail = (
+            data[-keep:] if len(data) - start >= keep else (tail + data[start:])[-keep:]
+        )
+        return len(data) - start
 
     # parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._parsed_head = 0
         self._begin_head()
 
+    def on_url(self, url: bytes) -> None:
+        self._parsed_head += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_head += len(name) + len(value) + 3  # "name:value\r\n", at least
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self.transport.is_closing():
+            return  # refused earlier in this read: start nothing of it
+        if self._parsed_head > self.max_head_bytes:
+            self._refuse_head()
+            return
         self._end_head()
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.transport.is_closing():
+            super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """A few requests start per loop turn (api/request_admission.py); one whose client
+        left while it waited is not started."""
+
+        def start() -> None:
+            if not self.transport.is_closing():
+                super(GuardedHttpToolsProtocol, self)._start_asgi_task(cycle, app)
+
+        self.admission.start(self.loop, cycle.scope["path"], start)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -73,7 +144,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # the guard
     def _begin_head(self) -> None:
         if not self._reading_head:
-            self._reading_head, self._head_bytes = True, 0
+            self._reading_head, self._head_bytes, self._head_tail = True, 0, b""
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def _end_head(self) -> None:
@@ -81,6 +152,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _refuse_head(self) -> None:
+        self._refuse(
+            HeadersTooLarge(
+                f"the request line and headers pass {self.max_head_bytes} bytes (MAX_HEADER_BYTES)"
+            )
+        )
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -121,7 +199,11 @@ def guarded_protocol(max_head_bytes: int, head_timeout: float) -> type[GuardedHt
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout},
+        {
+            "max_head_bytes": max_head_bytes,
+            "head_timeout": head_timeout,
+            "admission": RequestAdmission(),
+        },
     )
 
 

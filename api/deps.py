@@ -16,23 +16,23 @@ from api.watching import JobWatch
 from shared.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_submissions(request: Request) -> Submissions:
+async def get_submissions(request: Request) -> Submissions:
     return request.app.state.submissions
 
 
-def get_service(request: Request) -> JobAccess:
+async def get_service(request: Request) -> JobAccess:
     return request.app.state.service
 
 
-def get_health(request: Request) -> ServiceHealth:
+async def get_health(request: Request) -> ServiceHealth:
     return request.app.state.health
 
 
-def get_watch(request: Request) -> JobWatch:
+async def get_watch(request: Request) -> JobWatch:
     return request.app.state.watch
 
 
@@ -45,7 +45,7 @@ WatchDep = Annotated[JobWatch, Depends(get_watch)]  # waiting on a job's events
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
@@ -57,7 +57,7 @@ def require_api_key(
     return _matching_key(settings, credentials.credentials if credentials else "")
 
 
-def current_api_key(request: Request, settings: SettingsDep) -> str | None:
+async def current_api_key(request: Request, settings: SettingsDep) -> str | None:
     """The key the caller authenticated with, or None when auth is off. Declares no security:
     enforcement is require_api_key's job."""
     scheme, _, offered = request.headers.get("authorization", "").partition(" ")

@@ -55,6 +55,14 @@ class Subscription:
     def close(self) -> None:
         self.hub.unsubscribe(self)
 
+    def end(self) -> None:
+        """Its waiter answers now and ends (its client left)."""
+        self.queue.put_nowait(Signal.CLOSE)
+
+    async def aclose(self) -> None:
+        """close() for an async caller (a BackgroundTask with a plain function takes a thread)."""
+        self.close()
+
     @contextlib.contextmanager
     def closing(self) -> Iterator[Subscription]:
         try:

@@ -6,7 +6,10 @@
 
 Each subscribes to the API's event hub (api/event_hub.py) before it reads the job's history,
 so no event falls between the two; the reads run in threads like every other Redis read of
-the API, while the waits cost no thread.
+the API, while the waits cost no thread. At most OPENING_READS of those reads run at once:
+thousands of streams opening together otherwise filled the whole thread pool with them, and
+forty threads parsing Redis answers kept the event loop waiting for the GIL at each of its
+system calls (python -m bench.stream_opening).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from shared.jobs import JobEvent, JobRecord
 log = logging.getLogger(__name__)
 
 WAIT_LIMIT_SECONDS = 60  # the longest GET /jobs/{id}?wait=N
+OPENING_READS = 4  # a job's history read as a wait or stream opens: at most this many at once
 
 
 class JobWatch:
@@ -36,6 +40,7 @@ class JobWatch:
         self.access = access
         self.hub = hub
         self.keepalive = keepalive_seconds
+        self._opening_reads = asyncio.Semaphore(OPENING_READS)
 
     async def _open(
         self, job_id: str, api_key: str | None
@@ -44,7 +49,8 @@ class JobWatch:
         subscription = self.hub.subscribe(job_id)
         try:
             await self.hub.wait_ready()
-            record, events, now = await run_in_threadpool(self._read, job_id, api_key)
+            async with self._opening_reads:
+                record, events, now = await run_in_threadpool(self._read, job_id, api_key)
         except BaseException:
             subscription.close()
             raise

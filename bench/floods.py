@@ -19,7 +19,6 @@ shows every label there (run it with --label before on the old code to compare).
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from pathlib import Path
 import redis
 
 from bench.procs import memory_mb
-from bench.report import machine_line, markdown_table, update_section
+from bench.report import labelled_runs, machine_line, markdown_table, update_section
 from testkit.rawhttp import (
     BOUNDARY,
     CLOSING,
@@ -279,14 +278,7 @@ def main() -> None:
         "memory": [*memory, head_memory],
         "lifetimes": lifetimes,
     }
-    store = SCRATCH / f"floods-{args.label}.json"
-    store.write_text(json.dumps(run, indent=1))
-    results = {
-        label: json.loads(path.read_text())
-        for label in LABELS
-        if (path := SCRATCH / f"floods-{label}.json").exists()
-    }
-    text = render(results)
+    text = render(labelled_runs("floods", args.label, run, LABELS))
     print(text)
     update_section("floods", text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -36,3 +37,16 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def labelled_runs(name: str, label: str, run: dict, labels: tuple[str, ...]) -> dict[str, dict]:
+    """Keep `run` as var/bench/<name>-<label>.json; every label's run kept so far (a section
+    that compares code before and after a fix shows both, each measured by its own run)."""
+    scratch = BENCHMARKS.parent / "var" / "bench"
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / f"{name}-{label}.json").write_text(json.dumps(run, indent=1))
+    return {
+        each: json.loads(path.read_text())
+        for each in labels
+        if (path := scratch / f"{name}-{each}.json").exists()
+    }

@@ -74,9 +74,8 @@ async def job_events(
 ) -> StreamingResponse:
     after = last_event_id_header or last_event_id or None
     messages, subscription = await watch.stream(job_id, api_key, after)
-    return StreamingResponse(
+    return sse.EventStreamResponse(
         messages,
-        media_type=sse.MEDIA_TYPE,
-        headers=sse.HEADERS,
-        background=BackgroundTask(subscription.close),  # should the stream never start
+        on_disconnect=subscription.end,
+        background=BackgroundTask(subscription.aclose),  # should the stream never start
     )

@@ -4,6 +4,7 @@ and leave nothing behind. (What the floods cost in memory is measured by bench/f
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +22,15 @@ from testkit.rawhttp import (
     upload_head,
 )
 from testkit.stack import Stack
+from tests.conftest import UNIT_REDIS_URL, service_fixture
 from tests.fulldisk import small_tmpfs
 from tests.integration.conftest import files_under
 
 pytestmark = pytest.mark.integration
 
 MB = 1 << 20
+KB = 1 << 10
+MAX_HEADER_BYTES = 16384  # the default
 # Bounds for "refused early": far above what the API needs, far below the flood.
 CLOSE_WITHIN = 10.0
 
@@ -43,6 +47,17 @@ def _assert_refused(conn: Conn, status: int, code: str, flood_bytes: int) -> Non
     assert b"connection: close" in conn.reply.lower()
     assert conn.closed_after is not None, "the API kept the connection open"
     assert conn.sent < flood_bytes / 4, f"{conn.sent} bytes taken before the answer"
+
+
+@service_fixture(scope="module")
+def lone_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """An API process alone (no worker), for what is refused before any route runs."""
+    stack = Stack(base=tmp_path_factory.mktemp("lone-api"), redis_url=UNIT_REDIS_URL)
+    try:
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture
@@ -109,6 +124,96 @@ def test_an_unfinished_huge_header_gets_431_and_a_closed_connection(stack: Stack
 
     _assert_refused(conn, 431, "headers_too_large", 16 * MB)
     assert httpx.get(f"{stack.url}/health", timeout=5).status_code == 200
+
+
+def _head(size: int, path: str = "/health", **headers: str) -> bytes:
+    """A request head of exactly `size` bytes (an X-Fill header makes up the rest)."""
+    head = request_head("GET" if path == "/health" else "POST", path, {**headers, "X-Fill": ""})
+    return head[:-4] + b"a" * (size - len(head)) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("size", [17 * KB, 64 * KB, 120 * KB])
+def test_a_whole_head_over_the_limit_in_one_send_gets_431(lone_api: Stack, size: int) -> None:
+    """Before, a head that came in one read was parsed whole and served (17-120 KB: 200)."""
+    conn = Conn(lone_api.port)
+    conn.send(_head(size))
+
+    _assert_refused(conn, 431, "headers_too_large", MB)
+    assert b"HTTP/1.1 200" not in conn.reply
+
+
+def test_a_head_at_the_limit_is_served_and_one_byte_more_is_not(lone_api: Stack) -> None:
+    at_limit = Conn(lone_api.port)
+    at_limit.send(_head(MAX_HEADER_BYTES, Connection="close"))
+    at_limit.wait(CLOSE_WITHIN)
+    assert at_limit.answer() == "200", at_limit.reply[:300]
+
+    over = Conn(lone_api.port)
+    over.send(_head(MAX_HEADER_BYTES + 1, Connection="close"))
+    _assert_refused(over, 431, "headers_too_large", MB)
+
+
+def test_a_head_over_the_limit_sent_in_pieces_gets_431(lone_api: Stack) -> None:
+    conn = Conn(lone_api.port)
+    head = _head(40 * KB)
+    for first in range(0, len(head), 4 * KB):
+        conn.send(head[first : first + 4 * KB])
+        time.sleep(0.02)  # each piece its own read
+
+    _assert_refused(conn, 431, "headers_too_large", MB)
+
+
+def test_a_head_whose_blank_line_straddles_two_reads_is_told_from_its_body(
+    lone_api: Stack,
+) -> None:
+    """The body after a head under the limit is no part of the head, wherever the reads cut."""
+    head = _head(8 * KB, **{"Content-Length": str(32 * KB), "Connection": "close"})
+    conn = Conn(lone_api.port)
+    for piece in (head[:-1], head[-1:] + b"b" * (16 * KB), b"b" * (16 * KB)):
+        conn.send(piece)
+        time.sleep(0.05)  # each piece its own read
+    conn.wait(CLOSE_WITHIN)
+
+    assert conn.answer() == "200", conn.reply[:300]
+
+
+def test_a_head_over_the_limit_that_ends_with_its_body_gets_431(lone_api: Stack) -> None:
+    """Head and body in one send: the upload route never sees it, nothing is written."""
+    png = encode(render_page([("Hi", 20)], width=100))
+    part = b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="file"; filename="a"'
+    body = part + b"\r\n\r\n" + png + b"\r\n" + CLOSING
+    head = _head(
+        64 * KB,
+        "/jobs",
+        **{"Content-Type": f"multipart/form-data; boundary={BOUNDARY.decode()}"},
+        **{"Content-Length": str(len(body))},
+    )
+    conn = Conn(lone_api.port)
+    conn.send(head + body)
+
+    _assert_refused(conn, 431, "headers_too_large", MB)
+    assert files_under(lone_api.base / "temp") == []
+
+
+@pytest.mark.parametrize(
+    "before",
+    [b"\r\n\r\n", request_head("GET", "/", {})],
+    ids=["blank-lines-first", "pipelined-after-a-request"],
+)
+def test_a_head_over_the_limit_behind_other_bytes_of_its_read_gets_431(
+    lone_api: Stack, before: bytes
+) -> None:
+    """Blank lines before a request line are skipped, a pipelined request follows another's
+    end: a huge head there is refused too, and never served (the first request's answer may
+    be cut by the close)."""
+    conn = Conn(lone_api.port)
+    conn.send(before + _head(64 * KB))
+    conn.wait(CLOSE_WITHIN)
+
+    assert b"HTTP/1.1 431" in conn.reply, conn.reply[:600]
+    assert b'"headers_too_large"' in conn.reply
+    assert b'{"status":"ok"}' not in conn.reply  # /health, behind the huge head, never ran
+    assert conn.closed_after is not None
 
 
 @pytest.mark.parametrize(
