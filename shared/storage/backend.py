@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class StoredObject:
     modified: float  # epoch seconds
 
 
+@runtime_checkable
 class ObjectStore(Protocol):
     """Where a job's objects live. Missing objects read as FileNotFoundError (or None from
     `size`); a backend that cannot answer raises StorageUnavailable (shared/errors.py)."""
