@@ -18,8 +18,9 @@ from pathlib import Path
 from shared.errors import QueueUnavailable, StorageUnavailable
 from shared.jobs import JobStore
 from shared.settings import Settings
-from shared.storage import SOURCES_DIR, is_job_id
-from shared.storage.s3 import Bucket, StoredObject, bucket_of
+from shared.storage import SOURCES_DIR, ObjectStore, StoredObject, is_job_id
+from shared.storage.layout import AREAS, job_of
+from shared.storage.s3 import bucket_of
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +101,35 @@ def _without_record(store: JobStore, job_ids: Iterable[str]) -> Iterator[str]:
         yield from (job_id for job_id in batch if job_id not in alive)
 
 
+def _job_objects(storage: ObjectStore) -> dict[str, list[tuple[str, StoredObject]]]:
+    """Every object of a job in any area, by job id, each with its area."""
+    jobs: dict[str, list[tuple[str, StoredObject]]] = {}
+    for area in AREAS:
+        for stored in storage.objects(f"{area}/"):
+            owner = job_of(stored.key)
+            if owner is not None:
+                jobs.setdefault(owner[1], []).append((area, stored))
+    return jobs
+
+
 def sweep_expired_objects(
-    store: JobStore, bucket: Bucket, grace_seconds: float, now: float | None = None
+    store: JobStore, storage: ObjectStore, grace_seconds: float, now: float | None = None
 ) -> list[str]:
     """The bucket's counterpart of sweep_expired_jobs: a job's objects go when it has no record
     and none of them changed for the grace period (its kept source counting only alone)."""
     now = time.time() if now is None else now
-    jobs: dict[str, list[StoredObject]] = {}
-    for stored in bucket.job_objects():
-        jobs.setdefault(stored.job_id, []).append(stored)
+    jobs = _job_objects(storage)
     removed = []
     for job_id in _without_record(store, jobs):
-        objects = jobs[job_id]
-        judged = [o for o in objects if o.area != SOURCES_DIR] or objects
+        objects = [stored for _, stored in jobs[job_id]]
+        judged = [stored for area, stored in jobs[job_id] if area != SOURCES_DIR] or objects
         idle = now - max(o.modified for o in judged)
         if idle <= grace_seconds:
             continue
-        bucket.delete(o.key for o in objects)
+        storage.delete(o.key for o in objects)
         log.info("job=%s expired: removed %d object(s) (idle %.0f s)", job_id, len(objects), idle)
         removed.append(job_id)
-    aborted = bucket.abort_stale_uploads(now - grace_seconds)
+    aborted = storage.discard_unfinished(now - grace_seconds)
     if aborted:
         log.info("retention sweep aborted %d unfinished multipart upload(s)", aborted)
     return removed
@@ -135,7 +145,7 @@ class RetentionSweep:
         self.companions = [settings.output_dir / SOURCES_DIR]
         self.grace = settings.retention_grace_seconds
         self.store = store
-        self.bucket = bucket_of(settings) if settings.storage_url else None
+        self.bucket: ObjectStore | None = bucket_of(settings) if settings.storage_url else None
 
     def run(self) -> list[str]:
         try:

@@ -1,8 +1,10 @@
 """STORAGE_URL=s3://bucket/prefix: a job's files as objects in an S3-compatible bucket (boto3).
 
-Keys under the prefix mirror the local folders: `temp/<id>/input` (the upload, from its
-acceptance until the job ends), `output/<id>/result.{json,md,txt,pdf,hocr,alto.xml}` and
-`output/<id>/images/<name>`, `sources/<id>/input` (the kept source). What makes it safe:
+`Bucket` is the S3 backend of the storage interface (shared/storage/backend.py). Keys under the
+prefix are the layout's (shared/storage/layout.py): `temp/<id>/input` (the upload, from its
+acceptance until the job ends), `output/<id>/result.{json,md,txt,pdf,hocr,alto.xml}`,
+`output/<id>/images/<name>`, `output/<id>/pages/p<n>.jpg`, `sources/<id>/input` (the kept
+source). What makes it safe:
 - an object appears whole or not at all: a single PUT, or a multipart upload that is completed
   only after its last part (and aborted on any failure, so no part lingers);
 - the job is marked succeeded only after every one of its objects is stored (worker/pipeline.py);
@@ -14,40 +16,22 @@ boto3 is imported only when a bucket is used, so the local default costs nothing
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import StorageUnavailable
-from shared.storage import (
-    IMAGES_DIR,
-    INPUT_NAME,
-    PAGES_DIR,
-    RESULT_FILES,
-    SOURCES_DIR,
-    JobFiles,
-    StoredFile,
-    create_shared_file,
-    is_image_name,
-    is_job_id,
-    make_shared_dir,
-    scratch_path,
-)
+from shared.storage.backend import StoredObject
+from shared.storage.disk import create_shared_file, make_shared_dir, scratch_path
 
 if TYPE_CHECKING:
     from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TEMP_AREA = "temp"  # uploads: TEMP_DIR's counterpart
-OUTPUT_AREA = "output"  # results: OUTPUT_DIR's
-AREAS = (TEMP_AREA, OUTPUT_AREA, SOURCES_DIR)
 _READ_CHUNK = 256 << 10  # bytes per chunk served or downloaded
 _DELETE_BATCH = 1000  # DeleteObjects' limit
 ATTEMPTS = 3  # tries of one bucket request (botocore's standard retry mode)
@@ -66,16 +50,9 @@ class S3Location:
         return cls(bucket, f"{prefix}/" if prefix else "")
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    job_id: str
-    area: str
-    modified: float  # epoch seconds
-
-
 class Bucket:
-    """One bucket and prefix through one boto3 client (thread-safe: shared by the process)."""
+    """The S3 backend (an ObjectStore): one bucket and prefix through one boto3 client
+    (thread-safe: shared by the process). Its keys are relative to the prefix."""
 
     def __init__(self, client: Any, location: S3Location, part_bytes: int) -> None:
         self.client = client
@@ -87,8 +64,9 @@ class Bucket:
         self._client_error = ClientError
         self._unavailable = (BotoCoreError, ClientError)
 
-    def key(self, *parts: str) -> str:
-        return self.prefix + "/".join(parts)
+    def full_key(self, key: str) -> str:
+        """The object's key in the bucket: the prefix, then `key`."""
+        return self.prefix + key
 
     # -- errors --
     def _code(self, exc: Exception) -> str:
@@ -113,19 +91,20 @@ class Bucket:
             ) from exc
 
     # -- writes: each object whole or not at all --
-    def put_bytes(self, key: str, data: bytes) -> None:
-        with self._calls(f"PUT {key}"):
-            self.client.put_object(Bucket=self.name, Key=key, Body=data)
-
-    def put_file(self, key: str, path: Path) -> None:
-        """Store a local file: one PUT up to a part's size, else a multipart upload read part
-        by part from the file (one part in memory), aborted on any failure."""
-        size = path.stat().st_size
-        with self._calls(f"PUT {key}"), open(path, "rb") as fh:
+    def put(self, key: str, data: bytes | Path) -> None:
+        """Bytes in one PUT; a local file in one PUT up to a part's size, else a multipart
+        upload read part by part from the file (one part in memory), aborted on any failure."""
+        full = self.full_key(key)
+        if not isinstance(data, Path):
+            with self._calls(f"PUT {full}"):
+                self.client.put_object(Bucket=self.name, Key=full, Body=data)
+            return
+        size = data.stat().st_size
+        with self._calls(f"PUT {full}"), open(data, "rb") as fh:
             if size <= self.part_bytes:
-                self.client.put_object(Bucket=self.name, Key=key, Body=fh)
+                self.client.put_object(Bucket=self.name, Key=full, Body=fh)
                 return
-            self._put_parts(key, fh)
+            self._put_parts(full, fh)
 
     def _put_parts(self, key: str, fh: Any) -> None:
         upload = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
@@ -145,68 +124,65 @@ class Bucket:
                 self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload)
             raise
 
+    @contextmanager
+    def writing(self, key: str, scratch_dir: Path) -> Iterator[Path]:
+        """A local scratch file, then one upload of the whole file: a reader in any pod sees
+        the previous state (none) or the complete file."""
+        make_shared_dir(scratch_dir)
+        path = scratch_path(scratch_dir, "write-" + key.replace("/", "-"))
+        try:
+            create_shared_file(path)
+            yield path
+            self.put(key, path)
+        finally:
+            path.unlink(missing_ok=True)
+
     def copy(self, source: str, target: str) -> None:
         """A server-side copy (multipart above 5 GB, by boto3's managed copy)."""
-        with self._calls(f"COPY {source}"):
-            self.client.copy({"Bucket": self.name, "Key": source}, self.name, target)
+        with self._calls(f"COPY {self.full_key(source)}"):
+            self.client.copy(
+                {"Bucket": self.name, "Key": self.full_key(source)},
+                self.name,
+                self.full_key(target),
+            )
 
     # -- reads --
     def size(self, key: str) -> int | None:
         """The object's size, None when there is none."""
+        full = self.full_key(key)
         try:
-            with self._calls(f"HEAD {key}"):
-                return int(self.client.head_object(Bucket=self.name, Key=key)["ContentLength"])
+            with self._calls(f"HEAD {full}"):
+                return int(self.client.head_object(Bucket=self.name, Key=full)["ContentLength"])
         except FileNotFoundError:
             return None
 
-    def get_bytes(self, key: str) -> bytes:
-        with self._calls(f"GET {key}"):
-            return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
-
-    def download(self, key: str, dest: Path) -> None:
-        """The object into `dest`, streamed (FileNotFoundError when there is none)."""
-        with self._calls(f"GET {key}"):
-            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+    def open(self, key: str) -> Iterator[bytes]:
+        """The object's bytes, a chunk at a time (for a response, or a local copy)."""
+        full = self.full_key(key)
+        with self._calls(f"GET {full}"):
+            body = self.client.get_object(Bucket=self.name, Key=full)["Body"]
             try:
-                create_shared_file(dest)
-                with open(dest, "wb") as out:
-                    for chunk in body.iter_chunks(_READ_CHUNK):
-                        out.write(chunk)
-            except BaseException:
-                dest.unlink(missing_ok=True)
-                raise
+                yield from body.iter_chunks(_READ_CHUNK)
             finally:
                 body.close()
 
-    def chunks(self, key: str) -> Iterator[bytes]:
-        """The object's bytes, a chunk at a time (for a response)."""
-        with self._calls(f"GET {key}"):
-            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
-        try:
-            yield from body.iter_chunks(_READ_CHUNK)
-        finally:
-            body.close()
+    def local_path(self, key: str) -> None:
+        """A bucket keeps no files on this machine."""
+        return None
 
     # -- listing and removal --
-    def objects(self, under: str = "") -> Iterator[tuple[str, datetime]]:
-        """(key, last modified) of every object whose key starts with prefix + `under`."""
+    def objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix`, with its last change."""
         pages = self.client.get_paginator("list_objects_v2")
-        with self._calls(f"LIST {under}"):
-            for page in pages.paginate(Bucket=self.name, Prefix=self.prefix + under):
+        with self._calls(f"LIST {prefix}"):
+            for page in pages.paginate(Bucket=self.name, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"], item["LastModified"]
-
-    def job_objects(self) -> Iterator[StoredObject]:
-        """Every object of a job under the prefix, in any area (retention's view)."""
-        for area in AREAS:
-            for key, modified in self.objects(f"{area}/"):
-                job_id = key[len(self.prefix) :].split("/")[1]
-                if is_job_id(job_id):
-                    yield StoredObject(key, job_id, area, modified.timestamp())
+                    key = item["Key"][len(self.prefix) :]
+                    yield StoredObject(key, item["LastModified"].timestamp())
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the objects (a missing one is no error)."""
-        batch = list(keys)
+        batch = [self.full_key(key) for key in keys]
         for start in range(0, len(batch), _DELETE_BATCH):
             objects = [{"Key": key} for key in batch[start : start + _DELETE_BATCH]]
             with self._calls("DELETE"):
@@ -214,10 +190,10 @@ class Bucket:
                     Bucket=self.name, Delete={"Objects": objects, "Quiet": True}
                 )
 
-    def delete_under(self, under: str) -> None:
-        self.delete(key for key, _ in self.objects(under))
+    def delete_under(self, prefix: str) -> None:
+        self.delete(stored.key for stored in self.objects(prefix))
 
-    def abort_stale_uploads(self, started_before: float) -> int:
+    def discard_unfinished(self, started_before: float) -> int:
         """Abort multipart uploads begun before `started_before` (epoch s) that no process
         completed or aborted (its process was killed mid-upload); how many were aborted."""
         aborted = 0
@@ -317,127 +293,3 @@ def check_storage(settings: Settings) -> str:
         return f"TEMP_DIR={settings.temp_dir}, OUTPUT_DIR={settings.output_dir}"
     bucket_of(settings).check()
     return f"STORAGE_URL={settings.storage_url}"
-
-
-class S3JobFiles(JobFiles):
-    """One job's files in the bucket; TEMP_DIR/<id>/ holds only this process's working copy."""
-
-    def __init__(self, temp_dir: Path, output_dir: Path, job_id: str, bucket: Bucket) -> None:
-        super().__init__(temp_dir, output_dir, job_id)
-        self.bucket = bucket
-        self.temp_dir = temp_dir
-        self.input_key = bucket.key(TEMP_AREA, job_id, INPUT_NAME)
-        self.source_key = bucket.key(SOURCES_DIR, job_id, INPUT_NAME)
-        self.output_under = f"{OUTPUT_AREA}/{job_id}/"
-
-    def result_key(self, fmt: str) -> str:
-        return self.bucket.key(OUTPUT_AREA, self.job_id, RESULT_FILES[fmt])
-
-    def image_key(self, name: str) -> str:
-        if not is_image_name(name):
-            raise ValueError(f"not an image name: {name!r}")
-        return self.bucket.key(OUTPUT_AREA, self.job_id, IMAGES_DIR, name)
-
-    # -- the upload and the worker's copy --
-    def store_input(self) -> None:
-        self.bucket.put_file(self.input_key, self.input_path)
-
-    def fetch_input(self) -> Path:
-        """Download the input for this run; none stored leaves no file (the job fails
-        input_missing, as with local folders)."""
-        self.make_input_dir()
-        with suppress(FileNotFoundError):
-            self.bucket.download(self.input_key, self.input_path)
-        return self.input_path
-
-    def drop_local(self) -> None:
-        shutil.rmtree(self.input_dir, ignore_errors=True)
-
-    def remove_input(self) -> None:
-        self.drop_local()
-        with self._left_to_retention("its upload"):
-            self.bucket.delete([self.input_key])
-
-    def keep_source(self) -> None:
-        if self.bucket.size(self.source_key) is None:
-            self.bucket.copy(self.input_key, self.source_key)
-
-    def remove_all(self) -> None:
-        self.drop_local()
-        with self._left_to_retention("its objects"):
-            self.bucket.delete([self.input_key, self.source_key])
-            self.bucket.delete_under(self.output_under)
-
-    @contextmanager
-    def _left_to_retention(self, what: str) -> Iterator[None]:
-        """A removal the bucket refuses now is the retention sweep's to finish: the job's
-        state has moved on, and the objects of a job without a record go after the grace."""
-        try:
-            yield
-        except StorageUnavailable as exc:
-            log.warning("job=%s: %s stay in the bucket for retention: %s", self.job_id, what, exc)
-
-    # -- results --
-    def write_result(self, fmt: str, data: bytes) -> None:  # type: ignore[override]
-        self.bucket.put_bytes(self.result_key(fmt), data)
-
-    def write_image(self, name: str, data: bytes) -> None:  # type: ignore[override]
-        self.bucket.put_bytes(self.image_key(name), data)
-
-    def page_image_key(self, index: int) -> str:
-        return self.bucket.key(OUTPUT_AREA, self.job_id, PAGES_DIR, f"p{int(index)}.jpg")
-
-    def write_page_image(self, index: int, data: bytes) -> None:  # type: ignore[override]
-        self.bucket.put_bytes(self.page_image_key(index), data)
-
-    def stored_page_image(self, index: int) -> StoredFile | None:
-        return self._stored(self.page_image_key(index))
-
-    def has_result(self, fmt: str) -> bool:
-        return self.bucket.size(self.result_key(fmt)) is not None
-
-    def read_result(self, fmt: str) -> bytes:
-        return self.bucket.get_bytes(self.result_key(fmt))
-
-    def stored_result(self, fmt: str) -> StoredFile | None:
-        return self._stored(self.result_key(fmt))
-
-    def stored_image(self, name: str) -> StoredFile | None:
-        return self._stored(self.image_key(name)) if is_image_name(name) else None
-
-    def _stored(self, key: str) -> StoredFile | None:
-        size = self.bucket.size(key)
-        if size is None:
-            return None
-        return StoredFile(size=size, chunks=partial(self.bucket.chunks, key))
-
-    # -- archive files --
-    def has_source(self) -> bool:
-        return self.bucket.size(self.source_key) is not None
-
-    @contextmanager
-    def source_copy(self) -> Iterator[Path]:
-        path = scratch_path(self.temp_dir, f"source-{self.job_id}")
-        try:
-            self.bucket.download(self.source_key, path)
-            yield path
-        finally:
-            path.unlink(missing_ok=True)
-
-    @contextmanager
-    def archive_target(self, fmt: str) -> Iterator[Path]:
-        """Render into a local scratch file, then one upload of the whole file: a reader in any
-        pod sees the previous state (none) or the complete file."""
-        make_shared_dir(self.temp_dir)
-        path = scratch_path(self.temp_dir, f"render-{self.job_id}-{fmt}")
-        try:
-            create_shared_file(path)
-            yield path
-            self.bucket.put_file(self.result_key(fmt), path)
-        finally:
-            path.unlink(missing_ok=True)
-
-    def render_lock_path(self, fmt: str) -> Path:
-        # renderers on one host wait for each other; across pods two may render, each
-        # storing a whole file (the last PUT wins, both are complete)
-        return self.temp_dir / f".{self.job_id}.{fmt}.lock"

@@ -12,7 +12,7 @@ import pytest
 
 from shared.settings import Settings
 from shared.storage import JobFiles, job_files
-from shared.storage.s3 import S3JobFiles, bucket_of
+from shared.storage.s3 import Bucket, bucket_of
 from testkit.s3server import S3Server
 
 Make = Callable[..., JobFiles]
@@ -70,9 +70,9 @@ def test_an_accepted_upload_reaches_the_worker(make: Make, tmp_path: Path) -> No
     path = worker.fetch_input()
     assert path.read_bytes() == PNG
     worker.drop_local()
-    if isinstance(worker, S3JobFiles):
+    if isinstance(worker.storage, Bucket):
         assert _local_files(tmp_path / "api") == [] and _local_files(tmp_path / "worker") == []
-        assert worker.bucket.size(worker.input_key) == len(PNG)
+        assert worker.storage.size(worker.input_key) == len(PNG)
 
 
 def test_a_missing_input_gives_the_worker_no_file(make: Make) -> None:
@@ -85,11 +85,8 @@ def test_large_uploads_go_in_parts_and_come_back_whole(make: Make) -> None:
     _spool(api, data)
     api.store_input()
     assert worker.fetch_input().read_bytes() == data
-    if isinstance(api, S3JobFiles):
-        assert (
-            api.bucket.client.list_multipart_uploads(Bucket=api.bucket.name).get("Uploads", [])
-            == []
-        )
+    if isinstance(bucket := api.storage, Bucket):
+        assert bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []) == []
 
 
 def test_results_are_served_whole_from_any_process(make: Make) -> None:
@@ -131,7 +128,7 @@ def test_the_kept_source_outlives_the_upload(make: Make) -> None:
     assert api.has_source()
     with api.source_copy() as source:
         assert source.read_bytes() == PNG
-    assert not source.exists() or not isinstance(api, S3JobFiles)
+    assert not source.exists() or not isinstance(api.storage, Bucket)
 
 
 def test_an_archive_is_stored_only_when_rendered_whole(make: Make) -> None:
@@ -159,8 +156,8 @@ def test_remove_all_leaves_nothing(make: Make, tmp_path: Path) -> None:
     worker.drop_local()
     assert not api.has_result("json") and not api.has_source() and api.stored_image(IMAGE) is None
     assert _local_files(tmp_path) == []
-    if isinstance(api, S3JobFiles):
-        assert list(api.bucket.objects()) == []
+    if isinstance(api.storage, Bucket):
+        assert list(api.storage.objects()) == []
 
 
 def test_a_failed_multipart_upload_leaves_no_object_and_no_parts(
@@ -186,7 +183,7 @@ def test_a_failed_multipart_upload_leaves_no_object_and_no_parts(
 
     reader = DiskFailsMidway()
     with pytest.raises(OSError, match="Input/output"):
-        bucket._put_parts(bucket.key("temp", "f" * 32, "input"), reader)
+        bucket._put_parts(bucket.full_key("temp/" + "f" * 32 + "/input"), reader)
     reader.file.close()
     assert s3_server.keys(bucket_name) == []
     assert s3_server.open_uploads(bucket_name) == []

@@ -159,7 +159,7 @@ def test_sweeps_the_objects_of_expired_jobs_in_the_bucket(
     store.create(JobRecord(job_id=recorded.job_id, status=JobStatus.succeeded, created_at=utcnow()))
     bucket = bucket_of(in_bucket)
     unfinished = bucket.client.create_multipart_upload(
-        Bucket=bucket_name, Key=bucket.key("temp", uuid.uuid4().hex, "input")
+        Bucket=bucket_name, Key=bucket.full_key(f"temp/{uuid.uuid4().hex}/input")
     )
 
     assert s3_server.open_uploads(bucket_name) == [unfinished["Key"]]
