@@ -192,14 +192,15 @@ class JobFiles:
         with self.storage.writing(self.result_key(fmt), self.temp_dir) as target:
             yield target
 
-    def render_lock_path(self, fmt: str) -> Path:
-        """The file whose flock admits one renderer of `fmt` at a time on this host: beside the
-        result on the local backend; in TEMP_DIR otherwise (across pods two may render, each
-        storing a whole file: the last write wins, both are complete)."""
-        stored_here = self.storage.local_path(self.result_key(fmt))
-        if stored_here is not None:
-            return stored_here.with_name(f".{fmt}.lock")
-        return self.temp_dir / f".{self.job_id}.{fmt}.lock"
+    def render_lock_path(self, name: str) -> Path:
+        """The file whose flock admits one renderer of the job's file `name` (an archive format,
+        a page picture) at a time on this host: in the job's output folder on the local backend;
+        in TEMP_DIR otherwise (across pods two may render, each storing a whole file: the last
+        write wins, both are complete)."""
+        output_here = self.storage.local_path(job_key(OUTPUT_AREA, self.job_id))
+        if output_here is not None:
+            return output_here / f".{name}.lock"
+        return self.temp_dir / f".{self.job_id}.{name}.lock"
 
     # -- where the local backend keeps each file (tests and benchmarks look at the folders) --
     def _file(self, key: str) -> Path:
