@@ -17,11 +17,11 @@ from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, job_files
 from worker.engines import EngineError
-from worker.job_watch import JobTimedOut, JobWatch
 from worker.page_reading import JobCanceledWhileRunning, JobChecks, PageReader, SerialReader
 from worker.pages import Document, PageLoadError
 from worker.results import build_document, write_results
 from worker.routing import EngineRouter
+from worker.watchdog import JobTimedOut, JobWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class JobRunner:
     store: JobStore
     router: EngineRouter
     holder: str  # this worker's id: the lease owner
-    watch: JobWatch
+    watch: JobWatchdog
     # How pages get read: one at a time through the router, or batched (worker/page_reading.py)
     reader: PageReader | None = None
 

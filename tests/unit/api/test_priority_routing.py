@@ -135,7 +135,7 @@ def test_metrics_count_each_queue_and_the_total(client: TestClient) -> None:
         'ocrq_queue_depth_by_queue{engine="rapidocr",priority="batch",queue="ocr.rapidocr.batch"}'
         " 2.0" in text
     )
-    assert 'ocrq_queue_depth_by_queue{engine="",priority="legacy",queue="ocr"} 0.0' in text
+    assert 'queue="ocr"}' not in text  # no legacy queue: Celery's default one is never used
 
 
 def test_while_the_only_worker_restarts_jobs_keep_going_to_its_engine(
