@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -209,7 +210,8 @@ async def _next_unless(
         return await subscription.next()
     getter = asyncio.ensure_future(subscription.next())
     try:
-        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {getter, stopper}
+        done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not getter.done():
             getter.cancel()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -58,7 +58,7 @@ class JobChecks:
 class PageReader(Protocol):
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
-    ) -> Iterator[PageResult]:
+    ) -> Generator[PageResult, None, None]:
         """One result per page, in order."""
         ...
 
@@ -111,7 +111,7 @@ class SerialReader:
 
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
-    ) -> Iterator[PageResult]:
+    ) -> Generator[PageResult, None, None]:
         for page in pages:
             checks.raise_if_canceled()
             checks.page_starting()
@@ -140,7 +140,7 @@ class BatchReader:
 
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
-    ) -> Iterator[PageResult]:
+    ) -> Generator[PageResult, None, None]:
         pending: deque[tuple[Page, PageTicket | PageResult]] = deque()
         source = iter(pages)
         more = True

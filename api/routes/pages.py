@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
+from api.errors import error_responses
 from api.page_images import MAX_SIDE
 from api.routes.jobs import file_response
-from api.schemas import ErrorBody
+from shared.error_codes import ErrorCode
 
 # create_app adds the API-key dependency when API_KEYS is set, as for /jobs.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -30,14 +31,19 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             "description": "The page picture",
             "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
         },
-        401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-        404: {
-            "model": ErrorBody,
-            "description": "Unknown or expired job, its source no longer stored "
-            "(job_not_found), or no page `index` in its result (page_not_found)",
-        },
-        409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
-        503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
+        **error_responses(
+            ErrorCode.unauthorized,
+            ErrorCode.job_not_found,
+            ErrorCode.page_not_found,
+            ErrorCode.result_not_ready,
+            ErrorCode.job_failed,
+            ErrorCode.job_canceled,
+            ErrorCode.queue_unavailable,
+            unauthorized="missing or invalid API key",
+            job_not_found="unknown or expired job, or its source no longer stored",
+            page_not_found="no page `index` in its result",
+            queue_unavailable="Redis (queue and job store) unreachable",
+        ),
     },
 )
 def get_page_image(

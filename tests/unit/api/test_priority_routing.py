@@ -156,8 +156,8 @@ def test_ready_lists_the_jobs_waiting_per_queue(client: TestClient) -> None:
 
     queues = client.get("/ready").json()["queues"]
 
-    assert queues["ocr.rapidocr.batch"] == 1 and queues["ocr"] == 0
-    assert sum(queues.values()) == 1 and len(queues) == 10
+    assert queues["ocr.rapidocr.batch"] == 1 and "ocr" not in queues  # no legacy queue
+    assert sum(queues.values()) == 1 and len(queues) == 9
 
 
 def test_a_repeat_at_another_priority_finds_the_same_job(
