@@ -1,9 +1,12 @@
 """The errors only the API raises, and every error mapped to JSON {"error": {"code", "message"}}
-with its status: HTTP_STATUS is the one place a code meets its HTTP status."""
+with its status: HTTP_STATUS is the one place a code meets its HTTP status. Routes document
+theirs with `error_responses` (OpenAPI), and the README's error table is checked against it
+(tests/unit/test_error_table.py)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from api.schemas import ErrorBody
 from shared.error_codes import ErrorCode
 from shared.errors import QueueUnavailable, ServiceError, StorageUnavailable
 
@@ -178,6 +182,25 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.storage_unavailable: 503,
     ErrorCode.insufficient_storage: 507,
 }
+# a route's OpenAPI `responses`: status -> {"model", "description", ...}
+Responses = dict[int | str, dict[str, Any]]
+
+
+def error_responses(*codes: ErrorCode, **why: str) -> Responses:
+    """OpenAPI `responses` for the error codes a route answers with: each under the status
+    HTTP_STATUS gives it, described as "`code`: why" (`why` keyed by the code's name)."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        note = why.get(code.value)
+        by_status.setdefault(HTTP_STATUS[code], []).append(
+            f"`{code.value}`: {note}" if note else f"`{code.value}`"
+        )
+    return {
+        status: {"model": ErrorBody, "description": "; or ".join(notes)}
+        for status, notes in sorted(by_status.items())
+    }
+
+
 # Starlette's own HTTPExceptions (no route, wrong method, ...): the code each status gets
 _STARLETTE_CODES = {
     400: ErrorCode.http_400,

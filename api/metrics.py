@@ -44,13 +44,13 @@ class Metrics:
         )
         per_queue = GaugeMetricFamily(
             "ocrq_queue_depth_by_queue",
-            "Jobs waiting per queue (engine kind, priority; `legacy` for the pre-upgrade `ocr`)",
+            "Jobs waiting per queue (engine kind, priority)",
             labels=["queue", "engine", "priority"],
         )
         for queue, depth in depths.items():
             engine, priority = engine_of(queue), priority_of(queue)
             per_queue.add_metric(
-                [queue, engine.value if engine else "", priority.value if priority else "legacy"],
+                [queue, engine.value if engine else "", priority.value if priority else ""],
                 depth,
             )
         yield per_queue
@@ -65,7 +65,7 @@ class Metrics:
 
     def registry(self) -> CollectorRegistry:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(self)  # type: ignore[arg-type]  # duck-typed collector
+        registry.register(self)  # a collector by its collect() and describe()
         return registry
 
 

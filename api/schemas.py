@@ -91,6 +91,19 @@ class JobView(BaseModel):
             callback=CallbackView.of(url, callback) if url else None,
         )
 
+    def at(self, record: JobRecord) -> JobView:
+        """This job as `record` has it: a moment of its timeline (shared/jobs/timeline.py),
+        with the links and webhook state of now."""
+        return self.model_copy(
+            update={
+                "status": record.status,
+                "started_at": record.started_at,
+                "finished_at": record.finished_at,
+                "progress": Progress(pages_done=record.pages_done, pages_total=record.pages_total),
+                "error": record.error,
+            }
+        )
+
 
 def links_for(job_id: str) -> JobLinks:
     return JobLinks(self=f"/jobs/{job_id}", result=f"/jobs/{job_id}/result")

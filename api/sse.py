@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from api.job_timeline import Step
+from api.schemas import JobView
+from shared.jobs.timeline import Moment
 
 MEDIA_TYPE = "text/event-stream"
 RETRY_MS = 2000  # sent once at the start: how long an EventSource waits before reconnecting
@@ -19,10 +21,32 @@ KEEPALIVE = b": keepalive\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+@dataclass(frozen=True)
+class Step:
+    """One message of a status stream: a moment of the job's timeline (the job package folds
+    it from the events) and the job then, as GET /jobs/{id} shows it."""
+
+    moment: Moment
+    view: JobView
+
+    @classmethod
+    def shown(cls, moment: Moment, now: JobView) -> Step:
+        """`moment` shaped like `now` (the job as GET /jobs/{id} shows it now)."""
+        return cls(moment, now.at(moment.record))
+
+    @property
+    def event_id(self) -> str | None:
+        return self.moment.event_id
+
+    @property
+    def terminal(self) -> bool:
+        return self.moment.terminal
+
+
 def message(step: Step) -> bytes:
     """One event: `id:` its stream id, `event:` its kind, `data:` the job (one JSON line)."""
     head = f"id: {step.event_id}\n" if step.event_id else ""
-    return f"{head}event: {step.kind}\ndata: {step.view.model_dump_json()}\n\n".encode()
+    return f"{head}event: {step.moment.kind}\ndata: {step.view.model_dump_json()}\n\n".encode()
 
 
 class EventStreamResponse(StreamingResponse):

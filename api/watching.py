@@ -18,16 +18,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from api import sse
 from api.event_hub import EventHub, Signal, Subscription
-from api.job_timeline import Step, current_step, event_order, is_terminal, steps_after, view_after
 from api.schemas import JobView
 from api.service import JobAccess
 from shared.errors import JobNotFound
 from shared.jobs import JobEvent, JobRecord
+from shared.jobs.timeline import Moment, event_order, latest, moments_after, next_moment
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,10 @@ class JobWatch:
         record, events = self.access.history(job_id, api_key)
         return record, events, self.access.view(record)
 
-    def _view_now(self, job_id: str, api_key: str | None) -> JobView:
-        return self.access.view(self.access.get(job_id, api_key))
+    def _now(self, job_id: str, api_key: str | None) -> tuple[JobRecord, JobView]:
+        """The job's record and the job as GET /jobs/{id} shows it (blocking)."""
+        record = self.access.get(job_id, api_key)
+        return record, self.access.view(record)
 
     # -- GET /jobs/{id}/events --
     async def stream(
@@ -72,25 +75,26 @@ class JobWatch:
         start). Errors (404, 503) are raised here, before anything is sent."""
         subscription, record, events, now = await self._open(job_id, api_key)
         if last_event_id is None:
-            steps = [current_step(record, events, now)]
+            moments = [latest(record, events)]
         else:
-            steps = steps_after(record, events, last_event_id, now)
+            moments = moments_after(record, events, last_event_id)
+        steps = [sse.Step.shown(moment, now) for moment in moments]
         # with nothing after Last-Event-ID, the record is the job as of that id
-        base = steps[-1].view if steps else now
+        base = steps[-1] if steps else sse.Step.shown(latest(record, events), now)
         return self._messages(subscription, api_key, steps, base, last_event_id), subscription
 
     async def _messages(
         self,
         subscription: Subscription,
         api_key: str | None,
-        steps: list[Step],
-        view: JobView,
+        steps: list[sse.Step],
+        base: sse.Step,
         last_id: str | None,
     ) -> AsyncIterator[bytes]:
         job_id = subscription.job_id
         try:
             yield sse.OPENING + b"".join(sse.message(step) for step in steps)
-            if view.status.terminal:
+            if base.terminal:
                 return  # it ended (and was sent, unless Last-Event-ID had it already)
             if steps:
                 last_id = steps[-1].event_id or last_id
@@ -107,29 +111,32 @@ class JobWatch:
                         record, events, now = await run_in_threadpool(self._read, job_id, api_key)
                     except JobNotFound:
                         return
-                    new = steps_after(record, events, last_id or "0-0", now)
+                    moments = moments_after(record, events, last_id or "0-0")
+                    new = [sse.Step.shown(moment, now) for moment in moments]
                 else:
                     if last_id is not None and event_order(item.id) <= event_order(last_id):
                         continue  # read with the history already
-                    new = [await self._step(job_id, api_key, view, item)]
+                    new = [await self._step(job_id, api_key, base, item)]
                 if not new:
                     continue
                 yield b"".join(sse.message(step) for step in new)
-                last_id, view = new[-1].event_id or last_id, new[-1].view
+                last_id, base = new[-1].event_id or last_id, new[-1]
                 if new[-1].terminal:
                     return
         finally:
             subscription.close()
 
-    async def _step(self, job_id: str, api_key: str | None, view: JobView, event: JobEvent) -> Step:
+    async def _step(
+        self, job_id: str, api_key: str | None, before: sse.Step, event: JobEvent
+    ) -> sse.Step:
         """The message for a live event: folded onto the previous one; an end is re-read, as
         the record then is final (and holds the failure's message)."""
-        if is_terminal(event.kind):
+        if event.kind.terminal:
             with contextlib.suppress(JobNotFound):
-                now = await run_in_threadpool(self._view_now, job_id, api_key)
-                if now.status.terminal:
-                    return Step(event.id, event.kind, now)
-        return Step(event.id, event.kind, view_after(view, event))
+                record, now = await run_in_threadpool(self._now, job_id, api_key)
+                if record.status.terminal:
+                    return sse.Step(Moment(event.id, event.kind, record), now)
+        return sse.Step.shown(next_moment(before.moment, event), before.view)
 
     # -- GET /jobs/{id}?wait=N --
     async def current(self, job_id: str, api_key: str | None, wait: float | None) -> JobView:
@@ -199,7 +206,7 @@ class JobWatch:
             return record.status.terminal
         if item is None or item is Signal.CLOSE:
             return True
-        return event_order(item.id) > last and (not until_end or is_terminal(item.kind))
+        return event_order(item.id) > last and (not until_end or item.kind.terminal)
 
 
 async def _next_unless(
@@ -210,7 +217,8 @@ async def _next_unless(
         return await subscription.next()
     getter = asyncio.ensure_future(subscription.next())
     try:
-        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {getter, stopper}
+        done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not getter.done():
             getter.cancel()

@@ -226,6 +226,7 @@ class OcrqClient:
 
     def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         attempts = _Attempts(self.retry, method, path)
+        event: RetryEvent | None
         while True:
             try:
                 response = self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
@@ -349,6 +350,7 @@ class AsyncOcrqClient:
 
     async def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         attempts = _Attempts(self.retry, method, path)
+        event: RetryEvent | None
         while True:
             try:
                 response = await self._http.request(method, path, **kwargs)  # type: ignore[arg-type]

@@ -246,7 +246,7 @@ class HostResolver:
             raise CallbackUnresolved(f"{host} does not resolve ({exc})") from None
         found: list[IPAddress] = []
         for info in infos:
-            address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
             if address not in found:
                 found.append(address)
         if not found:

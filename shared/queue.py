@@ -26,7 +26,7 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         result_serializer="json",
         task_ignore_result=True,  # job state lives in JobStore, not the result backend
-        # every send names its queue (shared/jobs/queues.py); the legacy one is the fallback
+        # every send names its queue (shared/jobs/queues.py); none is sent to the default
         task_default_queue=QUEUE,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
@@ -37,7 +37,7 @@ def make_celery(settings: Settings) -> Celery:
             "socket_connect_timeout": 1,
             "socket_timeout": 5,
             # BRPOP names a worker's queues in the order it consumes them (high, normal,
-            # batch, legacy) and kombu never rotates them: Redis pops the first non-empty one
+            # batch) and kombu never rotates them: Redis pops the first non-empty one
             "queue_order_strategy": "priority",
             **broker_transport_extras(settings),
         },

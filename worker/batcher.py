@@ -249,7 +249,7 @@ class PageBatcher:
                 self._read(call, batch)
             except Exception:  # the dispatcher must outlive any single error
                 log.exception("page batcher: batch of %d failed unexpectedly", len(batch))
-                failed = [
+                failed: list[Outcome] = [
                     EngineError(ErrorCode.internal_error, "the page batcher failed") for _ in batch
                 ]
                 self._finish(call, batch, failed, 0.0)

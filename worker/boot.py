@@ -29,7 +29,6 @@ from shared.storage.s3 import check_storage
 from worker.batcher import PageBatcher
 from worker.engines import BatchingEngine, EngineError, OcrEngine, build_engine
 from worker.heartbeat import Heartbeat
-from worker.job_watch import JobWatch, exit_after_timeout
 from worker.page_reading import BatchReader
 from worker.periodic import Periodic
 from worker.pipeline import JobRunner
@@ -37,6 +36,7 @@ from worker.recycling import EXIT_RECYCLE, RecyclePolicy, Recycler
 from worker.retention import start_retention_sweeps
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
+from worker.watchdog import JobWatchdog, exit_after_timeout
 from worker.webhooks.service import start_webhooks
 
 log = logging.getLogger("worker.boot")
@@ -230,7 +230,7 @@ def build_runner(
     router: EngineRouter,
     holder: str,
     batcher: PageBatcher | None = None,
-) -> tuple[JobRunner, JobWatch]:
+) -> tuple[JobRunner, JobWatchdog]:
     """The job runner and its watchdog (lease renewal, time limits) for this process."""
 
     def fail_timed_out(job_id: str, reason: str) -> None:
@@ -245,7 +245,7 @@ def build_runner(
         if batcher is not None and batcher.call_seconds() > settings.page_timeout_seconds:
             exit_after_timeout(job_id, f"{reason} in an engine call that does not return")
 
-    watch = JobWatch(
+    watch = JobWatchdog(
         store,
         holder,
         settings.job_lease_seconds,

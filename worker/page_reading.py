@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -18,10 +18,10 @@ from shared.jobs import JobMetrics, JobRecord, JobStatus, JobStore
 from shared.results import PageResult
 from worker.batcher import BatchJob, PageBatcher, PageTicket
 from worker.engines import EngineError, Recognition
-from worker.job_watch import JobWatch
 from worker.pages import Page
 from worker.results import link_images, page_markdown
 from worker.routing import EngineRouter
+from worker.watchdog import JobWatchdog
 
 # How often a job waiting on the batcher looks for a cancel or an overrun time limit.
 WAIT_POLL_SECONDS = 0.5
@@ -37,7 +37,7 @@ class JobChecks:
 
     job_id: str
     store: JobStore
-    watch: JobWatch
+    watch: JobWatchdog
 
     def raise_if_canceled(self) -> None:
         """Also stops the job when its record is gone (expired, or lost by Redis)."""
@@ -58,7 +58,7 @@ class JobChecks:
 class PageReader(Protocol):
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
-    ) -> Iterator[PageResult]:
+    ) -> Generator[PageResult, None, None]:
         """One result per page, in order."""
         ...
 
@@ -111,7 +111,7 @@ class SerialReader:
 
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
-    ) -> Iterator[PageResult]:
+    ) -> Generator[PageResult, None, None]:
         for page in pages:
             checks.raise_if_canceled()
             checks.page_starting()
@@ -140,7 +140,7 @@ class BatchReader:
 
     def read(
         self, record: JobRecord, pages: Iterator[Page], checks: JobChecks
-    ) -> Iterator[PageResult]:
+    ) -> Generator[PageResult, None, None]:
         pending: deque[tuple[Page, PageTicket | PageResult]] = deque()
         source = iter(pages)
         more = True

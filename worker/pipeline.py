@@ -17,11 +17,11 @@ from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, job_files
 from worker.engines import EngineError
-from worker.job_watch import JobTimedOut, JobWatch
 from worker.page_reading import JobCanceledWhileRunning, JobChecks, PageReader, SerialReader
 from worker.pages import Document, PageLoadError
 from worker.results import build_document, write_results
 from worker.routing import EngineRouter
+from worker.watchdog import JobTimedOut, JobWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class JobRunner:
     store: JobStore
     router: EngineRouter
     holder: str  # this worker's id: the lease owner
-    watch: JobWatch
+    watch: JobWatchdog
     # How pages get read: one at a time through the router, or batched (worker/page_reading.py)
     reader: PageReader | None = None
 
@@ -54,7 +54,8 @@ class JobRunner:
         files = self._files(job_id)
         claim = self.store.claim(job_id, self.holder, self.settings.job_lease_seconds)
         if claim is Claim.missing:
-            return self._gone(job_id)
+            self._gone(job_id)
+            return None
         if claim is Claim.busy:
             log.info("job=%s is held by another live worker; dropping this delivery", job_id)
             return None
@@ -76,7 +77,8 @@ class JobRunner:
     def _execute(self, job_id: str, files: JobFiles) -> JobStatus | None:
         record = self.store.get(job_id)
         if record is None:
-            return self._gone(job_id)
+            self._gone(job_id)
+            return None
         if record.attempts > 1:
             log.warning("job=%s attempt %d: its previous worker died", job_id, record.attempts)
         started = time.perf_counter()
@@ -88,7 +90,8 @@ class JobRunner:
         except JobCanceledWhileRunning:
             return self._canceled(job_id, files)
         except JobNotFound:
-            return self._gone(job_id)
+            self._gone(job_id)
+            return None
         except JobTimedOut as exc:
             return self.fail(job_id, ErrorCode.timeout, str(exc))
         except (PageLoadError, EngineError) as exc:
@@ -185,7 +188,8 @@ class JobRunner:
         if status is JobStatus.canceled:
             return self._canceled(job_id, files)
         if status is None:
-            return self._gone(job_id)
+            self._gone(job_id)
+            return None
         log.warning("job=%s is %s already; its state and files left alone", job_id, status.value)
         return status
 

@@ -140,7 +140,7 @@ def text_layer(
 
 
 def _inherited(page: pikepdf.Page, key: str) -> pikepdf.Object | None:
-    node = page.obj
+    node: pikepdf.Object | None = page.obj
     while node is not None:
         if key in node:
             return node[key]
@@ -164,7 +164,12 @@ def _add_text(pdf: Pdf, page: pikepdf.Page, result: PageResult, font: pikepdf.Ob
     width, height = (x1 - x0, y1 - y0) if rotate in (0, 180) else (y1 - y0, x1 - x0)
     resources = _inherited(page, "/Resources")
     if "/Resources" not in page.obj:  # copy inherited resources before adding to them
-        page.obj.Resources = Dictionary(resources) if resources is not None else Dictionary()
+        # pikepdf's stubs take a Mapping only; a dictionary Object is one at run time
+        page.obj.Resources = (
+            Dictionary(resources)  # type: ignore[arg-type]
+            if resources is not None
+            else Dictionary()
+        )
     name = page.add_resource(font, Name.Font, prefix=_FONT_RESOURCE)
     content = text_layer(
         result, width, height, _display_matrix(rotate, (x0, y0, x1, y1)), str(name)[1:]

@@ -11,10 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep, WatchDep
-from api.schemas import ErrorBody, JobAccepted, JobView, links_for
+from api.errors import error_responses
+from api.schemas import JobAccepted, JobView, links_for
 from api.storage_calls import StorageCalls
 from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted, Submissions
 from api.watching import WAIT_LIMIT_SECONDS
+from shared.error_codes import ErrorCode
 from shared.options import JobOptions
 from shared.results import DocumentResult
 from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN, StoredFile
@@ -22,19 +24,18 @@ from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN, StoredFile
 # create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-_ERRORS = {
-    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-    404: {"model": ErrorBody, "description": "Unknown or expired job"},
-    503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
+_WHY = {
+    "unauthorized": "missing or invalid API key",
+    "job_not_found": "unknown or expired job",
+    "queue_unavailable": "Redis (queue and job store) unreachable",
+    "storage_unavailable": "the bucket (STORAGE_URL) does not answer",
+    "result_gone": "the job succeeded, but its result is no longer stored (removed, or another "
+    "STORAGE_URL); submit the file again",
 }
+_ERRORS = error_responses(
+    ErrorCode.unauthorized, ErrorCode.job_not_found, ErrorCode.queue_unavailable, **_WHY
+)
 ERRORS = _ERRORS  # of every route on a job (api/routes/streams.py, ocr.py too)
-_GONE = {
-    410: {
-        "model": ErrorBody,
-        "description": "`result_gone`: the job succeeded, but its result is no longer stored "
-        "(removed, or another STORAGE_URL); submit the file again",
-    }
-}
 
 
 def _option_fields() -> dict:
@@ -125,44 +126,44 @@ ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
             "model": JobAccepted,
             "description": "Repeated Idempotency-Key: the job it created before, nothing queued",
         },
-        400: {"model": ErrorBody, "description": "Empty file, malformed body or Idempotency-Key"},
-        409: {
-            "model": ErrorBody,
-            "description": "`idempotency_key_in_use`: a request with the same key is still "
-            "uploading; retry after `Retry-After`",
-        },
-        408: {
-            "model": ErrorBody,
-            "description": "`request_timeout`: the body stopped coming for BODY_TIMEOUT_SECONDS",
-        },
-        413: {
-            "model": ErrorBody,
-            "description": "Over MAX_UPLOAD_MB (file_too_large), or more form fields than "
-            "MAX_FORM_FIELDS, one over MAX_FIELD_BYTES, or too much beside the file "
-            "(form_too_large)",
-        },
-        415: {"model": ErrorBody, "description": "Bytes match no supported type"},
-        422: {
-            "model": ErrorBody,
-            "description": "No `file` field (file_missing), a bad or unknown form field "
-            "(invalid_option), a malformed or refused callback_url (invalid_callback_url), or "
-            "more pages than MAX_PAGES (too_many_pages)",
-        },
-        429: {
-            "model": ErrorBody,
-            "description": "`queue_full`: MAX_QUEUED_JOBS are waiting at the job's priority or "
-            "above; retry after `Retry-After`",
-        },
-        507: {
-            "model": ErrorBody,
-            "description": "`insufficient_storage`: no room left for the upload; retry later",
-        },
-        **_ERRORS,
-        503: {
-            "model": ErrorBody,
-            "description": "`queue_unavailable`: Redis (queue and job store) unreachable; or "
-            "`engine_not_served`: workers are live but none serves the job's engine",
-        },
+        **error_responses(
+            ErrorCode.empty_file,
+            ErrorCode.invalid_request,
+            ErrorCode.unauthorized,
+            ErrorCode.job_not_found,
+            ErrorCode.request_timeout,
+            ErrorCode.idempotency_key_in_use,
+            ErrorCode.file_too_large,
+            ErrorCode.form_too_large,
+            ErrorCode.unsupported_media_type,
+            ErrorCode.file_missing,
+            ErrorCode.invalid_option,
+            ErrorCode.invalid_callback_url,
+            ErrorCode.too_many_pages,
+            ErrorCode.idempotency_key_reused,
+            ErrorCode.queue_full,
+            ErrorCode.queue_unavailable,
+            ErrorCode.engine_not_served,
+            ErrorCode.insufficient_storage,
+            **_WHY,
+            invalid_request="malformed body or Idempotency-Key",
+            idempotency_key_in_use="a request with the same key is still uploading; retry "
+            "after `Retry-After`",
+            request_timeout="the body stopped coming for BODY_TIMEOUT_SECONDS",
+            file_too_large="over MAX_UPLOAD_MB",
+            form_too_large="more form fields than MAX_FORM_FIELDS, one over MAX_FIELD_BYTES, "
+            "or too much beside the file",
+            unsupported_media_type="bytes match no supported type",
+            file_missing="no `file` field",
+            invalid_option="a bad or unknown form field",
+            invalid_callback_url="a malformed or refused callback_url",
+            too_many_pages="more pages than MAX_PAGES",
+            idempotency_key_reused="a known Idempotency-Key with another upload",
+            queue_full="MAX_QUEUED_JOBS are waiting at the job's priority or above; retry "
+            "after `Retry-After`",
+            engine_not_served="workers are live but none serves the job's engine",
+            insufficient_storage="no room left for the upload; retry later",
+        ),
     },
 )
 async def create_job(
@@ -211,7 +212,11 @@ _WAIT_DOC = (
 )
 
 
-@router.get("/{job_id}", summary="Job status and progress", responses={**_ERRORS, **_GONE})
+@router.get(
+    "/{job_id}",
+    summary="Job status and progress",
+    responses={**_ERRORS, **error_responses(ErrorCode.result_gone, **_WHY)},
+)
 async def get_job(
     job_id: str,
     watch: WatchDep,
@@ -237,13 +242,20 @@ async def get_job(
                 "application/xml": {"schema": {"type": "string"}},
             },
         },
-        409: {"model": ErrorBody, "description": "Not finished yet, or failed"},
-        507: {
-            "model": ErrorBody,
-            "description": "`insufficient_storage`: no room to store a pdf, hocr or alto file",
-        },
-        **_GONE,
         **_ERRORS,
+        **error_responses(
+            ErrorCode.result_not_ready,
+            ErrorCode.job_failed,
+            ErrorCode.job_canceled,
+            ErrorCode.result_gone,
+            ErrorCode.insufficient_storage,
+            ErrorCode.queue_unavailable,
+            ErrorCode.storage_unavailable,
+            **_WHY,
+            insufficient_storage="no room to store a pdf, hocr or alto file",
+        ),
+        **_ERRORS,
+        **error_responses(ErrorCode.result_not_ready, ErrorCode.job_failed, ErrorCode.job_canceled),
     },
 )
 async def get_result(
@@ -288,14 +300,19 @@ def file_response(stored: StoredFile, media_type: str, storage: StorageCalls) ->
                 for media in IMAGE_MEDIA_TYPES.values()
             },
         },
-        404: {
-            "model": ErrorBody,
-            "description": "Unknown or expired job (job_not_found), or no image of that name "
-            "in its result (image_not_found)",
-        },
-        409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
-        **_GONE,
-        **{code: body for code, body in _ERRORS.items() if code != 404},
+        **error_responses(
+            ErrorCode.unauthorized,
+            ErrorCode.job_not_found,
+            ErrorCode.image_not_found,
+            ErrorCode.result_not_ready,
+            ErrorCode.job_failed,
+            ErrorCode.job_canceled,
+            ErrorCode.result_gone,
+            ErrorCode.queue_unavailable,
+            ErrorCode.storage_unavailable,
+            **_WHY,
+            image_not_found="no image of that name in its result",
+        ),
     },
 )
 async def get_image(
@@ -324,7 +341,10 @@ async def get_image_by_path(
     description="A queued job is canceled at once and its upload removed; a running job is "
     "marked canceled and its worker stops before the next page. Canceling a canceled job "
     "answers the same; a succeeded or failed job cannot be canceled (409 `job_finished`).",
-    responses={409: {"model": ErrorBody, "description": "The job already finished"}, **_ERRORS},
+    responses={
+        **_ERRORS,
+        **error_responses(ErrorCode.job_finished, job_finished="the job already finished"),
+    },
 )
 async def cancel_job(job_id: str, service: ServiceDep, api_key: ApiKeyDep) -> JobView:
     record = await service.cancel(job_id, api_key)

@@ -7,7 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
 from api.deps import HealthDep
-from api.schemas import ErrorBody
+from api.errors import error_responses
+from shared.error_codes import ErrorCode
 from shared.errors import QueueUnavailable
 
 router = APIRouter(tags=["health"])
@@ -19,7 +20,10 @@ router = APIRouter(tags=["health"])
     response_class=Response,
     responses={
         200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
-        503: {"model": ErrorBody, "description": "Redis (where the metrics are kept) unreachable"},
+        **error_responses(
+            ErrorCode.queue_unavailable,
+            queue_unavailable="Redis (where the metrics are kept) unreachable",
+        ),
     },
 )
 def metrics(health: HealthDep) -> Response:

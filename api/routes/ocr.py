@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from api.deps import ApiKeyDep, ServiceDep, SettingsDep, SubmissionsDep, WatchDep
+from api.errors import error_responses
 from api.routes import jobs
 from api.routes.jobs import (
     IdempotencyKeyHeader,
@@ -18,7 +19,8 @@ from api.routes.jobs import (
     accepted_answer,
     result_response,
 )
-from api.schemas import ErrorBody, JobAccepted
+from api.schemas import JobAccepted
+from shared.error_codes import ErrorCode
 
 router = APIRouter(tags=["jobs"])
 
@@ -59,11 +61,13 @@ result does. A client that disconnects cancels nothing: the job runs to its end.
             "description": "Not done within SYNC_WAIT_SECONDS: the job, as POST /jobs answers",
         },
         **{code: body for code, body in _SUBMIT.responses.items() if code not in (200, 409)},
-        409: {
-            "model": ErrorBody,
-            "description": "The job failed (job_failed, with its error) or was canceled "
-            "(job_canceled); or `idempotency_key_in_use`",
-        },
+        **error_responses(
+            ErrorCode.job_failed,
+            ErrorCode.job_canceled,
+            ErrorCode.idempotency_key_in_use,
+            job_failed="the job failed (with its error)",
+            job_canceled="the job was canceled",
+        ),
     },
 )
 async def ocr(

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
+from api.errors import error_responses
 from api.page_images import MAX_SIDE
 from api.routes.jobs import file_response
-from api.schemas import ErrorBody
+from shared.error_codes import ErrorCode
 
 # create_app adds the API-key dependency when API_KEYS is set, as for /jobs.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -30,20 +31,27 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             "description": "The page picture",
             "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
         },
-        401: {"model": ErrorBody, "description": "Missing or invalid API key"},
-        404: {
-            "model": ErrorBody,
-            "description": "Unknown or expired job, its source no longer stored "
-            "(job_not_found), or no page `index` in its result (page_not_found)",
-        },
-        409: {"model": ErrorBody, "description": "Not finished yet, or failed, or canceled"},
-        422: {
-            "model": ErrorBody,
-            "description": "`image_too_large`: the page has more pixels than the worker reads",
-        },
-        410: {"model": ErrorBody, "description": "`result_gone`: the result is no longer stored"},
-        503: {"model": ErrorBody, "description": "Redis (queue and job store) unreachable"},
-        507: {"model": ErrorBody, "description": "`insufficient_storage`: no room to store it"},
+        **error_responses(
+            ErrorCode.unauthorized,
+            ErrorCode.job_not_found,
+            ErrorCode.page_not_found,
+            ErrorCode.result_not_ready,
+            ErrorCode.job_failed,
+            ErrorCode.job_canceled,
+            ErrorCode.result_gone,
+            ErrorCode.image_too_large,
+            ErrorCode.queue_unavailable,
+            ErrorCode.storage_unavailable,
+            ErrorCode.insufficient_storage,
+            unauthorized="missing or invalid API key",
+            job_not_found="unknown or expired job, or its source no longer stored",
+            page_not_found="no page `index` in its result",
+            queue_unavailable="Redis (queue and job store) unreachable",
+            storage_unavailable="the bucket (STORAGE_URL) does not answer",
+            result_gone="the result is no longer stored",
+            image_too_large="the page has more pixels than the worker reads",
+            insufficient_storage="no room to store it",
+        ),
     },
 )
 async def get_page_image(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,7 +37,7 @@ class ProgressView:
         )
         self.task = self.progress.add_task("batch", total=len(run.files), **self._fields())
 
-    def _fields(self) -> dict[str, object]:
+    def _fields(self) -> dict[str, Any]:  # rich's task fields: **kwargs of Any
         counts = self.run.counts()
         elapsed = max(time.monotonic() - self.run.started, 1e-6)
         sent = counts["submitted"] + counts["reused"]

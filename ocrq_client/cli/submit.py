@@ -7,6 +7,7 @@ import asyncio
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 
@@ -111,7 +112,8 @@ class BatchRun:
             for _ in followers:
                 self.to_follow.put_nowait(None)
             # Ctrl-C (or an unreachable service) ends the waiting too, mid-stream
-            await asyncio.wait([following, stopped], return_when=asyncio.FIRST_COMPLETED)
+            either: list[asyncio.Future[Any]] = [following, stopped]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if following.done():
                 following.result()  # a follower's bug is raised, not lost
         finally:

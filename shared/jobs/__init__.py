@@ -9,7 +9,7 @@ Who calls what (all on `JobStore`, each change one Lua script in scripts.py):
   (queues.py: one per engine kind and priority, e.g. `ocr.rapidocr.high`); `delete`
   if that send failed; `cancel`; reads `get`/`require`, `queue_depth`; `idempotency`
   (idempotency.py) for the Idempotency-Key.
-- worker: `claim` (takes the lease, running), `renew` while it runs (worker/job_watch.py),
+- worker: `claim` (takes the lease, running), `renew` while it runs (worker/watchdog.py),
   `set_pages_total`/`set_pages_done` (progress; refused once canceled, JobNotFound once the
   record is gone), then `succeed` or `fail(code, message)`, and `release`.
 - any process, every ORPHAN_SWEEP_SECONDS: `sweep.recover_orphans` -> `recover` for jobs whose
@@ -23,10 +23,13 @@ running, page, requeued, succeeded, failed, canceled) to the job's stream and th
 and counts its outcome (submitted, succeeded, failed, canceled) for /metrics: no caller counts.
 Read them with `events(job_id, after_id)`, `history(job_id)` (record and events together) and
 `recent_events(after_id, count)`; webhooks and status streams read there and need no change to
-the API or the worker. `tail.EventTail` follows the global stream live (XREAD BLOCK, asyncio):
-the API's event hub (api/event_hub.py) reads it for every status stream of its process.
-Webhook deliveries (webhooks.py, `JobStore.webhooks`): the dispatchers' consumer group on the
-global stream and each delivery's state (due zset, a hash each), read by GET /jobs/{id}.
+the API or the worker. What each event means is timeline.py's fold beside the scripts (the job
+as it was at each event: what a status stream shows). Every state-change script answers one
+shape, read once by outcomes.py into named results (`Claim`, `Recovery`, `Change`).
+`tail.EventTail` follows the global stream live (XREAD BLOCK, asyncio): the API's event hub
+(api/event_hub.py) reads it for every status stream of its process. Webhook deliveries
+(webhooks.py, `JobStore.webhooks`): the dispatchers' consumer group on the global stream
+and each delivery's state (due zset, a hash each), read by GET /jobs/{id}.
 keys.py names every Redis key; nothing outside this package builds one.
 """
 
@@ -39,8 +42,9 @@ from shared.jobs.events import EventKind, JobEvent
 from shared.jobs.idempotency import Bound, Idempotency, Pending
 from shared.jobs.keys import QUEUE, TASK_RUN
 from shared.jobs.metrics import HISTOGRAMS, JOB_COUNTERS, JobMetrics
+from shared.jobs.outcomes import Claim, Recovery
 from shared.jobs.record import JobError, JobRecord, JobStatus, utcnow
-from shared.jobs.store import WORKER_LOST, Claim, JobStore, Recovery
+from shared.jobs.store import WORKER_LOST, JobStore
 from shared.jobs.sweep import SweepReport, recover_orphans
 from shared.jobs.workers import WorkerBeat, WorkerRegistry, default_worker_id
 

@@ -76,3 +76,40 @@ def sentinel_master(settings: Settings) -> redis.Redis:
         password=url.password,
         **_CLIENT_OPTIONS,
     )
+
+
+# redis-py types every reply as bytes or str; the job protocol's clients all decode
+# (decode_responses, above), so a reply is text. These narrow the types once and fail loudly
+# should a client that does not decode ever be passed in.
+Reply = bytes | str
+StreamEntries = list[tuple[Any, Any]]
+
+
+def text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a job-store client must decode replies (decode_responses): {value!r}")
+    return value
+
+
+def text_or_none(value: Reply | None) -> str | None:
+    return None if value is None else text(value)
+
+
+def text_fields(mapping: dict[Reply, Reply]) -> dict[str, str]:
+    """A hash (HGETALL) or a stream entry's fields, as text."""
+    return {text(name): text(value) for name, value in mapping.items()}
+
+
+def stream_entries(entries: StreamEntries | None) -> list[tuple[str, dict[str, str]]]:
+    """XRANGE entries [(id, {field: value})], as text (None: no entries)."""
+    return [(text(entry_id), text_fields(fields)) for entry_id, fields in entries or []]
+
+
+def read_entries(reply: object) -> list[tuple[str, dict[str, str]]]:
+    """An XREAD/XREADGROUP reply [[stream, entries], ...] (None: nothing came), its entries as
+    text, in order."""
+    if not reply:
+        return []
+    if not isinstance(reply, list):
+        raise TypeError(f"not a stream read reply: {reply!r}")
+    return [entry for _stream, entries in reply for entry in stream_entries(entries)]

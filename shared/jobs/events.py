@@ -24,6 +24,11 @@ class EventKind(enum.StrEnum):
     failed = "failed"  # code: the error code
     canceled = "canceled"
 
+    @property
+    def terminal(self) -> bool:
+        """The job's end: nothing follows it."""
+        return self in (EventKind.succeeded, EventKind.failed, EventKind.canceled)
+
 
 @dataclass(frozen=True)
 class JobEvent:

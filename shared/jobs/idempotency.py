@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.jobs import keys, scripts
-from shared.jobs.connection import redis_errors_as_unavailable
+from shared.jobs.connection import redis_errors_as_unavailable, text_or_none
 
 PENDING_SECONDS = 600
 _PENDING_PREFIX = "pending:"
@@ -59,7 +59,7 @@ class Idempotency:
 
     @redis_errors_as_unavailable
     def lookup(self, scope: str | None, key: str) -> Pending | Bound | None:
-        return _parse(self._redis.get(keys.idempotency(scope, key)))
+        return _parse(text_or_none(self._redis.get(keys.idempotency(scope, key))))
 
     @redis_errors_as_unavailable
     def claim(self, scope: str | None, key: str, replacing: Bound | None) -> Pending | None:
@@ -79,7 +79,7 @@ class Idempotency:
         """Point the claimed key at the job its upload became, for as long as the job lives
         (and JOB_TTL_SECONDS after its end)."""
         bound = Bound(job_id, fingerprint)
-        args = [claim.value, bound.value, self.ttl]
+        args: list[str | int] = [claim.value, bound.value, self.ttl]
         return self._bind(keys=[keys.idempotency(scope, key), keys.job(job_id)], args=args) == 1
 
     @redis_errors_as_unavailable

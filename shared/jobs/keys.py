@@ -17,7 +17,7 @@ import hashlib
 
 PREFIX = "ocrq:"
 
-QUEUE = "ocr"  # the legacy Celery queue, and the prefix of queues.py's names
+QUEUE = "ocr"  # the prefix of queues.py's names (Celery's default queue: no job is sent there)
 TASK_RUN = "ocr.run"
 
 RUNNING = f"{PREFIX}running"  # jobs with a lease taken, to find orphans without SCAN

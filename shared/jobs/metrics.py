@@ -11,6 +11,7 @@ import bisect
 import redis
 
 from shared.jobs import keys
+from shared.jobs.connection import text_fields
 
 JOB_COUNTERS = ("submitted", "succeeded", "failed", "canceled")
 HISTOGRAMS = {
@@ -48,4 +49,4 @@ class JobMetrics:
 
     def histogram(self, name: str) -> dict[str, str]:
         """The raw hash: count per bucket bound ("+Inf" too), "sum" and "count"."""
-        return self._redis.hgetall(keys.histogram(name))
+        return text_fields(self._redis.hgetall(keys.histogram(name)))

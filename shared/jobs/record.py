@@ -49,8 +49,7 @@ class JobRecord(BaseModel):
     options: JobOptions = JobOptions()
     # sha256 of the API key that created the job (never the key): only that key may see it
     owner: str | None = None
-    # the Celery queue it was sent to (shared/jobs/queues.py); None: made before queues by
-    # engine and priority, it waits in the legacy queue `ocr`
+    # the Celery queue it was sent to (shared/jobs/queues.py); the API always names one
     queue: str | None = None
 
 
@@ -89,6 +88,8 @@ def from_fields(job_id: str, data: dict[str, str]) -> JobRecord | None:
         return None
     error = None
     if "error_code" in data:
-        error = JobError(code=data.pop("error_code"), message=data.pop("error_message", ""))
+        error = JobError(
+            code=ErrorCode(data.pop("error_code")), message=data.pop("error_message", "")
+        )
     options = JobOptions.model_validate_json(data.pop("options", "{}"))
     return JobRecord.model_validate({**data, "error": error, "options": options})

@@ -6,6 +6,14 @@ A state-change script starts with `_STATE` (shared locals and functions) and get
   KEYS[4] the metrics counters, then its own keys from KEYS[5];
   ARGV[1] now (ISO time), ARGV[2] the retention (JOB_TTL_SECONDS), ARGV[3] the global
   stream's cap, ARGV[4] the job id, then its own arguments from ARGV[5].
+Every one answers the same three things, {outcome, the status it found, the status it left}
+(nil for no record), which store.py decodes once into a `Change`. The outcome is one of
+  'applied'  the change was made (and its event written);
+  'missing'  the job has no record (expired, deleted, or lost by Redis);
+  'held'     another live holder has the job's lease (nothing changed);
+  'refused'  the job is not in a status this change applies to (nothing changed).
+What each change's event means for the job (the timeline a client sees) is timeline.py's fold:
+a script that writes another record field writes it into its event too.
 A live record (queued, running) and its events have no TTL; both expire JOB_TTL_SECONDS after
 the job's end. A record is never written once it is gone (HSET would resurrect a partial hash
 without created_at) and never changed once it ended.
@@ -58,6 +66,13 @@ end
 local function fail(code, message)
   finish('failed', {'error_code', code, 'error_message', message}, {'code', code})
 end
+
+-- The answer of every state change (false stands for no status: Redis answers nil).
+local function answer(outcome, found, left)
+  return {outcome, found or false, left or false}
+end
+local function missing() return answer('missing') end
+local function unchanged(outcome, status) return answer(outcome, status, status) end
 """
 
 # ARGV[5..]: the record's field, value, ... A queued job's record lives however long it waits.
@@ -68,8 +83,8 @@ CREATE = (
 redis.call('HSET', job, unpack(ARGV, 5))
 redis.call('HINCRBY', counters, 'submitted', 1)
 local total = redis.call('HGET', job, 'pages_total')
-if total then return emit('queued', 'pages_total', total) end
-return emit('queued')
+if total then emit('queued', 'pages_total', total) else emit('queued') end
+return answer('applied', nil, 'queued')
 """
 )
 
@@ -86,21 +101,23 @@ if status == 'queued' and (tonumber(attempts) or 0) == 0 then
     redis.call('XDEL', events, entry[1])
   end
 end
-return redis.call('DEL', job, job_events)
+redis.call('DEL', job, job_events)
+if not status then return missing() end
+return answer('applied', status, nil)
 """
 )
 
 # Take the job's lease and run it (one more attempt), unless another live holder has it.
 # KEYS[5] lease, KEYS[6] running set; ARGV[5] holder, ARGV[6] lease seconds.
-# Answers 'claimed', 'busy', 'missing' or the status of a job that ended.
+# Refused once the job ended; held while another live worker has it.
 CLAIM = (
     _STATE
     + """
 local status = redis.call('HGET', job, 'status')
-if not status then return 'missing' end
-if status ~= 'queued' and status ~= 'running' then return status end
+if not status then return missing() end
+if status ~= 'queued' and status ~= 'running' then return unchanged('refused', status) end
 local holder = redis.call('GET', KEYS[5])
-if holder and holder ~= ARGV[5] then return 'busy' end
+if holder and holder ~= ARGV[5] then return unchanged('held', status) end
 redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6])
 redis.call('SADD', KEYS[6], job_id)
 local attempt = redis.call('HINCRBY', job, 'attempts', 1)
@@ -108,76 +125,78 @@ redis.call('HSET', job, 'status', 'running', 'started_at', now, 'pages_done', 0,
            'worker', ARGV[5])
 live()
 emit('running', 'attempt', attempt)
-return 'claimed'
+return answer('applied', status, 'running')
 """
 )
 
 # Progress of a running job. ARGV[5..]: field, value, ... (pages_total, pages_done).
-# 1 written; 0 the record is gone; 2 the job is not running (canceled meanwhile): untouched.
+# Refused when the job is not running (canceled meanwhile): untouched.
 PROGRESS = (
     _STATE
     + """
 local status = redis.call('HGET', job, 'status')
-if not status then return 0 end
-if status ~= 'running' then return 2 end
+if not status then return missing() end
+if status ~= 'running' then return unchanged('refused', status) end
 redis.call('HSET', job, unpack(ARGV, 5))
 local done, total = unpack(redis.call('HMGET', job, 'pages_done', 'pages_total'))
 emit('page', 'pages_done', done or '0', 'pages_total', total or '')
-return 1
+return answer('applied', status, status)
 """
 )
 
 # The worker's end of a job. ARGV[5] 'succeeded' or 'failed'; for failed ARGV[6] the error
-# code and ARGV[7] its message. 1 applied; 0 the job ended already (canceled); -1 gone.
+# code and ARGV[7] its message. Refused when the job ended already (canceled).
 END = (
     _STATE
     + """
 local status = redis.call('HGET', job, 'status')
-if not status then return -1 end
-if status ~= 'queued' and status ~= 'running' then return 0 end
+if not status then return missing() end
+if status ~= 'queued' and status ~= 'running' then return unchanged('refused', status) end
 if ARGV[5] == 'failed' then fail(ARGV[6], ARGV[7]) else finish('succeeded', {}, {}) end
-return 1
+return answer('applied', status, ARGV[5])
 """
 )
 
-# Cancel a queued or running job; answers the status it had (nil when unknown).
+# Cancel a queued or running job; refused once it ended.
 CANCEL = (
     _STATE
     + """
 local status = redis.call('HGET', job, 'status')
-if not status then return false end
-if status == 'queued' or status == 'running' then finish('canceled', {}, {}) end
-return status
+if not status then return missing() end
+if status ~= 'queued' and status ~= 'running' then return unchanged('refused', status) end
+finish('canceled', {}, {})
+return answer('applied', status, 'canceled')
 """
 )
 
 # A running job whose lease lapsed (its worker died): back to queued, or failed once it used
 # its attempts. KEYS[5] lease, KEYS[6] running set, KEYS[7] requeue set; ARGV[5] max attempts,
-# ARGV[6] the error code. Answers 'requeued', 'failed', 'alive', 'gone' or 'missing'.
+# ARGV[6] the error code. Applied: left queued (requeued) or failed; held: a live worker runs
+# it; refused: it is no longer running.
 RECOVER = (
     _STATE
     + """
 local status = redis.call('HGET', job, 'status')
 if not status then
   redis.call('SREM', KEYS[6], job_id)
-  return 'missing'
+  return missing()
 end
 if status ~= 'running' then
   redis.call('SREM', KEYS[6], job_id)
-  return 'gone'
+  return unchanged('refused', status)
 end
-if redis.call('EXISTS', KEYS[5]) == 1 then return 'alive' end
+if redis.call('EXISTS', KEYS[5]) == 1 then return unchanged('held', status) end
 redis.call('SREM', KEYS[6], job_id)
 local attempts = tonumber(redis.call('HGET', job, 'attempts') or '0')
 if attempts >= tonumber(ARGV[5]) then
   fail(ARGV[6], 'the worker running this job died ' .. attempts .. ' time(s)')
-  return 'failed'
+  return answer('applied', status, 'failed')
 end
 redis.call('HSET', job, 'status', 'queued', 'pages_done', 0)
 live()
 redis.call('SADD', KEYS[7], job_id)
 emit('requeued', 'attempt', attempts)
-return 'requeued'
+return answer('applied', status, 'queued')
 """
 )
 

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import enum
-
 import redis
 
 from shared.error_codes import ErrorCode
 from shared.errors import JobNotFound
 from shared.jobs import keys, queues, scripts
-from shared.jobs.connection import redis_errors_as_unavailable
+from shared.jobs.connection import (
+    redis_errors_as_unavailable,
+    stream_entries,
+    text,
+    text_fields,
+    text_or_none,
+)
 from shared.jobs.events import JobEvent
 from shared.jobs.idempotency import Idempotency
 from shared.jobs.metrics import JobMetrics
+from shared.jobs.outcomes import Change, Claim, Outcome, Recovery
 from shared.jobs.record import JobRecord, JobStatus, from_fields, to_fields, utcnow
 from shared.jobs.webhooks import WebhookDeliveries
 
 # the error code the package itself writes: the job's worker died JOB_MAX_ATTEMPTS times
 WORKER_LOST = ErrorCode.worker_lost
 _MESSAGE_LIMIT = 2000
-
-
-class Claim(enum.StrEnum):
-    claimed = "claimed"  # this worker runs the job now
-    busy = "busy"  # another live worker holds it (a redelivered message): drop this one
-    missing = "missing"  # no record: expired or deleted
-    succeeded = "succeeded"
-    failed = "failed"
-    canceled = "canceled"
-
-
-class Recovery(enum.StrEnum):
-    requeued = "requeued"  # its worker died: queued again, its message to be sent
-    failed = "failed"  # its worker died JOB_MAX_ATTEMPTS times: failed worker_lost
-    alive = "alive"  # its lease is held: a live worker runs it
-    gone = "gone"  # no longer running (it ended)
-    missing = "missing"  # its record is gone (expired or lost by Redis)
 
 
 class JobStore:
@@ -69,13 +57,15 @@ class JobStore:
         script: redis.commands.core.Script,
         job_id: str,
         extra_keys: tuple[str, ...] = (),
-        args: tuple[object, ...] = (),
-    ) -> object:
+        args: tuple[str | int, ...] = (),
+    ) -> Change:
         """Run a state-change script with the keys and arguments they all share."""
         shared = [keys.job(job_id), keys.job_events(job_id), keys.EVENTS, keys.COUNTERS]
-        return script(
-            keys=[*shared, *extra_keys],
-            args=[utcnow().isoformat(), self.ttl, self.events_maxlen, job_id, *args],
+        return Change.decode(
+            script(
+                keys=[*shared, *extra_keys],
+                args=[utcnow().isoformat(), self.ttl, self.events_maxlen, job_id, *args],
+            )
         )
 
     # -- the API's changes --
@@ -97,14 +87,13 @@ class JobStore:
 
         A running job's worker sees `canceled` before its next page and stops there.
         """
-        before = self._change(self._cancel, job_id)
-        return JobStatus(before) if before else None
+        return self._change(self._cancel, job_id).found
 
     # -- the worker's changes --
     def claim(self, job_id: str, holder: str, lease_seconds: int) -> Claim:
         """Take the job's lease and mark it running (one more attempt), if it is free."""
         extra = (keys.lease(job_id), keys.RUNNING)
-        return Claim(self._change(self._claim, job_id, extra, (holder, lease_seconds)))
+        return Claim.of(self._change(self._claim, job_id, extra, (holder, lease_seconds)))
 
     def renew(self, job_id: str, holder: str, lease_seconds: int) -> bool:
         return self._renew(keys=[keys.lease(job_id)], args=[holder, lease_seconds]) == 1
@@ -122,38 +111,37 @@ class JobStore:
         """Record progress of a running job (nothing once it was canceled); JobNotFound when
         the record is gone (expired or lost by Redis)."""
         args = tuple(item for name, value in fields.items() for item in (name, value))
-        if self._change(self._progress, job_id, args=args) == 0:
+        if self._change(self._progress, job_id, args=args).outcome is Outcome.missing:
             raise JobNotFound(f"the record of job {job_id} is gone")
 
     def succeed(self, job_id: str) -> bool:
         """False when the job was canceled while it ran (`canceled` stays), or is gone."""
-        return self._change(self._end, job_id, args=(JobStatus.succeeded.value,)) == 1
+        return self._change(self._end, job_id, args=(JobStatus.succeeded.value,)).applied
 
     def fail(self, job_id: str, code: ErrorCode, message: str) -> bool:
         """False when the job ended already (canceled) or is gone. `code` must be a member."""
         args = (JobStatus.failed.value, ErrorCode(code).value, message[:_MESSAGE_LIMIT])
-        return self._change(self._end, job_id, args=args) == 1
+        return self._change(self._end, job_id, args=args).applied
 
     # -- the orphan sweep's changes (any process) --
     def recover(self, job_id: str, max_attempts: int) -> Recovery:
         """A running job whose lease lapsed goes back to the queue, or fails `worker_lost`
         once `max_attempts` runs of it died."""
         extra = (keys.lease(job_id), keys.RUNNING, keys.REQUEUE)
-        return Recovery(
-            self._change(self._recover, job_id, extra, (max_attempts, WORKER_LOST.value))
-        )
+        change = self._change(self._recover, job_id, extra, (max_attempts, WORKER_LOST.value))
+        return Recovery.of(change)
 
     def running(self) -> list[str]:
         """Jobs with a lease taken (alive or not)."""
-        return sorted(self.redis.smembers(keys.RUNNING))
+        return sorted(text(member) for member in self.redis.smembers(keys.RUNNING))
 
     def pending_requeues(self) -> list[str]:
         """Requeued jobs whose message is not sent yet."""
-        return sorted(self.redis.smembers(keys.REQUEUE))
+        return sorted(text(member) for member in self.redis.smembers(keys.REQUEUE))
 
-    def queue_of(self, job_id: str) -> str:
-        """The queue the job waits in: the one its record names, else the legacy one."""
-        return self.redis.hget(keys.job(job_id), "queue") or queues.LEGACY_QUEUE
+    def queue_of(self, job_id: str) -> str | None:
+        """The queue the job waits in, as its record names it (None: no record, or none)."""
+        return text_or_none(self.redis.hget(keys.job(job_id), "queue"))
 
     def requeue_sent(self, job_id: str) -> None:
         self.redis.srem(keys.REQUEUE, job_id)
@@ -161,7 +149,7 @@ class JobStore:
     # -- reads --
     @redis_errors_as_unavailable
     def get(self, job_id: str) -> JobRecord | None:
-        return from_fields(job_id, self.redis.hgetall(keys.job(job_id)))
+        return from_fields(job_id, text_fields(self.redis.hgetall(keys.job(job_id))))
 
     def require(self, job_id: str) -> JobRecord:
         record = self.get(job_id)
@@ -171,12 +159,12 @@ class JobStore:
 
     def status(self, job_id: str) -> JobStatus | None:
         """The job's status alone (one HGET); None when its record is gone."""
-        status = self.redis.hget(keys.job(job_id), "status")
+        status = text_or_none(self.redis.hget(keys.job(job_id), "status"))
         return JobStatus(status) if status else None
 
     def holder(self, job_id: str) -> str | None:
         """Who holds the job's lease now (None: nobody, or it lapsed)."""
-        return self.redis.get(keys.lease(job_id))
+        return text_or_none(self.redis.get(keys.lease(job_id)))
 
     @redis_errors_as_unavailable
     def exists_many(self, job_ids: list[str]) -> set[str]:
@@ -221,9 +209,8 @@ class JobStore:
     def events(self, job_id: str, after_id: str | None = None) -> list[JobEvent]:
         """The job's events, oldest first; only those after stream id `after_id` if given."""
         start = f"({after_id}" if after_id else "-"
-        return [
-            JobEvent.from_entry(i, f) for i, f in self.redis.xrange(keys.job_events(job_id), start)
-        ]
+        entries = stream_entries(self.redis.xrange(keys.job_events(job_id), start))
+        return [JobEvent.from_entry(i, f) for i, f in entries]
 
     @redis_errors_as_unavailable
     def history(self, job_id: str) -> tuple[JobRecord | None, list[JobEvent]]:
@@ -233,13 +220,13 @@ class JobStore:
         pipe.hgetall(keys.job(job_id))
         pipe.xrange(keys.job_events(job_id))
         fields, entries = pipe.execute()
-        record = from_fields(job_id, fields)
+        record = from_fields(job_id, text_fields(fields))
         if record is None:
             return None, []
-        return record, [JobEvent.from_entry(i, f) for i, f in entries]
+        return record, [JobEvent.from_entry(i, f) for i, f in stream_entries(entries)]
 
     @redis_errors_as_unavailable
     def recent_events(self, after_id: str = "0", count: int = 100) -> list[JobEvent]:
         """Up to `count` events of any job after stream id `after_id` ("0": the oldest kept)."""
-        entries = self.redis.xrange(keys.EVENTS, f"({after_id}", count=count)
+        entries = stream_entries(self.redis.xrange(keys.EVENTS, f"({after_id}", count=count))
         return [JobEvent.from_entry(i, f) for i, f in entries]

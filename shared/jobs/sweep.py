@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from celery import Celery
 
 from shared.jobs.keys import TASK_RUN
-from shared.jobs.store import JobStore, Recovery
+from shared.jobs.outcomes import Recovery
+from shared.jobs.queues import queue_name
+from shared.jobs.store import JobStore
+from shared.options import Priority
 from shared.settings import Settings
 from shared.storage import job_files
 
@@ -51,8 +54,11 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
             )
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
-    # Each goes back to its own queue (engine and priority), the legacy one for old records.
+    # Each goes back to its own queue (engine and priority); a record naming none (only ever
+    # written by hand) to this process's engine at normal priority.
+    fallback = queue_name(settings.ocr_engine, Priority.normal)
     for job_id in store.pending_requeues():
-        celery.send_task(TASK_RUN, args=[job_id], queue=store.queue_of(job_id), retry=False)
+        queue = store.queue_of(job_id) or fallback
+        celery.send_task(TASK_RUN, args=[job_id], queue=queue, retry=False)
         store.requeue_sent(job_id)
     return report

@@ -14,6 +14,7 @@ import logging
 import redis.asyncio
 
 from shared.jobs import keys
+from shared.jobs.connection import read_entries, text
 from shared.jobs.events import JobEvent
 
 log = logging.getLogger(__name__)
@@ -40,18 +41,17 @@ class EventTail:
     async def latest_id(self) -> str:
         """The id of the newest event (START when there is none): where a new reader begins."""
         newest = await self._client.xrevrange(keys.EVENTS, "+", "-", count=1)
-        return newest[0][0] if newest else START
+        return text(newest[0][0]) if newest else START
 
     async def read(self, after_id: str, count: int = 1000) -> list[JobEvent]:
         """Events after `after_id`, oldest first; waits up to `block_seconds` for one."""
         reply = await self._client.xread({keys.EVENTS: after_id}, count=count, block=self.block_ms)
         events = []
-        for _stream, entries in reply or []:
-            for entry_id, fields in entries:
-                try:
-                    events.append(JobEvent.from_entry(entry_id, fields))
-                except (KeyError, ValueError):  # a foreign or newer writer's entry: skip it
-                    log.warning("event %s unreadable, skipped: %r", entry_id, fields)
+        for entry_id, fields in read_entries(reply):
+            try:
+                events.append(JobEvent.from_entry(entry_id, fields))
+            except (KeyError, ValueError):  # a foreign or newer writer's entry: skip it
+                log.warning("event %s unreadable, skipped: %r", entry_id, fields)
         return events
 
     async def close(self) -> None:

@@ -30,7 +30,12 @@ import redis
 
 from shared.callback_urls import host_lane
 from shared.jobs import keys, scripts
-from shared.jobs.connection import redis_errors_as_unavailable
+from shared.jobs.connection import (
+    read_entries,
+    redis_errors_as_unavailable,
+    text,
+    text_fields,
+)
 from shared.jobs.events import JobEvent
 
 
@@ -93,7 +98,7 @@ class WebhookDeliveries:
         answer = self._redis.xreadgroup(
             keys.WEBHOOK_GROUP, consumer, {keys.EVENTS: ">"}, count=count, block=block_ms
         )
-        return [JobEvent.from_entry(i, f) for _, entries in answer or [] for i, f in entries]
+        return [JobEvent.from_entry(i, f) for i, f in read_entries(answer)]
 
     def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[JobEvent]:
         """Events another consumer took and left unacknowledged for min_idle_ms, now ours."""
@@ -187,7 +192,7 @@ class WebhookDeliveries:
         return taken
 
     def load(self, delivery_id: str) -> Delivery | None:
-        data = self._redis.hgetall(keys.webhook_delivery(delivery_id))
+        data = text_fields(self._redis.hgetall(keys.webhook_delivery(delivery_id)))
         if not data:
             return None
         return Delivery(**{f.name: data.get(f.name, "") for f in fields(Delivery)})
@@ -260,12 +265,13 @@ class WebhookDeliveries:
         ids = self._redis.zrevrange(keys.job_webhooks(job_id), 0, 0)
         if not ids:
             return None
-        data = self._redis.hgetall(keys.webhook_delivery(ids[0]))
+        delivery_id = text(ids[0])
+        data = text_fields(self._redis.hgetall(keys.webhook_delivery(delivery_id)))
         if not data:
             return None
         code = data.get("last_status_code")
         return DeliveryState(
-            delivery_id=ids[0],
+            delivery_id=delivery_id,
             event=data.get("event", ""),
             url=data.get("url", ""),
             attempts=int(data.get("attempts") or 0),

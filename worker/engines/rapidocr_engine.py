@@ -170,7 +170,8 @@ class RapidOcrEngine:
         image = image.convert("RGB")
         lines = []
         for box in boxes:
-            crop = image.crop(tuple(box))
+            left, top, right, bottom = box
+            crop = image.crop((left, top, right, bottom))
             # sideways pages: turn each line by 90 so that it lies at 0 or 180
             lines.append(crop.rotate(90, expand=True) if sideways else crop)
         flipped = self._upside_down(lines)

@@ -135,7 +135,7 @@ def test_metrics_count_each_queue_and_the_total(client: TestClient) -> None:
         'ocrq_queue_depth_by_queue{engine="rapidocr",priority="batch",queue="ocr.rapidocr.batch"}'
         " 2.0" in text
     )
-    assert 'ocrq_queue_depth_by_queue{engine="",priority="legacy",queue="ocr"} 0.0' in text
+    assert 'queue="ocr"}' not in text  # no legacy queue: Celery's default one is never used
 
 
 def test_while_the_only_worker_restarts_jobs_keep_going_to_its_engine(
@@ -156,8 +156,8 @@ def test_ready_lists_the_jobs_waiting_per_queue(client: TestClient) -> None:
 
     queues = client.get("/ready").json()["queues"]
 
-    assert queues["ocr.rapidocr.batch"] == 1 and queues["ocr"] == 0
-    assert sum(queues.values()) == 1 and len(queues) == 10
+    assert queues["ocr.rapidocr.batch"] == 1 and "ocr" not in queues  # no legacy queue
+    assert sum(queues.values()) == 1 and len(queues) == 9
 
 
 def test_a_repeat_at_another_priority_finds_the_same_job(

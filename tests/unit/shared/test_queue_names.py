@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from shared.jobs.queues import (
-    LEGACY_QUEUE,
     ahead_of,
     all_queues,
     engine_of,
@@ -24,21 +23,20 @@ def test_a_queue_is_named_for_its_engine_and_priority() -> None:
     assert queue_name("paddleocr-vl", "batch") == "ocr.paddleocr-vl.batch"
     assert engine_of("ocr.tesseract.normal") is Engine.tesseract
     assert priority_of("ocr.tesseract.normal") is Priority.normal
-    assert (engine_of(LEGACY_QUEUE), priority_of(LEGACY_QUEUE)) == (None, None)
+    assert (engine_of("ocr"), priority_of("ocr")) == (None, None)  # no queue of the protocol
 
 
-def test_a_worker_takes_its_engines_queues_highest_first_then_the_legacy_one() -> None:
+def test_a_worker_takes_its_engines_queues_highest_first() -> None:
     assert worker_queues("rapidocr") == [
         "ocr.rapidocr.high",
         "ocr.rapidocr.normal",
         "ocr.rapidocr.batch",
-        "ocr",
     ]
 
 
 def test_every_queue_is_listed_once_and_every_worker_engine_has_its_own() -> None:
     queues = all_queues()
-    assert len(queues) == len(set(queues)) == len(Engine) * len(Priority) + 1
+    assert len(queues) == len(set(queues)) == len(Engine) * len(Priority)
     # the engine kinds of the protocol are exactly the worker's engine registry
     assert {e.value for e in Engine} == set(ENGINES)
 
@@ -48,14 +46,14 @@ def test_every_queue_is_listed_once_and_every_worker_engine_has_its_own() -> Non
     [
         (Priority.high, {"high"}),
         (Priority.normal, {"high", "normal"}),
-        (Priority.batch, {"high", "normal", "batch", "legacy"}),
+        (Priority.batch, {"high", "normal", "batch"}),
     ],
 )
 def test_back_pressure_counts_the_queues_at_or_above_a_priority(
     priority: Priority, counted: set[str]
 ) -> None:
     ahead = ahead_of(priority)
-    assert {(p.value if (p := priority_of(q)) else "legacy") for q in ahead} == counted
+    assert {(p.value if (p := priority_of(q)) else "none") for q in ahead} == counted
     assert all(queue_name(e, priority) in ahead for e in Engine)
 
 

@@ -40,7 +40,7 @@ def _received_order(app, queues: list[str], count: int) -> list[str]:
     return got
 
 
-def test_a_worker_takes_high_before_normal_before_batch_before_legacy(
+def test_a_worker_takes_high_before_normal_before_batch(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
     app = make_celery(settings)
@@ -49,7 +49,7 @@ def test_a_worker_takes_high_before_normal_before_batch_before_legacy(
         for _ in range(2):
             app.send_task(TASK_RUN, args=["x"], queue=queue, retry=False)
 
-    order = _received_order(app, queues, 8)
+    order = _received_order(app, queues, 6)
 
     assert order == [q for q in queues for _ in range(2)]
 
@@ -63,7 +63,7 @@ def test_the_sweep_requeues_an_orphan_into_its_own_queue(
     store.create(
         JobRecord(job_id=job_id, status=JobStatus.queued, created_at=utcnow(), queue=queue)
     )
-    old_job = uuid.uuid4().hex  # a record from before queues by engine and priority
+    old_job = uuid.uuid4().hex  # a record naming no queue (the API always names one)
     store.create(JobRecord(job_id=old_job, status=JobStatus.queued, created_at=utcnow()))
     for job in (job_id, old_job):
         store.claim(job, "dead:1", 1)
@@ -72,5 +72,6 @@ def test_the_sweep_requeues_an_orphan_into_its_own_queue(
     report = recover_orphans(store, make_celery(settings), settings)
 
     assert sorted(report.requeued) == sorted([job_id, old_job])
-    assert store.queue_depths([queue, "ocr"]) == {queue: 1, "ocr": 1}
+    fallback = queue_name(settings.ocr_engine, "normal")
+    assert store.queue_depths([queue, fallback, "ocr"]) == {queue: 1, fallback: 1, "ocr": 0}
     assert store.get(job_id).queue == queue

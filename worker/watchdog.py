@@ -45,7 +45,7 @@ def exit_after_timeout(job_id: str, reason: str) -> None:
     os._exit(EXIT_TIMEOUT)
 
 
-class JobWatch:
+class JobWatchdog:
     """One per worker process; watches every job this process runs."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""JobWatch watching several jobs at once (a batching worker): each keeps its own lease and time
+"""JobWatchdog watching several jobs at once (a batching worker): each keeps its own lease and time
 limits, one over its page limit is failed alone, and a stopped clock (an engine outage) charges
 no job."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore, utcnow
-from worker.job_watch import JobTimedOut, JobWatch
+from worker.watchdog import JobTimedOut, JobWatchdog
 
 HOLDER = "test-worker:1"
 
@@ -22,8 +22,8 @@ def store(redis_client) -> JobStore:
     return store
 
 
-def make_watch(store: JobStore, now: list[float], timed_out: list[str]) -> JobWatch:
-    return JobWatch(
+def make_watch(store: JobStore, now: list[float], timed_out: list[str]) -> JobWatchdog:
+    return JobWatchdog(
         store,
         HOLDER,
         lease_seconds=3,
@@ -40,7 +40,7 @@ def test_one_job_over_its_page_limit_times_out_alone_and_the_other_keeps_its_lea
 ) -> None:
     now, timed_out = [0.0], []
     watch = make_watch(store, now, timed_out)
-    monkeypatch.setattr("worker.job_watch.time.monotonic", lambda: 1000 + now[0])
+    monkeypatch.setattr("worker.watchdog.time.monotonic", lambda: 1000 + now[0])
     with watch.watching("a"), watch.watching("b"):
         now[0] = 8
         watch.page_starting("b")  # b's page came back: its page clock restarts
@@ -63,7 +63,7 @@ def test_limits_run_on_the_watch_clock_not_the_wall_clock(
     now, timed_out = [0.0], []
     watch = make_watch(store, now, timed_out)
     wall = [0.0]
-    monkeypatch.setattr("worker.job_watch.time.monotonic", lambda: wall[0])
+    monkeypatch.setattr("worker.watchdog.time.monotonic", lambda: wall[0])
     with watch.watching("a"):
         # the batcher's working clock does not move during an outage: an hour of wall-clock
         # wait for the engine is not charged to the page (10 s) or the job (100 s) limit
