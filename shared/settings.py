@@ -400,8 +400,8 @@ class WorkerJobSettings(Room):
         7200,
         ge=60,
         description="Seconds before Redis redelivers a job a worker took and has not "
-        "acknowledged: must exceed JOB_TIMEOUT_SECONDS, or a job still running goes to a "
-        "second worker (7200 since JOB_TIMEOUT_SECONDS defaults to 3600)",
+        "acknowledged: must exceed JOB_TIMEOUT_SECONDS (checked at start), or a job still "
+        "running goes to a second worker; 7200 since JOB_TIMEOUT_SECONDS defaults to 3600",
     )
     worker_heartbeat_ttl: int = Field(
         30,
@@ -679,7 +679,8 @@ COUPLINGS = (
         "broker_visibility_timeout",
         strict=True,
         why="Redis redelivers a job a worker has not acknowledged after the visibility "
-        "timeout, so a job still running would go to a second worker",
+        "timeout, so a job still running would go to a second worker (its lease turns that one "
+        "away, at the cost of a worker's turn)",
     ),
     Coupling(
         "page_timeout_seconds",
@@ -728,8 +729,6 @@ class Settings(
 ):
     """Every knob of the service: the rooms above in one object, read flat
     (`settings.redis_url`). A new setting belongs in its room's class."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
     @model_validator(mode="after")
     def _couplings_hold(self) -> Settings:

@@ -116,6 +116,8 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
         "api_keys_file"
     }
     assert settings.api_keys_file == key_file
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.port = 1  # read once at start, never changed
     assert settings.api_key_set == {"k1", "k2", "k3"}
     for name, _, expected in FLAT_CLASS_ENV:
         field = name.lower()
