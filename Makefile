@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-paddle image-test lint format bench clean
+.PHONY: run test test-fast test-paddle image-test lint format config-docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# docs/configuration.md from the settings themselves (shared/settings.py, the client's
+# ClientSettings); a fast test fails while it is stale.
+config-docs: $(STAMP)
+	$(PY) -m deploy.config_docs
 
 # The service against its engines (overhead, cold start, submit path, Tesseract CLI, scaling):
 # about 15-20 min; rewrites the `service` section of BENCHMARKS.md. BENCH_ARGS=--quick for a

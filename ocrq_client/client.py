@@ -52,7 +52,7 @@ class ClientSettings(BaseSettings):
     url: str = Field("http://127.0.0.1:8081", description="Base URL of the API")
     api_key: str | None = Field(None, description="Bearer key, when the API sets API_KEYS")
     timeout: float = Field(60.0, gt=0, description="Seconds for each read or write of a request")
-    connect_timeout: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the API")
     max_attempts: int = Field(6, ge=1, description="Tries of a request that keeps failing")
 
 

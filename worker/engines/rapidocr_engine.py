@@ -25,6 +25,9 @@ _MODEL_FILES = {
     "Rec.model_path": "PP-OCRv6_rec_small.onnx",
     "Cls.model_path": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
+# The detector's input, longest side: 960 reads as well as larger sizes and cuts latency
+# (measured when the engine was chosen); it was the setting RAPIDOCR_DET_LIMIT_SIDE_LEN.
+DET_LIMIT_SIDE_LEN = 960
 # Lines sampled to tell a page's orientation with the line classifier (0 or 180 degrees),
 # three pieces of each; at most this share of pieces may say 180 on an upright page (the
 # Russian eval pages: 0-14%; upside-down English pages: 100%) ...
@@ -73,7 +76,7 @@ class RapidOcrEngine:
                 "Global.use_cls": True,
                 # max-side limit: same accuracy, several times faster on small images
                 "Det.limit_type": "max",
-                "Det.limit_side_len": settings.rapidocr_det_limit_side_len,
+                "Det.limit_side_len": DET_LIMIT_SIDE_LEN,
                 # onnxruntime keeps its buffers between pages instead of taking them from malloc
                 # and giving them back every run: rapidocr's default (off) cost 200k+ page
                 # faults (~1 GB zeroed) and about 12% of the time of each A4 page. RSS stays
