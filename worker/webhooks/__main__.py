@@ -19,7 +19,7 @@ def main() -> None:
     argparse.ArgumentParser(
         prog="python -m worker.webhooks",
         description="Send the webhook deliveries of job events (settings from the environment: "
-        "REDIS_URL, WEBHOOK_SECRET, CALLBACK_ALLOWED_NETWORKS, WEBHOOK_*; see README Webhooks).",
+        "REDIS_URL, WEBHOOK_SECRET, CALLBACK_ALLOWED_NETWORKS, WEBHOOK_*; see docs/webhooks.md).",
     ).parse_args()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
