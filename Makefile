@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-paddle image-test lint format config-docs bench clean
+.PHONY: run test test-fast test-paddle image-test lint format config-docs docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Serving needs Tesseract's data only; the tests' packages (poppler-utils, chromium) are for `test`.
 run: $(STAMP)
 	scripts/ensure-system-deps.sh
 	scripts/run-local.sh
@@ -19,7 +20,7 @@ run: $(STAMP)
 # The suite in .venv (tests/paddle skips there: no paddleocr), then the real-library PaddleOCR-VL
 # tests in .venv-paddle (CPU paddlepaddle + pinned paddleocr/paddlex; about 2 min to build once).
 test: $(STAMP)
-	scripts/ensure-system-deps.sh
+	scripts/ensure-system-deps.sh --tests
 	scripts/ensure-redis.sh
 	$(PY) -m pytest
 	$(MAKE) test-paddle
@@ -45,6 +46,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# The manual (mkdocs.yml, docs/) into var/site; --strict: a broken link or anchor fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -29,8 +29,8 @@ def main() -> None:
         "(0.0.0.0), PORT (8081), MAX_UPLOAD_MB, JOB_TTL_SECONDS, "
         "API_KEYS, API_SOCKET_RCVBUF (65536), MAX_FORM_FIELDS (16), MAX_FIELD_BYTES (4096), "
         "MAX_HEADER_BYTES (16384), HEADER_TIMEOUT_SECONDS (10), BODY_TIMEOUT_SECONDS (30), "
-        "SYNC_WAIT_SECONDS (30), STREAM_KEEPALIVE_SECONDS (15), LOG_LEVEL; the README lists "
-        "them all.",
+        "SYNC_WAIT_SECONDS (30), STREAM_KEEPALIVE_SECONDS (15), LOG_LEVEL; docs/configuration.md "
+        "lists them all.",
     ).parse_args()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)

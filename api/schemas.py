@@ -41,7 +41,7 @@ class Progress(BaseModel):
 
 
 class CallbackView(BaseModel):
-    """The job's latest webhook delivery (README Webhooks)."""
+    """The job's latest webhook delivery (docs/webhooks.md)."""
 
     url: str = Field(description="The callback URL, its query (maybe a token) left out")
     delivery_id: str | None = Field(None, description="Ocrq-Delivery of the latest delivery")

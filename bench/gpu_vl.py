@@ -10,7 +10,7 @@ Starts the real API and one worker (`python -m api`, `python -m worker`, this ve
 the `gpu` extra and paddlepaddle-gpu) on the vllm-server backend, submits every image and PDF in
 the folder at once, waits for all jobs, and prints pages/s, job outcomes and the GPU's memory
 and utilisation sampled by nvidia-smi every second. Needs Redis (db 5, or --redis-url).
-Nothing here runs on the CPU-only CI machines; compare with the figures in README's GPU section.
+Nothing here runs on the CPU-only CI machines; compare with the figures in docs/gpu.md.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ What could go from the CPU worker image without losing an engine:
   libtesseract that the `tesserocr` wheel carries and reads only the language data, and
   `tesseract-ocr-eng`, `-rus` and `-osd` have no dependencies: installing those three alone
   should keep every engine. Not done, nor tried: the wheels must then load without the
-  libraries that go too (libgomp1 is one); the CLI is handy inside the container; the README
+  libraries that go too (libgomp1 is one); the CLI is handy inside the container; the docs
   and the Dockerfile lint describe the image with it.
 - Not to trim: OpenCV ({opencv} MB, already the headless build) and onnxruntime are what
   rapidocr runs on. `/usr/local` is the stand-in's CPython, not the published base's.

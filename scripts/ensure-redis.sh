@@ -29,8 +29,10 @@ if ping_redis; then
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "redis: redis-server not found, installing it (apt-get install redis-server)"
-  sudo_if_needed apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq redis-server >/dev/null
+  # waits for another apt or dpkg to let go of its lock (up to 10 minutes) rather than failing
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq redis-server >/dev/null
 fi
 if [ -n "$data_dir" ]; then
   mkdir -p "$data_dir"

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Make sure the Debian packages the worker needs are installed: Tesseract with its Russian and
-# English language data (the tesseract engine and `auto` script detection read them through
-# tesserocr, whose wheel carries libtesseract), and poppler-utils, whose pdftotext reads back the
-# searchable PDFs in the tests (format=pdf), and Chromium with its driver, in which
-# tests/integration/test_ui_browser.py drives the web page (/ui). Installs with apt-get only
-# what is missing.
+# Make sure the Debian packages ocrq needs are installed; installs with apt-get only what is
+# missing, waiting for another apt or dpkg to let go of its lock (up to 10 minutes) rather
+# than failing.
+#
+#   scripts/ensure-system-deps.sh          what serving needs (make run, make bench): Tesseract
+#                                          with its Russian, English and orientation data (the
+#                                          tesseract engine and `auto` script detection read
+#                                          them through tesserocr, whose wheel carries
+#                                          libtesseract)
+#   scripts/ensure-system-deps.sh --tests  that, and what the tests need (make test):
+#                                          poppler-utils, whose pdftotext reads back the
+#                                          searchable PDFs (format=pdf), and Chromium with its
+#                                          driver, in which tests/integration/test_ui_browser.py
+#                                          drives the web page (/ui)
 set -euo pipefail
-packages=(tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng tesseract-ocr-osd poppler-utils
-  chromium chromium-driver)
+packages=(tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng tesseract-ocr-osd)
+case "${1:-}" in
+  "") ;;
+  --tests) packages+=(poppler-utils chromium chromium-driver) ;;
+  *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+esac
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_get() { sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -25,7 +38,6 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 echo "system deps: installing ${missing[*]} (apt-get)"
-sudo_if_needed apt-get update -qq
-sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "system deps: installed ${missing[*]}"

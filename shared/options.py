@@ -77,8 +77,8 @@ class JobOptions(BaseModel):
     callback_url: str | None = Field(
         None,
         max_length=MAX_CALLBACK_URL,
-        description="http(s) URL that gets a signed POST when the job ends (see README "
-        "Webhooks); default: the API key's callback=. Private, loopback and metadata "
+        description="http(s) URL that gets a signed POST when the job ends (see "
+        "docs/webhooks.md); default: the API key's callback=. Private, loopback and metadata "
         "addresses are refused (422 invalid_callback_url) unless CALLBACK_ALLOWED_NETWORKS",
     )
     callback_events: CallbackEvents = Field(

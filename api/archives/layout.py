@@ -1,6 +1,6 @@
 """Where each word of a stored result sits: the one geometry hOCR, ALTO and the PDF text share.
 
-Engines give boxes at different grains (see README "Archive formats"): `tesseract` and
+Engines give boxes at different grains (see docs/results.md, "Archive formats"): `tesseract` and
 `rapidocr` one box per text line, `paddleocr-vl` one box per layout block (a paragraph, a
 table, a formula), a PDF's own text layer (`text_layer=use`) one box per text run. None gives
 word boxes today, so words are placed inside their line's box by their share of its characters

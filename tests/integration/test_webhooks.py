@@ -14,7 +14,7 @@ from testkit.pages import encode, render_page
 from testkit.stack import Stack, wait_terminal
 from testkit.webhook_receiver import Call, WebhookReceiver
 from tests.integration.conftest import WEBHOOK_SECRET as SECRET
-from tests.unit.worker.test_webhook_signing import readme_verifier
+from tests.unit.worker.test_webhook_signing import docs_verifier
 
 # loopback allowed for the receiver; short backoff and timeouts keep the tests quick
 WEBHOOK_ENV = {
@@ -67,7 +67,7 @@ def event_order(call: Call) -> tuple[int, int]:
 
 
 def assert_signed(call: Call) -> None:
-    assert readme_verifier()(SECRET, call.headers, call.body), call.headers
+    assert docs_verifier()(SECRET, call.headers, call.body), call.headers
 
 
 def test_a_real_job_sends_each_event_signed_from_the_worker(api: httpx.Client) -> None:

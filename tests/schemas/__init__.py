@@ -1,4 +1,4 @@
-"""The ALTO v4 XML schema, vendored (see README.md), loaded without touching the network."""
+"""The ALTO v4 XML schema, vendored (docs/development.md), loaded without touching the network."""
 
 from __future__ import annotations
 

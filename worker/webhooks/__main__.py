@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m worker.webhooks",
         description="Send the webhook deliveries of job events (settings from the environment: "
-        "REDIS_URL, WEBHOOK_SECRET, CALLBACK_ALLOWED_NETWORKS, WEBHOOK_*; see README Webhooks).",
+        "REDIS_URL, WEBHOOK_SECRET, CALLBACK_ALLOWED_NETWORKS, WEBHOOK_*; see docs/webhooks.md).",
     )
     parser.add_argument(
         "command",

@@ -1,4 +1,4 @@
-"""Webhook signatures, verified by the README's own snippet; the retry schedule."""
+"""Webhook signatures, verified by the docs' own snippet (docs/webhooks.md); the retry schedule."""
 
 from __future__ import annotations
 
@@ -15,30 +15,30 @@ import pytest
 from worker.webhooks.backoff import backoff_delay, retry_after_seconds, schedule
 from worker.webhooks.signing import delivery_headers, signature
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+WEBHOOKS_DOC = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 BODY = json.dumps({"delivery_id": "d1", "event": "succeeded", "job_id": "j1"}).encode()
 
 
-def readme_verifier():
-    """The verification function the README gives receivers, as they would paste it."""
-    text = README.read_text(encoding="utf-8")
+def docs_verifier():
+    """The verification function the docs give receivers, as they would paste it."""
+    text = WEBHOOKS_DOC.read_text(encoding="utf-8")
     match = re.search(r"<!-- webhook-verify:.*?-->\n```python\n(.*?)```", text, re.S)
-    assert match, "README lost its webhook verification snippet"
+    assert match, "docs/webhooks.md lost its webhook verification snippet"
     namespace: dict = {}
-    exec(compile(match.group(1), "README.md", "exec"), namespace)
+    exec(compile(match.group(1), "docs/webhooks.md", "exec"), namespace)
     return namespace["verify_ocrq_webhook"]
 
 
-def test_the_readme_snippet_accepts_what_the_sender_signs() -> None:
-    verify = readme_verifier()
+def test_the_docs_snippet_accepts_what_the_sender_signs() -> None:
+    verify = docs_verifier()
     headers = delivery_headers("s3cret", "d1", "succeeded", str(int(time.time())), BODY)
 
     assert headers["Ocrq-Signature"].startswith("v1=")
     assert verify("s3cret", headers, BODY)
 
 
-def test_the_readme_snippet_refuses_a_changed_body_a_wrong_secret_and_a_replay() -> None:
-    verify = readme_verifier()
+def test_the_docs_snippet_refuses_a_changed_body_a_wrong_secret_and_a_replay() -> None:
+    verify = docs_verifier()
     now = str(int(time.time()))
     headers = delivery_headers("s3cret", "d1", "succeeded", now, BODY)
 
