@@ -1,7 +1,8 @@
-"""The README's error table agrees with api/errors.py's HTTP_STATUS, the one place a code meets
-its status: each row's codes are answered with the row's status, and every error a route
-raises (each ServiceError's code) has a row. Routes' OpenAPI `responses` come from the same
-table (api/errors.py's `error_responses`). Fast tier: reads files, builds the app offline."""
+"""The docs' error table (docs/api.md, its one home) agrees with api/errors.py's HTTP_STATUS,
+the one place a code meets its status: each row's codes are answered with the row's status,
+and every error a route raises (each ServiceError's code) has a row. Routes' OpenAPI
+`responses` come from the same table (api/errors.py's `error_responses`). Fast tier: reads
+files, builds the app offline."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from shared.error_codes import ErrorCode
 from shared.errors import ServiceError
 from shared.settings import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 ROW = re.compile(r"^\| (\d{3}) \| ((?:`\w+`(?:, )?)+) \|", re.M)
 
 
 def _rows() -> list[tuple[int, str]]:
-    text = README.read_text(encoding="utf-8")
+    text = API_DOC.read_text(encoding="utf-8")
     return [
         (int(status), code)
         for status, codes in ROW.findall(text)
@@ -36,7 +37,7 @@ def _service_errors() -> set[ErrorCode]:
     return found
 
 
-def test_every_row_of_the_readme_error_table_has_the_status_the_api_answers() -> None:
+def test_every_row_of_the_docs_error_table_has_the_status_the_api_answers() -> None:
     rows = _rows()
     assert len(rows) > 20
     assert [(s, c) for s, c in rows if HTTP_STATUS.get(ErrorCode(c)) != s] == []
