@@ -18,7 +18,7 @@ from shared.api_keys import owner_fingerprint
 from shared.jobs.webhooks import Delivery
 from shared.settings import Settings
 from testkit.webhook_receiver import WebhookReceiver
-from tests.unit.worker.test_webhook_signing import readme_verifier
+from tests.unit.worker.test_webhook_signing import docs_verifier
 from worker.webhooks.__main__ import print_secrets
 from worker.webhooks.backoff import retry_delay
 from worker.webhooks.sender import Verdict, WebhookSender
@@ -64,7 +64,7 @@ def test_a_keys_delivery_verifies_with_its_own_secret_only() -> None:
     with WebhookReceiver() as hooks:
         assert sender.attempt(_delivery(hooks.url, "key-b")).verdict is Verdict.delivered
         [call] = hooks.wait_for(1)
-    verify = readme_verifier()
+    verify = docs_verifier()
     secret_b = sender.secret_for(_delivery(hooks.url, "key-b"))
     secret_c = sender.secret_for(_delivery(hooks.url, "key-c"))
     sender.close()
