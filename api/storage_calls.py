@@ -52,7 +52,7 @@ class StorageCalls:
         """A blocking iterator's items (a bucket object's body), each read on the storage pool."""
         try:
             while (chunk := await self.run(next, chunks, _DONE)) is not _DONE:
-                yield chunk  # type: ignore[misc]
+                yield chunk
         finally:
             # a generator: close it (the body's connection goes back) once no read is in flight
             with contextlib.suppress(RuntimeError):  # the pool is shut down: the API is ending

@@ -290,7 +290,7 @@ class HostResolver:
 
 
 # one per process: the API's submits and the sender's attempts share its bounds
-RESOLVER = HostResolver()
+RESOLVER: HostResolver = HostResolver()
 
 
 def host_lane(url: str) -> str:

@@ -51,8 +51,8 @@ class Room(BaseSettings):
 class RedisSettings(Room):
     """The broker and the job store (shared/jobs/): every process talks to the same Redis."""
 
-    ROOM = "Redis"
-    READ_BY = "both"
+    ROOM: ClassVar[str] = "Redis"
+    READ_BY: ClassVar[Process] = "both"
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -96,8 +96,8 @@ class StorageSettings(Room):
     """Where job files live (shared/storage/): local folders on one shared volume, or an
     S3-compatible bucket. The API writes uploads and reads results, the worker the reverse."""
 
-    ROOM = "Storage"
-    READ_BY = "both"
+    ROOM: ClassVar[str] = "Storage"
+    READ_BY: ClassVar[Process] = "both"
 
     output_dir: Path = Field(Path("/app/output"), description="Results: `OUTPUT_DIR/<job_id>/`")
     temp_dir: Path = Field(
@@ -163,8 +163,8 @@ class AccessSettings(Room):
     """Bearer keys: the API checks them; the worker's webhook sender reads each key's own
     callback and secret (API_KEYS_FILE options)."""
 
-    ROOM = "Access"
-    READ_BY = "both"
+    ROOM: ClassVar[str] = "Access"
+    READ_BY: ClassVar[Process] = "both"
 
     api_keys: str = Field(
         "", description="Comma-separated bearer keys for `/jobs`; empty (and no file) = no auth"
@@ -202,8 +202,8 @@ class AccessSettings(Room):
 class LoggingSettings(Room):
     """Log lines of every process."""
 
-    ROOM = "Logging"
-    READ_BY = "both"
+    ROOM: ClassVar[str] = "Logging"
+    READ_BY: ClassVar[Process] = "both"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)"
@@ -224,8 +224,8 @@ class JobLifeSettings(Room):
     """A job's record and its recovery (shared/jobs/): the worker holds a running job under a
     lease; every worker and the API sweep for lapsed leases."""
 
-    ROOM = "Job records and recovery"
-    READ_BY = "both"
+    ROOM: ClassVar[str] = "Job records and recovery"
+    READ_BY: ClassVar[Process] = "both"
 
     job_ttl_seconds: int = Field(
         7 * 24 * 3600,
@@ -257,8 +257,8 @@ class ApiServerSettings(Room):
     """Where `python -m api` listens and what a connection may do before the app sees it
     (api/listen.py, api/connection_guard.py)."""
 
-    ROOM = "API: listening and connections"
-    READ_BY = "api"
+    ROOM: ClassVar[str] = "API: listening and connections"
+    READ_BY: ClassVar[Process] = "api"
 
     port: int = Field(8081, ge=1, le=65535, description="Port `python -m api` listens on")
     host: str = Field("0.0.0.0", description="Address `python -m api` listens on")
@@ -292,8 +292,8 @@ class ApiServerSettings(Room):
 class SubmitSettings(Room):
     """What `POST /jobs` accepts and when it pushes back (api/submitting.py, api/uploads.py)."""
 
-    ROOM = "API: submissions"
-    READ_BY = "api"
+    ROOM: ClassVar[str] = "API: submissions"
+    READ_BY: ClassVar[Process] = "api"
 
     max_upload_mb: float = Field(50, gt=0, description="Upload size limit (413)")
     # With 64 KB for boundaries and part headers they bound the body beside the file.
@@ -338,8 +338,8 @@ class SubmitSettings(Room):
 class FollowSettings(Room):
     """Following a job: `POST /ocr`, status streams, the web page at /ui."""
 
-    ROOM = "API: waiting, streams and the web page"
-    READ_BY = "api"
+    ROOM: ClassVar[str] = "API: waiting, streams and the web page"
+    READ_BY: ClassVar[Process] = "api"
 
     sync_wait_seconds: float = Field(
         30,
@@ -370,8 +370,8 @@ class FollowSettings(Room):
 class WorkerJobSettings(Room):
     """Which engines a worker warms, how it renders pages, how long a job may run."""
 
-    ROOM = "Worker: engines and time limits"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Worker: engines and time limits"
+    READ_BY: ClassVar[Process] = "worker"
 
     ocr_engine: str = Field(
         "rapidocr",
@@ -424,8 +424,8 @@ class BatchSettings(Room):
     """A worker whose engine reads pages in batches (paddleocr-vl) holds several jobs at once
     and sends their pages to the engine together (worker/batcher.py); CPU engines ignore these."""
 
-    ROOM = "Worker: page batches"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Worker: page batches"
+    READ_BY: ClassVar[Process] = "worker"
 
     batch_size: int = Field(
         0,
@@ -459,8 +459,8 @@ class RecyclingSettings(Room):
     it holds, exits with EXIT_RECYCLE and the supervisor restarts it at once, so memory an OCR
     library keeps growing is given back."""
 
-    ROOM = "Worker: recycling"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Worker: recycling"
+    READ_BY: ClassVar[Process] = "worker"
 
     worker_max_jobs: int = Field(
         0, ge=0, description="Jobs a worker process ends before it is recycled; 0 = never"
@@ -476,8 +476,8 @@ class RecyclingSettings(Room):
 class RetentionSettings(Room):
     """Job folders whose record has expired are removed by a sweep in each worker."""
 
-    ROOM = "Worker: retention"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Worker: retention"
+    READ_BY: ClassVar[Process] = "worker"
 
     retention_sweep_seconds: float = Field(
         600,
@@ -499,8 +499,8 @@ class RetentionSettings(Room):
 class RapidOcrSettings(Room):
     """The rapidocr engine (CPU, ONNX models inside its wheel)."""
 
-    ROOM = "Engine: rapidocr"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Engine: rapidocr"
+    READ_BY: ClassVar[Process] = "worker"
 
     rapidocr_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto")
     rapidocr_rec_model: Path | None = Field(
@@ -520,8 +520,8 @@ class TesseractSettings(Room):
     """The tesseract engine (Debian's rus/eng traineddata read by the libtesseract inside
     tesserocr)."""
 
-    ROOM = "Engine: tesseract"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Engine: tesseract"
+    READ_BY: ClassVar[Process] = "worker"
 
     tesseract_lang: str = Field(
         "rus+eng", description="Tesseract languages (traineddata names joined with `+`)"
@@ -552,8 +552,8 @@ class PaddleOcrVlSettings(Room):
     """The paddleocr-vl engine (GPU): the VL model on this GPU or behind an OpenAI-style server;
     the layout model runs inside the worker. The engine checks at warm-up that these agree."""
 
-    ROOM = "Engine: paddleocr-vl"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Engine: paddleocr-vl"
+    READ_BY: ClassVar[Process] = "worker"
 
     paddleocr_vl_backend: str = Field(
         "native",
@@ -602,8 +602,8 @@ class WebhookSettings(Room):
     worker's dispatcher (worker/webhooks/), retried with backoff. The API checks a callback_url
     at submit with the same policy."""
 
-    ROOM = "Webhooks"
-    READ_BY = "worker"
+    ROOM: ClassVar[str] = "Webhooks"
+    READ_BY: ClassVar[Process] = "worker"
 
     webhook_secret: SecretStr | None = Field(
         None,

@@ -35,6 +35,7 @@ from shared.jobs.connection import (
     redis_errors_as_unavailable,
     text,
     text_fields,
+    text_or_none,
 )
 from shared.jobs.events import JobEvent
 
@@ -237,12 +238,13 @@ class WebhookDeliveries:
         """Put deliveries scheduled before lanes existed (by an older version) in their lanes,
         so senders take them; the number adopted. Senders run it when they start."""
         adopted = 0
-        for delivery_id in self._redis.zrange(keys.WEBHOOKS_DUE, 0, -1):
+        for entry in self._redis.zrange(keys.WEBHOOKS_DUE, 0, -1):
+            delivery_id = text(entry)
             hash_key = keys.webhook_delivery(delivery_id)
-            lane, url, owner = self._redis.hmget(hash_key, "lane", "url", "owner")
-            if lane or not url:
+            laned, url, owned = self._redis.hmget(hash_key, "lane", "url", "owner")
+            if laned or not url:
                 continue
-            lane, owner = host_lane(url), owner or ""
+            lane, owner = host_lane(text(url)), text_or_none(owned) or ""
             adopted += self._adopt(
                 keys=[
                     hash_key,

@@ -109,7 +109,7 @@ class Bucket:
     def _put_parts(self, key: str, fh: Any) -> None:
         upload = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
         try:
-            parts = []
+            parts: list[dict[str, Any]] = []
             while chunk := fh.read(self.part_bytes):
                 number = len(parts) + 1
                 answer = self.client.upload_part(
