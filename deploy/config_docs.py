@@ -146,7 +146,7 @@ def _room(
 
 def _retired() -> str:
     rows = "\n".join(f"- `{name}`: {why}." for name, why in RETIRED.items())
-    return f"## No longer settings\n\nSet, these are ignored.\n\n{rows}\n"
+    return f"## Ignored variables\n\nConstants, not settings: set, these are ignored.\n\n{rows}\n"
 
 
 def _type(field: FieldInfo) -> str:
