@@ -144,6 +144,7 @@ ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
             ErrorCode.queue_full,
             ErrorCode.queue_unavailable,
             ErrorCode.engine_not_served,
+            ErrorCode.storage_unavailable,
             ErrorCode.insufficient_storage,
             **_WHY,
             invalid_request="malformed body or Idempotency-Key",
@@ -254,8 +255,6 @@ async def get_job(
             **_WHY,
             insufficient_storage="no room to store a pdf, hocr or alto file",
         ),
-        **_ERRORS,
-        **error_responses(ErrorCode.result_not_ready, ErrorCode.job_failed, ErrorCode.job_canceled),
     },
 )
 async def get_result(
