@@ -8,7 +8,6 @@ s3://) may render the same file twice, each storing a whole one.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import threading
 from collections.abc import Callable, Iterator
@@ -17,9 +16,8 @@ from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from api.errors import InsufficientStorage
-from shared.storage import JobFiles
+from shared.storage import JobFiles, is_disk_full
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 # The renders that decode a source's pixels (page pictures, the PDF archive) run one at a time,
@@ -63,7 +61,7 @@ def disk_full_as_507(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _DISK_FULL:
+        if not is_disk_full(exc):
             raise
         raise InsufficientStorage(
             f"no room left on the server's disk to store {what}; retry later"

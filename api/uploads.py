@@ -15,7 +15,6 @@ own CPU per upload, and the copies most of its memory per upload in flight.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -38,12 +37,11 @@ from api.errors import (
 )
 from api.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
 from shared.settings import Settings
-from shared.storage import open_shared_file
+from shared.storage import is_disk_full, open_shared_file
 
 FILE_FIELD = "file"
 _FLUSH_BYTES = 128 << 10  # write to disk (in a thread) once this much is held
 _IOV_MAX = 1024  # parts per writev (Linux's limit)
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 T = TypeVar("T")
 # boundaries, part headers and a preamble around the file and the fields
 FORM_FRAMING_BYTES = 64 * 1024
@@ -253,7 +251,7 @@ async def _on_disk(func: Callable[..., T], *args: object) -> T:
     try:
         return await run_in_threadpool(func, *args)
     except OSError as exc:
-        if exc.errno not in _DISK_FULL:
+        if not is_disk_full(exc):
             raise
         raise InsufficientStorage(
             "no room left to store the upload (the server's upload folder is full); retry later"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from contextlib import closing
@@ -15,7 +14,7 @@ from shared.logs import job_context
 from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
-from shared.storage import JobFiles, hide_dirs, job_files
+from shared.storage import JobFiles, hide_dirs, is_disk_full, job_files
 from worker.engines import EngineError
 from worker.page_reading import JobCanceledWhileRunning, JobChecks, PageReader, SerialReader
 from worker.pages import Document, PageLoadError
@@ -24,9 +23,6 @@ from worker.routing import EngineRouter
 from worker.watchdog import JobTimedOut, JobWatchdog
 
 log = logging.getLogger(__name__)
-
-# a full disk (or quota) while writing results: the job fails insufficient_storage
-STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass
@@ -101,7 +97,7 @@ class JobRunner:
             message = "the job's files could not be read or stored in the bucket (STORAGE_URL)"
             return self.fail(job_id, exc.code, message)
         except Exception as exc:  # a job must end failed, never kill the worker
-            if isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
+            if isinstance(exc, OSError) and is_disk_full(exc):
                 reason = exc.strerror or str(exc)
                 message = f"the result cannot be stored: {reason}"
                 return self.fail(job_id, ErrorCode.insufficient_storage, message)

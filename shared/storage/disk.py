@@ -6,6 +6,7 @@ scratch files (an upload's spool, a worker's copy of its input, a render's temp 
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import uuid
@@ -16,6 +17,11 @@ from pathlib import Path
 # Folders group-writable, files group-readable: a non-root container user shares them.
 DIR_MODE = 0o2775
 FILE_MODE = 0o664
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """No room left: the disk is full (ENOSPC) or the user's quota is used up (EDQUOT)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def hide_dirs(message: str, dirs: dict[str, Path]) -> str:
