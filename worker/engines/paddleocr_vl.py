@@ -17,6 +17,7 @@ from shared.error_codes import ErrorCode
 from worker.engines.base import EngineError, EngineInfo, EngineUnavailable, Recognition
 from worker.engines.openai_server import check_serves
 from worker.engines.paddleocr_vl_results import recognition_from_result
+from worker.engines.paddleocr_vl_weights import announce_download
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -131,6 +132,7 @@ class PaddleOcrVlEngine:
                 "(PADDLEOCR_VL_BACKEND=vllm-server) with PADDLEOCR_VL_DEVICE=cpu",
             )
 
+        announce_download(self._pipeline_version, layout=self._layout, native=native)
         try:
             from paddleocr import PaddleOCRVL
         except ImportError as exc:

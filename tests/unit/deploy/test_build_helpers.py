@@ -70,18 +70,32 @@ def test_cli_prints_one_requirement_a_line_and_refuses_unknown_extras() -> None:
 
 
 @pytest.mark.parametrize(
-    ("folders", "missing"),
+    ("version", "layout_only", "folders", "missing"),
     [
-        (["PP-DocLayoutV3", "PaddleOCR-VL-1.6"], []),
-        (["PP-DocLayoutV2", "PaddleOCR-VL"], []),
-        (["PP-DocLayoutV3"], ["PaddleOCR-VL"]),
-        ([], ["PP-DocLayout", "PaddleOCR-VL"]),
+        ("v1.6", False, ["PP-DocLayoutV3", "PaddleOCR-VL-1.6"], []),
+        ("v1", False, ["PP-DocLayoutV2", "PaddleOCR-VL"], []),
+        # the pinned version's models, not another version's
+        (
+            "v1.6",
+            False,
+            ["PP-DocLayoutV2", "PaddleOCR-VL-1.5"],
+            ["PP-DocLayoutV3", "PaddleOCR-VL-1.6"],
+        ),
+        ("v1.6", False, ["PP-DocLayoutV3"], ["PaddleOCR-VL-1.6"]),
+        ("v1.6", True, ["PP-DocLayoutV3_safetensors"], []),
+        ("v1.5", True, [], ["PP-DocLayoutV3"]),
     ],
 )
-def test_bake_checks_both_models_landed(
-    tmp_path: Path, folders: list[str], missing: list[str]
+def test_bake_checks_the_pinned_versions_models_landed(
+    tmp_path: Path, version: str, layout_only: bool, folders: list[str], missing: list[str]
 ) -> None:
     for folder in folders:
         (tmp_path / folder).mkdir()
-    assert bake.missing_models(tmp_path) == missing
-    assert bake.missing_models(tmp_path / "absent") == ["PP-DocLayout", "PaddleOCR-VL"]
+    wanted = bake.required_models(version, layout_only=layout_only)
+    assert bake.missing_models(tmp_path, wanted) == missing
+    assert bake.missing_models(tmp_path / "absent", wanted) == wanted
+
+
+def test_bake_refuses_an_unknown_pipeline_version() -> None:
+    with pytest.raises(SystemExit, match="v9"):
+        bake.required_models("v9")
