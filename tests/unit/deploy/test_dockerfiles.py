@@ -18,8 +18,18 @@ from worker.engines import ENGINES
 ROOT = Path(__file__).resolve().parents[3]
 API = Dockerfile.read(ROOT / "Dockerfile.api")
 WORKER = Dockerfile.read(ROOT / "Dockerfile.worker")
+VL_AIO = Dockerfile.read(ROOT / "Dockerfile.vl-server-aio")
 # (Dockerfile, stage) of every image a container runs from
-RUNTIME_STAGES = [(API, "api"), (WORKER, "cpu"), (WORKER, "gpu"), (WORKER, "worker")]
+RUNTIME_STAGES = [
+    (API, "api"),
+    (WORKER, "cpu"),
+    (WORKER, "gpu"),
+    (WORKER, "worker"),
+    (VL_AIO, "vl-server-aio"),
+]
+# Images whose folders are group 0 and group-writable too (an arbitrary uid in group 0 writes)
+GROUP_ZERO_STAGES = {("Dockerfile.worker", "gpu"), ("Dockerfile.worker", "worker")}
+GROUP_ZERO_STAGES.add(("Dockerfile.vl-server-aio", "vl-server-aio"))
 CODE_DIRS = {"api", "shared", "worker"}
 
 
@@ -65,7 +75,15 @@ def test_shared_dirs_exist_and_belong_to_the_app_user(target: tuple[Dockerfile, 
     assert re.search(r"mkdir -p [^&]*/app/temp", runs) and re.search(
         r"mkdir -p [^&]*/app/output", runs
     )
-    assert re.search(r"chown ocrq:ocrq [^&]*/app/temp [^&]*/app/output", runs)
+    if (dockerfile.path.name, stage) in GROUP_ZERO_STAGES:
+        # owner ocrq, group 0, group rights = owner rights (+ setgid: new files stay group 0),
+        # for platforms that run the image under an arbitrary uid in group 0; /app/data is
+        # deploy/all-in-one.sh's (embedded Redis, TMPDIR) when DATA_DIR is unset
+        for command in ("chown ocrq", "chgrp 0", "chmod g=u,g\\+s"):
+            folders = rf"{command} [^&]*/app/temp [^&]*/app/output [^&]*/app/data [^&]*/home/ocrq"
+            assert re.search(folders, runs), command
+    else:
+        assert re.search(r"chown ocrq:ocrq [^&]*/app/temp [^&]*/app/output", runs)
     env = dockerfile.variables(stage)
     assert (env["TEMP_DIR"], env["OUTPUT_DIR"]) == ("/app/temp", "/app/output")
     uid = dockerfile.user(stage).partition(":")[0]  # type: ignore[union-attr]
@@ -133,30 +151,53 @@ def test_worker_image_never_installs_torch() -> None:
     text = (ROOT / "Dockerfile.worker").read_text()
     assert "ncclCommWindowRegister" in text, "the reason must stay next to the rule"
     # and the build fails if a dependency pulls torch in anyway
-    assert any("pip show torch" in i.args for i in WORKER.stage("gpu").of("RUN"))
+    runs = [i.args for i in WORKER.instructions("gpu") if i.keyword == "RUN"]
+    assert any("pip show torch" in run for run in runs)
 
 
-def test_gpu_image_installs_paddle_gpu_from_paddles_index_on_a_cuda_base() -> None:
+def test_gpu_image_installs_the_tested_paddle_gpu_from_paddles_index_on_a_cuda_base() -> None:
     env = WORKER.variables("gpu")
-    assert WORKER.expand(WORKER.stage("gpu").base, {}).startswith("nvidia/cuda:")
+    assert WORKER.expand(WORKER.stage("gpu-deps").base, {}).startswith("nvidia/cuda:")
     (paddle,) = [c for c in _installs(WORKER, "gpu") if "paddlepaddle-gpu" in c]
     paddle = WORKER.expand(paddle, env)
-    assert "paddlepaddle-gpu==3.2.1" in paddle
-    assert "-i" in paddle.split() and "https://www.paddlepaddle.org.cn/packages/stable/" in paddle
-    runs = " ".join(i.args for i in WORKER.stage("gpu").of("RUN"))
+    # the version every test ran (the paddle venv has the CPU build of the same release)
+    pins = (ROOT / "scripts" / "ensure-paddle-venv.sh").read_text()
+    tested = re.search(r"paddlepaddle==([\d.]+)", pins)
+    assert tested and f"paddlepaddle-gpu=={tested[1]}" in paddle
+    assert "-i" in paddle.split()
+    assert "https://www.paddlepaddle.org.cn/packages/stable/cu126/" in paddle
+    pip_installs = [c for c in _installs(WORKER, "gpu") if "pip install" in c]
+    assert len(pip_installs) == 2
+    for install in pip_installs:  # a big wheel from a far index: retries and a long timeout
+        assert "--retries=" in install and "--timeout=" in install, install
+    runs = " ".join(i.args for i in WORKER.instructions("gpu") if i.keyword == "RUN")
     assert "requirements.py gpu" in runs  # paddleocr[doc-parser] through the gpu extra
     assert env["OCR_ENGINE"] == "paddleocr-vl"
 
 
-def test_gpu_image_can_bake_the_models_at_build_time() -> None:
-    gpu = WORKER.stage("gpu")
-    assert "BAKE_MODELS=0" in [i.args for i in gpu.of("ARG")]
-    (bake,) = [i for i in gpu.of("RUN") if "bake_paddleocr_vl.py" in i.args]
-    env = WORKER.variables("gpu")
-    assert env["PADDLE_PDX_CACHE_HOME"] == "/opt/paddlex"
+def test_gpu_image_bakes_the_pinned_models_by_default_and_can_leave_them_out() -> None:
+    assert WORKER.global_args["BAKE_MODELS"] == "1"
+    assert WORKER.stage("gpu").base == "gpu-models-${BAKE_MODELS}"
+    baked, unbaked = WORKER.stage("gpu-models-1"), WORKER.stage("gpu-models-0")
+    assert baked.base == unbaked.base == "gpu-deps"
+    assert [s.name for s in WORKER.chain("gpu")] == ["gpu-deps", "gpu-models-1", "gpu"]
+    (bake,) = baked.of("RUN")
+    assert "python bake_paddleocr_vl.py" in bake.args and "--layout-only" not in bake.args
+    assert "chmod -R g=u /opt/paddlex" in bake.args  # group 0 can write paddlex's locks
     # run as the app user, so the weights need no chown layer and paddlex can write its locks
-    before = gpu.instructions[: gpu.instructions.index(bake)]
-    assert [i.args for i in before if i.keyword == "USER"][-1] == "${APP_UID}:${APP_GID}"
+    assert WORKER.user("gpu-models-1") == "10001:10001"
+    env = WORKER.variables("gpu-models-1")
+    assert env["PADDLE_PDX_CACHE_HOME"] == "/opt/paddlex"
+    assert env["PADDLEOCR_VL_PIPELINE_VERSION"] == "v1.6"
+    # baked: nothing is fetched at run time, so paddlex's check of the model hosters is off
+    # (paddlex reads any non-empty value as on: the unbaked image must not set it at all)
+    assert env["PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"] == "True"
+    assert WORKER.variables("gpu")["PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"] == "True"
+    unbaked_env = WORKER.variables("gpu-models-0")
+    assert "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK" not in unbaked_env
+    # unbaked: the first start's download is staged beside the cache (its volume), not in /tmp
+    assert unbaked_env["TMPDIR"].startswith(unbaked_env["PADDLE_PDX_CACHE_HOME"] + "/")
+    assert not unbaked.of("RUN")
 
 
 def test_cpu_image_has_rapidocr_and_tesseract_for_russian() -> None:
@@ -204,7 +245,7 @@ def test_dockerignore_lets_in_what_the_builds_copy_and_keeps_out_the_rest() -> N
     ]
     sources = {
         source
-        for dockerfile in (API, WORKER)
+        for dockerfile in (API, WORKER, VL_AIO)
         for stage in dockerfile.stages
         for copy in stage.of("COPY")
         if "--from=" not in copy.args
@@ -226,7 +267,9 @@ def _hadolint() -> str | None:
     return str(beside) if beside.exists() else shutil.which("hadolint")
 
 
-@pytest.mark.parametrize("name", ["Dockerfile.api", "Dockerfile.worker"])
+@pytest.mark.parametrize(
+    "name", ["Dockerfile.api", "Dockerfile.worker", "Dockerfile.vl-server-aio"]
+)
 def test_hadolint_is_clean(name: str) -> None:
     binary = _hadolint()
     if binary is None:
@@ -243,3 +286,82 @@ def test_worker_images_can_also_run_api_and_worker_together(stage: str) -> None:
     copied = [i.args.split()[0] for i in WORKER.instructions(stage) if i.keyword == "COPY"]
     assert {"api", "shared", "worker", "deploy/all-in-one.sh"} <= set(copied)
     assert os.access(ROOT / "deploy" / "all-in-one.sh", os.X_OK)
+
+
+# ---------------- Dockerfile.vl-server-aio: ocrq inside the VL server image ----------------
+VL_SERVER_IMAGE = "ccr-2vdh3abv-pub.cnc.bj.baidubce.com/paddlepaddle/paddleocr-genai-vllm-server"
+
+
+def test_vl_aio_is_built_from_a_pinned_offline_official_vllm_server_image() -> None:
+    (stage,) = VL_AIO.stages
+    image, _, tag = VL_AIO.expand(stage.base, {}).rpartition(":")
+    assert image == VL_SERVER_IMAGE
+    # paddleocr<major>.<minor>-nvidia-gpu-offline: a pinned release with the VL weights inside
+    assert re.fullmatch(r"paddleocr\d+\.\d+-nvidia-gpu-offline", tag), tag
+
+
+def test_vl_aio_installs_ocrq_in_its_own_venv_and_never_touches_the_images_torch() -> None:
+    installs = _installs(VL_AIO, "vl-server-aio")
+    pip = [c for c in installs if "pip install" in c]
+    assert pip and all(c.startswith("/opt/ocrq-venv/bin/python -m pip install") for c in pip), pip
+    for command in installs:
+        assert not re.search(r"(^|[\s\"'])torch", command), command
+    runs = [i for i in VL_AIO.instructions("vl-server-aio") if i.keyword == "RUN"]
+    text = [r.args for r in runs]
+    # the venv is Debian's python3, not the image's /usr/local python (vLLM's, with its torch)
+    assert any("/usr/bin/python3 -m venv /opt/ocrq-venv" in t for t in text)
+    # the image's torch/vLLM packages and torch's file list are recorded before any install ...
+    (record,) = [n for n, t in enumerate(text) if "> /opt/ocrq/base-torch.txt" in t]
+    first_install = min(n for n, t in enumerate(text) if "pip install" in t or "apt-get" in t)
+    assert record < first_install
+    assert "pip freeze" in text[record] and "RECORD" in text[record]
+    # ... and compared after the last one, in the same layer as the venv's own torch check
+    (check,) = [n for n, t in enumerate(text) if "diff /opt/ocrq/base-torch.txt" in t]
+    assert check == max(n for n, t in enumerate(text) if "pip install" in t)
+    assert "pip show torch" in text[check] and "exit 1" in text[check]
+    assert "ncclCommWindowRegister" in (ROOT / "Dockerfile.vl-server-aio").read_text()
+    assert "/usr/local/bin/python -m pip freeze" in text[check]
+
+
+def test_vl_aio_pins_the_gpu_images_paddle_and_bakes_the_layout_model_only() -> None:
+    worker, aio = WORKER.variables("gpu"), VL_AIO.variables("vl-server-aio")
+    for arg in ("PADDLE_VERSION", "PADDLE_INDEX_URL", "PADDLEOCR_VL_PIPELINE_VERSION"):
+        assert aio[arg] == worker[arg], arg
+    assert aio["PADDLE_PACKAGE"] == "paddlepaddle-gpu"
+    (bake,) = [i for i in VL_AIO.stages[0].of("RUN") if "bake_paddleocr_vl.py" in i.args]
+    assert "--layout-only" in bake.args and "BAKE_MODELS" in bake.args
+    assert aio["BAKE_MODELS"] == "1" and aio["PADDLE_PDX_CACHE_HOME"] == "/opt/paddlex"
+    before = VL_AIO.stages[0].instructions[: VL_AIO.stages[0].instructions.index(bake)]
+    assert [i.args for i in before if i.keyword == "USER"][-1] == "${APP_UID}:${APP_GID}"
+
+
+def test_vl_aio_starts_the_server_then_the_worker_on_it_through_all_in_one() -> None:
+    env = VL_AIO.variables("vl-server-aio")
+    assert env["PADDLEOCR_VL_BACKEND"] == "vllm-server"
+    assert env["PADDLEOCR_VL_SERVER_URL"] == "http://127.0.0.1:8118/v1"
+    assert env["OCR_ENGINE"] == "paddleocr-vl"
+    # the server the official image documents, on the URL's port, serving the worker's model,
+    # from the image's own paddleocr and weights (never the venv's, which has no vLLM)
+    command = env["VL_SERVER_CMD"].split()
+    start = command.index("/usr/local/bin/paddleocr")
+    assert command[start + 1] == "genai_server"
+    assert command[command.index("--backend") + 1] == "vllm"
+    assert command[command.index("--port") + 1] == "8118"
+    assert command[command.index("--host") + 1] == "127.0.0.1"  # only the API's port is open
+    assert command[command.index("--model_name") + 1] == env["PADDLEOCR_VL_MODEL"]
+    assert "PADDLE_PDX_CACHE_HOME=/home/paddleocr/.paddlex" in command[:start]
+    assert command[0] == "exec", "the server gets the SIGTERM itself"
+    # the model the pinned pipeline version asks a server for
+    from worker.engines.paddleocr_vl import VL_MODELS
+
+    assert env["PADDLEOCR_VL_MODEL"] == VL_MODELS[env["PADDLEOCR_VL_PIPELINE_VERSION"]]
+    assert env["PATH"].startswith("/opt/ocrq-venv/bin:")
+    stage = VL_AIO.stages[0]
+    assert stage.of("CMD")[-1].args == '["/app/deploy/all-in-one.sh"]'
+    assert [i.args for i in stage.of("EXPOSE")] == ["8081"]
+    (check,) = stage.of("HEALTHCHECK")
+    assert "/health" in check.args
+    # Debian's redis-server for the embedded Redis (REDIS_URL unset)
+    assert any(re.search(r"\bredis-server\b", c) for c in _installs(VL_AIO, "vl-server-aio"))
+    copied = [i.args.split()[0] for i in stage.of("COPY")]
+    assert {"api", "shared", "worker", "deploy/all-in-one.sh"} <= set(copied)
