@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,13 +92,33 @@ def test_worker_health_is_the_heartbeat_probe(worker: str) -> None:
     assert check["start_period"], "warm-up time must not count as failures"
 
 
-def test_gpu_worker_reserves_a_gpu_and_runs_paddleocr_vl() -> None:
-    gpu = SERVICES["worker"]
-    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+GPU_SERVICES = ["worker", "worker-vllm", "vl-server"]
+
+
+def gpu_device(service: str) -> dict[str, Any]:
+    (device,) = SERVICES[service]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    return device
+
+
+@pytest.mark.parametrize("service", GPU_SERVICES)
+def test_each_gpu_service_names_its_gpu(service: str) -> None:
+    """`count: 1` reserves "a" GPU, which is GPU 0 for every service: one worker per GPU."""
+    device = gpu_device(service)
+    assert "count" not in device
+    (device_id,) = device["device_ids"]
+    assert device_id.startswith("${") and device_id.endswith(":-0}"), "a variable, 0 by default"
+
+
+def test_gpu_worker_reserves_a_gpu_and_runs_paddleocr_vl_with_baked_weights() -> None:
+    gpu = SERVICES["worker"]
+    gpu_device("worker")
     assert gpu["environment"]["OCR_ENGINE"] == "paddleocr-vl"
     assert gpu["build"]["target"] == "gpu"
-    assert "paddlex-cache:/opt/paddlex" in gpu["volumes"]
+    assert gpu["build"]["args"]["BAKE_MODELS"] == "${BAKE_MODELS:-1}"
+    # no volume over the image's weights: it would keep the first build's weights forever
+    for worker in ("worker", "worker-vllm"):
+        assert "/opt/paddlex" not in mounts(worker), worker
 
 
 def test_cpu_profile_runs_rapidocr_without_a_gpu() -> None:
@@ -110,9 +131,16 @@ def test_cpu_profile_runs_rapidocr_without_a_gpu() -> None:
 
 def test_vllm_profile_runs_the_official_vl_server_and_a_worker_on_it() -> None:
     server, worker = SERVICES["vl-server"], SERVICES["worker-vllm"]
-    assert server["image"].startswith(
-        "ccr-2vdh3abv-pub.cnc.bj.baidubce.com/paddlepaddle/paddleocr-genai-vllm-server:"
-    )
+    image, tag = server["image"].split(":", 1)
+    assert image == "ccr-2vdh3abv-pub.cnc.bj.baidubce.com/paddlepaddle/paddleocr-genai-vllm-server"
+    # a pinned release with the weights inside, not a `latest-*` tag that moves
+    default = tag.removeprefix("${VL_SERVER_TAG:-").removesuffix("}")
+    assert re.fullmatch(r"paddleocr\d+\.\d+-nvidia-gpu-offline", default), tag
+    # the same image Dockerfile.vl-server-aio is built from
+    aio = Dockerfile.read(ROOT / "Dockerfile.vl-server-aio")
+    assert aio.global_args["VL_SERVER_IMAGE"] == f"{image}:{default}"
+    # the weights volume where the official image keeps them (its HOME is /home/paddleocr)
+    assert mounts("vl-server") == {"/home/paddleocr/.paddlex": "vl-models"}
     command = server["command"]
     assert command[:2] == ["paddleocr", "genai_server"]
     port = command[command.index("--port") + 1]
@@ -123,9 +151,8 @@ def test_vllm_profile_runs_the_official_vl_server_and_a_worker_on_it() -> None:
     assert env["PADDLEOCR_VL_MODEL"] == command[command.index("--model_name") + 1]
     assert f":{port}/health" in " ".join(server["healthcheck"]["test"])
     assert worker["depends_on"]["vl-server"]["condition"] == "service_healthy"
-    for service in (server, worker):
-        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
-        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    # the worker's layout model and vLLM share the server's GPU, as in PaddleOCR's compose
+    assert gpu_device("worker-vllm")["device_ids"] == gpu_device("vl-server")["device_ids"]
 
 
 def test_each_worker_flavour_and_flower_start_only_when_asked() -> None:
