@@ -165,3 +165,16 @@ def test_redis_persists_with_aof_and_answers_at_the_configured_url() -> None:
     (claim,) = redis["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == mount["name"], "/data is a persistent volume claim"
     assert "emptyDir" not in str(redis["spec"]["template"]["spec"].get("volumes", []))
+
+
+def test_worker_temp_files_go_to_the_data_volume_not_the_small_tmp() -> None:
+    """paddlex stages a weights download with tempfile: TMPDIR, on the claim (or, with
+    deploy/k8s-s3, the pod's own scratch volume), not the 2 Gi /tmp emptyDir."""
+    env = env_of("ocrq-worker")
+    by_path = {m["mountPath"]: m for m in container("ocrq-worker")["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod("ocrq-worker")["volumes"]}
+    mount = by_path[env["TMPDIR"]]
+    assert mount["name"] == "data" and mount["subPath"] == "tmp"
+    assert "persistentVolumeClaim" in volumes["data"]
+    assert env["TMPDIR"] not in (env["TEMP_DIR"], env["OUTPUT_DIR"])
+    assert volumes[by_path["/tmp"]["name"]]["emptyDir"]["sizeLimit"] == "2Gi"
