@@ -115,8 +115,8 @@ class HungCall:
     @property
     def reason(self) -> str:
         return (
-            f"an engine call on {self.pages} page(s) ran {self.seconds:.0f} s, over its budget "
-            f"of {self.budget:g} s"
+            f"an engine call on {self.pages} page(s) that has run {self.seconds:.0f} s, over its "
+            f"budget of {self.budget:g} s"
         )
 
 
