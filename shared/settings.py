@@ -431,7 +431,10 @@ class BatchSettings(Room):
         0,
         ge=0,
         description="Pages per batch sent to a batching engine, from one job or many; 0 = the "
-        "engine's maximum",
+        "engine's maximum for its backend (paddleocr-vl: 64 on a server backend, 4 on `native`, "
+        "which reads one block at a time); a larger value is lowered to that maximum. An engine "
+        "call on N pages may run PAGE_TIMEOUT_SECONDS once per page the engine reads one after "
+        "another (native: N) before the worker restarts",
     )
     batch_fill_seconds: float = Field(
         0.05,
@@ -450,7 +453,8 @@ class BatchSettings(Room):
         ge=1,
         description="Batches a worker on a VL server backend sends at once, each on a "
         "PaddleOCRVL pipeline of its own built at boot: the next batch goes while one waits on "
-        "the server; the `native` backend reads one at a time",
+        "the server (never more than PADDLEOCR_VL_MAX_CONCURRENCY); the `native` backend reads "
+        "one at a time",
     )
 
 
@@ -585,6 +589,15 @@ class PaddleOcrVlSettings(Room):
     paddleocr_vl_api_key: SecretStr | None = Field(
         None,
         description="Bearer key of the VL server (vLLM `--api-key`); none = no key; never logged",
+    )
+    paddleocr_vl_max_concurrency: int = Field(
+        200,
+        ge=1,
+        description="Requests this worker has in flight to the VL server at most, over all its "
+        "pipelines (BATCH_IN_FLIGHT): each pipeline gets its share as PaddleOCRVL "
+        "vl_rec_max_concurrency. 200 is paddlex's own per-client default, which PaddleOCR tunes "
+        "for one client on one A100; lower it when several workers share one server. Not used "
+        "by `native`",
     )
     paddleocr_vl_layout: Literal["on", "off"] = Field(
         "on",

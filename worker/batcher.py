@@ -10,6 +10,13 @@ outcome is set on the ticket of the page it belongs to, so it only reaches the j
 submitted that page. A batch that raises anything but EngineUnavailable is read again one page
 at a time, so one page the engine chokes on fails only its own job.
 
+Budget: an engine call on N pages may run `page_seconds` (PAGE_TIMEOUT_SECONDS) once for each
+page the engine reads one after another, ceil(N / engine.pages_at_once) times (native
+paddleocr-vl: N); `overdue_call()` names a call past its budget and the jobs whose pages it
+holds, for the job watchdog to end the process (native code cannot be interrupted). A long but
+healthy batch is not over budget; its pages' jobs are not charged for it either: a job waiting
+on the batcher has its page clock stopped (worker/page_reading.py, JobWatchdog.blocked).
+
 Outage: when `recognize_batch` raises EngineUnavailable, its pages go back to the head of the
 queue, no dispatcher sends a batch, `on_availability(False, reason)` tells the heartbeat, and
 `check_available()` is polled with backoff (by the one dispatcher that saw it first; a call in
@@ -21,11 +28,13 @@ limits with: a job is not charged for the time the engine was away.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.error_codes import ErrorCode
@@ -64,8 +73,9 @@ class PageTicket:
 class BatchJob:
     """One job's door to the batcher; get it from `PageBatcher.job()`."""
 
-    def __init__(self, batcher: PageBatcher) -> None:
+    def __init__(self, batcher: PageBatcher, name: str = "") -> None:
         self._batcher = batcher
+        self.name = name  # the job id: named when an engine call holding its pages hangs
         self.submitting = True  # may still submit pages (counts as preparing unless blocked)
         self.blocked = False  # waiting on the batcher (for an outcome or for room)
         self.closed = False
@@ -87,10 +97,27 @@ class BatchJob:
 
 
 class _Call:
-    """One engine call in progress: its page count and when it began."""
+    """One engine call in progress: its page count, when it began, whose pages it reads."""
 
-    def __init__(self, pages: int, started: float) -> None:
-        self.pages, self.started = pages, started
+    def __init__(self, pages: int, started: float, jobs: tuple[str, ...]) -> None:
+        self.pages, self.started, self.jobs = pages, started, jobs
+
+
+@dataclass(frozen=True)
+class HungCall:
+    """An engine call that has run past its budget."""
+
+    pages: int
+    seconds: float  # how long it has run
+    budget: float
+    jobs: tuple[str, ...]  # names of the jobs whose pages it holds
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"an engine call on {self.pages} page(s) that has run {self.seconds:.0f} s, over its "
+            f"budget of {self.budget:g} s"
+        )
 
 
 class PageBatcher:
@@ -105,6 +132,7 @@ class PageBatcher:
         in_flight: int = 1,
         on_availability: Callable[[bool, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        page_seconds: float | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -112,6 +140,9 @@ class PageBatcher:
             raise ValueError("in_flight must be at least 1")
         self.engine = engine
         self.max_batch = max_batch
+        # the page limit an engine call is budgeted by (None: calls have no budget)
+        self.page_seconds = page_seconds
+        self.pages_at_once = max(1, getattr(engine, "pages_at_once", 1))
         self.fill_seconds = fill_seconds
         # pages in memory at once (queued + being read, over all calls in flight): as much as
         # one batch filling while one is read
@@ -136,9 +167,9 @@ class PageBatcher:
     # -- job side -----------------------------------------------------------------------------
 
     @contextmanager
-    def job(self) -> Iterator[BatchJob]:
+    def job(self, name: str = "") -> Iterator[BatchJob]:
         """A job's session: its queued pages are dropped when it ends (done, failed, canceled)."""
-        job = BatchJob(self)
+        job = BatchJob(self, name)
         with self._cond:
             self._preparing += 1
         try:
@@ -160,6 +191,23 @@ class PageBatcher:
         with self._cond:
             started = min((call.started for call in self._calls), default=None)
             return 0.0 if started is None else self.clock() - started
+
+    def budget(self, pages: int) -> float | None:
+        """Seconds an engine call on `pages` pages may run: the page limit once per page the
+        engine reads one after another (None when calls have no budget)."""
+        if self.page_seconds is None:
+            return None
+        return self.page_seconds * math.ceil(pages / self.pages_at_once)
+
+    def overdue_call(self) -> HungCall | None:
+        """The longest-running engine call past its budget, if any."""
+        with self._cond:
+            now = self.clock()
+            for call in sorted(self._calls, key=lambda c: c.started):
+                budget = self.budget(call.pages)
+                if budget is not None and now - call.started > budget:
+                    return HungCall(call.pages, now - call.started, budget, call.jobs)
+        return None
 
     def _submit(self, job: BatchJob, image: Image, timeout: float) -> PageTicket | None:
         with self._blocking(job), self._cond:
@@ -237,7 +285,8 @@ class PageBatcher:
             if self._stopping.is_set():
                 return None
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            call = _Call(len(batch), self.clock())
+            jobs = tuple(dict.fromkeys(t.job.name for t in batch))
+            call = _Call(len(batch), self.clock(), jobs)
             self._calls.append(call)
             self._reading += call.pages
             return call, batch

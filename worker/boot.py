@@ -213,15 +213,30 @@ def build_batcher(
             heartbeat.beat.engine_available, heartbeat.beat.engine_error = available, reason
             heartbeat.publish()
 
+    # The engine's maximum follows its backend (paddleocr-vl: 4 pages native, 64 on a server);
+    # BATCH_SIZE may lower it, never raise it.
     size = min(settings.batch_size or engine.max_batch, engine.max_batch)
     # An engine says how many batches it reads at once (one pipeline each); 1 if it does not.
     in_flight = max(1, min(settings.batch_in_flight, getattr(engine, "max_in_flight", 1)))
+    batcher = PageBatcher(
+        engine,
+        size,
+        settings.batch_fill_seconds,
+        in_flight=in_flight,
+        on_availability=report,
+        page_seconds=settings.page_timeout_seconds,
+    )
     log.info(
-        "engine %s reads batches of up to %d page(s), %d at once", engine.name, size, in_flight
+        "engine %s reads batches of up to %d page(s), %d at once, %d page(s) of a batch at "
+        "once; a full batch may run %g s (PAGE_TIMEOUT_SECONDS=%d per page read in turn)",
+        engine.name,
+        size,
+        in_flight,
+        batcher.pages_at_once,
+        batcher.budget(size) or 0,
+        settings.page_timeout_seconds,
     )
-    return PageBatcher(
-        engine, size, settings.batch_fill_seconds, in_flight=in_flight, on_availability=report
-    )
+    return batcher
 
 
 def build_runner(
@@ -240,10 +255,9 @@ def build_runner(
             store.release(job_id, holder)
 
     def timed_out_beside_others(job_id: str, reason: str) -> None:
-        # The job's thread drops its pages; the process (and the other jobs) live on, unless
-        # the engine call itself hangs past the page limit: only a restart ends native code.
-        if batcher is not None and batcher.call_seconds() > settings.page_timeout_seconds:
-            exit_after_timeout(job_id, f"{reason} in an engine call that does not return")
+        # The job's thread drops its pages; the process (and the other jobs) live on. An engine
+        # call that hangs is found by its own budget (`hung_call`): only a restart ends it.
+        log.warning("job=%s %s; it stops, the worker and its other jobs run on", job_id, reason)
 
     watch = JobWatchdog(
         store,
@@ -255,6 +269,7 @@ def build_runner(
         fail_job=fail_timed_out,
         # a batching worker's clock stops while its engine is unavailable
         clock=time.monotonic if batcher is None else batcher.working_clock,
+        hung_call=None if batcher is None else batcher.overdue_call,
     )
     reader = None
     if batcher is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -53,6 +54,10 @@ class JobChecks:
 
     def raise_if_overdue(self) -> None:
         self.watch.raise_if_overdue(self.job_id)
+
+    def waiting_on_batcher(self) -> AbstractContextManager[None]:
+        """The page clock stops while the job waits on the page batcher."""
+        return self.watch.blocked(self.job_id)
 
 
 class PageReader(Protocol):
@@ -130,7 +135,10 @@ class BatchReader:
     """Pages through the shared PageBatcher, up to `lookahead` of them submitted ahead.
 
     The batching engine reads every script the service knows, so the job's language needs no
-    routing. The page clock restarts each time one of the job's pages comes back.
+    routing. The page clock restarts each time one of the job's pages comes back, and stops
+    while the job waits on the batcher (for room, or for a page's outcome): its page may sit
+    behind other jobs' batches, which is no fault of its own. The engine call that reads it is
+    watched instead, by its budget (worker/batcher.py), and the job limit runs on.
     """
 
     batcher: PageBatcher
@@ -144,7 +152,7 @@ class BatchReader:
         pending: deque[tuple[Page, PageTicket | PageResult]] = deque()
         source = iter(pages)
         more = True
-        with self.batcher.job() as job:
+        with self.batcher.job(record.job_id) as job:
             checks.raise_if_canceled()
             checks.page_starting()
             while True:
@@ -171,15 +179,17 @@ class BatchReader:
 
     def _submit(self, job: BatchJob, page: Page, checks: JobChecks) -> PageTicket:
         assert page.image is not None
-        while (ticket := job.submit(page.image, WAIT_POLL_SECONDS)) is None:
-            checks.raise_if_canceled()
-            checks.raise_if_overdue()
+        with checks.waiting_on_batcher():
+            while (ticket := job.submit(page.image, WAIT_POLL_SECONDS)) is None:
+                checks.raise_if_canceled()
+                checks.raise_if_overdue()
         return ticket
 
     def _wait(self, job: BatchJob, ticket: PageTicket, checks: JobChecks) -> Recognition:
-        while (outcome := job.wait(ticket, WAIT_POLL_SECONDS)) is None:
-            checks.raise_if_canceled()
-            checks.raise_if_overdue()
+        with checks.waiting_on_batcher():
+            while (outcome := job.wait(ticket, WAIT_POLL_SECONDS)) is None:
+                checks.raise_if_canceled()
+                checks.raise_if_overdue()
         if isinstance(outcome, EngineError):
             raise EngineError(outcome.code, outcome.message)  # its own, raised in this thread
         self.metrics.observe("page_engine_seconds", ticket.engine_seconds)

@@ -6,6 +6,13 @@ Native OCR code cannot be interrupted from Python. When a page overruns PAGE_TIM
 starts a fresh one, so the worker lives on); a worker holding many jobs for a batching engine
 only stops that job (its thread sees `raise_if_overdue`). Deadlines are measured on `clock`:
 a batching worker's clock stops while its engine is unavailable.
+
+A batching worker's job spends most of its time waiting on the page batcher, behind the pages
+of other jobs: its page clock stops meanwhile (`blocked`), since the wait is no fault of its
+page. The engine calls are watched instead: `hung_call` (the batcher's `overdue_call`) names a
+call past its budget (PAGE_TIMEOUT_SECONDS per page the engine reads one after another); every
+job with a page in it fails with `timeout` and `on_hung` ends the process. The job limit runs on
+whatever the job waits for.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis import RedisError
 
@@ -37,10 +45,29 @@ class _Watched:
     page_deadline: float
     renewed: float  # time.monotonic() of the last lease renewal
     overdue: str | None = None  # set once a limit passed: the job is failed already
+    blocked: int = 0  # > 0 while the job waits on the page batcher: its page clock is stopped
+    blocked_since: float = 0.0  # on the watch's clock
+
+
+class Hung(Protocol):
+    """An engine call past its budget (worker.batcher.HungCall)."""
+
+    @property
+    def jobs(self) -> Sequence[str]: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 def exit_after_timeout(job_id: str, reason: str) -> None:
     log.error("job=%s %s; restarting this worker process", job_id, reason)
+    logging.shutdown()
+    os._exit(EXIT_TIMEOUT)
+
+
+def exit_after_hung_call(hung: Hung) -> None:
+    jobs = ",".join(hung.jobs) or "-"
+    log.error("jobs=%s %s and does not return; restarting this worker process", jobs, hung.reason)
     logging.shutdown()
     os._exit(EXIT_TIMEOUT)
 
@@ -58,6 +85,8 @@ class JobWatchdog:
         on_timeout: Callable[[str, str], None],
         fail_job: Callable[[str, str], None],
         clock: Callable[[], float] = time.monotonic,
+        hung_call: Callable[[], Hung | None] | None = None,
+        on_hung: Callable[[Hung], None] = exit_after_hung_call,
     ) -> None:
         self.store = store
         self.holder = holder
@@ -67,6 +96,8 @@ class JobWatchdog:
         self.on_timeout = on_timeout
         self.fail_job = fail_job
         self.clock = clock
+        self.hung_call = hung_call
+        self.on_hung = on_hung
         self._jobs: dict[str, _Watched] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -104,6 +135,25 @@ class JobWatchdog:
                 raise JobTimedOut(watched.overdue)
             watched.page_deadline = now + self.page_timeout
 
+    @contextmanager
+    def blocked(self, job_id: str) -> Iterator[None]:
+        """The job waits on the page batcher: its page clock stops until it is done waiting
+        (the engine call reading its page is budgeted instead); the job clock runs on."""
+        with self._lock:
+            watched = self._jobs.get(job_id)
+            if watched is not None:
+                if watched.blocked == 0:
+                    watched.blocked_since = self.clock()
+                watched.blocked += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                if watched is not None and watched.blocked > 0:
+                    watched.blocked -= 1
+                    if watched.blocked == 0:
+                        watched.page_deadline += self.clock() - watched.blocked_since
+
     def raise_if_overdue(self, job_id: str) -> None:
         """JobTimedOut once the watchdog found the job over a limit (it failed the job)."""
         with self._lock:
@@ -119,19 +169,45 @@ class JobWatchdog:
         for job_id, watched in jobs:
             self._renew(job_id, watched)
             now = self.clock()
-            if now <= watched.page_deadline and now <= watched.job_deadline:
+            page_over = not watched.blocked and now > watched.page_deadline
+            if not page_over and now <= watched.job_deadline:
                 continue
-            limit = "PAGE" if now > watched.page_deadline else "JOB"
+            limit = "PAGE" if page_over else "JOB"
             seconds = self.page_timeout if limit == "PAGE" else self.job_timeout
             reason = f"ran over {limit}_TIMEOUT_SECONDS={seconds:g}"
-            with self._lock:
-                if self._jobs.get(job_id) is not watched or watched.overdue is not None:
-                    continue  # the job ended meanwhile
-                watched.overdue = reason
-            try:
-                self.fail_job(job_id, reason)
-            finally:
-                self.on_timeout(job_id, reason)
+            if self._mark_overdue(job_id, watched, reason):
+                try:
+                    self.fail_job(job_id, reason)
+                finally:
+                    self.on_timeout(job_id, reason)
+        hung = self.hung_call() if self.hung_call is not None else None
+        if hung is not None:
+            self._end_hung_call(hung)
+
+    def _mark_overdue(self, job_id: str, watched: _Watched | None, reason: str) -> bool:
+        """True if this call marked the job overdue (it is watched and was not already)."""
+        with self._lock:
+            if watched is None or self._jobs.get(job_id) is not watched:
+                return False  # the job ended meanwhile
+            if watched.overdue is not None:
+                return False
+            watched.overdue = reason
+            return True
+
+    def _end_hung_call(self, hung: Hung) -> None:
+        """Fail every job with a page in the hung call, then `on_hung` (ends the process)."""
+        reason = f"its page was in {hung.reason} (PAGE_TIMEOUT_SECONDS={self.page_timeout:g})"
+        try:
+            for job_id in hung.jobs:
+                with self._lock:
+                    watched = self._jobs.get(job_id)
+                if self._mark_overdue(job_id, watched, reason):
+                    try:
+                        self.fail_job(job_id, reason)
+                    except Exception:  # the other jobs and the restart still follow
+                        log.exception("job=%s could not be failed", job_id)
+        finally:
+            self.on_hung(hung)
 
     def _renew(self, job_id: str, watched: _Watched) -> None:
         now = time.monotonic()

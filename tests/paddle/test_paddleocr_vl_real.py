@@ -109,6 +109,27 @@ def test_batches_read_at_once_each_use_a_pipeline_of_their_own():
         assert server.stats.max_in_flight == 5
 
 
+def test_the_requests_in_flight_stay_within_the_workers_total_over_its_pipelines():
+    # PADDLEOCR_VL_MAX_CONCURRENCY=3 over 2 pipelines: paddlex's own semaphores cap them at 2
+    # and 1 (its default would be 200 each)
+    batches = [[(400 + n, 300) for n in range(4)], [(500 + n, 300) for n in range(4)]]
+    with VlServer(model=MODEL, latency=0.3) as server:
+        engine = engine_for(server, batch_in_flight=2, paddleocr_vl_max_concurrency=3)
+        caps = [
+            p.paddlex_pipeline.vl_rec_model.genai_client._max_concurrency for p in engine.pipelines
+        ]
+        assert sorted(caps) == [1, 2]
+
+        with ThreadPoolExecutor(2) as pool:
+            calls = [pool.submit(engine.recognize_batch, [page(*s) for s in b]) for b in batches]
+            outcomes = [call.result(timeout=60) for call in calls]
+
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            assert texts(outcome) == [[page_text(w, h)] for w, h in batch]
+        assert server.stats.requests == 8
+        assert server.stats.max_in_flight == 3  # both calls at once, never more than the total
+
+
 def test_an_empty_batch_reads_nothing(vl):
     assert engine_for(vl).recognize_batch([]) == []
     assert vl.stats.requests == 0

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 
 from shared.settings import Settings
+from worker.boot import build_batcher
 from worker.engines import build_engine
 from worker.engines.base import EngineError
 from worker.engines.paddleocr_vl import PaddleOcrVlEngine
@@ -105,6 +106,80 @@ def test_native_backend_sends_no_server_settings_and_has_no_server_to_check(fake
     kwargs = fakes.instances[0].kwargs
     assert not {"vl_rec_server_url", "vl_rec_api_model_name", "vl_rec_api_key"} & set(kwargs)
     engine.check_available()  # the VL model is in this process: nothing to ask
+
+
+# --- batches that fit the backend -------------------------------------------------------------
+
+
+def server(**overrides: Any) -> PaddleOcrVlEngine:
+    values: dict[str, Any] = {
+        "paddleocr_vl_backend": "vllm-server",
+        "paddleocr_vl_server_url": SERVER_URL,
+        "paddleocr_vl_device": "cpu",
+    }
+    return build(**(values | overrides))
+
+
+def test_native_reads_small_batches_one_page_after_another(fakes):
+    engine = build()
+
+    assert (engine.max_batch, engine.pages_at_once, engine.max_in_flight) == (4, 1, 1)
+    batcher = build_batcher(vl_settings(), engine)
+    assert batcher is not None
+    assert (batcher.max_batch, batcher.in_flight) == (4, 1)
+    # PAGE_TIMEOUT_SECONDS (600) per page of a full batch: one after another
+    assert batcher.budget(4) == 4 * 600
+    assert "vl_rec_max_concurrency" not in fakes.instances[0].kwargs  # no requests to cap
+
+
+def test_a_server_backend_reads_batches_of_64_pages(fakes):
+    engine = server()
+
+    assert (engine.max_batch, engine.max_in_flight) == (64, 4)
+    batcher = build_batcher(vl_settings(), engine)
+    assert batcher is not None
+    assert (batcher.max_batch, batcher.in_flight) == (64, 4)
+
+
+@pytest.mark.parametrize(
+    ("backend", "batch_size", "pages"),
+    [("native", 2, 2), ("native", 64, 4), ("vllm-server", 8, 8), ("vllm-server", 100, 64)],
+)
+def test_batch_size_lowers_the_backends_batch_never_raises_it(fakes, backend, batch_size, pages):
+    engine = build() if backend == "native" else server()
+
+    batcher = build_batcher(vl_settings(batch_size=batch_size), engine)
+
+    assert batcher is not None and batcher.max_batch == pages
+
+
+@pytest.mark.parametrize(
+    ("total", "in_flight", "shares"),
+    [
+        (200, 4, [50, 50, 50, 50]),  # the defaults: 200 in flight in all, not 4 x 200
+        (10, 4, [3, 3, 2, 2]),
+        (2, 4, [1, 1]),  # fewer requests than pipelines: no pipeline that could send none
+        (64, 1, [64]),
+    ],
+)
+def test_the_requests_in_flight_are_split_over_the_pipelines(fakes, total, in_flight, shares):
+    engine = server(paddleocr_vl_max_concurrency=total, batch_in_flight=in_flight)
+
+    given = [p.kwargs["vl_rec_max_concurrency"] for p in fakes.instances]
+    assert given == shares and sum(given) == total
+    assert engine.max_in_flight == len(shares)  # one batch in flight per pipeline
+
+
+def test_with_layout_off_a_server_call_is_budgeted_by_the_pages_it_sends_at_once(fakes):
+    # one request per page: a pipeline has as many pages at once as it may send requests
+    engine = server(paddleocr_vl_layout="off", paddleocr_vl_max_concurrency=100)
+    batcher = build_batcher(vl_settings(), engine)
+
+    assert engine.pages_at_once == 25
+    assert batcher is not None and batcher.budget(64) == 3 * 600  # ceil(64 / 25) pages in turn
+    # layout on: a page is as many requests as it has blocks, known only once the layout model
+    # ran, so the call is budgeted page by page, as native
+    assert server(paddleocr_vl_layout="on").pages_at_once == 1
 
 
 # --- what is missing, said clearly ------------------------------------------------------------

@@ -106,8 +106,12 @@ class BatchingEngine(OcrEngine, Protocol):
     """An engine that reads many pages in one call far faster than one by one (a GPU, a VL
     server): the worker feeds it pages of one or many jobs together."""
 
-    # Pages per recognize_batch call the engine is built for.
+    # Pages per recognize_batch call the engine is built for (BATCH_SIZE may lower it).
     max_batch: int
+    # Pages of one call the engine reads at the same time: 1 when it reads them one after
+    # another. A call on N pages may take PAGE_TIMEOUT_SECONDS x ceil(N / pages_at_once)
+    # before the worker takes it for hung (worker/batcher.py `budget`).
+    pages_at_once: int
 
     def recognize_batch(self, images: Sequence[Image]) -> list[Recognition | EngineError]:
         """One outcome per image, in order; a page that failed gets its EngineError in its slot.

@@ -90,21 +90,44 @@ def check_cuda_device(paddle: Any, device: str) -> None:
         )
 
 
+# Pages per batch on a server backend: paddlex's pipeline batch (configs/pipelines/
+# PaddleOCR-VL*.yaml `batch_size: 64`); a longer list is read as several batches in turn.
+SERVER_MAX_BATCH = 64
+# Pages per batch on `native`: its VL model reads one block at a time (paddlex doc_vlm
+# PADDLEOCR_VL_LOCAL_BATCH_SIZE = 1), so a batch's pages are read one after another and a
+# bigger batch only makes the pages of other jobs wait behind it; 4 still lets the layout
+# model read several pages in one pass (paddlex batches it by 8).
+NATIVE_MAX_BATCH = 4
+
+
+def concurrency_shares(total: int, pipelines: int) -> list[int]:
+    """`total` requests in flight split over at most `pipelines` pipelines, each at least 1:
+    one share per pipeline to build (fewer pipelines than asked when `total` is smaller)."""
+    count = max(1, min(pipelines, total))
+    base, extra = divmod(max(total, 1), count)
+    return [base + 1] * extra + [base] * (count - extra)
+
+
 class PaddleOcrVlEngine:
     """PaddleOCRVL pipelines built and checked at boot; reads pages in batches (one
     `predict(list)`: every block of every page goes to the VL server at once).
 
     On a server backend it builds BATCH_IN_FLIGHT pipelines (each < 1 s, no weights) and
     `max_in_flight` says as many batches may be read at once, each on a pipeline of its own (the
-    worker's page batcher sends the next batch while one waits on the server). `native` builds
-    one: its pipeline holds the model on the GPU, and one predict at a time is what is known safe.
+    worker's page batcher sends the next batch while one waits on the server); the pipelines
+    share PADDLEOCR_VL_MAX_CONCURRENCY requests in flight (each its `vl_rec_max_concurrency`).
+    `native` builds one: its pipeline holds the model on the GPU, and one predict at a time is
+    what is known safe.
+
+    `max_batch` and `pages_at_once` follow the backend: `native` takes small batches and reads
+    their pages one after another (1 at once); a server backend takes 64 pages and sends them
+    at once, one request per page with layout off (as many pages at once as a pipeline's
+    requests); with layout on a page is as many requests as the layout model finds blocks, not
+    known before the call, so the call is counted page by page as on `native`.
     """
 
     name = "paddleocr-vl"
     scripts = frozenset({"latin", "cyrillic"})  # PaddleOCR-VL reads 109 languages
-    # paddlex's pipeline batch (configs/pipelines/PaddleOCR-VL*.yaml `batch_size: 64`): a longer
-    # list is read as several batches one after another.
-    max_batch = 64
 
     def __init__(self, settings: Settings) -> None:
         self._backend = settings.paddleocr_vl_backend.strip().lower()
@@ -118,6 +141,16 @@ class PaddleOcrVlEngine:
         self._api_key = key.get_secret_value() if key is not None else None
         self._layout = settings.paddleocr_vl_layout == "on"
         native = self._backend == NATIVE_BACKEND
+        # Requests in flight per pipeline (server backends); one pipeline on `native`.
+        shares = (
+            [0]
+            if native
+            else concurrency_shares(settings.paddleocr_vl_max_concurrency, settings.batch_in_flight)
+        )
+        self.max_batch = NATIVE_MAX_BATCH if native else SERVER_MAX_BATCH
+        self.pages_at_once = 1 if native or self._layout else min(min(shares), self.max_batch)
+        # Batches read at once (worker/batcher.py runs this many dispatchers).
+        self.max_in_flight = len(shares)
         if not native and self._server_url is None:
             raise EngineError(
                 ErrorCode.config_error,
@@ -177,16 +210,25 @@ class PaddleOcrVlEngine:
             if self._model:
                 kwargs["vl_rec_api_model_name"] = self._model
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        if not native:
+            # paddlex's default is 200 per pipeline: BATCH_IN_FLIGHT pipelines would have that
+            # many times 200 requests in flight to one server.
+            shown += f", vl_rec_max_concurrency={'/'.join(map(str, shares))}"
         log.info(
-            "building PaddleOCRVL(%s%s)", shown, ", vl_rec_api_key=***" if self._api_key else ""
+            "building %d x PaddleOCRVL(%s%s)",
+            len(shares),
+            shown,
+            ", vl_rec_api_key=***" if self._api_key else "",
         )
         if self._api_key and not native:
             kwargs["vl_rec_api_key"] = self._api_key
-        count = 1 if native else settings.batch_in_flight
-        # Batches read at once (worker/batcher.py runs this many dispatchers).
-        self.max_in_flight = count
         try:
-            self.pipelines = tuple(PaddleOCRVL(**kwargs) for _ in range(count))
+            self.pipelines = tuple(
+                PaddleOCRVL(**kwargs)
+                if native
+                else PaddleOCRVL(**kwargs, vl_rec_max_concurrency=share)
+                for share in shares
+            )
         except ValueError as exc:
             # PaddleOCRVL validates pipeline_version and vl_rec_backend with ValueError.
             raise EngineError(

@@ -59,6 +59,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("PADDLEOCR_VL_MODEL", "PaddleOCR-VL-1.5-0.9B", "PaddleOCR-VL-1.5-0.9B"),
     ("PADDLEOCR_VL_API_KEY", "vl-key", "vl-key"),
     ("PADDLEOCR_VL_LAYOUT", "off", "off"),
+    ("PADDLEOCR_VL_MAX_CONCURRENCY", "64", 64),
     ("BATCH_SIZE", "8", 8),
     ("BATCH_FILL_SECONDS", "0.2", 0.2),
     ("BATCH_JOBS", "4", 4),
@@ -116,8 +117,8 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 3
-    )  # the flat class, and three settings added since (webhook lanes, S3 timeout)
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 4
+    )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }

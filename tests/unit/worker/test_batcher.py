@@ -27,6 +27,7 @@ class SizeEngine:
 
     name = "size-engine"
     scripts = frozenset({"latin", "cyrillic"})
+    pages_at_once = 1
 
     def __init__(self, max_batch: int = 8) -> None:
         self.max_batch = max_batch
