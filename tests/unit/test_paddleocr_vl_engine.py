@@ -39,7 +39,7 @@ class FakePaddleOCRVL:
 
 def fake_paddle(*, cuda_build: bool = True, gpus: int = 1) -> types.ModuleType:
     paddle = types.ModuleType("paddle")
-    paddle.__version__ = "3.2.1"
+    paddle.__version__ = "3.3.1"
     paddle.device = types.SimpleNamespace(
         is_compiled_with_cuda=lambda: cuda_build,
         cuda=types.SimpleNamespace(device_count=lambda: gpus),
@@ -228,7 +228,7 @@ def test_paddle_not_importable_is_engine_not_installed(fakes, monkeypatch):
     error = error_of()
 
     assert error.code == "engine_not_installed"
-    assert "paddlepaddle-gpu==3.2.1" in error.message
+    assert "paddlepaddle-gpu==3.3.1" in error.message
     assert "https://www.paddlepaddle.org.cn/packages/stable/cu126/" in error.message
 
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 NATIVE_BACKEND = "native"
 PADDLE_GPU_INSTALL = (
-    "python -m pip install paddlepaddle-gpu==3.2.1 "
+    "python -m pip install paddlepaddle-gpu==3.3.1 "
     "-i https://www.paddlepaddle.org.cn/packages/stable/cu126/"
 )
 PADDLEOCR_INSTALL = 'python -m pip install "paddleocr[doc-parser]"'
