@@ -25,6 +25,13 @@ class TextLayer(enum.StrEnum):
     use = "use"  # take a PDF page's embedded text when it has any; OCR pages without one
 
 
+class OnPageError(enum.StrEnum):
+    """What a page that cannot be read does to its job."""
+
+    continue_ = "continue"  # the page is recorded as failed; the other pages go on
+    fail = "fail"  # all or nothing: the first failed page fails the job with its code
+
+
 class CallbackEvents(enum.StrEnum):
     end = "end"  # succeeded, failed, canceled (default)
     all = "all"  # also queued, running, each page, requeued
@@ -74,6 +81,12 @@ class JobOptions(BaseModel):
         "workers are live but none serves it",
     )
 
+    on_page_error: OnPageError = Field(
+        OnPageError.continue_,
+        description="`continue`: a page that cannot be read is recorded as failed (its own "
+        "`error` in the result, `progress.pages_failed`) and the other pages go on; the job "
+        "fails only when every page failed. `fail`: the first failed page fails the job",
+    )
     callback_url: str | None = Field(
         None,
         max_length=MAX_CALLBACK_URL,

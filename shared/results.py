@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from shared.error_codes import ErrorCode
+
 
 class Block(BaseModel):
     """One recognized region of a page."""
@@ -16,6 +18,13 @@ class Block(BaseModel):
         description="[x0, y0, x1, y1] in page pixels, origin top-left", min_length=4, max_length=4
     )
     score: float | None = Field(None, description="Engine confidence 0..1, when it gives one")
+
+
+class PageError(BaseModel):
+    """Why one page could not be read (its job went on with the others)."""
+
+    code: ErrorCode
+    message: str
 
 
 class PageResult(BaseModel):
@@ -39,6 +48,11 @@ class PageResult(BaseModel):
         "`/jobs/<id>/images/<name>` (relative to the API root)",
     )
     text: str = ""
+    error: PageError | None = Field(
+        None,
+        description="Set when this page could not be read (on_page_error=continue): its code "
+        "and message; the page then has no blocks, and keeps its number",
+    )
     # The crops the markdown links (stored name -> encoded JPEG/PNG), written with the result
     # into OUTPUT_DIR/<id>/images/; never part of result.json.
     _images: dict[str, bytes] = PrivateAttr(default_factory=dict)

@@ -39,7 +39,8 @@ class JobRecord(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    pages_done: int = 0
+    pages_done: int = 0  # pages read, failed ones included
+    pages_failed: int = 0  # pages recorded as failed (on_page_error=continue)
     pages_total: int | None = None
     error: JobError | None = None
     filename: str | None = None
