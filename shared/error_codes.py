@@ -69,6 +69,7 @@ class ErrorCode(enum.StrEnum):
     language_unsupported = "language_unsupported"
     recognition_failed = "recognition_failed"
     vl_server_error = "vl_server_error"
+    vl_output_repetitive = "vl_output_repetitive"  # the VL model looped on a page, twice
     # the engine could not run (also why a worker refuses to start, and /ready's engine_error)
     engine_unavailable = "engine_unavailable"
     engine_not_installed = "engine_not_installed"

@@ -605,6 +605,29 @@ class PaddleOcrVlSettings(Room):
         "formula, figure...) read one by one; `off`: each whole page goes to the VL model as one "
         "text block (no layout weights needed)",
     )
+    paddleocr_vl_max_new_tokens: int = Field(
+        4096,
+        ge=16,
+        description="Tokens the VL model may generate per request (a page with layout off, a "
+        "block with it on), sent as the request's token cap: a model stuck repeating a phrase "
+        "stops there. 4096 is PaddleOCR-VL's own pipeline default (paddlex pipeline "
+        "`max_new_tokens`)",
+    )
+    paddleocr_vl_loop_retry_repetition_penalty: float = Field(
+        1.1,
+        ge=1.0,
+        le=2.0,
+        description="A page whose output repeats itself (a word or phrase 10+ times in a row, "
+        "docs/gpu.md) is read once more with this `repetition_penalty` (1.0 = none); if it "
+        "still loops it fails alone with `vl_output_repetitive`. Server backends only: "
+        "`native` ignores sampling settings, so there the page fails at once",
+    )
+    paddleocr_vl_loop_retry_temperature: float = Field(
+        0.3,
+        ge=0.0,
+        le=2.0,
+        description="The sampling temperature of that second read (the first is greedy, 0)",
+    )
 
 
 # -- webhooks --------------------------------------------------------------------------------------

@@ -9,10 +9,22 @@ a crude model of a GPU.
 `stop()` drops the listening socket and every open connection (clients see connection refused,
 like a crashed server); `start()` again listens on the same port.
 
+Two faults of a real VL model, chosen per page by image size so that one page of a batch
+misbehaves while its batch-mates are read normally:
+- `loop_size(w, h)`: the model loops, as PaddleOCR-VL does on some pages: the reply is a phrase
+  repeated up to the request's token cap (`max_completion_tokens`, or `max_tokens`; a word is a
+  token here), `finish_reason: "length"`; with `until_penalty`, a request whose
+  `repetition_penalty` reaches it is answered normally (the penalty broke the loop);
+- `hang_size(w, h)`: the request is never answered (until `clear_faults()` or `stop()`, which
+  drop its connection), like a stuck GPU.
+`seen` records each chat request's sampling settings (token cap, repetition penalty,
+temperature), so a test can tell what the client asked for.
+
     with VlServer(model="PaddleOCR-VL-1.6-0.9B", latency=0.3) as srv:
         ...  # point PADDLEOCR_VL_SERVER_URL at srv.url
 
-Also a process: `python -m testkit.vl_server --port 8118 --latency 0.3 --max-concurrency 64`.
+Also a process: `python -m testkit.vl_server --port 8118 --latency 0.3 --max-concurrency 64`
+(`--loop-size 300x200`, `--hang-size 310x200`: the faults above, for a page of that size).
 """
 
 from __future__ import annotations
@@ -37,6 +49,10 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 DEFAULT_MODEL = "PaddleOCR-VL-1.6-0.9B"
+# What a looping page repeats (a phrase a VL model could really get stuck on).
+LOOP_PHRASE = "Total amount due on receipt."
+# A reply's token cap when the request names none (vLLM: the model's context length).
+DEFAULT_MAX_TOKENS = 8192
 Reply = Callable[["Image", str], str]
 
 
@@ -68,6 +84,11 @@ class Seen:
     prompt: str
     width: int
     height: int
+    max_tokens: int | None = None  # max_completion_tokens (or max_tokens) asked for
+    repetition_penalty: float | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    looped: bool = False  # answered with a loop (loop_size)
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -105,6 +126,11 @@ class VlServer:
         self._connections: set[socket.socket] = set()
         self._fail: list[int] = []  # statuses of the next chat requests to fail
         self._failing_sizes: dict[tuple[int, int], int] = {}  # image size -> status, always
+        # image size -> repetition_penalty that breaks the loop (None: nothing does)
+        self._looping_sizes: dict[tuple[int, int], float | None] = {}
+        self._hanging_sizes: set[tuple[int, int]] = set()
+        self._unhang = threading.Event()  # set: every hung request gives up (connection dropped)
+        self._hung = 0
         self.reset_stats()
 
     # --- life cycle ------------------------------------------------------------------------
@@ -165,10 +191,33 @@ class VlServer:
         with self._lock:
             self._failing_sizes[(width, height)] = status
 
+    def loop_size(self, width: int, height: int, until_penalty: float | None = None) -> None:
+        """Every chat request whose image is `width` x `height` is answered with LOOP_PHRASE
+        repeated up to its token cap, unless it asks for a `repetition_penalty` of at least
+        `until_penalty` (None: no penalty breaks the loop); `clear_faults` ends it."""
+        with self._lock:
+            self._looping_sizes[(width, height)] = until_penalty
+
+    def hang_size(self, width: int, height: int) -> None:
+        """Every chat request whose image is `width` x `height` is never answered: it waits
+        until `clear_faults()` or `stop()`, then its connection is dropped."""
+        with self._lock:
+            self._hanging_sizes.add((width, height))
+            self._unhang.clear()
+
     def clear_faults(self) -> None:
         with self._lock:
             self._fail.clear()
             self._failing_sizes.clear()
+            self._looping_sizes.clear()
+            self._hanging_sizes.clear()
+            self._unhang.set()
+
+    @property
+    def hanging(self) -> int:
+        """Chat requests waiting now in a hang (hang_size)."""
+        with self._lock:
+            return self._hung
 
     @property
     def stats(self) -> Stats:
@@ -204,6 +253,30 @@ class VlServer:
                 f"The model `{model}` does not exist.", "NotFoundError", 404
             )
         image, prompt = _image_and_prompt(body)
+        cap = body.get("max_completion_tokens")
+        cap = body.get("max_tokens") if cap is None else cap
+        extra = {
+            "max_tokens": None if cap is None else int(cap),
+            "repetition_penalty": _number(body.get("repetition_penalty")),
+            "temperature": _number(body.get("temperature")),
+            "top_p": _number(body.get("top_p")),
+        }
+        with self._lock:
+            hangs = image.size in self._hanging_sizes
+            if hangs:
+                self._hung += 1
+                self.seen.append(Seen(model, prompt, image.width, image.height, **extra))
+        if hangs:
+            # Never answered: held until the faults are cleared or the server stops (a stuck
+            # GPU holds no slot another request could use here, so batch-mates go on).
+            try:
+                while not self._unhang.wait(0.05):
+                    if self._stopped.is_set():
+                        break
+            finally:
+                with self._lock:
+                    self._hung -= 1
+            return None
         while not self._slots.acquire(timeout=0.05):
             if self._stopped.is_set():
                 return None
@@ -214,14 +287,25 @@ class VlServer:
                 status = self._failing_sizes.get(image.size)
                 if status is None and self._fail:
                     status = self._fail.pop(0)
+                looping = image.size in self._looping_sizes
+                breaker = self._looping_sizes.get(image.size)
+            penalty = extra["repetition_penalty"]
+            if looping and breaker is not None and penalty is not None and penalty >= breaker:
+                looping = False
             if self._stopped.wait(self.latency):
                 return None
             with self._lock:
                 self._requests += 1
                 self._failures += status is not None
-                self.seen.append(Seen(model, prompt, image.width, image.height))
+                self.seen.append(
+                    Seen(model, prompt, image.width, image.height, **extra, looped=looping)
+                )
             if status is not None:
                 return status, _error("injected failure", "InternalServerError", status)
+            if looping:
+                return HTTPStatus.OK, _completion(
+                    model, loop_text(extra["max_tokens"] or DEFAULT_MAX_TOKENS), "length"
+                )
             try:
                 text = self.reply(image, prompt)
             except Exception as exc:  # noqa: BLE001 (a model that fails on this input)
@@ -235,11 +319,21 @@ class VlServer:
         return HTTPStatus.OK, _completion(model, text)
 
 
+def loop_text(max_tokens: int) -> str:
+    """LOOP_PHRASE repeated to exactly `max_tokens` words (the last copy cut, as a cap cuts)."""
+    words = LOOP_PHRASE.split()
+    return " ".join(words[i % len(words)] for i in range(max_tokens))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _error(message: str, kind: str, code: int) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def _completion(model: str, text: str) -> dict[str, Any]:
+def _completion(model: str, text: str, finish_reason: str = "stop") -> dict[str, Any]:
     tokens = max(1, len(text.split()))
     return {
         "id": f"chatcmpl-{time.monotonic_ns()}",
@@ -250,7 +344,7 @@ def _completion(model: str, text: str) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
         "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1},
@@ -347,6 +441,14 @@ def _handler_for(vl: VlServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _size(text: str) -> tuple[int, int]:
+    """`300x200` -> (300, 200)."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT in pixels, e.g. 300x200")
+    return int(width), int(height)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m testkit.vl_server",
@@ -358,6 +460,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per chat request")
     parser.add_argument("--max-concurrency", type=int, default=64, help="requests served at once")
     parser.add_argument("--api-key", default=None, help="bearer key the server requires")
+    parser.add_argument(
+        "--loop-size",
+        action="append",
+        default=[],
+        type=_size,
+        metavar="WxH",
+        help="answer every image of this size with a phrase repeated up to the request's "
+        "token cap (the model looping); repeatable",
+    )
+    parser.add_argument(
+        "--loop-until-penalty",
+        type=float,
+        default=None,
+        metavar="P",
+        help="a looping request asking for repetition_penalty >= P is answered normally",
+    )
+    parser.add_argument(
+        "--hang-size",
+        action="append",
+        default=[],
+        type=_size,
+        metavar="WxH",
+        help="never answer a request whose image has this size (a stuck GPU); repeatable",
+    )
     args = parser.parse_args(argv)
     server = VlServer(
         model=args.model,
@@ -367,6 +493,10 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         host=args.host,
     ).start()
+    for width, height in args.loop_size:
+        server.loop_size(width, height, until_penalty=args.loop_until_penalty)
+    for width, height in args.hang_size:
+        server.hang_size(width, height)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

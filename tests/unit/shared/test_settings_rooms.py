@@ -60,6 +60,9 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("PADDLEOCR_VL_API_KEY", "vl-key", "vl-key"),
     ("PADDLEOCR_VL_LAYOUT", "off", "off"),
     ("PADDLEOCR_VL_MAX_CONCURRENCY", "64", 64),
+    ("PADDLEOCR_VL_MAX_NEW_TOKENS", "2048", 2048),
+    ("PADDLEOCR_VL_LOOP_RETRY_REPETITION_PENALTY", "1.05", 1.05),
+    ("PADDLEOCR_VL_LOOP_RETRY_TEMPERATURE", "0.5", 0.5),
     ("BATCH_SIZE", "8", 8),
     ("BATCH_FILL_SECONDS", "0.2", 0.2),
     ("BATCH_JOBS", "4", 4),
@@ -117,8 +120,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 4
-    )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests)
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 7
+    )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
+    # VL token cap and loop retry)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }

@@ -15,13 +15,15 @@ import pytest
 from PIL import Image
 
 from testkit.stack import free_port
-from testkit.vl_server import VlServer, page_text
+from testkit.vl_server import LOOP_PHRASE, VlServer, loop_text, page_text
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = "PaddleOCR-VL-1.6-0.9B"
 
 
-def chat_body(width: int = 40, height: int = 30, model: str = MODEL, prompt: str = "OCR:"):
+def chat_body(
+    width: int = 40, height: int = 30, model: str = MODEL, prompt: str = "OCR:", **sampling
+):
     buf = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(buf, format="JPEG")
     url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -38,6 +40,7 @@ def chat_body(width: int = 40, height: int = 30, model: str = MODEL, prompt: str
         ],
         "max_completion_tokens": 4096,
         "temperature": 0,
+        **sampling,
     }
 
 
@@ -205,3 +208,116 @@ def test_runs_as_a_process():
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_loop_size_repeats_a_phrase_up_to_the_token_cap_of_that_size_only(srv):
+    srv.loop_size(60, 30)
+
+    looped = post(srv, chat_body(60, 30, max_completion_tokens=300)).json()
+    other = post(srv, chat_body(61, 30)).json()
+    legacy = post(srv, chat_body(60, 30, max_tokens=50) | {"max_completion_tokens": None})
+
+    text = looped["choices"][0]["message"]["content"]
+    assert len(text.split()) == 300
+    assert text.startswith(LOOP_PHRASE) and text == loop_text(300)
+    assert looped["choices"][0]["finish_reason"] == "length"
+    assert other["choices"][0]["message"]["content"] == page_text(61, 30)
+    # `max_tokens` when `max_completion_tokens` is not given (mlx-vlm, llama.cpp clients)
+    assert len(legacy.json()["choices"][0]["message"]["content"].split()) == 50
+    assert [(s.width, s.max_tokens, s.looped) for s in srv.seen] == [
+        (60, 300, True),
+        (61, 4096, False),
+        (60, 50, True),
+    ]
+
+
+def test_a_loop_with_until_penalty_ends_when_the_request_asks_for_that_penalty(srv):
+    srv.loop_size(60, 30, until_penalty=1.1)
+
+    still = post(srv, chat_body(60, 30, repetition_penalty=1.05)).json()
+    broken = post(srv, chat_body(60, 30, repetition_penalty=1.1, temperature=0.3)).json()
+
+    assert still["choices"][0]["finish_reason"] == "length"
+    assert broken["choices"][0]["message"]["content"] == page_text(60, 30)
+    assert [(s.repetition_penalty, s.temperature, s.looped) for s in srv.seen] == [
+        (1.05, 0.0, True),
+        (1.1, 0.3, False),
+    ]
+    srv.clear_faults()
+    assert post(srv, chat_body(60, 30)).json()["choices"][0]["finish_reason"] == "stop"
+
+
+def test_hang_size_never_answers_that_size_until_cleared(srv):
+    srv.hang_size(70, 30)
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(post(srv, chat_body(70, 30)))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    while srv.hanging == 0:
+        thread.join(0.01)
+    # batch-mates are answered meanwhile, and the hung request is still waiting after them
+    assert post(srv, chat_body(71, 30)).status_code == 200
+    assert thread.is_alive() and srv.hanging == 1
+    srv.clear_faults()
+    thread.join(5)
+
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.HTTPError)
+    assert srv.hanging == 0
+    assert [s.width for s in srv.seen] == [70, 71]
+
+
+def test_a_hung_request_times_out_on_the_client(srv):
+    srv.hang_size(70, 30)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{srv.url}/chat/completions", json=chat_body(70, 30), timeout=0.3)
+
+
+def test_the_faults_are_set_from_the_command_line():
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "testkit.vl_server",
+            "--port",
+            str(port),
+            "--loop-size",
+            "60x30",
+            "--loop-until-penalty",
+            "1.2",
+            "--hang-size",
+            "70x30",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    try:
+        proc.stdout.readline()
+        looped = httpx.post(url, json=chat_body(60, 30, max_completion_tokens=40), timeout=5)
+        assert looped.json()["choices"][0]["message"]["content"] == loop_text(40)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url, json=chat_body(70, 30), timeout=0.3)
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_a_bad_size_on_the_command_line_is_refused():
+    run = subprocess.run(
+        [sys.executable, "-m", "testkit.vl_server", "--loop-size", "big"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert "WIDTHxHEIGHT" in run.stderr
