@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -255,17 +255,22 @@ class VlServer:
         image, prompt = _image_and_prompt(body)
         cap = body.get("max_completion_tokens")
         cap = body.get("max_tokens") if cap is None else cap
-        extra = {
-            "max_tokens": None if cap is None else int(cap),
-            "repetition_penalty": _number(body.get("repetition_penalty")),
-            "temperature": _number(body.get("temperature")),
-            "top_p": _number(body.get("top_p")),
-        }
+        max_tokens = None if cap is None else int(cap)
+        seen = Seen(
+            model,
+            prompt,
+            image.width,
+            image.height,
+            max_tokens=max_tokens,
+            repetition_penalty=_number(body.get("repetition_penalty")),
+            temperature=_number(body.get("temperature")),
+            top_p=_number(body.get("top_p")),
+        )
         with self._lock:
             hangs = image.size in self._hanging_sizes
             if hangs:
                 self._hung += 1
-                self.seen.append(Seen(model, prompt, image.width, image.height, **extra))
+                self.seen.append(seen)
         if hangs:
             # Never answered: held until the faults are cleared or the server stops (a stuck
             # GPU holds no slot another request could use here, so batch-mates go on).
@@ -289,7 +294,7 @@ class VlServer:
                     status = self._fail.pop(0)
                 looping = image.size in self._looping_sizes
                 breaker = self._looping_sizes.get(image.size)
-            penalty = extra["repetition_penalty"]
+            penalty = seen.repetition_penalty
             if looping and breaker is not None and penalty is not None and penalty >= breaker:
                 looping = False
             if self._stopped.wait(self.latency):
@@ -297,14 +302,12 @@ class VlServer:
             with self._lock:
                 self._requests += 1
                 self._failures += status is not None
-                self.seen.append(
-                    Seen(model, prompt, image.width, image.height, **extra, looped=looping)
-                )
+                self.seen.append(replace(seen, looped=looping))
             if status is not None:
                 return status, _error("injected failure", "InternalServerError", status)
             if looping:
                 return HTTPStatus.OK, _completion(
-                    model, loop_text(extra["max_tokens"] or DEFAULT_MAX_TOKENS), "length"
+                    model, loop_text(max_tokens or DEFAULT_MAX_TOKENS), "length"
                 )
             try:
                 text = self.reply(image, prompt)

@@ -27,6 +27,16 @@ from worker.engines.paddleocr_vl_results import block_type, tidy_formula
 SERVER_URL = "http://127.0.0.1:8118/v1"
 
 
+class FakeGenAIClient:
+    """Where paddlex 3.7.2 keeps a server backend's VL client (the engine bounds its requests)."""
+
+    def __init__(self) -> None:
+        self.openai_client = types.SimpleNamespace(max_retries=2)
+
+    def create_chat_completion(self, messages: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no VL request is sent here")
+
+
 class FakePaddleOCRVL:
     """Counts constructions: the checks below must refuse before PaddleOCRVL is built."""
 
@@ -34,6 +44,11 @@ class FakePaddleOCRVL:
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
+        client = FakeGenAIClient()
+        model = types.SimpleNamespace(genai_client=client)
+        self.paddlex_pipeline = types.SimpleNamespace(
+            _pipeline=types.SimpleNamespace(vl_rec_model=model)
+        )
         FakePaddleOCRVL.instances.append(self)
 
 

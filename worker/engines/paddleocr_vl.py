@@ -4,6 +4,12 @@ The VL model runs on a local CUDA GPU (`native`) or behind an OpenAI-style serve
 `sglang-server`, ...); the layout model (PADDLEOCR_VL_LAYOUT=on) runs in-process on
 PADDLEOCR_VL_DEVICE. Tested against the real paddleocr 3.7.0 / paddlex 3.7.2 in tests/paddle.
 paddle and paddleocr are imported only when the engine is built, never at module import.
+
+Every page is bounded (docs/gpu.md, "Bounds on every page"): each VL request carries a token cap
+(PADDLEOCR_VL_MAX_NEW_TOKENS); a page whose output repeats itself (worker/engines/vl_loops.py)
+is read once more with a repetition penalty and a temperature, then fails alone with
+`vl_output_repetitive`; on a server backend a request that gets no answer ends within the
+page's time limit (worker/engines/vl_client.py) and fails its page with `vl_server_error`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from worker.engines.base import EngineError, EngineInfo, EngineUnavailable, Reco
 from worker.engines.openai_server import check_serves
 from worker.engines.paddleocr_vl_results import recognition_from_result
 from worker.engines.paddleocr_vl_weights import announce_download
+from worker.engines.vl_client import BoundedRequests, genai_client, timed_out
+from worker.engines.vl_loops import Loop, find_loop
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -100,6 +108,23 @@ SERVER_MAX_BATCH = 64
 NATIVE_MAX_BATCH = 4
 
 
+# Retries of a failed VL request by the OpenAI client (paddlex leaves its default, 2): one, for
+# a dropped connection or a 503. A request that gets no answer is given ATTEMPT_SHARE of
+# PAGE_TIMEOUT_SECONDS per attempt, so its attempts end by 0.9 x the page limit, inside the
+# batcher's budget for the call (worker/batcher.py), instead of paddlex's 600 s x 3.
+VL_REQUEST_RETRIES = 1
+ATTEMPT_SHARE = 0.45
+
+
+def page_loop(recognition: Recognition) -> Loop | None:
+    """The first block of a page whose text loops (vl_loops.find_loop), if any."""
+    for block in recognition.blocks:
+        loop = find_loop(block.text)
+        if loop is not None:
+            return loop
+    return None
+
+
 def concurrency_shares(total: int, pipelines: int) -> list[int]:
     """`total` requests in flight split over at most `pipelines` pipelines, each at least 1:
     one share per pipeline to build (fewer pipelines than asked when `total` is smaller)."""
@@ -141,6 +166,13 @@ class PaddleOcrVlEngine:
         self._api_key = key.get_secret_value() if key is not None else None
         self._layout = settings.paddleocr_vl_layout == "on"
         native = self._backend == NATIVE_BACKEND
+        self._max_new_tokens = settings.paddleocr_vl_max_new_tokens
+        self._loop_retry = {
+            "repetition_penalty": settings.paddleocr_vl_loop_retry_repetition_penalty,
+            "temperature": settings.paddleocr_vl_loop_retry_temperature,
+        }
+        self._page_timeout = settings.page_timeout_seconds
+        self._request_timeout = max(1.0, ATTEMPT_SHARE * settings.page_timeout_seconds)
         # Requests in flight per pipeline (server backends); one pipeline on `native`.
         shares = (
             [0]
@@ -214,6 +246,10 @@ class PaddleOcrVlEngine:
             # paddlex's default is 200 per pipeline: BATCH_IN_FLIGHT pipelines would have that
             # many times 200 requests in flight to one server.
             shown += f", vl_rec_max_concurrency={'/'.join(map(str, shares))}"
+            shown += (
+                f"; each VL request: max_new_tokens={self._max_new_tokens}, "
+                f"{VL_REQUEST_RETRIES} retry, {self._request_timeout:g} s per attempt"
+            )
         log.info(
             "building %d x PaddleOCRVL(%s%s)",
             len(shares),
@@ -240,6 +276,23 @@ class PaddleOcrVlEngine:
                 ErrorCode.engine_init_failed,
                 f"PaddleOCRVL could not be built: {type(exc).__name__}: {exc}",
             ) from exc
+        # Each pipeline's VL requests bounded in time (server backends; None on native, whose
+        # model runs in this process).
+        self._bounds: dict[int, BoundedRequests] = {}
+        if not native:
+            for pipeline in self.pipelines:
+                client = genai_client(pipeline)
+                if client is None:
+                    raise EngineError(
+                        ErrorCode.engine_init_failed,
+                        f"paddlex {_package_version('paddlex').get('paddlex', '?')}: no VL "
+                        "client found in PaddleOCRVL (paddlex_pipeline._pipeline.vl_rec_model."
+                        "genai_client) to bound its requests' time; this engine is tested with "
+                        "paddlex 3.7.2",
+                    )
+                self._bounds[id(pipeline)] = BoundedRequests(
+                    client, self._request_timeout, VL_REQUEST_RETRIES
+                )
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()  # pipelines not reading now
         for pipeline in self.pipelines:
             self._free.put(pipeline)
@@ -311,28 +364,84 @@ class PaddleOcrVlEngine:
         if not arrays:
             return []
         pipeline = self._free.get()  # one is free whenever the batcher calls
+        bounds = self._bounds.get(id(pipeline))
         try:
-            return self._read(pipeline, arrays)
+            if bounds is None:
+                return self._read_bounded(pipeline, arrays)
+            with bounds.batch():
+                return self._read_bounded(pipeline, arrays)
         finally:
             self._free.put(pipeline)
 
-    def _read(self, pipeline: Any, arrays: list[Any]) -> list[Recognition | EngineError]:
+    def _read_bounded(self, pipeline: Any, arrays: list[Any]) -> list[Recognition | EngineError]:
+        """The pages read; a page whose output loops is read once more with the loop retry's
+        sampling settings (server backends), and fails with vl_output_repetitive if it loops
+        again."""
+        outcomes = self._read(pipeline, arrays)
+        looping = {
+            i: loop
+            for i, outcome in enumerate(outcomes)
+            if isinstance(outcome, Recognition) and (loop := page_loop(outcome)) is not None
+        }
+        if not looping:
+            return outcomes
+        native = self._backend == NATIVE_BACKEND
+        retry = ", ".join(f"{k}={v:g}" for k, v in self._loop_retry.items())
+        if not native:
+            log.warning(
+                "%d of %d pages came back repeating themselves (%s); reading them again with %s",
+                len(looping),
+                len(arrays),
+                next(iter(looping.values())).describe(),
+                retry,
+            )
+            again = self._read(pipeline, [arrays[i] for i in looping], **self._loop_retry)
+            for i, outcome in zip(list(looping), again, strict=True):
+                outcomes[i] = outcome
+                loop = page_loop(outcome) if isinstance(outcome, Recognition) else None
+                if loop is None:
+                    del looping[i]
+                else:
+                    looping[i] = loop
+        for i, loop in looping.items():
+            then = (
+                "the native backend has no sampling settings to read it otherwise"
+                if native
+                else f"and again when read once more with {retry}"
+            )
+            outcomes[i] = EngineError(
+                ErrorCode.vl_output_repetitive,
+                f"the VL model kept repeating itself on this page ({loop.describe()}, up to "
+                f"its cap of PADDLEOCR_VL_MAX_NEW_TOKENS={self._max_new_tokens} tokens), {then}",
+            )
+        return outcomes
+
+    def _read(
+        self, pipeline: Any, arrays: list[Any], **sampling: float
+    ) -> list[Recognition | EngineError]:
         """One predict(list); if it fails, each half again, down to the failing pages alone.
 
         paddlex fails a whole predict call when one VL request fails (after the OpenAI client's
-        own 2 retries), so a bad page would take its batch-mates down with it.
+        retry), so a bad page would take its batch-mates down with it. Within one batch read
+        the pages already answered are not sent again (vl_client.BoundedRequests).
         """
         try:
             # use_queues=False: no fixed 0.5 s wait per call, and the OpenAI errors come raw
             # instead of as RuntimeError("Exception from the 'vlm' worker: ...").
-            results = list(pipeline.predict(arrays, use_queues=False))
+            results = list(
+                pipeline.predict(
+                    arrays, use_queues=False, max_new_tokens=self._max_new_tokens, **sampling
+                )
+            )
         except Exception as exc:  # noqa: BLE001 (a failed read is the pages' outcome)
             failure = self._failure(exc)  # raises EngineUnavailable when the server is gone
             if len(arrays) == 1:
                 return [failure]
             log.warning("a batch of %d pages failed (%s); reading each half", len(arrays), exc)
             half = len(arrays) // 2
-            return self._read(pipeline, arrays[:half]) + self._read(pipeline, arrays[half:])
+            return self._read(pipeline, arrays[:half], **sampling) + self._read(
+                pipeline, arrays[half:], **sampling
+            )
         if len(results) != len(arrays):
             error = EngineError(
                 ErrorCode.recognition_failed,
@@ -350,12 +459,19 @@ class PaddleOcrVlEngine:
     def _failure(self, exc: Exception) -> EngineError:
         """The EngineError of a failed predict; EngineUnavailable raised if the server is gone."""
         detail = f"{type(exc).__name__}: {exc}"
-        if type(exc).__module__.split(".")[0] != "openai":
+        if type(exc).__module__.split(".")[0] != "openai" and not timed_out(exc):
             return EngineError(
                 ErrorCode.recognition_failed, f"PaddleOCRVL.predict failed: {detail}"
             )
         # Connection refused, 404 model, 401 key: is the server still there, serving our model?
         self.check_available()
+        if timed_out(exc):
+            return EngineError(
+                ErrorCode.vl_server_error,
+                f"VL server {self._server_url} did not answer this page within "
+                f"{self._request_timeout:g} s, {VL_REQUEST_RETRIES + 1} times (each attempt "
+                f"{ATTEMPT_SHARE:g} x PAGE_TIMEOUT_SECONDS={self._page_timeout}): {detail}",
+            )
         return EngineError(
             ErrorCode.vl_server_error, f"VL server {self._server_url} failed: {detail}"
         )

@@ -77,12 +77,17 @@ def find_loop(
                 run += 1
                 continue
             cover = unit + run
-            if run and cover >= min_run_tokens and cover // unit >= min_repeats:
-                # the smallest unit wins a tie: "a b a b" is "a b", not "a b a b"
-                if cover > best_cover:
-                    start = i - cover
-                    best = Loop(tuple(words[start : start + unit]), cover // unit, start)
-                    best_cover = cover
+            # the smallest unit wins a tie (strictly more cover to replace it): "a b a b" is
+            # "a b" twice, not "a b a b" once
+            if (
+                run
+                and cover >= min_run_tokens
+                and cover // unit >= min_repeats
+                and cover > best_cover
+            ):
+                start = i - cover
+                best = Loop(tuple(words[start : start + unit]), cover // unit, start)
+                best_cover = cover
             run = 0
     return best
 
