@@ -285,8 +285,8 @@ def test_a_page_the_server_keeps_failing_fails_only_its_slot():
 
 def test_a_500_that_passes_is_retried_and_no_page_fails(vl):
     engine = engine_for(vl)
-    # 3 failures in a row: the first request fails even after the OpenAI client's 2 retries,
-    # so the whole predict(list) fails and the engine reads each half again.
+    # 3 failures in a row: the first request fails even after the OpenAI client's retry (the
+    # engine sets 1), so the whole predict(list) fails and the engine reads each half again.
     vl.fail_next(3)
 
     outcomes = engine.recognize_batch([page(100, 50), page(120, 50)])

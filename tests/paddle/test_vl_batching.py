@@ -33,9 +33,10 @@ from tests.conftest import UNIT_REDIS_URL
 
 WORKER = "test-worker-0"
 BATCH_SIZE = 4
-# Requests for a page whose every answer is a 500: paddlex's OpenAI client tries 3 times (its
-# 2 retries) before the engine gives up on the page with vl_server_error.
-PAGE_ATTEMPTS = 3
+# Requests for a page whose every answer is a 500: the OpenAI client tries twice (the engine
+# sets its retries to 1, VL_REQUEST_RETRIES) before the engine gives up on the page with
+# vl_server_error.
+PAGE_ATTEMPTS = 2
 _sizes = iter(range(10_000))
 
 

@@ -113,13 +113,16 @@ NATIVE_MAX_BATCH = 4
 # PAGE_TIMEOUT_SECONDS per attempt, so its attempts end by 0.9 x the page limit, inside the
 # batcher's budget for the call (worker/batcher.py), instead of paddlex's 600 s x 3.
 VL_REQUEST_RETRIES = 1
-ATTEMPT_SHARE = 0.45
+ATTEMPT_SHARE = 0.4
 
 
-def page_loop(recognition: Recognition) -> Loop | None:
-    """The first block of a page whose text loops (vl_loops.find_loop), if any."""
+def page_loop(recognition: Recognition, bounds: BoundedRequests | None) -> Loop | None:
+    """The loop of the first block of a page whose reply looped, if any: marked by `bounds`
+    (server backends, which check the raw reply), else found in the block's text (native)."""
     for block in recognition.blocks:
-        loop = find_loop(block.text)
+        loop = bounds.loop_in(block.text) if bounds is not None else None
+        if loop is None:
+            loop = find_loop(block.text)
         if loop is not None:
             return loop
     return None
@@ -367,13 +370,15 @@ class PaddleOcrVlEngine:
         bounds = self._bounds.get(id(pipeline))
         try:
             if bounds is None:
-                return self._read_bounded(pipeline, arrays)
+                return self._read_bounded(pipeline, arrays, None)
             with bounds.batch():
-                return self._read_bounded(pipeline, arrays)
+                return self._read_bounded(pipeline, arrays, bounds)
         finally:
             self._free.put(pipeline)
 
-    def _read_bounded(self, pipeline: Any, arrays: list[Any]) -> list[Recognition | EngineError]:
+    def _read_bounded(
+        self, pipeline: Any, arrays: list[Any], bounds: BoundedRequests | None
+    ) -> list[Recognition | EngineError]:
         """The pages read; a page whose output loops is read once more with the loop retry's
         sampling settings (server backends), and fails with vl_output_repetitive if it loops
         again."""
@@ -381,7 +386,7 @@ class PaddleOcrVlEngine:
         looping = {
             i: loop
             for i, outcome in enumerate(outcomes)
-            if isinstance(outcome, Recognition) and (loop := page_loop(outcome)) is not None
+            if isinstance(outcome, Recognition) and (loop := page_loop(outcome, bounds)) is not None
         }
         if not looping:
             return outcomes
@@ -398,7 +403,7 @@ class PaddleOcrVlEngine:
             again = self._read(pipeline, [arrays[i] for i in looping], **self._loop_retry)
             for i, outcome in zip(list(looping), again, strict=True):
                 outcomes[i] = outcome
-                loop = page_loop(outcome) if isinstance(outcome, Recognition) else None
+                loop = page_loop(outcome, bounds) if isinstance(outcome, Recognition) else None
                 if loop is None:
                     del looping[i]
                 else:
