@@ -118,11 +118,9 @@ ATTEMPT_SHARE = 0.4
 
 def page_loop(recognition: Recognition, bounds: BoundedRequests | None) -> Loop | None:
     """The loop of the first block of a page whose reply looped, if any: marked by `bounds`
-    (server backends, which check the raw reply), else found in the block's text (native)."""
+    (server backends: it checked each raw reply), else found in the block's text (native)."""
     for block in recognition.blocks:
-        loop = bounds.loop_in(block.text) if bounds is not None else None
-        if loop is None:
-            loop = find_loop(block.text)
+        loop = bounds.loop_in(block.text) if bounds is not None else find_loop(block.text)
         if loop is not None:
             return loop
     return None

@@ -31,7 +31,8 @@ class FakeGenAIClient:
     def __init__(self, answer: Any = None) -> None:
         self.openai_client = types.SimpleNamespace(max_retries=2)
         self.calls: list[dict[str, Any]] = []
-        self.answer = answer  # a reply text, or an exception to fail with
+        # a reply text, an exception to fail with, or a function of (messages, kwargs) to either
+        self.answer = answer
         self.pending: list[Future[Any]] = []  # futures left unanswered (answer is None)
 
     def create_chat_completion(
@@ -39,10 +40,11 @@ class FakeGenAIClient:
     ) -> Any:
         self.calls.append(kwargs)
         future: Future[Any] = Future()
-        if isinstance(self.answer, BaseException):
-            future.set_exception(self.answer)
-        elif self.answer is not None:
-            message = types.SimpleNamespace(content=self.answer)
+        answer = self.answer(messages, kwargs) if callable(self.answer) else self.answer
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        elif answer is not None:
+            message = types.SimpleNamespace(content=answer)
             future.set_result(
                 types.SimpleNamespace(choices=[types.SimpleNamespace(message=message)])
             )
@@ -60,16 +62,27 @@ class FakeResult:
         self.markdown = {"markdown_texts": text}
 
 
-class FakePaddleOCRVL:
-    """Reads each "page" (a string naming it): pages named loop* loop unless the call asks
+def model_reply(messages: Any, kwargs: dict[str, Any]) -> str:
+    """The VL model: reads a "page" (a string naming it); pages named loop* loop unless asked
     for a repetition_penalty of LOOP_BROKEN_BY; pages named stuck* loop whatever is asked."""
+    [page] = messages
+    broken = kwargs.get("repetition_penalty") == LOOP_BROKEN_BY
+    if page.startswith("stuck") or (page.startswith("loop") and not broken):
+        return LOOP
+    return f"text of {page}"
+
+
+class FakePaddleOCRVL:
+    """Sends each page to its GenAIClient as paddlex does (server backends), or reads it with
+    its "local model" (native), and gives the reply as the page's one block."""
 
     instances: ClassVar[list[FakePaddleOCRVL]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
         self.calls: list[tuple[list[str], dict[str, Any]]] = []
-        model = types.SimpleNamespace(genai_client=FakeGenAIClient())
+        self.client = FakeGenAIClient(model_reply)
+        model = types.SimpleNamespace(genai_client=self.client)
         self.paddlex_pipeline = types.SimpleNamespace(
             _pipeline=types.SimpleNamespace(vl_rec_model=model)
         )
@@ -77,15 +90,14 @@ class FakePaddleOCRVL:
 
     def predict(self, pages: list[str], **kwargs: Any) -> list[FakeResult]:
         self.calls.append((list(pages), kwargs))
-        broken = kwargs.get("repetition_penalty") == LOOP_BROKEN_BY
-        return [
-            FakeResult(
-                LOOP
-                if page.startswith("stuck") or (page.startswith("loop") and not broken)
-                else f"text of {page}"
-            )
+        sampling = {k: v for k, v in kwargs.items() if k in ("repetition_penalty", "temperature")}
+        if self.kwargs["vl_rec_backend"] == "native":
+            return [FakeResult(model_reply([page], sampling)) for page in pages]
+        futures = [
+            self.client.create_chat_completion([page], return_future=True, timeout=600, **sampling)
             for page in pages
         ]
+        return [FakeResult(future.result().choices[0].message.content) for future in futures]
 
 
 @pytest.fixture
@@ -139,6 +151,12 @@ def test_only_the_looping_page_is_read_again_with_the_loop_settings(fakes):
 
     assert read(vl, ["a", "loop1", "b"]) == [["text of a"], ["text of loop1"], ["text of b"]]
     [pipeline] = fakes.instances
+    assert [call.get("repetition_penalty") for call in pipeline.client.calls] == [
+        None,
+        None,
+        None,
+        1.1,
+    ]
     assert pipeline.calls[1] == (
         ["loop1"],
         {
