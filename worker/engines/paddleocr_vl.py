@@ -109,11 +109,19 @@ NATIVE_MAX_BATCH = 4
 
 
 # Retries of a failed VL request by the OpenAI client (paddlex leaves its default, 2): one, for
-# a dropped connection or a 503. A request that gets no answer is given ATTEMPT_SHARE of
-# PAGE_TIMEOUT_SECONDS per attempt, so its attempts end by 0.9 x the page limit, inside the
-# batcher's budget for the call (worker/batcher.py), instead of paddlex's 600 s x 3.
+# a dropped connection or a 503. A request that gets no answer ends, all its attempts and the
+# client's backoff between them (openai: 0.5 s before the first retry) included, by
+# REQUEST_SHARE x PAGE_TIMEOUT_SECONDS: inside the batcher's budget for the call
+# (worker/batcher.py), instead of paddlex's 600 s x 3.
 VL_REQUEST_RETRIES = 1
-ATTEMPT_SHARE = 0.4
+REQUEST_SHARE = 0.9
+RETRY_BACKOFF_SECONDS = 0.5
+
+
+def request_timeout(page_timeout: float, retries: int = VL_REQUEST_RETRIES) -> float:
+    """Seconds per attempt of a VL request: 600 s pages get 269.75 s, 4 s pages 1.55 s."""
+    spare = REQUEST_SHARE * page_timeout - retries * RETRY_BACKOFF_SECONDS
+    return max(0.5, spare / (retries + 1))
 
 
 def page_loop(recognition: Recognition, bounds: BoundedRequests | None) -> Loop | None:
@@ -173,7 +181,7 @@ class PaddleOcrVlEngine:
             "temperature": settings.paddleocr_vl_loop_retry_temperature,
         }
         self._page_timeout = settings.page_timeout_seconds
-        self._request_timeout = max(1.0, ATTEMPT_SHARE * settings.page_timeout_seconds)
+        self._request_timeout = request_timeout(settings.page_timeout_seconds)
         # Requests in flight per pipeline (server backends); one pipeline on `native`.
         shares = (
             [0]
@@ -472,8 +480,8 @@ class PaddleOcrVlEngine:
             return EngineError(
                 ErrorCode.vl_server_error,
                 f"VL server {self._server_url} did not answer this page within "
-                f"{self._request_timeout:g} s, {VL_REQUEST_RETRIES + 1} times (each attempt "
-                f"{ATTEMPT_SHARE:g} x PAGE_TIMEOUT_SECONDS={self._page_timeout}): {detail}",
+                f"{self._request_timeout:g} s, {VL_REQUEST_RETRIES + 1} times (in all "
+                f"{REQUEST_SHARE:g} x PAGE_TIMEOUT_SECONDS={self._page_timeout}): {detail}",
             )
         return EngineError(
             ErrorCode.vl_server_error, f"VL server {self._server_url} failed: {detail}"

@@ -14,7 +14,12 @@ import pytest
 
 from shared.settings import Settings
 from worker.engines.base import EngineError, Recognition
-from worker.engines.paddleocr_vl import PaddleOcrVlEngine
+from worker.engines.paddleocr_vl import (
+    RETRY_BACKOFF_SECONDS,
+    VL_REQUEST_RETRIES,
+    PaddleOcrVlEngine,
+    request_timeout,
+)
 from worker.engines.vl_client import BoundedRequests, RequestHung, genai_client, timed_out
 
 LOOP = "the total is due " * 80  # a VL reply stuck in a loop
@@ -289,3 +294,13 @@ def test_no_vl_client_to_bound_refuses_to_build(fakes, monkeypatch):
     assert caught.value.code == "engine_init_failed"
     assert "paddlex_pipeline._pipeline.vl_rec_model.genai_client" in caught.value.message
     assert genai_client(types.SimpleNamespace()) is None
+
+
+@pytest.mark.parametrize("page_timeout", [3, 4, 10, 60, 600, 3600])
+def test_a_requests_attempts_and_backoff_end_by_nine_tenths_of_the_page_limit(page_timeout):
+    per_attempt = request_timeout(page_timeout)
+
+    total = (VL_REQUEST_RETRIES + 1) * per_attempt + VL_REQUEST_RETRIES * RETRY_BACKOFF_SECONDS
+    assert total == pytest.approx(0.9 * page_timeout)
+    assert request_timeout(600) == 269.75
+    assert request_timeout(1) == 0.5  # a floor: a 1 s page limit leaves no room for a retry
