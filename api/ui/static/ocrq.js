@@ -62,6 +62,7 @@ const ERROR_WORDS = {
   language_unsupported: "The server cannot read this language.",
   recognition_failed: "The text recognition failed on this document.",
   vl_server_error: "The recognition model server did not answer properly.",
+  vl_output_repetitive: "The recognition model got stuck repeating itself on this page.",
   engine_unavailable: "The text recognition engine is not available right now. Try again later.",
   engine_not_installed: "The text recognition engine is not installed on the server.",
   engine_init_failed: "The text recognition engine could not start on the server.",
