@@ -12,7 +12,8 @@ like a crashed server); `start()` again listens on the same port.
     with VlServer(model="PaddleOCR-VL-1.6-0.9B", latency=0.3) as srv:
         ...  # point PADDLEOCR_VL_SERVER_URL at srv.url
 
-Also a process: `python -m testkit.vl_server --port 8118 --latency 0.3 --max-concurrency 64`.
+Also a process: `python -m testkit.vl_server --port 8118 --latency 0.3 --max-concurrency 64`
+(`--start-delay S`: listens only after S seconds, like a server loading its model).
 """
 
 from __future__ import annotations
@@ -358,7 +359,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per chat request")
     parser.add_argument("--max-concurrency", type=int, default=64, help="requests served at once")
     parser.add_argument("--api-key", default=None, help="bearer key the server requires")
+    parser.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.0,
+        help="seconds to wait before listening, as a real server loads its model",
+    )
     args = parser.parse_args(argv)
+    if args.start_delay:
+        print(f"VL server: loading (listening in {args.start_delay:g} s)", flush=True)
+        time.sleep(args.start_delay)
     server = VlServer(
         model=args.model,
         latency=args.latency,
