@@ -61,11 +61,11 @@ start() { # name command...: start it in the background, remember it
   pids+=($!)
   names+=("$name")
 }
-alive() { # pid: running (a zombie, dead but not reaped, is not)
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
+alive() { # pid: a process started here that still runs (bash's own record: a container's
+  # /proc may show another PID namespace than the script's)
+  local pid
+  for pid in $(jobs -rp); do [ "$pid" = "$1" ] && return 0; done
+  return 1
 }
 name_of() {
   local i
