@@ -26,6 +26,7 @@ from api.storage_calls import StorageCalls
 from api.submitting import Submissions
 from api.ui import install_ui
 from api.watching import JobWatch
+from api.worker_watch import WorkerWatch
 from shared import __version__
 from shared.jobs import JobStore, WorkerRegistry, connect_settings_redis, recover_orphans
 from shared.queue import make_celery
@@ -58,8 +59,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.watch = JobWatch(app.state.service, hub, settings.stream_keepalive_seconds)
         hub.start()  # connects in the background: /health answers with Redis down
         sweeper = asyncio.create_task(_sweep_orphans(store, celery, settings))
+        watch = app.state.worker_watch = _worker_watch(settings, workers)
+        if watch is not None:
+            watch.start()
         log.info("API ready on port %d (auth %s)", settings.port, _auth_state(settings))
         yield
+        if watch is not None:
+            watch.stop()
         sweeper.cancel()
         await hub.stop()
         storage.close()
@@ -81,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     # before the lifespan starts, so the server can end open streams at shutdown (api/__main__)
     app.state.hub = EventHub(settings.redis_url)
+    app.state.worker_watch = None  # the lifespan starts it when LIVENESS_WORKER names one
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)  # nosniff, never framed, a CSP per kind of response
     app.include_router(health.router)
@@ -93,6 +100,18 @@ def create_app(settings: Settings) -> FastAPI:
     install_docs(app)
     install_ui(app, settings)
     return app
+
+
+def _worker_watch(settings: Settings, workers: WorkerRegistry) -> WorkerWatch | None:
+    """The watch on the worker LIVENESS_WORKER names, or None (/health watches nothing)."""
+    if not settings.liveness_worker:
+        return None
+    return WorkerWatch(
+        workers,
+        settings.liveness_worker,
+        settings.liveness_stale_seconds,
+        settings.liveness_start_grace_seconds,
+    )
 
 
 def check_start(settings: Settings) -> str:

@@ -180,6 +180,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.queue_unavailable: 503,
     ErrorCode.engine_not_served: 503,
     ErrorCode.storage_unavailable: 503,
+    ErrorCode.worker_unresponsive: 503,
     ErrorCode.insufficient_storage: 507,
 }
 # a route's OpenAPI `responses`: status -> {"model", "description", ...}

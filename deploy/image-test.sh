@@ -14,8 +14,14 @@
 #    user, that the API image holds no OCR engine and the worker image its engines, that no
 #    file of the host's CA or pip configuration is in an image; sends rendered pages through
 #    them, checks the text, kills Redis mid-queue and checks that no job is lost;
-# 5. removes everything it made (images, containers, mounts, the stand-in base, Redis), even
-#    on failure.
+# 5. runs the CPU worker image alone with its one-container start command
+#    (/app/deploy/all-in-one.sh), no REDIS_URL, in a network namespace of its own (no Redis of
+#    the host reachable), as an arbitrary uid in group 0 on a data volume owned by root:0 with
+#    group write (deploy/image_aio.py): /health within 3 s, a job sent during warm-up, a SIGKILL
+#    of every process and a restart that keep every job, a hung worker that fails /health and
+#    ends the container, the start order with testkit's stand-in VL server; prints the timeline;
+# 6. removes everything it made (images, containers, mounts, the stand-in base, Redis, the
+#    network namespace), even on failure.
 #
 # OCRQ_IMAGE_TEST_BENCHMARKS=1 rewrites the `images` section of BENCHMARKS.md from this run.
 set -euo pipefail
@@ -54,12 +60,18 @@ null_mode=$(stat -c %a /dev/null)
 WORK=$(mktemp -d /var/tmp/ocrq-image-test.XXXXXX)
 B=(buildah --root "$WORK/storage" --runroot "$WORK/run" --storage-driver overlay)
 running=()
+netns=""
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   for pid in "${running[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   for pid in "${running[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -f "$WORK/redis/redis.pid" ]; then kill -KILL "$(cat "$WORK/redis/redis.pid")" 2>/dev/null || true; fi
+  if [ -n "$netns" ]; then # the all-in-one's processes, then the namespace
+    ip netns pids "$netns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    sleep 0.5
+    ip netns del "$netns" 2>/dev/null || true
+  fi
   "${B[@]}" rm --all >/dev/null 2>&1 || true
   "${B[@]}" rmi --all --force >/dev/null 2>&1 || true
   # whatever is still mounted below WORK (layers, chroot binds), deepest first
@@ -279,6 +291,40 @@ PYTHONPATH=$ROOT "$PY" deploy/image_jobs.py --api "http://127.0.0.1:$api_port" -
   { tail -20 "$WORK/ocrq-worker-cpu.log" >&2; fail "jobs through the images"; }
 owners=$(find "$WORK/app/output" -name result.json -printf '%U\n' | sort -u | tr '\n' ' ')
 [ "$owners" = "$APP_UID " ] || fail "results owned by '$owners', not $APP_UID"
+
+# ---- 5. the worker image alone: all-in-one, an embedded Redis, nothing outside ---------------
+# A network namespace of its own (only its loopback): no Redis of the host is reachable. The
+# container runs as an arbitrary uid in group 0 (as some platforms run images) on a data volume
+# owned by root:0 with group write, with testkit mounted for the stand-in VL server.
+for pid in "${running[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done # stages 3-4 are done
+netns=ocrq-image-test-$$
+ip netns add "$netns"
+ip netns exec "$netns" ip link set lo up
+aio_ctr=$("${B[@]}" from --pull-never "$WORKER_IMAGE")
+aio_data=$WORK/aio-data
+mkdir -p "$aio_data"
+chown 0:0 "$aio_data"
+chmod 2775 "$aio_data"
+aio_user=1000650000:0
+{
+  printf '#!/usr/bin/env bash\n# [-e NAME=VALUE]...: the CPU worker image started with its one-container command\n'
+  printf 'exec unshare --pid --fork --kill-child'
+  printf ' %q' "${B[@]}" run --isolation chroot --network host --user "$aio_user" \
+    -v "$aio_data:/app/data" -v "$ROOT/testkit:/app/testkit:ro"
+  printf ' "$@"'
+  printf ' %q' "$aio_ctr" -- /app/deploy/all-in-one.sh --name aio
+  printf '\n'
+} >"$WORK/aio-run.sh"
+chmod +x "$WORK/aio-run.sh"
+log "all-in-one: the CPU worker image alone in network namespace $netns, uid $aio_user, data volume root:0 2775"
+ip netns exec "$netns" env PYTHONPATH="$ROOT" "$PY" deploy/image_aio.py --run "$WORK/aio-run.sh" \
+  --data "$aio_data" --log "$WORK/aio.log" --host-redis-port "$redis_port" --health-within 3 \
+  --figures "$WORK/figures.json" ||
+  { tail -40 "$WORK/aio.log" >&2; fail "the worker image's all-in-one"; }
+aio_owners=$(find "$aio_data" -mindepth 1 -printf '%U:%G\n' | sort -u | tr '\n' ' ')
+[ "$aio_owners" = "${aio_user} " ] || fail "files in the data volume owned by '$aio_owners', not $aio_user"
+log "ok: everything in the data volume written as $aio_user"
+log "figures: $(tr -d '\n ' <"$WORK/figures.json")"
 if [ "${OCRQ_IMAGE_TEST_BENCHMARKS:-0}" = 1 ]; then
   "$PY" -m bench.images "$WORK/figures.json" "$WORK/worker-du.txt" "$(since "$started")"
 fi

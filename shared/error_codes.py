@@ -56,6 +56,7 @@ class ErrorCode(enum.StrEnum):
     storage_unavailable = (
         "storage_unavailable"  # the bucket (STORAGE_URL) fails; also a job failure
     )
+    worker_unresponsive = "worker_unresponsive"  # GET /health: the watched worker is gone
 
     # -- a failed job's record (written by the worker or the job package) --
     timeout = "timeout"  # a page or the job overran its time limit

@@ -364,6 +364,36 @@ class FollowSettings(Room):
     )
 
 
+class LivenessSettings(Room):
+    """What `GET /health` watches besides the API: the heartbeat of the worker sharing its
+    container (deploy/all-in-one.sh names it), api/worker_watch.py. Off unless named."""
+
+    ROOM: ClassVar[str] = "API: liveness of a one-container deployment"
+    READ_BY: ClassVar[Process] = "api"
+
+    liveness_worker: str = Field(
+        "",
+        description="Worker id (its `--name`) whose heartbeat `GET /health` watches: 503 "
+        "`worker_unresponsive` once it has been missing past LIVENESS_STALE_SECONDS, never "
+        "while the worker loads its engine (it beats from its start). Empty: `/health` "
+        "watches nothing. deploy/all-in-one.sh sets it to its worker's name",
+    )
+    liveness_stale_seconds: float = Field(
+        60,
+        gt=0,
+        description="How long the watched worker's heartbeat may be missing (its key expires "
+        "WORKER_HEARTBEAT_TTL after its last beat) before `/health` answers 503: covers a "
+        "worker process restarted by its supervisor (backoff up to 30 s)",
+    )
+    liveness_start_grace_seconds: float = Field(
+        300,
+        gt=0,
+        description="Time from the API's start for the watched worker's first heartbeat; "
+        "deploy/all-in-one.sh makes it VL_SERVER_START_TIMEOUT + 300 (unless set) when it "
+        "starts a VL server before the worker",
+    )
+
+
 # -- the worker ----------------------------------------------------------------------------------
 
 
@@ -766,6 +796,7 @@ class Settings(
     ApiServerSettings,
     SubmitSettings,
     FollowSettings,
+    LivenessSettings,
     WorkerJobSettings,
     BatchSettings,
     RecyclingSettings,

@@ -24,7 +24,8 @@ temperature), so a test can tell what the client asked for.
         ...  # point PADDLEOCR_VL_SERVER_URL at srv.url
 
 Also a process: `python -m testkit.vl_server --port 8118 --latency 0.3 --max-concurrency 64`
-(`--loop-size 300x200`, `--hang-size 310x200`: the faults above, for a page of that size).
+(`--loop-size 300x200`, `--hang-size 310x200`: the faults above, for a page of that size;
+`--start-delay S`: listens only after S seconds, like a server loading its model).
 """
 
 from __future__ import annotations
@@ -487,7 +488,16 @@ def main(argv: list[str] | None = None) -> None:
         metavar="WxH",
         help="never answer a request whose image has this size (a stuck GPU); repeatable",
     )
+    parser.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.0,
+        help="seconds to wait before listening, as a real server loads its model",
+    )
     args = parser.parse_args(argv)
+    if args.start_delay:
+        print(f"VL server: loading (listening in {args.start_delay:g} s)", flush=True)
+        time.sleep(args.start_delay)
     server = VlServer(
         model=args.model,
         latency=args.latency,

@@ -100,28 +100,40 @@ def boot_and_consume(
     with contextlib.suppress(RedisError):
         previous = carry_rewarming_beat(WorkerRegistry(client), worker_id, settings, recycled)
     started = time.perf_counter()
+    # A not-warm beat from the start, before the engine is built: building PaddleOCRVL loads
+    # (or downloads) its models, minutes during which the worker is alive, and a liveness check
+    # that watches this heartbeat (LIVENESS_WORKER, api/worker_watch.py) must see it so.
+    beat = WorkerBeat(
+        worker_id=worker_id,
+        engine=settings.ocr_engine,
+        device="",  # known once the engine is built
+        warm=False,
+        pid=os.getpid(),
+        started_at=datetime.now(UTC).isoformat(),
+        engines=[settings.ocr_engine],
+    )
+    if previous is not None:  # re-warming: the last warm-up says how long it may take
+        beat.rewarming, beat.warmup_seconds = True, previous.warmup_seconds
+        beat.device, beat.versions, beat.engines = (
+            previous.device,
+            previous.versions,
+            previous.engines,
+        )
+    heartbeat = Heartbeat(WorkerRegistry(client), beat, settings.worker_heartbeat_ttl)
+    heartbeat.start()
     try:
         engines = build_engines(settings)
         info = engines[0].info()
         for engine in engines:
             log_engine(engine)
-        beat = WorkerBeat(
-            worker_id=worker_id,
-            engine=info.name,
-            device=info.device,
-            warm=False,
-            pid=os.getpid(),
-            started_at=datetime.now(UTC).isoformat(),
-            versions={k: v for e in engines for k, v in e.info().versions.items()},
-            engines=[e.name for e in engines],
-        )
-        if previous is not None:  # re-warming: the last warm-up says how long it may take
-            beat.rewarming, beat.warmup_seconds = True, previous.warmup_seconds
-        heartbeat = Heartbeat(WorkerRegistry(client), beat, settings.worker_heartbeat_ttl)
-        heartbeat.start()
+        beat.engine, beat.device = info.name, info.device
+        beat.versions = {k: v for e in engines for k, v in e.info().versions.items()}
+        beat.engines = [e.name for e in engines]
+        heartbeat.publish()
         for engine in engines:
             engine.warm()
     except EngineError as exc:
+        heartbeat.stop()
         log.error("cannot start: engine %s: %s: %s", settings.ocr_engine, exc.code, exc.message)
         return 3
     warmup = time.perf_counter() - started

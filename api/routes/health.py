@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import HealthDep
+from api.errors import HTTP_STATUS, error_response, error_responses
 from api.schemas import ErrorBody, Health, Readiness, ServiceInfo, WorkerView
+from api.worker_watch import WorkerWatch
 from shared import __version__
+from shared.error_codes import ErrorCode
 from shared.errors import QueueUnavailable
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness: the process answers (touches nothing else)")
-async def health() -> Health:
+@router.get(
+    "/health",
+    summary="Liveness: the process answers (and, when LIVENESS_WORKER is set, its worker beats)",
+    response_model=Health,
+    description="The path to probe for liveness, and the one probe path of a one-container "
+    "deployment (deploy/all-in-one.sh). Answers at once, touching neither Redis nor an engine: "
+    "200 while the worker loads its models, however long that takes. With LIVENESS_WORKER set "
+    "(deploy/all-in-one.sh sets it to its worker), a background check reads that worker's "
+    "heartbeat each second, and this answers 503 `worker_unresponsive` once it has been missing "
+    "past LIVENESS_STALE_SECONDS (or no first beat came within LIVENESS_START_GRACE_SECONDS): "
+    "restart the container. Redis unreachable never fails it.",
+    responses=error_responses(
+        ErrorCode.worker_unresponsive,
+        worker_unresponsive="the worker LIVENESS_WORKER names has stopped beating (hung or "
+        "gone); the message says for how long",
+    ),
+)
+async def health(request: Request) -> Health | JSONResponse:
+    watch: WorkerWatch | None = request.app.state.worker_watch
+    if watch is not None and not (verdict := watch.verdict).alive:
+        code = ErrorCode.worker_unresponsive
+        return error_response(HTTP_STATUS[code], code, verdict.message)
     return Health()
 
 

@@ -37,6 +37,7 @@ const ERROR_WORDS = {
   invalid_callback_url: "The callback address is not valid or is not allowed.",
   engine_not_served: "No reader for this kind of document is running right now: try again in a few minutes.",
   storage_unavailable: "The server cannot reach its file storage right now: try again in a few minutes.",
+  worker_unresponsive: "The server's reader stopped answering and is being restarted: try again in a few minutes.",
   too_many_pages: "The document has more pages than this server reads: choose fewer pages.",
   idempotency_key_in_use: "The same upload is still in progress: try again in a moment.",
   idempotency_key_reused: "The server saw a different upload under the same key.",

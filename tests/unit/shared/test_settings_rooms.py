@@ -101,6 +101,9 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("S3_ADDRESSING_STYLE", "path", "path"),
     ("S3_PART_MB", "16", 16),
     ("S3_TIMEOUT_SECONDS", "2.5", 2.5),
+    ("LIVENESS_WORKER", "aio", "aio"),
+    ("LIVENESS_STALE_SECONDS", "5", 5.0),
+    ("LIVENESS_START_GRACE_SECONDS", "20", 20.0),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -120,9 +123,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 7
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 10
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
-    # VL token cap and loop retry)
+    # VL token cap and loop retry, liveness)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
