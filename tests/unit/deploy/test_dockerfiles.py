@@ -28,7 +28,7 @@ RUNTIME_STAGES = [
     (VL_AIO, "vl-server-aio"),
 ]
 # Images whose folders are group 0 and group-writable too (an arbitrary uid in group 0 writes)
-GROUP_ZERO_STAGES = {("Dockerfile.worker", "gpu"), ("Dockerfile.worker", "worker")}
+GROUP_ZERO_STAGES = {("Dockerfile.worker", s) for s in ("cpu", "gpu", "worker")}
 GROUP_ZERO_STAGES.add(("Dockerfile.vl-server-aio", "vl-server-aio"))
 CODE_DIRS = {"api", "shared", "worker"}
 
