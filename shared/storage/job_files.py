@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import StorageUnavailable
+from shared.results import PageResult
 from shared.storage.backend import ObjectStore, StoredFile
 from shared.storage.disk import make_shared_dir, scratch_path, spool
 from shared.storage.layout import (
@@ -25,6 +26,7 @@ from shared.storage.layout import (
     INPUT_NAME,
     OUTPUT_AREA,
     PAGES_DIR,
+    RANGES_DIR,
     RESULT_FILES,
     SOURCES_DIR,
     TEMP_AREA,
@@ -111,11 +113,13 @@ class JobFiles:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         with self._left_to_retention("its upload"):
             self.storage.delete([self.input_key])
+            self.storage.delete_under(self._ranges_prefix)
 
     def remove_all(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         with self._left_to_retention("its objects"):
             self.storage.delete([self.input_key, self.source_key])
+            self.storage.delete_under(self._ranges_prefix)
             self.storage.delete_under(job_key(OUTPUT_AREA, self.job_id) + "/")
 
     @contextmanager
@@ -126,6 +130,35 @@ class JobFiles:
             yield
         except StorageUnavailable as exc:
             log.warning("job=%s: %s stay in storage for retention: %s", self.job_id, what, exc)
+
+    # -- a multi-range job's pages, range by range, until the last range assembles them --
+    @property
+    def _ranges_prefix(self) -> str:
+        return job_key(TEMP_AREA, self.job_id, RANGES_DIR) + "/"
+
+    def range_key(self, index: int) -> str:
+        return job_key(TEMP_AREA, self.job_id, RANGES_DIR, f"{int(index)}.jsonl")
+
+    def write_range(self, index: int, pages: list[PageResult]) -> None:
+        """Range `index`'s pages, whole or not at all: their crops first (final names in
+        images/), then one PageResult per line."""
+        for page in pages:
+            for name, data in page.images.items():
+                self.write_image(name, data)
+        lines = b"".join(page.model_dump_json().encode() + b"\n" for page in pages)
+        self.storage.put(self.range_key(index), lines)
+
+    def read_range(self, index: int) -> Iterator[PageResult]:
+        """The pages range `index` stored, in order (FileNotFoundError when it stored none)."""
+        pending = b""
+        for chunk in self.storage.open(self.range_key(index)):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line:
+                    yield PageResult.model_validate_json(line)
+        if pending.strip():
+            yield PageResult.model_validate_json(pending)
 
     # -- results, crops and page pictures: each written whole or not at all --
     def write_result(self, fmt: str, data: bytes) -> None:

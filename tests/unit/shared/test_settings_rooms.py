@@ -43,6 +43,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("ORPHAN_SWEEP_SECONDS", "0.5", 0.5),
     ("JOB_TIMEOUT_SECONDS", "1800", 1800),
     ("PAGE_TIMEOUT_SECONDS", "300", 300),
+    ("PAGE_RANGE_SIZE", "5", 5),
     ("MAX_QUEUED_JOBS", "99", 99),
     ("RAPIDOCR_THREADS", "2", 2),
     ("RAPIDOCR_REC_MODEL", "/models/rec.onnx", Path("/models/rec.onnx")),
