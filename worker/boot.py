@@ -21,8 +21,8 @@ from shared.jobs import (
     default_worker_id,
     recover_orphans,
 )
-from shared.jobs.sweep import send_ranges
 from shared.jobs.queues import worker_queues
+from shared.jobs.sweep import send_ranges
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
