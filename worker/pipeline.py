@@ -373,7 +373,9 @@ class JobRunner:
         failed = [page.error for page in pages if page.error is not None]
         if pages and len(failed) == len(pages):
             first = failed[0]
-            message = f"every page failed; page {pages[0].index}: {first.message}"
+            message = first.message
+            if len(pages) > 1:
+                message = f"every page ({len(pages)}) failed; the first: {message}"
             return self.fail(job_id, first.code, message, part)
         engines = sorted({p.engine for p in pages if p.engine}) or [self.router.primary.name]
         document = build_document(job_id, "+".join(engines), pages)

@@ -118,8 +118,8 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 4
-    )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests)
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 5
+    )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests, ranges)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
