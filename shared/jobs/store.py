@@ -283,8 +283,12 @@ class JobStore:
         return {name: int(depth) for name, depth in zip(names, pipe.execute(), strict=True)}
 
     def running_count(self) -> int:
-        """Jobs a worker holds a lease on now."""
-        return int(self.redis.scard(keys.RUNNING))
+        """Jobs a worker holds a lease on now: the job's own, or one of its ranges'."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.scard(keys.RUNNING)
+        pipe.smembers(keys.RANGES_RUNNING)
+        whole, ranges = pipe.execute()
+        return int(whole) + len({keys.parse_range_member(text(m))[0] for m in ranges})
 
     def ping(self) -> None:
         """Raises redis' ConnectionError when Redis does not answer."""
