@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
-from shared.jobs import JobStatus
+from shared.jobs import JobRecord, JobStatus, utcnow
+from shared.jobs.events import JobEvent
 from shared.jobs.outcomes import RangeClaim
 from testkit.pages import encode, render_page
 from worker.pipeline import JobRunner
+from worker.webhooks.dispatcher import event_body
 
 
 def test_ranges_are_planned_read_and_assembled_in_page_order(runner: JobRunner, submit) -> None:
@@ -33,3 +35,24 @@ def test_ranges_are_planned_read_and_assembled_in_page_order(runner: JobRunner, 
     assert [p["text"] for p in result["pages"]] == [f"Page {n}" for n in range(1, 6)]
     assert not files.input_dir.exists()  # the upload and the ranges' files are gone
     assert runner.store.claim_range(job_id, 1, "late:1", 30) is RangeClaim.succeeded
+
+
+def test_a_page_events_webhook_body_carries_the_pages_outcome() -> None:
+    record = JobRecord(job_id="a" * 32, status=JobStatus.running, created_at=utcnow())
+    fields = {
+        "kind": "page",
+        "job_id": "a" * 32,
+        "at": utcnow().isoformat(),
+        "pages_done": "7",
+        "pages_failed": "1",
+        "pages_total": "12",
+        "page": "7",
+        "outcome": "failed",
+        "code": "image_too_large",
+    }
+    body = json.loads(event_body("d", JobEvent.from_entry("1-0", fields), record))
+    assert body["progress"] == {"pages_done": 7, "pages_total": 12, "pages_failed": 1}
+    assert body["page"] == {"number": 7, "outcome": "failed", "code": "image_too_large"}
+    requeued = {"kind": "requeued", "job_id": "a" * 32, "at": utcnow().isoformat(), "range": "2"}
+    body = json.loads(event_body("d", JobEvent.from_entry("2-0", requeued), record))
+    assert body["status"] == "running" and "page" not in body
