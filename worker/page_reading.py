@@ -188,12 +188,19 @@ class SerialReader:
                 yield page_failure(record, page, exc)
 
     def _recognize(self, record: JobRecord, page: Page, checks: JobChecks) -> PageResult:
-        """One page through the router; a transient engine error is tried once more."""
+        """One page through the router; a transient engine error (or a crash of the engine on
+        this page, `recognition_failed`) is tried once more."""
         assert page.image is not None
         for attempt in (1, 2):
             started = time.perf_counter()
             try:
-                engine, recognition = self.router.read(page.image, record.options.language)
+                try:
+                    engine, recognition = self.router.read(page.image, record.options.language)
+                except EngineError:
+                    raise
+                except Exception as crash:  # the engine broke on this page: the page's failure
+                    message = f"{type(crash).__name__}: {crash}"
+                    raise EngineError(ErrorCode.recognition_failed, message) from crash
             except EngineError as exc:
                 if attempt == 2 or exc.code not in TRANSIENT_CODES:
                     raise
