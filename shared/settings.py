@@ -453,8 +453,8 @@ class BatchSettings(Room):
     batch_jobs: int = Field(
         32,
         ge=1,
-        description="Jobs a worker with a batching engine holds at once (one thread each); CPU "
-        "engines take one at a time",
+        description="Jobs (or page ranges of long jobs, several of one job too) a worker with a "
+        "batching engine holds at once (one thread each); CPU engines take one at a time",
     )
     batch_in_flight: int = Field(
         4,
