@@ -88,12 +88,9 @@ def main() -> None:
         runner, watch = build_runner(settings, store, EngineRouter([engine]), "bench:1")
         watch.start()  # renews the job's lease, as in the worker: a long job outlives it
         try:
-            status = runner.run(job_id)
-            # a job of several page ranges: this one worker reads the others too, one by one
-            # (as it would with no other worker), the last one assembling the result
-            plan = store.plan_of(job_id)
-            for part in range(1, plan[0] if plan else 1):
-                status = runner.run_range(job_id, part)
+            # a job of several page ranges: this one worker reads them all, one by one (as it
+            # would with no other worker), the last one assembling the result
+            status = runner.run_whole(job_id)
         finally:
             watch.stop()
         seconds = time.perf_counter() - started

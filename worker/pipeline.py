@@ -118,6 +118,15 @@ class JobRunner:
         # PLAN made range 0 this run's: read it now (its lease, its watch)
         return self._run_range(job_id, 0, files, RangeClaim.claimed, planned)
 
+    def run_whole(self, job_id: str) -> JobStatus | None:
+        """Run the job and then each of its other page ranges in this process, in turn (what
+        one worker alone would do; benches and tests without Celery)."""
+        status = self.run(job_id)
+        plan = self.store.plan_of(job_id)
+        for part in range(1, plan[0] if plan else 1):
+            status = self.run_range(job_id, part)
+        return status
+
     def run_range(self, job_id: str, part: int) -> JobStatus | None:
         """Run page range `part` of a planned job (`ocr.run_range`); a range done already is
         not read again, and the range that was last to finish assembles the job again if its
