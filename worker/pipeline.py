@@ -27,6 +27,7 @@ from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, is_disk_full, job_files
+from shared.storage.layout import INPUT_NAME
 from worker.engines import EngineError
 from worker.page_reading import (
     JobCanceledWhileRunning,
@@ -51,6 +52,11 @@ log = logging.getLogger(__name__)
 # ranges only cut that overhead (and the input fetches) further.
 DEFAULT_RANGE_SIZE = 8
 RANGE_SIZES = {"paddleocr-vl": 32}
+
+
+def _range_copy(part: int) -> str:
+    """The name of a range's own local copy of the input (a bucket keeps no files here)."""
+    return f"range-{int(part)}"
 
 
 @dataclass
@@ -269,7 +275,9 @@ class JobRunner:
             if planned is not None:
                 planned.document.close()
             self.store.release(job_id, self.holder, part)
-            files.drop_local()
+            # only this run's copy of the input (STORAGE_URL=s3://): another range of the job
+            # may be reading its own in this process
+            files.drop_local(INPUT_NAME if planned is not None else _range_copy(part))
 
     def _execute_range(
         self,
@@ -288,7 +296,7 @@ class JobRunner:
             if planned is not None:
                 document, numbers = planned.document, planned.numbers
             else:
-                document = self._open(record, files)
+                document = self._open(record, files, _range_copy(part))
             try:
                 if planned is None:
                     numbers = self._numbers(record, document)[part * size : (part + 1) * size]
@@ -314,9 +322,9 @@ class JobRunner:
             elapsed = (utcnow() - record.started_at).total_seconds()
         return self._finish(record, files, pages, part, elapsed)
 
-    def _open(self, record: JobRecord, files: JobFiles) -> Document:
+    def _open(self, record: JobRecord, files: JobFiles, copy: str | None = None) -> Document:
         dpi = record.options.dpi or self.settings.pdf_dpi
-        return Document(files.fetch_input(), record.media_type or "", dpi)
+        return Document(files.fetch_input(copy), record.media_type or "", dpi)
 
     @staticmethod
     def _numbers(record: JobRecord, document: Document) -> list[int]:

@@ -85,22 +85,36 @@ class JobFiles:
         (on the local backend it already is)."""
         self.storage.put(self.input_key, self.input_path)
 
-    def fetch_input(self) -> Path:
+    def fetch_input(self, copy: str | None = None) -> Path:
         """The worker: a local path of the job's input for this run. None stored leaves no
-        file (the job fails input_missing, on either backend)."""
+        file (the job fails input_missing, on either backend). `copy` names a copy of its own
+        in the working folder (a page range: several of one job may run in one process at
+        once), dropped with `drop_local(copy)`."""
         stored_here = self.storage.local_path(self.input_key)
         if stored_here is not None:
             return stored_here
         self.make_input_dir()
+        path = self.input_path if copy is None else self._copy_path(copy)
         with suppress(FileNotFoundError):
-            spool(self.storage.open(self.input_key), self.input_path)
-        return self.input_path
+            spool(self.storage.open(self.input_key), path)
+        return path
 
-    def drop_local(self) -> None:
-        """Remove what this process holds locally for the job (nothing when its working folder
-        is where the input is stored)."""
-        if self.storage.local_path(self.input_key) != self.input_path:
+    def drop_local(self, copy: str | None = None) -> None:
+        """Remove what this process holds locally for the job: its working folder, or only the
+        copy named `copy` (nothing when its working folder is where the input is stored)."""
+        if self.storage.local_path(self.input_key) == self.input_path:
+            return
+        if copy is None:
             shutil.rmtree(self.input_dir, ignore_errors=True)
+            return
+        self._copy_path(copy).unlink(missing_ok=True)
+        with suppress(OSError):  # the folder goes with the last copy in it
+            self.input_dir.rmdir()
+
+    def _copy_path(self, copy: str) -> Path:
+        if not copy or "/" in copy or copy.startswith("."):
+            raise ValueError(f"not a copy name: {copy!r}")
+        return self.input_dir / copy
 
     def keep_source(self) -> None:
         """Before the job is marked succeeded: the upload also as the kept source, where

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pytest
 import redis
 
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore, Recovery, connect_redis, utcnow
@@ -13,6 +14,8 @@ from shared.jobs.events import EventKind
 from shared.jobs.keys import range_lease
 from shared.jobs.outcomes import RangeClaim, RangeDone, RangeRecovery
 from shared.jobs.timeline import as_created, record_after
+from shared.results import PageResult
+from shared.storage import job_files
 from tests.conftest import UNIT_REDIS_URL
 
 
@@ -170,3 +173,29 @@ def test_cancel_stops_every_range(redis_client: redis.Redis) -> None:
     store.page_done(job_id, 5)  # refused: nothing counted once canceled
     assert store.require(job_id).pages_done == 0
     assert 0 < redis_client.ttl(f"ocrq:plan:{job_id}") <= 600  # the plan expires with the job
+
+
+def test_ranges_of_one_job_in_one_process_keep_their_own_copy_of_the_input(
+    settings, s3_server
+) -> None:
+    """With a bucket, each range reads a local copy of its own: one range's end removes only
+    its copy, never the one another range of the job is reading in the same process; its
+    range file is stored in the bucket until the job's end."""
+    files = job_files(s3_server.settings(settings, s3_server.new_bucket()), uuid.uuid4().hex)
+    files.make_input_dir()
+    files.input_path.write_bytes(b"%PDF-1.4 the upload")
+    files.store_input()
+    files.drop_local()
+
+    first, second = files.fetch_input("range-1"), files.fetch_input("range-2")
+    assert first != second and first.read_bytes() == second.read_bytes() == b"%PDF-1.4 the upload"
+    files.drop_local("range-1")
+    assert not first.exists() and second.read_bytes() == b"%PDF-1.4 the upload"
+    files.drop_local("range-2")
+    assert not files.input_dir.exists()
+
+    files.write_range(1, [PageResult(index=4, width=10, height=10, text="four")])
+    assert [p.text for p in files.read_range(1)] == ["four"]
+    files.remove_input()
+    with pytest.raises(FileNotFoundError):
+        list(files.read_range(1))
