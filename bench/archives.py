@@ -40,7 +40,7 @@ def run_job(settings: Settings, store: JobStore, runner, data: bytes, media: str
     store.create(
         JobRecord(job_id=job_id, status=JobStatus.queued, created_at=utcnow(), media_type=media)
     )
-    if runner.run(job_id) is not JobStatus.succeeded:
+    if runner.run_whole(job_id) is not JobStatus.succeeded:  # every page range, in turn
         raise SystemExit(f"the {media} job did not succeed")
     return files
 

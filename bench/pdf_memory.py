@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.pdf_memory [--pages 300]
 
 Builds a PDF of N text pages, runs it through the real JobRunner with the rapidocr engine (the
-worker's code path, minus Celery), samples the process RSS after every page and prints a table;
+worker's code path, minus Celery: the job, then each of its page ranges in turn), samples the
+process RSS after every page and prints a table;
 writes the "pdf-memory" section of BENCHMARKS.md.
 """
 
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from bench.report import machine_line, markdown_table, update_section
+from shared.error_codes import ErrorCode
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.settings import Settings
 from shared.storage import JobFiles
@@ -43,9 +45,9 @@ class SamplingStore(JobStore):
 
     samples: list[tuple[int, float]]
 
-    def set_pages_done(self, job_id: str, pages_done: int) -> None:
-        super().set_pages_done(job_id, pages_done)
-        self.samples.append((pages_done, rss_mb()[0]))
+    def page_done(self, job_id: str, page: int, failed_code: ErrorCode | None = None) -> None:
+        super().page_done(job_id, page, failed_code)
+        self.samples.append((len(self.samples) + 1, rss_mb()[0]))
 
 
 def main() -> None:
@@ -86,7 +88,9 @@ def main() -> None:
         runner, watch = build_runner(settings, store, EngineRouter([engine]), "bench:1")
         watch.start()  # renews the job's lease, as in the worker: a long job outlives it
         try:
-            status = runner.run(job_id)
+            # a job of several page ranges: this one worker reads them all, one by one (as it
+            # would with no other worker), the last one assembling the result
+            status = runner.run_whole(job_id)
         finally:
             watch.stop()
         seconds = time.perf_counter() - started

@@ -434,6 +434,14 @@ class WorkerJobSettings(Room):
         description="A page taking longer fails its job with `timeout` (a one-job worker "
         "restarts its process; a batching worker fails only that job)",
     )
+    page_range_size: int = Field(
+        0,
+        ge=0,
+        description="Pages per page range: a job of more selected pages is cut into ranges of "
+        "this many, each a task any worker of its engine takes (its own lease: a killed worker "
+        "costs only its range); 0 = the engine kind's default (8 for CPU engines, 32 for "
+        "paddleocr-vl, whose batcher batches pages of many ranges together)",
+    )
     # Celery's late acks redeliver an unacknowledged task after it (shared/queue.py).
     broker_visibility_timeout: int = Field(
         7200,
@@ -475,8 +483,8 @@ class BatchSettings(Room):
     batch_jobs: int = Field(
         32,
         ge=1,
-        description="Jobs a worker with a batching engine holds at once (one thread each); CPU "
-        "engines take one at a time",
+        description="Jobs (or page ranges of long jobs, several of one job too) a worker with a "
+        "batching engine holds at once (one thread each); CPU engines take one at a time",
     )
     batch_in_flight: int = Field(
         4,

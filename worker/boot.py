@@ -22,6 +22,7 @@ from shared.jobs import (
     recover_orphans,
 )
 from shared.jobs.queues import worker_queues
+from shared.jobs.sweep import send_ranges
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
@@ -36,7 +37,7 @@ from worker.recycling import EXIT_RECYCLE, RecyclePolicy, Recycler
 from worker.retention import start_retention_sweeps
 from worker.routing import ALL_SCRIPTS, EngineRouter
 from worker.tasks import register_tasks
-from worker.watchdog import JobWatchdog, exit_after_timeout
+from worker.watchdog import JobWatchdog, exit_after_timeout, lease_of
 from worker.webhooks.service import start_webhooks
 
 log = logging.getLogger("worker.boot")
@@ -150,6 +151,12 @@ def boot_and_consume(
     batcher = build_batcher(settings, engines[0], heartbeat)
     runner, watch = build_runner(settings, store, EngineRouter(engines), holder, batcher=batcher)
     recycler = Recycler(RecyclePolicy.from_settings(settings))
+    fallback_queue = worker_queues(engines[0].name)[1]  # a record naming no queue: normal
+
+    def send_job_ranges(job_id: str) -> None:  # a plan's other ranges, on the job's queue
+        send_ranges(store, app, fallback_queue, job_id)
+
+    runner.send_ranges = send_job_ranges
     register_tasks(app, runner, recycler)
     if batcher is not None:
         batcher.start()
@@ -260,11 +267,12 @@ def build_runner(
 ) -> tuple[JobRunner, JobWatchdog]:
     """The job runner and its watchdog (lease renewal, time limits) for this process."""
 
-    def fail_timed_out(job_id: str, reason: str) -> None:
+    def fail_timed_out(key: str, reason: str) -> None:
+        job_id, part = lease_of(key)  # a job, or one of its page ranges
         try:
-            runner.fail(job_id, ErrorCode.timeout, reason)
+            runner.fail(job_id, ErrorCode.timeout, reason, part)
         finally:
-            store.release(job_id, holder)
+            store.release(job_id, holder, part)
 
     def timed_out_beside_others(job_id: str, reason: str) -> None:
         # The job's thread drops its pages; the process (and the other jobs) live on. An engine

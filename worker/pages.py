@@ -44,6 +44,9 @@ class Page:
     height: int
     dpi: int | None
     text_blocks: list[Block] | None = None  # the PDF text layer, when asked for and present
+    # Why this page could not be loaded (a PDF page that does not render, or too large): the
+    # page is failed alone, its job reads the others (image is None then)
+    error: PageLoadError | None = None
 
 
 class Document:
@@ -141,9 +144,13 @@ def _open_pdf(path: Path) -> Any:
 
 
 def _pdf_pages(pdf: Any, numbers: list[int], dpi: int, use_text_layer: bool) -> Iterator[Page]:
+    """One Page per number; a page that cannot be loaded comes with its `error`."""
     for number in numbers:
         with _PDFIUM:
-            page = _pdf_page(pdf, number, dpi, use_text_layer)
+            try:
+                page = _pdf_page(pdf, number, dpi, use_text_layer)
+            except PageLoadError as exc:
+                page = Page(number, None, 0, 0, dpi, error=exc)
         yield page
 
 
@@ -171,7 +178,7 @@ def _pdf_page(pdf: Any, number: int, dpi: int, use_text_layer: bool) -> Page:
         image = bitmap.to_pil().convert("RGB")
         bitmap.close()  # here, under the lock, not by a finalizer in some other thread
         page.close()
-    except pdfium.PdfiumError as exc:
+    except (pdfium.PdfiumError, OSError, ValueError, MemoryError) as exc:
         raise PageLoadError(
             ErrorCode.pdf_corrupt, f"page {number} cannot be rendered: {exc}"
         ) from exc

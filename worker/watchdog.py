@@ -29,6 +29,7 @@ from typing import Protocol
 from redis import RedisError
 
 from shared.jobs import JobStore
+from shared.jobs.keys import parse_range_member
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,16 @@ def exit_after_hung_call(hung: Hung) -> None:
     os._exit(EXIT_TIMEOUT)
 
 
+def lease_of(key: str) -> tuple[str, int | None]:
+    """(job id, range) of a watched run: a job (`<id>`) or one of its page ranges (`<id>/<k>`)."""
+    if "/" in key:
+        return parse_range_member(key)
+    return key, None
+
+
 class JobWatchdog:
-    """One per worker process; watches every job this process runs."""
+    """One per worker process; watches every job (or page range of a job) this process runs,
+    each by its key: the job id, or `<job id>/<range>` (its lease is that range's)."""
 
     def __init__(
         self,
@@ -110,12 +119,13 @@ class JobWatchdog:
         self._stop.set()
 
     @contextmanager
-    def watching(self, job_id: str) -> Iterator[None]:
+    def watching(self, job_id: str, job_seconds: float | None = None) -> Iterator[None]:
+        """Watch a run (`job_id`: a job, or `<job id>/<range>`); `job_seconds`: what is left of
+        the job's time limit (a range of a job that started earlier), else all of it."""
         now = self.clock()
+        left = self.job_timeout if job_seconds is None else job_seconds
         with self._lock:
-            self._jobs[job_id] = _Watched(
-                now + self.job_timeout, now + self.page_timeout, time.monotonic()
-            )
+            self._jobs[job_id] = _Watched(now + left, now + self.page_timeout, time.monotonic())
         try:
             yield
         finally:
@@ -214,10 +224,14 @@ class JobWatchdog:
         if now - watched.renewed < self.lease_seconds / 3:
             return
         try:
-            self.store.renew(job_id, self.holder, self.lease_seconds)
+            self.store.renew(*self._lease(job_id))
             watched.renewed = now
         except RedisError as exc:
             log.warning("job=%s lease not renewed (Redis unreachable): %s", job_id, exc)
+
+    def _lease(self, key: str) -> tuple[str, str, int, int | None]:
+        job_id, part = lease_of(key)
+        return job_id, self.holder, self.lease_seconds, part
 
     def _loop(self) -> None:
         while not self._stop.wait(min(1.0, self.lease_seconds / 3)):

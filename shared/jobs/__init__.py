@@ -10,10 +10,16 @@ Who calls what (all on `JobStore`, each change one Lua script in scripts.py):
   if that send failed; `cancel`; reads `get`/`require`, `queue_depth`; `idempotency`
   (idempotency.py) for the Idempotency-Key.
 - worker: `claim` (takes the lease, running), `renew` while it runs (worker/watchdog.py),
-  `set_pages_total`/`set_pages_done` (progress; refused once canceled, JobNotFound once the
-  record is gone), then `succeed` or `fail(code, message)`, and `release`.
+  `set_pages_total` and `page_done` per page read or failed (counted once per page however
+  often it is read: a bitmap; refused once canceled, JobNotFound once the record is gone),
+  then `succeed` or `fail(code, message)`, and `release`.
+- worker, a job of more pages than one range: `plan` (once: the job lease becomes range 0's,
+  the other ranges wait in a send set until their `keys.TASK_RUN_RANGE` message is sent on the
+  job's queue), `claim_range` (a range's own lease and attempts), `range_done` (`assemble` for
+  exactly one range, the last one done: it ends the job), `renew`/`release` with the range.
 - any process, every ORPHAN_SWEEP_SECONDS: `sweep.recover_orphans` -> `recover` for jobs whose
-  lease lapsed.
+  lease lapsed, `recover_range` for ranges whose lease lapsed (the job stays running), and the
+  range messages not sent yet.
 - /metrics: `metrics` (counters, histograms), `running_count`, `queue_depth`/`queue_depths`, and
   `WorkerRegistry` (heartbeats, workers.py).
 

@@ -18,8 +18,12 @@ from shared.error_codes import ErrorCode
 class EventKind(enum.StrEnum):
     queued = "queued"  # the API created the job
     running = "running"  # a worker claimed it (attempt)
-    page = "page"  # progress (pages_done, pages_total)
-    requeued = "requeued"  # its worker died; back in the queue (attempt: the one that died)
+    # progress (pages_done, pages_failed, pages_total); a page read: its number and outcome
+    # (`ok`, or `failed` with its code)
+    page = "page"
+    # its worker died; back in the queue (attempt: the one that died); with `range`: only that
+    # page range of the job went back (the job stays running)
+    requeued = "requeued"
     succeeded = "succeeded"
     failed = "failed"  # code: the error code
     canceled = "canceled"
@@ -40,6 +44,10 @@ class JobEvent:
     pages_total: int | None = None
     code: ErrorCode | None = None
     attempt: int | None = None
+    page: int | None = None  # `page`: the page number read
+    outcome: str | None = None  # `page`: ok | failed
+    pages_failed: int | None = None  # `page` and `succeeded`
+    range: int | None = None  # `requeued`: the page range that went back
 
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> JobEvent:
@@ -56,4 +64,8 @@ class JobEvent:
             pages_total=number("pages_total"),
             code=ErrorCode(fields["code"]) if fields.get("code") else None,
             attempt=number("attempt"),
+            page=number("page"),
+            outcome=fields.get("outcome") or None,
+            pages_failed=number("pages_failed"),
+            range=number("range"),
         )

@@ -1,9 +1,12 @@
 """Every Redis key of ocrq, and the Celery queue and task names: nothing else builds one.
 
 Job state: `ocrq:job:<id>` (the record, a hash), `ocrq:lease:<id>` (who runs it),
-`ocrq:running` / `ocrq:requeue` (sets the orphan sweep walks), `ocrq:events:<id>` (the job's
-events) and `ocrq:events` (everyone's, capped). Beside it: `ocrq:idem:<sha256>`
-(Idempotency-Key), `ocrq:metrics:*` (counters, histograms), `ocrq:worker:<id>` (heartbeats).
+`ocrq:running` / `ocrq:requeue` (sets the orphan sweep walks); a job of several page ranges:
+`ocrq:plan:<id>` (its ranges), `ocrq:lease:<id>/<k>` (who runs range k), `ocrq:seen:<id>`
+(pages counted), `ocrq:ranges:running` / `ocrq:ranges:sends` (the sweep's sets for ranges);
+`ocrq:events:<id>` (the job's events) and `ocrq:events` (everyone's, capped). Beside it:
+`ocrq:idem:<sha256>` (Idempotency-Key), `ocrq:metrics:*` (counters, histograms),
+`ocrq:worker:<id>` (heartbeats).
 Webhooks: `ocrq:webhooks:due` (deliveries by due time), `ocrq:webhooks:delivery:<id>` (one
 delivery's state), `ocrq:webhooks:job:<id>` (a job's deliveries by event time); the consumer
 group `webhooks` on `ocrq:events`.
@@ -19,7 +22,10 @@ PREFIX = "ocrq:"
 
 QUEUE = "ocr"  # the prefix of queues.py's names (Celery's default queue: no job is sent there)
 TASK_RUN = "ocr.run"
+TASK_RUN_RANGE = "ocr.run_range"  # [job id, range index]: one page range of a planned job
 
+RANGES_RUNNING = f"{PREFIX}ranges:running"  # "<job id>/<k>" of ranges with a lease taken
+RANGE_SENDS = f"{PREFIX}ranges:sends"  # "<job id>/<k>" of ranges whose message is not sent yet
 RUNNING = f"{PREFIX}running"  # jobs with a lease taken, to find orphans without SCAN
 REQUEUE = f"{PREFIX}requeue"  # orphans set back to queued whose message is not sent yet
 EVENTS = f"{PREFIX}events"  # every job's events, capped (webhook dispatchers read it)
@@ -41,6 +47,30 @@ def job(job_id: str) -> str:
 
 def lease(job_id: str) -> str:
     return f"{PREFIX}lease:{job_id}"
+
+
+def plan(job_id: str) -> str:
+    """A multi-range job's plan (a hash): range count and size, each range's state/attempts."""
+    return f"{PREFIX}plan:{job_id}"
+
+
+def range_lease(job_id: str, index: int) -> str:
+    return f"{PREFIX}lease:{job_id}/{int(index)}"
+
+
+def pages_seen(job_id: str) -> str:
+    """A bitmap of the job's page numbers already counted (a re-run range counts none twice)."""
+    return f"{PREFIX}seen:{job_id}"
+
+
+def range_member(job_id: str, index: int) -> str:
+    """A range as RANGES_RUNNING and RANGE_SENDS name it."""
+    return f"{job_id}/{int(index)}"
+
+
+def parse_range_member(member: str) -> tuple[str, int]:
+    job_id, _, index = member.partition("/")
+    return job_id, int(index)
 
 
 def job_events(job_id: str) -> str:

@@ -14,6 +14,8 @@ from shared.jobs import keys
 from shared.jobs.connection import text_fields
 
 JOB_COUNTERS = ("submitted", "succeeded", "failed", "canceled")
+# pages recorded as failed (on_page_error=continue), counted by the PAGE script
+PAGE_COUNTERS = ("pages_failed",)
 HISTOGRAMS = {
     "job_duration_seconds": (
         "Time from a worker taking a job to its end",
@@ -46,6 +48,11 @@ class JobMetrics:
         """Jobs by outcome, each counted once by the change that made it."""
         raw = self._redis.hgetall(keys.COUNTERS)
         return {name: int(raw.get(name, 0)) for name in JOB_COUNTERS}
+
+    def page_counters(self) -> dict[str, int]:
+        """Pages by outcome counted by the PAGE script (`pages_failed`), for /metrics."""
+        raw = self._redis.hgetall(keys.COUNTERS)
+        return {name: int(raw.get(name, 0)) for name in PAGE_COUNTERS}
 
     def histogram(self, name: str) -> dict[str, str]:
         """The raw hash: count per bucket bound ("+Inf" too), "sum" and "count"."""

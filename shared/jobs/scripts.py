@@ -72,6 +72,11 @@ local function answer(outcome, found, left)
   return {outcome, found or false, left or false}
 end
 local function missing() return answer('missing') end
+
+-- A job's side keys (its plan, its pages seen) expire with its record.
+local function ends_with(...)
+  for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl) end
+end
 local function unchanged(outcome, status) return answer(outcome, status, status) end
 """
 
@@ -108,8 +113,9 @@ return answer('applied', status, nil)
 )
 
 # Take the job's lease and run it (one more attempt), unless another live holder has it.
-# KEYS[5] lease, KEYS[6] running set; ARGV[5] holder, ARGV[6] lease seconds.
-# Refused once the job ended; held while another live worker has it.
+# KEYS[5] lease, KEYS[6] running set, KEYS[7] the plan, KEYS[8] the pages seen; ARGV[5]
+# holder, ARGV[6] lease seconds. Refused once the job ended; held while another live worker
+# has it, or once it was planned into ranges (its ranges run it). Progress starts from zero.
 CLAIM = (
     _STATE
     + """
@@ -118,11 +124,14 @@ if not status then return missing() end
 if status ~= 'queued' and status ~= 'running' then return unchanged('refused', status) end
 local holder = redis.call('GET', KEYS[5])
 if holder and holder ~= ARGV[5] then return unchanged('held', status) end
+-- planned into page ranges: its ranges run it (RANGE_CLAIM), never this message again
+if redis.call('EXISTS', KEYS[7]) == 1 then return unchanged('held', status) end
 redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6])
 redis.call('SADD', KEYS[6], job_id)
 local attempt = redis.call('HINCRBY', job, 'attempts', 1)
 redis.call('HSET', job, 'status', 'running', 'started_at', now, 'pages_done', 0,
-           'worker', ARGV[5])
+           'pages_failed', 0, 'worker', ARGV[5])
+redis.call('DEL', KEYS[8])
 live()
 emit('running', 'attempt', attempt)
 return answer('applied', status, 'running')
@@ -144,20 +153,27 @@ return answer('applied', status, status)
 """
 )
 
-# The worker's end of a job. ARGV[5] 'succeeded' or 'failed'; for failed ARGV[6] the error
-# code and ARGV[7] its message. Refused when the job ended already (canceled).
+# The worker's end of a job. KEYS[5] the plan, KEYS[6] the pages seen; ARGV[5] 'succeeded' or
+# 'failed'; for failed ARGV[6] the error code and ARGV[7] its message. Refused when the job
+# ended already (canceled). `succeeded` carries pages_failed.
 END = (
     _STATE
     + """
 local status = redis.call('HGET', job, 'status')
 if not status then return missing() end
 if status ~= 'queued' and status ~= 'running' then return unchanged('refused', status) end
-if ARGV[5] == 'failed' then fail(ARGV[6], ARGV[7]) else finish('succeeded', {}, {}) end
+if ARGV[5] == 'failed' then
+  fail(ARGV[6], ARGV[7])
+else
+  finish('succeeded', {}, {'pages_failed', redis.call('HGET', job, 'pages_failed') or '0'})
+end
+ends_with(KEYS[5], KEYS[6])
 return answer('applied', status, ARGV[5])
 """
 )
 
-# Cancel a queued or running job; refused once it ended.
+# Cancel a queued or running job (KEYS[5] the plan, KEYS[6] the pages seen); refused once it
+# ended. Each running range sees `canceled` before its next page.
 CANCEL = (
     _STATE
     + """
@@ -165,12 +181,15 @@ local status = redis.call('HGET', job, 'status')
 if not status then return missing() end
 if status ~= 'queued' and status ~= 'running' then return unchanged('refused', status) end
 finish('canceled', {}, {})
+ends_with(KEYS[5], KEYS[6])
 return answer('applied', status, 'canceled')
 """
 )
 
 # A running job whose lease lapsed (its worker died): back to queued, or failed once it used
-# its attempts. KEYS[5] lease, KEYS[6] running set, KEYS[7] requeue set; ARGV[5] max attempts,
+# its attempts. KEYS[5] lease, KEYS[6] running set, KEYS[7] requeue set, KEYS[8] the plan,
+# KEYS[9] the pages seen (a job planned into ranges has no job lease: its ranges recover on
+# their own, RANGE_RECOVER); ARGV[5] max attempts,
 # ARGV[6] the error code. Applied: left queued (requeued) or failed; held: a live worker runs
 # it; refused: it is no longer running.
 RECOVER = (
@@ -187,16 +206,167 @@ if status ~= 'running' then
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then return unchanged('held', status) end
 redis.call('SREM', KEYS[6], job_id)
+if redis.call('EXISTS', KEYS[8]) == 1 then return unchanged('held', status) end
 local attempts = tonumber(redis.call('HGET', job, 'attempts') or '0')
 if attempts >= tonumber(ARGV[5]) then
   fail(ARGV[6], 'the worker running this job died ' .. attempts .. ' time(s)')
+  ends_with(KEYS[8], KEYS[9])
   return answer('applied', status, 'failed')
 end
-redis.call('HSET', job, 'status', 'queued', 'pages_done', 0)
+redis.call('HSET', job, 'status', 'queued', 'pages_done', 0, 'pages_failed', 0)
 live()
 redis.call('SADD', KEYS[7], job_id)
 emit('requeued', 'attempt', attempts)
 return answer('applied', status, 'queued')
+"""
+)
+
+# One page read (or failed), counted once however often its range runs: KEYS[5] the pages
+# seen (a bitmap by page number); ARGV[5] the page number, ARGV[6] 'ok' or 'failed', ARGV[7]
+# the failed page's code ('' when ok). Its `page` event carries the page, its outcome and the
+# counts; a failed page is also counted for /metrics (`pages_failed`). Applied also when the
+# page was counted before (nothing written then); refused when the job is not running.
+PAGE = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return missing() end
+if status ~= 'running' then return unchanged('refused', status) end
+if redis.call('SETBIT', KEYS[5], ARGV[5], 1) == 0 then
+  local done = redis.call('HINCRBY', job, 'pages_done', 1)
+  local failed = tonumber(redis.call('HGET', job, 'pages_failed') or '0')
+  local fields = {'page', ARGV[5], 'outcome', ARGV[6]}
+  if ARGV[6] == 'failed' then
+    failed = redis.call('HINCRBY', job, 'pages_failed', 1)
+    redis.call('HINCRBY', counters, 'pages_failed', 1)
+    table.insert(fields, 'code')
+    table.insert(fields, ARGV[7])
+  end
+  local total = redis.call('HGET', job, 'pages_total') or ''
+  emit('page', 'pages_done', done, 'pages_failed', failed, 'pages_total', total, unpack(fields))
+end
+return answer('applied', status, status)
+"""
+)
+
+# Plan a running job into page ranges, once: KEYS[5] its job lease, KEYS[6] the running set,
+# KEYS[7] the plan, KEYS[8] range 0's lease, KEYS[9] the running ranges, KEYS[10] the ranges
+# to send; ARGV[5] holder (of the job lease; it takes range 0), ARGV[6] lease seconds,
+# ARGV[7] the range count, ARGV[8] the range size. The job lease goes (recovery is per range
+# from here), range 0 is the planner's, the others wait in the send set until their message
+# is sent. Held: planned already, or the job lease is not this holder's.
+PLAN = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return missing() end
+if status ~= 'running' then return unchanged('refused', status) end
+if redis.call('EXISTS', KEYS[7]) == 1 then return unchanged('held', status) end
+if redis.call('GET', KEYS[5]) ~= ARGV[5] then return unchanged('held', status) end
+local count = tonumber(ARGV[7])
+redis.call('HSET', KEYS[7], 'count', count, 'size', ARGV[8], 'done', 0, 's0', 'running', 'a0', 1)
+redis.call('SET', KEYS[8], ARGV[5], 'EX', ARGV[6])
+redis.call('SADD', KEYS[9], job_id .. '/0')
+for k = 1, count - 1 do redis.call('SADD', KEYS[10], job_id .. '/' .. k) end
+redis.call('DEL', KEYS[5])
+redis.call('SREM', KEYS[6], job_id)
+redis.call('HSET', job, 'ranges', count)
+return answer('applied', status, status)
+"""
+)
+
+# Take range ARGV[5]'s lease to run it: KEYS[5] the plan, KEYS[6] its lease, KEYS[7] the
+# running ranges; ARGV[6] holder, ARGV[7] lease seconds. Applied: run its pages (one more
+# attempt); 'assemble': it is done, it was the last, and the job is not ended yet (its
+# assembler died): assemble; 'done': done already, nothing to do; held: another live holder
+# runs it; refused: the job is not running (ended); missing: no record (or no plan).
+RANGE_CLAIM = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return missing() end
+if status ~= 'running' then return unchanged('refused', status) end
+if redis.call('EXISTS', KEYS[5]) == 0 then return missing() end
+local holder = redis.call('GET', KEYS[6])
+if holder and holder ~= ARGV[6] then return unchanged('held', status) end
+local k = ARGV[5]
+local outcome = 'applied'
+if redis.call('HGET', KEYS[5], 's' .. k) == 'done' then
+  if redis.call('HGET', KEYS[5], 'assembler') ~= k then return unchanged('done', status) end
+  outcome = 'assemble'
+else
+  redis.call('HSET', KEYS[5], 's' .. k, 'running')
+end
+redis.call('HINCRBY', KEYS[5], 'a' .. k, 1)
+redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[7])
+redis.call('SADD', KEYS[7], job_id .. '/' .. k)
+return unchanged(outcome, status)
+"""
+)
+
+# Range ARGV[5]'s pages are stored: mark it done (once). KEYS[5] the plan, KEYS[6] its lease;
+# ARGV[6] holder. 'assemble': it was the last range to finish (exactly one range ever gets
+# this); applied: others are still running; held: this holder lost the lease (another run
+# owns the range now); refused: the job is not running.
+RANGE_DONE = (
+    _STATE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status then return missing() end
+if status ~= 'running' then return unchanged('refused', status) end
+if redis.call('GET', KEYS[6]) ~= ARGV[6] then return unchanged('held', status) end
+local k = ARGV[5]
+if redis.call('HGET', KEYS[5], 's' .. k) == 'done' then
+  if redis.call('HGET', KEYS[5], 'assembler') == k then return unchanged('assemble', status) end
+  return unchanged('applied', status)
+end
+redis.call('HSET', KEYS[5], 's' .. k, 'done')
+local done = redis.call('HINCRBY', KEYS[5], 'done', 1)
+if done == tonumber(redis.call('HGET', KEYS[5], 'count')) then
+  redis.call('HSET', KEYS[5], 'assembler', k)
+  return unchanged('assemble', status)
+end
+return unchanged('applied', status)
+"""
+)
+
+# A running range whose lease lapsed (its worker died): KEYS[5] the plan, KEYS[6] its lease,
+# KEYS[7] the running ranges, KEYS[8] the ranges to send, KEYS[9] the pages seen; ARGV[5]
+# the range, ARGV[6] max attempts, ARGV[7] the error code. Applied: left `running` (the
+# range goes back to the send set; a done range whose assembler died too) or `failed` (its
+# runs died max attempts times: the job fails worker_lost); held: its lease is alive;
+# refused: the job ended, or the range is done and another assembles.
+RANGE_RECOVER = (
+    _STATE
+    + """
+local k = ARGV[5]
+local member = job_id .. '/' .. k
+local status = redis.call('HGET', job, 'status')
+if not status then
+  redis.call('SREM', KEYS[7], member)
+  return missing()
+end
+if status ~= 'running' then
+  redis.call('SREM', KEYS[7], member)
+  return unchanged('refused', status)
+end
+if redis.call('EXISTS', KEYS[6]) == 1 then return unchanged('held', status) end
+redis.call('SREM', KEYS[7], member)
+local state = redis.call('HGET', KEYS[5], 's' .. k)
+if state == 'done' and redis.call('HGET', KEYS[5], 'assembler') ~= k then
+  return unchanged('refused', status)
+end
+local attempts = tonumber(redis.call('HGET', KEYS[5], 'a' .. k) or '0')
+if attempts >= tonumber(ARGV[6]) then
+  fail(ARGV[7], 'the worker running page range ' .. k .. ' of this job died ' .. attempts ..
+       ' time(s)')
+  ends_with(KEYS[5], KEYS[9])
+  return answer('applied', status, 'failed')
+end
+if state ~= 'done' then redis.call('HSET', KEYS[5], 's' .. k, 'queued') end
+redis.call('SADD', KEYS[8], member)
+emit('requeued', 'attempt', attempts, 'range', k)
+return answer('applied', status, status)
 """
 )
 
@@ -208,7 +378,7 @@ end
 return 0
 """
 
-# KEYS[1] lease, KEYS[2] running set; ARGV[1] holder, ARGV[2] job id.
+# KEYS[1] lease, KEYS[2] running set; ARGV[1] holder, ARGV[2] job id (or range member).
 RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('SREM', KEYS[2], ARGV[2])

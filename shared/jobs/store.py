@@ -17,7 +17,15 @@ from shared.jobs.connection import (
 from shared.jobs.events import JobEvent
 from shared.jobs.idempotency import Idempotency
 from shared.jobs.metrics import JobMetrics
-from shared.jobs.outcomes import Change, Claim, Outcome, Recovery
+from shared.jobs.outcomes import (
+    Change,
+    Claim,
+    Outcome,
+    RangeClaim,
+    RangeDone,
+    RangeRecovery,
+    Recovery,
+)
 from shared.jobs.record import JobRecord, JobStatus, from_fields, to_fields, utcnow
 from shared.jobs.webhooks import WebhookDeliveries
 
@@ -51,6 +59,11 @@ class JobStore:
         self._recover = client.register_script(scripts.RECOVER)
         self._renew = client.register_script(scripts.RENEW)
         self._release = client.register_script(scripts.RELEASE_LEASE)
+        self._page = client.register_script(scripts.PAGE)
+        self._plan = client.register_script(scripts.PLAN)
+        self._range_claim = client.register_script(scripts.RANGE_CLAIM)
+        self._range_done = client.register_script(scripts.RANGE_DONE)
+        self._range_recover = client.register_script(scripts.RANGE_RECOVER)
 
     def _change(
         self,
@@ -87,25 +100,95 @@ class JobStore:
 
         A running job's worker sees `canceled` before its next page and stops there.
         """
-        return self._change(self._cancel, job_id).found
+        extra = (keys.plan(job_id), keys.pages_seen(job_id))
+        return self._change(self._cancel, job_id, extra).found
 
     # -- the worker's changes --
     def claim(self, job_id: str, holder: str, lease_seconds: int) -> Claim:
         """Take the job's lease and mark it running (one more attempt), if it is free."""
-        extra = (keys.lease(job_id), keys.RUNNING)
+        extra = (keys.lease(job_id), keys.RUNNING, keys.plan(job_id), keys.pages_seen(job_id))
         return Claim.of(self._change(self._claim, job_id, extra, (holder, lease_seconds)))
 
-    def renew(self, job_id: str, holder: str, lease_seconds: int) -> bool:
-        return self._renew(keys=[keys.lease(job_id)], args=[holder, lease_seconds]) == 1
+    def renew(self, job_id: str, holder: str, lease_seconds: int, part: int | None = None) -> bool:
+        """Renew the job's lease, or its range `part`'s."""
+        lease = keys.lease(job_id) if part is None else keys.range_lease(job_id, part)
+        return self._renew(keys=[lease], args=[holder, lease_seconds]) == 1
 
-    def release(self, job_id: str, holder: str) -> None:
-        self._release(keys=[keys.lease(job_id), keys.RUNNING], args=[holder, job_id])
+    def release(self, job_id: str, holder: str, part: int | None = None) -> None:
+        """Give back the job's lease, or its range `part`'s."""
+        if part is None:
+            self._release(keys=[keys.lease(job_id), keys.RUNNING], args=[holder, job_id])
+            return
+        lease, member = keys.range_lease(job_id, part), keys.range_member(job_id, part)
+        self._release(keys=[lease, keys.RANGES_RUNNING], args=[holder, member])
+
+    def page_done(self, job_id: str, page: int, failed_code: ErrorCode | None = None) -> None:
+        """Count page `page` read (or failed with `failed_code`), once however often it is
+        read; nothing once the job was canceled; JobNotFound once the record is gone."""
+        outcome = ("ok", "") if failed_code is None else ("failed", ErrorCode(failed_code).value)
+        extra = (keys.pages_seen(job_id),)
+        change = self._change(self._page, job_id, extra, (page, *outcome))
+        if change.outcome is Outcome.missing:
+            raise JobNotFound(f"the record of job {job_id} is gone")
+
+    # -- page ranges (a job of more pages than one range) --
+    def plan(self, job_id: str, holder: str, lease_seconds: int, count: int, size: int) -> bool:
+        """Plan the running job this holder claimed into `count` ranges of `size` pages, once:
+        its job lease becomes range 0's (this holder runs it), the others wait to be sent
+        (`pending_range_sends`). False: planned already, or the lease is not this holder's."""
+        extra = (
+            keys.lease(job_id),
+            keys.RUNNING,
+            keys.plan(job_id),
+            keys.range_lease(job_id, 0),
+            keys.RANGES_RUNNING,
+            keys.RANGE_SENDS,
+        )
+        args = (holder, lease_seconds, count, size)
+        return self._change(self._plan, job_id, extra, args).applied
+
+    def plan_of(self, job_id: str) -> tuple[int, int] | None:
+        """(range count, range size) of a planned job; None when it has no plan."""
+        count, size = self.redis.hmget(keys.plan(job_id), "count", "size")
+        return (int(count), int(size)) if count and size else None
+
+    def claim_range(self, job_id: str, part: int, holder: str, lease_seconds: int) -> RangeClaim:
+        extra = (keys.plan(job_id), keys.range_lease(job_id, part), keys.RANGES_RUNNING)
+        args = (part, holder, lease_seconds)
+        return RangeClaim.of(self._change(self._range_claim, job_id, extra, args))
+
+    def range_done(self, job_id: str, part: int, holder: str) -> RangeDone:
+        """Range `part`'s pages are stored: mark it done; `assemble` for the last one."""
+        extra = (keys.plan(job_id), keys.range_lease(job_id, part))
+        return RangeDone.of(self._change(self._range_done, job_id, extra, (part, holder)))
+
+    def recover_range(self, job_id: str, part: int, max_attempts: int) -> RangeRecovery:
+        extra = (
+            keys.plan(job_id),
+            keys.range_lease(job_id, part),
+            keys.RANGES_RUNNING,
+            keys.RANGE_SENDS,
+            keys.pages_seen(job_id),
+        )
+        args = (part, max_attempts, WORKER_LOST.value)
+        return RangeRecovery.of(self._change(self._range_recover, job_id, extra, args))
+
+    def running_ranges(self) -> list[tuple[str, int]]:
+        """Ranges with a lease taken (alive or not), as (job id, range)."""
+        members = self.redis.smembers(keys.RANGES_RUNNING)
+        return sorted(keys.parse_range_member(text(m)) for m in members)
+
+    def pending_range_sends(self, job_id: str | None = None) -> list[tuple[str, int]]:
+        """Ranges whose message is not sent yet (of one job, or all)."""
+        members = self.redis.smembers(keys.RANGE_SENDS)
+        found = sorted(keys.parse_range_member(text(m)) for m in members)
+        return [m for m in found if job_id is None or m[0] == job_id]
+
+    def range_sent(self, job_id: str, part: int) -> None:
+        self.redis.srem(keys.RANGE_SENDS, keys.range_member(job_id, part))
 
     def set_pages_total(self, job_id: str, pages_total: int) -> None:
         self._set_progress(job_id, pages_total=pages_total)
-
-    def set_pages_done(self, job_id: str, pages_done: int) -> None:
-        self._set_progress(job_id, pages_done=pages_done)
 
     def _set_progress(self, job_id: str, **fields: int) -> None:
         """Record progress of a running job (nothing once it was canceled); JobNotFound when
@@ -116,18 +199,24 @@ class JobStore:
 
     def succeed(self, job_id: str) -> bool:
         """False when the job was canceled while it ran (`canceled` stays), or is gone."""
-        return self._change(self._end, job_id, args=(JobStatus.succeeded.value,)).applied
+        args = (JobStatus.succeeded.value,)
+        return self._change(self._end, job_id, self._side_keys(job_id), args).applied
 
     def fail(self, job_id: str, code: ErrorCode, message: str) -> bool:
         """False when the job ended already (canceled) or is gone. `code` must be a member."""
         args = (JobStatus.failed.value, ErrorCode(code).value, message[:_MESSAGE_LIMIT])
-        return self._change(self._end, job_id, args=args).applied
+        return self._change(self._end, job_id, self._side_keys(job_id), args).applied
+
+    @staticmethod
+    def _side_keys(job_id: str) -> tuple[str, ...]:
+        """The keys that expire with a job's record: its plan and its pages seen."""
+        return (keys.plan(job_id), keys.pages_seen(job_id))
 
     # -- the orphan sweep's changes (any process) --
     def recover(self, job_id: str, max_attempts: int) -> Recovery:
         """A running job whose lease lapsed goes back to the queue, or fails `worker_lost`
         once `max_attempts` runs of it died."""
-        extra = (keys.lease(job_id), keys.RUNNING, keys.REQUEUE)
+        extra = (keys.lease(job_id), keys.RUNNING, keys.REQUEUE, *self._side_keys(job_id))
         change = self._change(self._recover, job_id, extra, (max_attempts, WORKER_LOST.value))
         return Recovery.of(change)
 
@@ -194,8 +283,12 @@ class JobStore:
         return {name: int(depth) for name, depth in zip(names, pipe.execute(), strict=True)}
 
     def running_count(self) -> int:
-        """Jobs a worker holds a lease on now."""
-        return int(self.redis.scard(keys.RUNNING))
+        """Jobs a worker holds a lease on now: the job's own, or one of its ranges'."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.scard(keys.RUNNING)
+        pipe.smembers(keys.RANGES_RUNNING)
+        whole, ranges = pipe.execute()
+        return int(whole) + len({keys.parse_range_member(text(m))[0] for m in ranges})
 
     def ping(self) -> None:
         """Raises redis' ConnectionError when Redis does not answer."""

@@ -1,5 +1,9 @@
 """The orphan sweep: jobs whose worker died go back to the queue (or fail with worker_lost).
 
+A job planned into page ranges has no job lease: each of its ranges is recovered alone (back
+to the queue as an `ocr.run_range` message, or the job fails worker_lost once one range's
+runs died JOB_MAX_ATTEMPTS times), and range messages a planner could not send are sent here.
+
 Run by every worker and by the API, so a job never stays `running` forever even when no worker
 is left: it waits `queued` for the next one instead.
 """
@@ -11,8 +15,8 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 
-from shared.jobs.keys import TASK_RUN
-from shared.jobs.outcomes import Recovery
+from shared.jobs.keys import TASK_RUN, TASK_RUN_RANGE
+from shared.jobs.outcomes import RangeRecovery, Recovery
 from shared.jobs.queues import queue_name
 from shared.jobs.store import JobStore
 from shared.options import Priority
@@ -52,6 +56,20 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
                 "no longer tracked, its files are left to the retention sweep",
                 job_id,
             )
+    for job_id, part in store.running_ranges():
+        range_outcome = store.recover_range(job_id, part, max_attempts)
+        if range_outcome is RangeRecovery.requeued:
+            report.requeued.append(f"{job_id}/{part}")
+            log.warning("job=%s range %d lost its worker (lease lapsed); requeued", job_id, part)
+        elif range_outcome is RangeRecovery.failed:
+            report.failed.append(job_id)
+            job_files(settings, job_id).remove_all()
+            log.error(
+                "job=%s range %d lost its worker %d time(s); failed worker_lost, its files removed",
+                job_id,
+                part,
+                max_attempts,
+            )
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
     # Each goes back to its own queue (engine and priority); a record naming none (only ever
@@ -61,4 +79,19 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
         queue = store.queue_of(job_id) or fallback
         celery.send_task(TASK_RUN, args=[job_id], queue=queue, retry=False)
         store.requeue_sent(job_id)
+    send_ranges(store, celery, fallback)
     return report
+
+
+def send_ranges(store: JobStore, celery: Celery, fallback: str, job_id: str | None = None) -> int:
+    """Send the `ocr.run_range` message of each range waiting for one (of `job_id`, or all),
+    on its job's own queue (engine and priority); how many were sent. A duplicate (a planner
+    and a sweeper sending the same range) is harmless: the range's lease admits one runner and
+    a done range is not read again."""
+    sent = 0
+    for range_job, part in store.pending_range_sends(job_id):
+        queue = store.queue_of(range_job) or fallback
+        celery.send_task(TASK_RUN_RANGE, args=[range_job, part], queue=queue, retry=False)
+        store.range_sent(range_job, part)
+        sent += 1
+    return sent

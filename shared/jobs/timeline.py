@@ -23,7 +23,7 @@ from shared.jobs.record import JobError, JobRecord, JobStatus
 _STATUS_AFTER = {
     EventKind.queued: JobStatus.queued,
     EventKind.running: JobStatus.running,
-    EventKind.requeued: JobStatus.queued,
+    EventKind.requeued: JobStatus.queued,  # a range's (`range`): the job stays running
     EventKind.succeeded: JobStatus.succeeded,
     EventKind.failed: JobStatus.failed,
     EventKind.canceled: JobStatus.canceled,
@@ -45,6 +45,7 @@ def as_created(record: JobRecord) -> JobRecord:
             "started_at": None,
             "finished_at": None,
             "pages_done": 0,
+            "pages_failed": 0,
             "attempts": 0,
             "error": None,
         }
@@ -55,23 +56,30 @@ def record_after(record: JobRecord, event: JobEvent) -> JobRecord:
     """The job right after `event`, given the job right before it."""
     update: dict[str, Any] = {}
     if event.kind is EventKind.queued:  # with the page count the API found, if it did
-        update = {"pages_done": 0}
+        update = {"pages_done": 0, "pages_failed": 0}
         if event.pages_total is not None:
             update["pages_total"] = event.pages_total
     elif event.kind is EventKind.running:  # CLAIM: one more attempt, progress from zero
-        update = {"started_at": event.at, "pages_done": 0}
+        update = {"started_at": event.at, "pages_done": 0, "pages_failed": 0}
         if event.attempt is not None:
             update["attempts"] = event.attempt
-    elif event.kind is EventKind.page:  # PROGRESS
+    elif event.kind is EventKind.page:  # PROGRESS, PAGE
         done = event.pages_done if event.pages_done is not None else record.pages_done
-        update = {"pages_done": done, "pages_total": event.pages_total}
+        failed = event.pages_failed if event.pages_failed is not None else record.pages_failed
+        update = {"pages_done": done, "pages_failed": failed, "pages_total": event.pages_total}
     elif event.kind is EventKind.requeued:  # RECOVER: back in the queue, progress from zero
-        update = {"pages_done": 0}
-    else:  # END, CANCEL, RECOVER's worker_lost
+        # RANGE_RECOVER (`range`): one range of a running job went back; its pages are not
+        # counted twice, so progress stays
+        update = {} if event.range is not None else {"pages_done": 0, "pages_failed": 0}
+    else:  # END, CANCEL, RECOVER's and RANGE_RECOVER's worker_lost
         update = {"finished_at": event.at}
+        if event.pages_failed is not None:
+            update["pages_failed"] = event.pages_failed
         if event.kind is EventKind.failed and event.code is not None:
             update["error"] = JobError(code=event.code, message="")
-    if event.kind in _STATUS_AFTER:
+    if event.kind in _STATUS_AFTER and not (
+        event.kind is EventKind.requeued and event.range is not None
+    ):
         update["status"] = _STATUS_AFTER[event.kind]
     return record.model_copy(update=update)
 

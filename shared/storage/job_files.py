@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import StorageUnavailable
+from shared.results import PageResult
 from shared.storage.backend import ObjectStore, StoredFile
 from shared.storage.disk import make_shared_dir, scratch_path, spool
 from shared.storage.layout import (
@@ -25,6 +26,7 @@ from shared.storage.layout import (
     INPUT_NAME,
     OUTPUT_AREA,
     PAGES_DIR,
+    RANGES_DIR,
     RESULT_FILES,
     SOURCES_DIR,
     TEMP_AREA,
@@ -83,22 +85,36 @@ class JobFiles:
         (on the local backend it already is)."""
         self.storage.put(self.input_key, self.input_path)
 
-    def fetch_input(self) -> Path:
+    def fetch_input(self, copy: str | None = None) -> Path:
         """The worker: a local path of the job's input for this run. None stored leaves no
-        file (the job fails input_missing, on either backend)."""
+        file (the job fails input_missing, on either backend). `copy` names a copy of its own
+        in the working folder (a page range: several of one job may run in one process at
+        once), dropped with `drop_local(copy)`."""
         stored_here = self.storage.local_path(self.input_key)
         if stored_here is not None:
             return stored_here
         self.make_input_dir()
+        path = self.input_path if copy is None else self._copy_path(copy)
         with suppress(FileNotFoundError):
-            spool(self.storage.open(self.input_key), self.input_path)
-        return self.input_path
+            spool(self.storage.open(self.input_key), path)
+        return path
 
-    def drop_local(self) -> None:
-        """Remove what this process holds locally for the job (nothing when its working folder
-        is where the input is stored)."""
-        if self.storage.local_path(self.input_key) != self.input_path:
+    def drop_local(self, copy: str | None = None) -> None:
+        """Remove what this process holds locally for the job: its working folder, or only the
+        copy named `copy` (nothing when its working folder is where the input is stored)."""
+        if self.storage.local_path(self.input_key) == self.input_path:
+            return
+        if copy is None:
             shutil.rmtree(self.input_dir, ignore_errors=True)
+            return
+        self._copy_path(copy).unlink(missing_ok=True)
+        with suppress(OSError):  # the folder goes with the last copy in it
+            self.input_dir.rmdir()
+
+    def _copy_path(self, copy: str) -> Path:
+        if not copy or "/" in copy or copy.startswith("."):
+            raise ValueError(f"not a copy name: {copy!r}")
+        return self.input_dir / copy
 
     def keep_source(self) -> None:
         """Before the job is marked succeeded: the upload also as the kept source, where
@@ -111,11 +127,13 @@ class JobFiles:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         with self._left_to_retention("its upload"):
             self.storage.delete([self.input_key])
+            self.storage.delete_under(self._ranges_prefix)
 
     def remove_all(self) -> None:
         shutil.rmtree(self.input_dir, ignore_errors=True)
         with self._left_to_retention("its objects"):
             self.storage.delete([self.input_key, self.source_key])
+            self.storage.delete_under(self._ranges_prefix)
             self.storage.delete_under(job_key(OUTPUT_AREA, self.job_id) + "/")
 
     @contextmanager
@@ -126,6 +144,35 @@ class JobFiles:
             yield
         except StorageUnavailable as exc:
             log.warning("job=%s: %s stay in storage for retention: %s", self.job_id, what, exc)
+
+    # -- a multi-range job's pages, range by range, until the last range assembles them --
+    @property
+    def _ranges_prefix(self) -> str:
+        return job_key(TEMP_AREA, self.job_id, RANGES_DIR) + "/"
+
+    def range_key(self, index: int) -> str:
+        return job_key(TEMP_AREA, self.job_id, RANGES_DIR, f"{int(index)}.jsonl")
+
+    def write_range(self, index: int, pages: list[PageResult]) -> None:
+        """Range `index`'s pages, whole or not at all: their crops first (final names in
+        images/), then one PageResult per line."""
+        for page in pages:
+            for name, data in page.images.items():
+                self.write_image(name, data)
+        lines = b"".join(page.model_dump_json().encode() + b"\n" for page in pages)
+        self.storage.put(self.range_key(index), lines)
+
+    def read_range(self, index: int) -> Iterator[PageResult]:
+        """The pages range `index` stored, in order (FileNotFoundError when it stored none)."""
+        pending = b""
+        for chunk in self.storage.open(self.range_key(index)):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line:
+                    yield PageResult.model_validate_json(line)
+        if pending.strip():
+            yield PageResult.model_validate_json(pending)
 
     # -- results, crops and page pictures: each written whole or not at all --
     def write_result(self, fmt: str, data: bytes) -> None:

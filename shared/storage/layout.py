@@ -36,6 +36,9 @@ IMAGE_MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 # Pictures of the source pages for the web page (/ui), rendered by the API on first request
 # into output/<id>/pages/p<n>.jpg (api/page_images.py); removed with the job's results.
 PAGES_DIR = "pages"
+# A multi-range job's pages as each range stored them, until the job's end assembles them:
+# temp/<id>/ranges/<k>.jsonl (one PageResult per line, crops already in images/).
+RANGES_DIR = "ranges"
 
 
 def is_job_id(name: str) -> bool:

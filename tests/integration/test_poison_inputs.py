@@ -137,11 +137,26 @@ def test_million_page_pdf_is_refused_at_upload(
     assert "1000000 pages" in response.json()["error"]["message"]
 
 
-def test_pdf_claiming_more_pages_than_it_has_fails_cleanly(
+def test_pdf_claiming_more_pages_than_it_has_fails_cleanly_with_on_page_error_fail(
     stack: Stack, api: httpx.Client, guarded: set[Path]
 ) -> None:
-    response = api.post("/jobs", files={"file": ("liar.pdf", bare_pdf(3))})
+    form = {"on_page_error": "fail"}
+    response = api.post("/jobs", files={"file": ("liar.pdf", bare_pdf(3))}, data=form)
     assert_failed_cleanly(api, response, "pdf_corrupt")
+
+
+def test_pdf_claiming_more_pages_than_it_has_fails_only_the_missing_pages(
+    stack: Stack, api: httpx.Client
+) -> None:
+    response = api.post("/jobs", files={"file": ("liar.pdf", bare_pdf(3))})
+    final = wait_terminal(api, response.json()["job_id"])
+    assert final["status"] == "succeeded", final
+    document = api.get(f"/jobs/{final['job_id']}/result").json()
+    assert [(p["index"], (p["error"] or {}).get("code")) for p in document["pages"]] == [
+        (1, None),
+        (2, "pdf_corrupt"),
+        (3, "pdf_corrupt"),
+    ]
 
 
 def test_pdf_page_of_200_by_200_inches_fails_before_rendering(

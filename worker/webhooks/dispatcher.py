@@ -33,11 +33,15 @@ def event_body(delivery_id: str, event: JobEvent, record: JobRecord) -> str:
     error = None
     if event.kind is EventKind.failed and record.error is not None:
         error = {"code": record.error.code.value, "message": record.error.message}
-    body = {
+    status = _STATUS_AFTER.get(event.kind, event.kind.value)
+    if event.kind is EventKind.requeued and event.range is not None:
+        status = "running"  # one page range went back; the job runs on
+    failed = event.pages_failed if event.pages_failed is not None else record.pages_failed
+    body: dict[str, object] = {
         "delivery_id": delivery_id,
         "event": event.kind.value,
         "job_id": event.job_id,
-        "status": _STATUS_AFTER.get(event.kind, event.kind.value),
+        "status": status,
         "at": event.at.isoformat(),
         "error": error,
         "progress": {
@@ -45,9 +49,16 @@ def event_body(delivery_id: str, event: JobEvent, record: JobRecord) -> str:
             "pages_total": event.pages_total
             if event.pages_total is not None
             else record.pages_total,
+            "pages_failed": failed,
         },
         "links": {"self": f"/jobs/{event.job_id}", "result": f"/jobs/{event.job_id}/result"},
     }
+    if event.kind is EventKind.page and event.page is not None:  # the page read, its outcome
+        body["page"] = {
+            "number": event.page,
+            "outcome": event.outcome or "ok",
+            "code": event.code.value if event.code is not None else None,
+        }
     return json.dumps(body, separators=(",", ":"))
 
 

@@ -60,7 +60,7 @@ def test_each_change_of_a_job_that_succeeds_writes_one_event(store: JobStore) ->
     assert _new_events(store, job_id, seen) == []  # lease upkeep is no state change
 
     store.set_pages_total(job_id, 2)
-    store.set_pages_done(job_id, 1)
+    store.page_done(job_id, 1)
     pages = _new_events(store, job_id, seen)
     assert [(e.kind, e.pages_done, e.pages_total) for e in pages] == [
         (EventKind.page, 0, 2),
@@ -98,7 +98,7 @@ def test_a_canceled_jobs_later_worker_transitions_write_nothing(store: JobStore)
     before = store.events(job_id)
     counters = store.metrics.counters()
 
-    store.set_pages_done(job_id, 1)  # the page in flight when the user canceled
+    store.page_done(job_id, 1)  # the page in flight when the user canceled
     assert not store.succeed(job_id)
     assert not store.fail(job_id, "internal_error", "late")
     assert store.claim(job_id, "w2:1", 30) is Claim.canceled

@@ -52,7 +52,7 @@ def test_a_live_record_has_no_ttl_and_retention_counts_from_the_end(
         assert _ttl(redis_client, job_id) == -1  # queued: kept however long it waits
         store.claim(job_id, "w1:1", 30)
         store.set_pages_total(job_id, 2)
-        store.set_pages_done(job_id, 1)
+        store.page_done(job_id, 1)
         assert _ttl(redis_client, job_id) == -1  # running: kept however long it runs
         if end == "succeeded":
             store.succeed(job_id)
@@ -90,7 +90,7 @@ def test_progress_on_a_record_that_is_gone_raises_and_writes_nothing(
     redis_client.delete(f"ocrq:job:{job_id}")  # expired, or lost by a Redis restart
 
     with pytest.raises(JobNotFound):
-        store.set_pages_done(job_id, 1)
+        store.page_done(job_id, 1)
     with pytest.raises(JobNotFound):
         store.set_pages_total(job_id, 3)
     assert store.succeed(job_id) is False

@@ -113,8 +113,8 @@ def _lapse(client: redis.Redis, job_id: str) -> None:
 def _succeeds(store: JobStore, job_id: str, client: redis.Redis) -> None:
     store.claim(job_id, "w1:1", 30)
     store.set_pages_total(job_id, 2)
-    store.set_pages_done(job_id, 1)
-    store.set_pages_done(job_id, 2)
+    store.page_done(job_id, 1)
+    store.page_done(job_id, 2)
     store.succeed(job_id)
 
 
@@ -131,16 +131,16 @@ def _canceled_queued(store: JobStore, job_id: str, client: redis.Redis) -> None:
 def _canceled_running(store: JobStore, job_id: str, client: redis.Redis) -> None:
     store.claim(job_id, "w1:1", 30)
     store.set_pages_total(job_id, 3)
-    store.set_pages_done(job_id, 1)
+    store.page_done(job_id, 1)
     store.cancel(job_id)
-    store.set_pages_done(job_id, 2)  # refused: nothing written
+    store.page_done(job_id, 2)  # refused: nothing written
     store.succeed(job_id)
 
 
 def _requeued_then_succeeds(store: JobStore, job_id: str, client: redis.Redis) -> None:
     store.claim(job_id, "w1:1", 30)
     store.set_pages_total(job_id, 2)
-    store.set_pages_done(job_id, 1)
+    store.page_done(job_id, 1)
     _lapse(client, job_id)
     store.recover(job_id, max_attempts=3)
     _succeeds(store, job_id, client)
@@ -160,7 +160,7 @@ def _still_running(store: JobStore, job_id: str, client: redis.Redis) -> None:
     store.recover(job_id, max_attempts=3)
     store.claim(job_id, "w2:1", 30)
     store.set_pages_total(job_id, 4)
-    store.set_pages_done(job_id, 3)
+    store.page_done(job_id, 3)
 
 
 PATHS: dict[str, Callable[[JobStore, str, redis.Redis], None]] = {

@@ -22,7 +22,8 @@ def test_lifecycle_running_progress_succeeded(redis_client: redis.Redis) -> None
 
     store.claim(job_id, "w1:1", 30)
     store.set_pages_total(job_id, 3)
-    store.set_pages_done(job_id, 2)
+    store.page_done(job_id, 1)
+    store.page_done(job_id, 2)
     running = store.require(job_id)
     store.succeed(job_id)
     done = store.require(job_id)

@@ -43,6 +43,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("ORPHAN_SWEEP_SECONDS", "0.5", 0.5),
     ("JOB_TIMEOUT_SECONDS", "1800", 1800),
     ("PAGE_TIMEOUT_SECONDS", "300", 300),
+    ("PAGE_RANGE_SIZE", "5", 5),
     ("MAX_QUEUED_JOBS", "99", 99),
     ("RAPIDOCR_THREADS", "2", 2),
     ("RAPIDOCR_REC_MODEL", "/models/rec.onnx", Path("/models/rec.onnx")),
@@ -123,9 +124,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 10
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 11
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
-    # VL token cap and loop retry, liveness)
+    # VL token cap and loop retry, liveness, page ranges)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }

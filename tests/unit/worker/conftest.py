@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from shared.error_codes import ErrorCode
 from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
 from shared.options import parse_options
 from shared.settings import Settings
@@ -32,9 +33,9 @@ class HookedStore(JobStore):
 
     on_page_done: Callable[[str, int], None] = staticmethod(lambda job_id, n: None)
 
-    def set_pages_done(self, job_id: str, pages_done: int) -> None:
-        super().set_pages_done(job_id, pages_done)
-        self.on_page_done(job_id, pages_done)
+    def page_done(self, job_id: str, page: int, failed_code: ErrorCode | None = None) -> None:
+        super().page_done(job_id, page, failed_code)
+        self.on_page_done(job_id, page)
 
 
 @pytest.fixture

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 import pytest
 from PIL import Image
 
+from shared.error_codes import ErrorCode
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore, utcnow
+from shared.jobs.outcomes import RangeClaim
 from shared.results import Block, PageResult
 from worker.batcher import HungCall, PageBatcher
 from worker.engines import BatchingEngine, EngineError, Recognition
 from worker.page_reading import BatchReader, JobChecks
-from worker.pages import Page
+from worker.pages import Page, PageLoadError
 from worker.watchdog import Hung, JobTimedOut, JobWatchdog
 
 PAGE_LIMIT = 0.5  # PAGE_TIMEOUT_SECONDS of these tests
@@ -286,3 +288,40 @@ def test_a_calls_budget_is_the_page_limit_per_page_read_in_turn(
     batcher = PageBatcher(engine, 64, fill_seconds=0.05, page_seconds=600)
     assert batcher.budget(pages) == 600 * page_limits
     assert PageBatcher(engine, 64, fill_seconds=0.05).budget(pages) is None  # no limit set
+
+
+def test_a_batching_worker_reads_two_ranges_of_one_job_at_once(rig: Rig) -> None:
+    """Ranges of one long job held side by side (BATCH_JOBS), each watched by its own key; a
+    page that could not be loaded fails alone in its range."""
+    job_id = "ab" * 16
+    record = rig.job(job_id)
+    assert rig.store.plan(job_id, HOLDER, 30, 2, 2)
+    assert rig.store.claim_range(job_id, 1, HOLDER, 30) is RangeClaim.claimed
+    broken = PageLoadError(ErrorCode.image_too_large, "page 4 is too large")
+    ranges = {
+        0: pages(101, 102),
+        1: [
+            Page(3, Image.new("RGB", (103, 10), "white"), 103, 10, None),
+            Page(4, None, 0, 0, None, error=broken),
+        ],
+    }
+    results: dict[int, list[PageResult]] = {}
+
+    def read(part: int) -> None:
+        key = f"{job_id}/{part}"
+        reader = BatchReader(rig.batcher, rig.store.metrics, "slow-engine", MAX_BATCH)
+        with rig.watch.watching(key):
+            checks = JobChecks(job_id, rig.store, rig.watch, key)
+            results[part] = list(reader.read(record, iter(ranges[part]), checks))
+
+    threads = [threading.Thread(target=read, args=(part,)) for part in ranges]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+
+    assert [r.text for r in results[0]] == ["w101", "w102"]
+    assert [r.text for r in results[1]] == ["w103", ""]
+    assert results[1][1].error is not None and results[1][1].error.code == "image_too_large"
+    assert sorted(w for widths, _ in rig.engine.calls for w in widths) == [101, 102, 103]
+    assert rig.seen.failed == [] and rig.seen.hung == []

@@ -88,8 +88,10 @@ def test_crops_are_stored_per_page_and_the_markdown_links_them(settings, engine,
 def test_a_failed_job_leaves_no_crops(settings, engine, submit) -> None:
     runner = _runner(settings, FigureEngine(engine, fail_on_page_width=333))
     frames = [render_page([("Read fine", 30)], 400), render_page([("Fails", 30)], 333)]
-    job_id = submit(
-        encode(frames[0], "TIFF", save_all=True, append_images=frames[1:]), "image/tiff"
+    job_id = submit(  # all or nothing: page 2 fails the job
+        encode(frames[0], "TIFF", save_all=True, append_images=frames[1:]),
+        "image/tiff",
+        on_page_error="fail",
     )
 
     assert runner.run(job_id) is JobStatus.failed

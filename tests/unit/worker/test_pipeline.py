@@ -248,13 +248,41 @@ def test_a_huge_pdf_page_fails_before_it_is_rendered(runner, submit) -> None:
     assert runner.run(small) is JobStatus.succeeded
 
 
-def test_a_pdf_claiming_more_pages_than_it_has_fails_with_pdf_corrupt(runner, submit) -> None:
+def test_a_pdf_claiming_more_pages_than_it_has_fails_those_pages_alone(runner, submit) -> None:
     from testkit.pages import bare_pdf
 
     job_id = submit(bare_pdf(count=3), "application/pdf")
+
+    assert runner.run(job_id) is JobStatus.succeeded
+    record = runner.store.require(job_id)
+    assert (record.pages_done, record.pages_failed) == (3, 2)
+    files = JobFiles(runner.settings.temp_dir, runner.settings.output_dir, job_id)
+    pages = json.loads(files.result_path("json").read_text())["pages"]
+    assert [(p["index"], p["error"]) for p in pages] == [
+        (1, None),
+        (2, {"code": "pdf_corrupt", "message": "page 2 cannot be rendered: Failed to load page."}),
+        (3, {"code": "pdf_corrupt", "message": "page 3 cannot be rendered: Failed to load page."}),
+    ]
+    assert all(p["blocks"] == [] for p in pages)
+
+
+def test_on_page_error_fail_fails_the_job_with_the_first_failed_page(runner, submit) -> None:
+    from testkit.pages import bare_pdf
+
+    job_id = submit(bare_pdf(count=3), "application/pdf", on_page_error="fail")
 
     assert runner.run(job_id) is JobStatus.failed
     assert _error(runner, job_id) == (
         "pdf_corrupt",
         "page 2 cannot be rendered: Failed to load page.",
     )
+
+
+def test_a_job_whose_every_page_failed_fails_with_the_first_pages_code(runner, submit) -> None:
+    from testkit.pages import bare_pdf
+
+    job_id = submit(bare_pdf(1, (40_000, 40_000)), "application/pdf")
+
+    assert runner.run(job_id) is JobStatus.failed
+    assert _error(runner, job_id)[0] == "image_too_large"
+    assert runner.store.require(job_id).pages_failed == 1
