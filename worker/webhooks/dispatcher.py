@@ -45,10 +45,30 @@ def event_body(delivery_id: str, event: JobEvent, record: JobRecord) -> str:
             "pages_total": event.pages_total
             if event.pages_total is not None
             else record.pages_total,
+            "pages_failed": _event_number(event, "pages_failed", record.pages_failed),
         },
         "links": {"self": f"/jobs/{event.job_id}", "result": f"/jobs/{event.job_id}/result"},
     }
+    if event.kind is EventKind.page and (page := page_outcome(event)) is not None:
+        body["page"] = page
     return json.dumps(body, separators=(",", ":"))
+
+
+def _event_number(event: JobEvent, name: str, otherwise: int) -> int:
+    """A count the event carries (the end event's `pages_failed`), else the record's."""
+    value = getattr(event, name, None)
+    return value if isinstance(value, int) else otherwise
+
+
+def page_outcome(event: JobEvent) -> dict[str, object] | None:
+    """What a `page` event says of its page: `{index, outcome: ok|failed, code}` (code only
+    for a failed page); None from an event that names no page."""
+    index = getattr(event, "page", None)
+    if not isinstance(index, int):
+        return None
+    outcome = getattr(event, "outcome", None) or "ok"
+    code = event.code.value if outcome == "failed" and event.code is not None else None
+    return {"index": index, "outcome": str(outcome), "code": code}
 
 
 class Dispatcher:
