@@ -13,9 +13,7 @@ from worker.results import PAGE_SEPARATOR_TEXT, build_document, write_results
 
 def _read(index: int, text: str) -> PageResult:
     block = Block(text=text, bbox=[10, 10, 200, 40], score=0.99)
-    return PageResult(
-        index=index, width=800, height=600, blocks=[block], markdown=text, text=text
-    )
+    return PageResult(index=index, width=800, height=600, blocks=[block], markdown=text, text=text)
 
 
 def _failed(index: int, code: ErrorCode, message: str) -> PageResult:
