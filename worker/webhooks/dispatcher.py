@@ -33,7 +33,7 @@ def event_body(delivery_id: str, event: JobEvent, record: JobRecord) -> str:
     error = None
     if event.kind is EventKind.failed and record.error is not None:
         error = {"code": record.error.code.value, "message": record.error.message}
-    body = {
+    body: dict[str, object] = {
         "delivery_id": delivery_id,
         "event": event.kind.value,
         "job_id": event.job_id,
