@@ -13,8 +13,9 @@ with the text over the words; the page's pixels are never rewritten.
 
 A page that could not be read (its `error` set) keeps its place without text, so page N of
 the PDF is page N of the result: a PDF page as it is (a blank one of its neighbour's size when
-its own boxes cannot be read), an image frame as it is when it decodes within the pixel limit,
-else a blank page of the frame's size (at most 200 inches a side) or the page before's.
+its own boxes cannot be read or its page tree does not hold it), an image frame as it is when
+it decodes within the pixel limit, else a blank page of the frame's size (at most 200 inches a
+side) or the page before's.
 """
 
 from __future__ import annotations
@@ -191,6 +192,10 @@ def _add_text(pdf: Pdf, page: pikepdf.Page, result: PageResult, font: pikepdf.Ob
 
 def _pdf_from_pdf(pages: list[PageResult], source: Path, out: Path) -> None:
     with Pdf.open(source) as pdf:
+        # a page tree whose /Count says more pages than it holds (its extra pages failed):
+        # qpdf edits no such tree, so it is told the count it holds
+        if int(pdf.Root.Pages.get("/Count", 0)) != len(pdf.pages):
+            pdf.Root.Pages.Count = len(pdf.pages)
         font = add_text_font(pdf)
         wanted = {p.index: p for p in pages}
         for number in range(len(pdf.pages), 0, -1):  # keep only the pages the job read
@@ -198,10 +203,14 @@ def _pdf_from_pdf(pages: list[PageResult], source: Path, out: Path) -> None:
                 del pdf.pages[number - 1]
         ordered = sorted(pages, key=lambda p: p.index)
         for at, result in enumerate(ordered):
+            if at >= len(pdf.pages):  # a page its page tree lacks (a /Count that lies)
+                _insert_blank(pdf, at, _neighbour_size(pdf, at))
+                continue
             page = pdf.pages[at]
             if result.error is not None:  # kept as it is, unless it has no size to show
                 if _page_size(page) is None:
-                    _replace_with_blank(pdf, at, _neighbour_size(pdf, at))
+                    _insert_blank(pdf, at, _neighbour_size(pdf, at))
+                    del pdf.pages[at + 1]
             elif result.source != "text_layer":
                 _add_text(pdf, page, result, font)
         pdf.save(out)
@@ -225,8 +234,8 @@ def _neighbour_size(pdf: Pdf, at: int) -> tuple[float, float]:
     return A4_POINTS
 
 
-def _replace_with_blank(pdf: Pdf, at: int, size: tuple[float, float]) -> None:
-    """Page `at` becomes a blank page of `size`, in its place."""
+def _insert_blank(pdf: Pdf, at: int, size: tuple[float, float]) -> None:
+    """A blank page of `size` at `at` (the end when `at` is the page count)."""
     blank = Dictionary(
         Type=Name.Page,
         MediaBox=Array([0, 0, size[0], size[1]]),
@@ -234,7 +243,6 @@ def _replace_with_blank(pdf: Pdf, at: int, size: tuple[float, float]) -> None:
         Contents=pdf.make_stream(b""),
     )
     pdf.pages.insert(at, pikepdf.Page(pdf.make_indirect(blank)))
-    del pdf.pages[at + 1]
 
 
 # -- from image uploads ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from PIL import Image
 from api.archives.alto import ALTO_NS
 from shared.error_codes import ErrorCode
 from shared.results import PageError, PageResult
-from testkit.pages import encode
+from testkit.pages import bare_pdf, encode
 from testkit.poppler import page_texts
 from tests.schemas import alto_schema
 from tests.unit.api.test_archives import document, drawn_page, images, page_result, render
@@ -190,3 +190,21 @@ def test_pdf_of_a_tiff_keeps_every_frame_and_a_blank_for_one_too_large(tmp_path:
         assert "/XObject" not in doc.pages[2].obj.Resources  # blank: never decoded
         width, height = (float(v) for v in doc.pages[2].mediabox[2:])
         assert (width, height) == pytest.approx((12_000 * 72 / 200, 10_001 * 72 / 200), rel=1e-3)
+
+
+def test_pdf_pages_its_page_tree_lacks_become_blank_pages_at_the_end(tmp_path: Path) -> None:
+    """A /Count that claims 3 pages over one: pdfium counts 3, the pages past the tree failed;
+    the PDF still has 3 pages, the missing two blank, of the real page's size."""
+    source = tmp_path / "input"
+    source.write_bytes(bare_pdf(3, size_pt=(300, 400)))
+    pages = [
+        PageResult(index=1, width=833, height=1111, dpi=200),  # read: nothing on it
+        failed(2, ErrorCode.pdf_corrupt, "page 2 cannot be loaded"),
+        failed(3, ErrorCode.pdf_corrupt, "page 3 cannot be loaded"),
+    ]
+
+    pdf = render(document(pages), "pdf", source, "application/pdf")
+
+    with pikepdf.open(pdf) as doc:
+        assert [tuple(float(v) for v in p.mediabox) for p in doc.pages] == [(0, 0, 300, 400)] * 3
+    assert page_texts(pdf) == ["", "", ""]

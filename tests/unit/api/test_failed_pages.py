@@ -4,9 +4,11 @@ page, the status stream and /metrics."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
+import pikepdf
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -18,7 +20,7 @@ from shared.jobs import Claim, JobStore, connect_redis, keys
 from shared.results import Block, PageError, PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles
-from testkit.pages import encode, render_page
+from testkit.pages import bare_pdf, encode, render_page
 from worker.results import build_document, write_results
 
 
@@ -187,3 +189,36 @@ def test_metrics_count_the_failed_pages_the_job_package_counted(
     after = _scrape(client)
     assert after["ocrq_pages_failed_total"] - before == 2
     assert 'event="pages_failed"' not in client.get("/metrics").text  # not a job outcome
+
+
+def test_a_failed_pages_picture_and_the_pdf_of_a_pdf_that_lies_about_its_pages(
+    client: TestClient, store: JobStore, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A page tree whose /Count says 3 over one page: pages 2 and 3 could not be loaded. Their
+    pictures answer 404 page_not_found saying why; the searchable PDF still has 3 pages."""
+    upload = bare_pdf(3, size_pt=(300, 400))
+    job_id = client.post("/jobs", files={"file": ("liar.pdf", upload)}).json()["job_id"]
+    assert store.claim(job_id, "w1:1", 30) is Claim.claimed
+    store.set_pages_done(job_id, 3)
+    redis_client.hset(keys.job(job_id), "pages_failed", 2)
+    files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
+    files.keep_source()
+    error = PageError(code=ErrorCode.pdf_corrupt, message="page cannot be loaded")
+    pages = [PageResult(index=1, width=833, height=1111, dpi=200)] + [
+        PageResult(index=n, width=0, height=0, error=error) for n in (2, 3)
+    ]
+    write_results(files, build_document(job_id, "rapidocr", pages))
+    assert store.succeed(job_id)
+
+    assert client.get(f"/jobs/{job_id}/pages/1/image").status_code == 200
+    missing = client.get(f"/jobs/{job_id}/pages/2/image")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "page_not_found"
+    assert (
+        "could not be read (pdf_corrupt: page cannot be loaded)"
+        in missing.json()["error"]["message"]
+    )
+    pdf = client.get(f"/jobs/{job_id}/result?format=pdf")
+    assert pdf.status_code == 200
+    with pikepdf.open(io.BytesIO(pdf.content)) as doc:
+        assert len(doc.pages) == 3
