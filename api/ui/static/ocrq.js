@@ -182,7 +182,7 @@ function renderJob(job) {
     if (status === "running" && total) words += `: page ${Math.min(done + 1, total)} of ${total}`;
     if (status === "succeeded") words += total ? `: ${total} page${total === 1 ? "" : "s"}` : "";
     const failedPages = view.progress.pages_failed || 0;
-    if (status === "succeeded" && failedPages) {
+    if ((status === "succeeded" || status === "running") && failedPages) {
       words += `, ${failedPages} could not be read`;
     }
     li.classList.toggle("partial", status === "succeeded" && failedPages > 0);

@@ -64,3 +64,17 @@ def test_document_gives_the_failed_pages_with_their_errors() -> None:
     )
     assert document.pages[0].error is None and document.pages[0].blocks[0]["text"] == "Hello"
     assert script.requests[0].url.params["format"] == "json"
+
+
+def test_ocrq_status_shows_failed_pages_only_when_there_are_some(capsys) -> None:
+    from ocrq_client.cli.commands import _print_job
+
+    base = {"job_id": JOB_ID, "status": "succeeded", "created_at": AT.isoformat()}
+    _print_job(Job.model_validate({**base, "progress": {"pages_done": 3, "pages_total": 3}}), False)
+    clean = capsys.readouterr().out
+    partial_job = {**base, "progress": {"pages_done": 3, "pages_total": 3, "pages_failed": 1}}
+    _print_job(Job.model_validate(partial_job), False)
+    partial = capsys.readouterr().out
+
+    assert "failed" not in clean
+    assert "pages    3/3\nfailed   1 page(s): see the result's errors\n" in partial
