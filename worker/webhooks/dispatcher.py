@@ -61,14 +61,14 @@ def _event_number(event: JobEvent, name: str, otherwise: int) -> int:
 
 
 def page_outcome(event: JobEvent) -> dict[str, object] | None:
-    """What a `page` event says of its page: `{index, outcome: ok|failed, code}` (code only
-    for a failed page); None from an event that names no page."""
-    index = getattr(event, "page", None)
-    if not isinstance(index, int):
+    """What a `page` event says of its page: `{number, outcome: ok|failed, code}` (code: a
+    failed page's); None from an event that names no page."""
+    number = getattr(event, "page", None)
+    if not isinstance(number, int):
         return None
     outcome = getattr(event, "outcome", None) or "ok"
-    code = event.code.value if outcome == "failed" and event.code is not None else None
-    return {"index": index, "outcome": str(outcome), "code": code}
+    code = event.code.value if event.code is not None else None
+    return {"number": number, "outcome": str(outcome), "code": code}
 
 
 class Dispatcher:

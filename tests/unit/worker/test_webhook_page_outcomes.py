@@ -67,9 +67,9 @@ def test_a_page_event_says_which_page_and_how_it_went() -> None:
     failed_body = json.loads(event_body("d", failed, running))
     read_body = json.loads(event_body("d", read, running))
 
-    assert failed_body["page"] == {"index": 2, "outcome": "failed", "code": "image_too_large"}
+    assert failed_body["page"] == {"number": 2, "outcome": "failed", "code": "image_too_large"}
     assert failed_body["progress"] == {"pages_done": 2, "pages_total": 3, "pages_failed": 1}
-    assert read_body["page"] == {"index": 3, "outcome": "ok", "code": None}
+    assert read_body["page"] == {"number": 3, "outcome": "ok", "code": None}
 
 
 def test_a_page_event_that_names_no_page_has_no_page_field() -> None:
