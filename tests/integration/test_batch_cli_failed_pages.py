@@ -21,6 +21,7 @@ from shared.results import Block, PageError, PageResult
 from shared.storage import JobFiles
 from testkit.stack import ROOT, Stack
 from tests.conftest import UNIT_REDIS_URL
+from tests.failed_pages import record_pages
 from tests.integration.test_batch_cli import (
     job_count,
     ocrq_command,
@@ -37,8 +38,8 @@ BROKEN = "page 2: broken object 7 0 R"
 def _finish(stack: Stack, store: JobStore, job_id: str, pages: int, failed: set[int]) -> None:
     """Play the worker: `pages` pages read, those in `failed` recorded as failed."""
     assert store.claim(job_id, "w1:1", 60) is Claim.claimed
-    store.set_pages_done(job_id, pages)
-    redis.Redis.from_url(UNIT_REDIS_URL).hset(keys.job(job_id), "pages_failed", len(failed))
+    code = ErrorCode.pdf_corrupt
+    record_pages(store, job_id, {n: code if n in failed else None for n in range(1, pages + 1)})
     results = []
     for n in range(1, pages + 1):
         if n in failed:

@@ -311,13 +311,13 @@ def test_a_page_that_could_not_be_read_says_why_in_chromium(
 ) -> None:
     """A server with no worker; the test plays it: page 2 of the PDF could not be read. The
     list says so, and the viewer shows why where that page's text would be."""
-    import redis
 
     from shared.error_codes import ErrorCode
-    from shared.jobs import Claim, JobStore, connect_redis, keys
+    from shared.jobs import Claim, JobStore, connect_redis
     from shared.results import Block, PageError, PageResult
     from shared.storage import JobFiles
     from tests.conftest import UNIT_REDIS_URL
+    from tests.failed_pages import record_pages
     from worker.results import build_document, write_results
 
     server: Stack = side_stack()
@@ -333,8 +333,7 @@ def test_a_page_that_could_not_be_read_says_why_in_chromium(
 
     store = JobStore(connect_redis(UNIT_REDIS_URL), 3600)
     assert store.claim(job_id, "w1:1", 60) is Claim.claimed
-    store.set_pages_done(job_id, 2)
-    redis.Redis.from_url(UNIT_REDIS_URL).hset(keys.job(job_id), "pages_failed", 1)
+    record_pages(store, job_id, {1: None, 2: ErrorCode.pdf_corrupt})
     files = JobFiles(server.base / "temp", server.base / "output", job_id)
     files.keep_source()
     block = Block(text="Chapter one begins here", bbox=[40, 40, 700, 90], score=0.99)

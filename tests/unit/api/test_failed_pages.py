@@ -21,6 +21,7 @@ from shared.results import Block, PageError, PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles
 from testkit.pages import bare_pdf, encode, render_page
+from tests.failed_pages import record_pages
 from worker.results import build_document, write_results
 
 
@@ -96,9 +97,7 @@ def _succeed_with_a_failed_page(
     """Play the worker: page 2 of 3 failed, the job succeeded with pages_failed 1."""
     job_id = client.post("/jobs", files={"file": ("a.pdf", _pdf(3))}).json()["job_id"]
     assert store.claim(job_id, "w1:1", 30) is Claim.claimed
-    store.set_pages_done(job_id, 3)
-    # the record's field the worker's change writes (shared/jobs, issue 28's ranges)
-    redis_client.hset(keys.job(job_id), "pages_failed", 1)
+    record_pages(store, job_id, {1: None, 2: ErrorCode.pdf_corrupt, 3: None})
     block = Block(text="Page text", bbox=[10, 10, 190, 40], score=0.98)
     good = [
         PageResult(index=n, width=200, height=120, blocks=[block], text="Page text") for n in (1, 3)
@@ -199,8 +198,7 @@ def test_a_failed_pages_picture_and_the_pdf_of_a_pdf_that_lies_about_its_pages(
     upload = bare_pdf(3, size_pt=(300, 400))
     job_id = client.post("/jobs", files={"file": ("liar.pdf", upload)}).json()["job_id"]
     assert store.claim(job_id, "w1:1", 30) is Claim.claimed
-    store.set_pages_done(job_id, 3)
-    redis_client.hset(keys.job(job_id), "pages_failed", 2)
+    record_pages(store, job_id, {1: None, 2: ErrorCode.pdf_corrupt, 3: ErrorCode.pdf_corrupt})
     files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
     files.keep_source()
     error = PageError(code=ErrorCode.pdf_corrupt, message="page cannot be loaded")
