@@ -176,8 +176,8 @@ def test_metrics_show_the_failed_pages_counter(client: TestClient) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="JobMetrics.counters() (shared/jobs/metrics.py) reads `pages_failed` once the "
-    "worker counts it (issue 28's ranges branch): remove this mark at that merge",
+    reason="the worker counts `pages_failed` with issue 28's ranges branch (its "
+    "JobMetrics.page_counters()); at that merge api/metrics.py reads it there and this mark goes",
 )
 def test_metrics_count_the_failed_pages_the_job_package_counted(
     client: TestClient, redis_client: redis.Redis
