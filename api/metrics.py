@@ -1,6 +1,7 @@
 """/metrics in Prometheus' text format, read through the job package.
 
-Counters (jobs submitted, succeeded, failed, canceled) and histograms (job duration, engine
+Counters (jobs submitted, succeeded, failed, canceled; `ocrq_pages_failed_total`, pages
+recorded as failed while their job went on) and histograms (job duration, engine
 time per page) are kept in Redis by shared/jobs (metrics.py), so they add up across API
 processes and workers; the live gauges (queue depth, jobs running, workers and their warm
 state) are read at scrape time. `ocrq_queue_depth` is the total waiting;
@@ -22,6 +23,9 @@ from prometheus_client.registry import CollectorRegistry
 from shared.jobs import HISTOGRAMS, JobStore, WorkerRegistry
 from shared.jobs.queues import engine_of, priority_of
 
+# the counter of failed pages in the job package's counters (beside the jobs' outcomes)
+PAGES_FAILED = "pages_failed"
+
 
 class Metrics:
     """The collector /metrics renders."""
@@ -32,10 +36,16 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         counts = self.store.metrics.counters()
+        pages_failed = self.store.metrics.page_counters()[PAGES_FAILED]
         jobs = CounterMetricFamily("ocrq_jobs", "Jobs by outcome", labels=["event"])
         for event, count in counts.items():
             jobs.add_metric([event], float(count))
         yield jobs
+        yield CounterMetricFamily(
+            "ocrq_pages_failed",
+            "Pages recorded as failed (on_page_error=continue) while their job went on",
+            value=float(pages_failed),
+        )
         for name, (doc, buckets) in HISTOGRAMS.items():
             yield _histogram(name, doc, buckets, self.store.metrics.histogram(name))
         depths = self.store.queue_depths()

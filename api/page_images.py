@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from api.errors import PageNotFound, PageTooLarge, result_gone
 from api.page_count import PDFIUM_LOCK
 from api.rendering import disk_full_as_507, one_renderer, render_alone
-from shared.errors import JobNotFound
+from shared.errors import JobNotFound, ServiceError
 from shared.page_limits import MAX_IMAGE_PIXELS
 from shared.results import DocumentResult, PageResult
 from shared.storage import JobFiles, StoredFile
@@ -65,7 +65,7 @@ def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
             return stored
         started = time.perf_counter()
         with files.source_copy() as source:
-            data = render_alone(render_page_image, source, media_type, page)
+            data = render_alone(_render_or_explain, source, media_type, page)
         files.write_page_image(index, data)
         log.info(
             "job=%s rendered page %d picture in %.2f s, %d bytes",
@@ -78,6 +78,22 @@ def page_image(files: JobFiles, index: int, media_type: str) -> StoredFile:
     if stored is None:  # removed (retention) the moment it was stored
         raise gone
     return stored
+
+
+def _render_or_explain(source: Path, media_type: str, page: PageResult) -> bytes:
+    """The page's picture; for a page that could not be read (its `error` set) whose source
+    cannot be drawn either, PageNotFound saying why (never a 500 for a known-broken page)."""
+    try:
+        return render_page_image(source, media_type, page)
+    except ServiceError:
+        raise
+    except Exception as exc:
+        if page.error is None:
+            raise
+        raise PageNotFound(
+            f"page {page.index} could not be read ({page.error.code}: {page.error.message}) "
+            f"and has no picture: {type(exc).__name__}"
+        ) from exc
 
 
 def render_page_image(source: Path, media_type: str, page: PageResult) -> bytes:

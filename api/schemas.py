@@ -36,8 +36,21 @@ class JobAccepted(BaseModel):
 
 
 class Progress(BaseModel):
-    pages_done: int
-    pages_total: int | None
+    pages_done: int = Field(description="Pages read so far, failed ones included")
+    pages_total: int | None = Field(description="Pages the job reads; None until counted")
+    pages_failed: int = Field(
+        0,
+        description="Pages that could not be read (on_page_error=continue): each has its "
+        "`error` in the result; 0 when none",
+    )
+
+    @classmethod
+    def of(cls, record: JobRecord) -> Progress:
+        return cls(
+            pages_done=record.pages_done,
+            pages_total=record.pages_total,
+            pages_failed=record.pages_failed,
+        )
 
 
 class CallbackView(BaseModel):
@@ -85,7 +98,7 @@ class JobView(BaseModel):
             created_at=record.created_at,
             started_at=record.started_at,
             finished_at=record.finished_at,
-            progress=Progress(pages_done=record.pages_done, pages_total=record.pages_total),
+            progress=Progress.of(record),
             error=record.error,
             links=links_for(record.job_id),
             callback=CallbackView.of(url, callback) if url else None,
@@ -99,7 +112,7 @@ class JobView(BaseModel):
                 "status": record.status,
                 "started_at": record.started_at,
                 "finished_at": record.finished_at,
-                "progress": Progress(pages_done=record.pages_done, pages_total=record.pages_total),
+                "progress": Progress.of(record),
                 "error": record.error,
             }
         )

@@ -23,15 +23,19 @@ from ocrq_client.client import (
     WaitTimeout,
     file_idempotency_key,
 )
+from ocrq_client.models import Document, Page, PageError
 
 __all__ = [
     "ApiError",
     "AsyncOcrqClient",
     "ClientSettings",
     "ConnectionFailed",
+    "Document",
     "Job",
     "OcrqClient",
     "OcrqError",
+    "Page",
+    "PageError",
     "RetryEvent",
     "RetryPolicy",
     "WaitTimeout",

@@ -36,7 +36,7 @@ from ocrq_client.errors import ConnectionFailed, error_of, retry_after_of
 from ocrq_client.errors import OcrqError as OcrqError
 from ocrq_client.errors import WaitTimeout as WaitTimeout
 from ocrq_client.following import JobFollow, OnUpdate, Polling, StreamBroke
-from ocrq_client.models import Job
+from ocrq_client.models import Document, Job
 
 # pdf (searchable PDF), hocr, alto: rendered by the service on their first request
 ResultFormat = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
@@ -306,6 +306,10 @@ class OcrqClient:
         response = self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
         return _content_of(response)
 
+    def document(self, job_id: str) -> Document:
+        """The JSON result parsed: its pages, a failed page with its `error`."""
+        return Document.model_validate_json(self.result(job_id, "json"))
+
     def cancel(self, job_id: str) -> Job:
         return _job_of(self._request("DELETE", f"/jobs/{job_id}"))
 
@@ -425,6 +429,9 @@ class AsyncOcrqClient:
         _check_format(format)
         response = await self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
         return _content_of(response)
+
+    async def document(self, job_id: str) -> Document:
+        return Document.model_validate_json(await self.result(job_id, "json"))
 
     async def cancel(self, job_id: str) -> Job:
         return _job_of(await self._request("DELETE", f"/jobs/{job_id}"))

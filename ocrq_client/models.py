@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -10,8 +11,9 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 
 
 class Progress(BaseModel):
-    pages_done: int = 0
+    pages_done: int = 0  # failed pages included
     pages_total: int | None = None
+    pages_failed: int = 0  # pages that could not be read (0 from servers before it existed)
 
 
 class JobError(BaseModel):
@@ -49,3 +51,38 @@ class Job(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class PageError(BaseModel):
+    """Why one page could not be read (its job went on with the other pages)."""
+
+    code: str
+    message: str
+
+
+class Page(BaseModel):
+    """One page of a result, numbered from 1; `error` is set when it could not be read (then
+    it has no blocks and no text). `blocks` as the API gives them (type, text, bbox, score)."""
+
+    index: int
+    width: int = 0
+    height: int = 0
+    text: str = ""
+    markdown: str = ""
+    blocks: list[dict[str, Any]] = []
+    error: PageError | None = None
+
+
+class Document(BaseModel):
+    """A job's JSON result (GET /jobs/{id}/result), as the client reads it."""
+
+    job_id: str
+    engine: str
+    pages: list[Page]
+    text: str = ""
+    markdown: str = ""
+
+    @property
+    def failed_pages(self) -> list[Page]:
+        """The pages that could not be read, in page order."""
+        return [p for p in self.pages if p.error is not None]

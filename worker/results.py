@@ -40,9 +40,29 @@ def link_images(
     return markdown, stored
 
 
+def failed_page_markdown(page: PageResult) -> str:
+    """What the markdown says where a page that could not be read would be."""
+    assert page.error is not None
+    message = " ".join(page.error.message.split())
+    return f"> Page {page.index} could not be read: `{page.error.code}`: {message}".rstrip()
+
+
+def failed_page_text(page: PageResult) -> str:
+    """What the text says in place of a page that could not be read (one line)."""
+    assert page.error is not None
+    return f"[page {page.index} could not be read: {page.error.code}]"
+
+
 def build_document(job_id: str, engine: str, pages: list[PageResult]) -> DocumentResult:
-    markdown = "\n\n".join(f"<!-- page {p.index} -->\n\n{p.markdown}".rstrip() for p in pages)
-    text = PAGE_SEPARATOR_TEXT.join(p.text for p in pages)
+    """The whole result: each page's markdown under its `<!-- page N -->` marker, its text
+    after a form feed. A failed page (its `error` set) keeps its place and says why in words,
+    so page N of the text and the markdown is page N of the result."""
+    markdowns = [failed_page_markdown(p) if p.error else p.markdown for p in pages]
+    texts = [failed_page_text(p) if p.error else p.text for p in pages]
+    markdown = "\n\n".join(
+        f"<!-- page {p.index} -->\n\n{md}".rstrip() for p, md in zip(pages, markdowns, strict=True)
+    )
+    text = PAGE_SEPARATOR_TEXT.join(texts)
     return DocumentResult(job_id=job_id, engine=engine, pages=pages, text=text, markdown=markdown)
 
 

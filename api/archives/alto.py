@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from api.archives.layout import Box, page_regions
+from api.archives.layout import Box, page_error_words, page_regions
 from shared.results import PageResult
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -37,7 +37,18 @@ def write_alto(out: BinaryIO, job_id: str, engine: str, pages: Iterable[PageResu
     out.write(b"</Layout>\n</alto>\n")
 
 
+def _failed_page(page: PageResult) -> str:
+    """An empty page for one that could not be read: its number, its size when known, why in
+    QUALITY_DETAIL (ALTO's free words on a page's state)."""
+    n = page.index
+    size = f' WIDTH="{page.width}" HEIGHT="{page.height}"' if page.width and page.height else ""
+    why = quoteattr(page_error_words(page))
+    return f'<Page ID="p{n}" PHYSICAL_IMG_NR="{n}"{size} QUALITY_DETAIL={why}/>\n'
+
+
 def _page(page: PageResult) -> str:
+    if page.error is not None:
+        return _failed_page(page)
     n = page.index
     whole = (0, 0, page.width, page.height)
     parts = [

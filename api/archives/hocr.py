@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from api.archives.layout import Box, page_regions
+from api.archives.layout import Box, page_error_words, page_regions
 from shared.results import PageResult
 
 _HEAD = """<?xml version="1.0" encoding="UTF-8"?>
@@ -39,7 +39,21 @@ def write_hocr(
     out.write(b"</body>\n</html>\n")
 
 
+def _failed_page(page: PageResult) -> str:
+    """An empty page for one that could not be read: its number, its size when known, its code
+    as an engine property (`x_ocrq_error`), and code and message in a comment."""
+    assert page.error is not None
+    n = page.index
+    title = f"ppageno {n - 1}; x_ocrq_error {page.error.code}"
+    if page.width > 0 and page.height > 0:
+        title = f"{_bbox((0, 0, page.width, page.height))}; {title}"
+    why = page_error_words(page)
+    return f"<div class='ocr_page' id='page_{n}' title={quoteattr(title)}><!-- {why} --></div>\n"
+
+
 def _page(page: PageResult) -> str:
+    if page.error is not None:
+        return _failed_page(page)
     n = page.index
     title = f"{_bbox((0, 0, page.width, page.height))}; ppageno {n - 1}"
     if page.dpi:

@@ -148,6 +148,13 @@ def page_regions(page: PageResult) -> Iterator[Region]:
         yield region
 
 
+def page_error_words(page: PageResult) -> str:
+    """Why a failed page was not read, in one line an XML attribute or comment can carry."""
+    assert page.error is not None
+    message = " ".join(_CONTROL.sub(" ", page.error.message).split()).replace("--", "- -")
+    return f"page {page.index} could not be read: {page.error.code}: {message}".rstrip(": ")
+
+
 def precision(page: PageResult) -> str:
     """How exact the page's boxes are: `line` (one box per text line) or `block`."""
     if page.source == "text_layer":

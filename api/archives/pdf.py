@@ -10,6 +10,12 @@ font embedded). A PDF upload is not marked: its own content decides what it conf
 
 Pages the engine turned to read them (`rotation`) get a /Rotate, so viewers show them upright
 with the text over the words; the page's pixels are never rewritten.
+
+A page that could not be read (its `error` set) keeps its place without text, so page N of
+the PDF is page N of the result: a PDF page as it is (a blank one of its neighbour's size when
+its own boxes cannot be read or its page tree does not hold it), an image frame as it is when
+it decodes within the pixel limit, else a blank page of the frame's size (at most 200 inches a
+side) or the page before's.
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ from pikepdf import Array, Dictionary, Name, Pdf, Stream
 
 from api.archives.glyphless import ADVANCE, ASCENT, DESCENT, NAME, UNITS_PER_EM, glyphless_ttf
 from api.archives.layout import page_regions
+from shared.page_limits import MAX_IMAGE_PIXELS
 from shared.results import DocumentResult, PageResult
 
 DEFAULT_IMAGE_DPI = 300  # an image that says no dpi is taken as a 300 dpi scan
+A4_POINTS = (595.276, 841.89)  # a blank page's size when nothing tells another
+MAX_PAGE_POINTS = 14_400.0  # 200 inches: the largest page PDF readers are held to show
 _FONT_RESOURCE = "OcrqText"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -183,15 +192,57 @@ def _add_text(pdf: Pdf, page: pikepdf.Page, result: PageResult, font: pikepdf.Ob
 
 def _pdf_from_pdf(pages: list[PageResult], source: Path, out: Path) -> None:
     with Pdf.open(source) as pdf:
+        # a page tree whose /Count says more pages than it holds (its extra pages failed):
+        # qpdf edits no such tree, so it is told the count it holds
+        if int(pdf.Root.Pages.get("/Count", 0)) != len(pdf.pages):
+            pdf.Root.Pages.Count = len(pdf.pages)
         font = add_text_font(pdf)
         wanted = {p.index: p for p in pages}
         for number in range(len(pdf.pages), 0, -1):  # keep only the pages the job read
             if number not in wanted:
                 del pdf.pages[number - 1]
-        for page, result in zip(pdf.pages, sorted(pages, key=lambda p: p.index), strict=True):
-            if result.source != "text_layer":
+        ordered = sorted(pages, key=lambda p: p.index)
+        for at, result in enumerate(ordered):
+            if at >= len(pdf.pages):  # a page its page tree lacks (a /Count that lies)
+                _insert_blank(pdf, at, _neighbour_size(pdf, at))
+                continue
+            page = pdf.pages[at]
+            if result.error is not None:  # kept as it is, unless it has no size to show
+                if _page_size(page) is None:
+                    _insert_blank(pdf, at, _neighbour_size(pdf, at))
+                    del pdf.pages[at + 1]
+            elif result.source != "text_layer":
                 _add_text(pdf, page, result, font)
         pdf.save(out)
+
+
+def _page_size(page: pikepdf.Page) -> tuple[float, float] | None:
+    """A page's width and height in points; None when its boxes cannot be read."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in page.mediabox)
+    except (pikepdf.PdfError, TypeError, ValueError, AttributeError, KeyError):
+        return None
+    width, height = abs(x1 - x0), abs(y1 - y0)
+    return (width, height) if width >= 1 and height >= 1 else None
+
+
+def _neighbour_size(pdf: Pdf, at: int) -> tuple[float, float]:
+    """The size of the nearest page that has one, else A4."""
+    for other in sorted(range(len(pdf.pages)), key=lambda i: abs(i - at)):
+        if other != at and (size := _page_size(pdf.pages[other])) is not None:
+            return size
+    return A4_POINTS
+
+
+def _insert_blank(pdf: Pdf, at: int, size: tuple[float, float]) -> None:
+    """A blank page of `size` at `at` (the end when `at` is the page count)."""
+    blank = Dictionary(
+        Type=Name.Page,
+        MediaBox=Array([0, 0, size[0], size[1]]),
+        Resources=Dictionary(),
+        Contents=pdf.make_stream(b""),
+    )
+    pdf.pages.insert(at, pikepdf.Page(pdf.make_indirect(blank)))
 
 
 # -- from image uploads ---------------------------------------------------------------------
@@ -281,33 +332,73 @@ def _image_dpi(frame, reported: int | None) -> tuple[float, float]:
 
 
 def _image_frames(source: Path, numbers: Iterable[int]):
-    """(number, frame, bytes-if-single-frame) for each wanted frame, one at a time."""
-    from PIL import Image, ImageSequence
+    """(number, frame or None, bytes-if-single-frame) for each wanted frame, one at a time;
+    None for a frame that cannot be reached (a broken one: its page failed)."""
+    from PIL import Image
 
     with Image.open(source) as image:
         single = getattr(image, "n_frames", 1) == 1
         data = source.read_bytes() if single else None
-        wanted = set(numbers)
-        for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
-            if number in wanted:
-                frame.format = image.format
-                yield number, frame, data
+        for number in sorted(set(numbers)):
+            try:
+                image.seek(number - 1)
+            except (EOFError, OSError, ValueError):
+                yield number, None, data
+                continue
+            yield number, image, data
+
+
+def _failed_frame_page(
+    pdf: Pdf, frame, data: bytes | None, result: PageResult, last: tuple[float, float] | None
+) -> tuple[float, float]:
+    """A page for an image page that could not be read: the frame itself when it decodes
+    within the pixel limit, else a blank page (the frame's size when known, else the page
+    before it, else A4); no text. Its size in points."""
+    if frame is not None and frame.width * frame.height <= MAX_IMAGE_PIXELS:
+        try:
+            xobject = pdf.make_indirect(_image_xobject(pdf, frame, data))
+        except (OSError, ValueError, SyntaxError, MemoryError):
+            pass
+        else:
+            size = _frame_points(frame, result.dpi)
+            _image_page(pdf, xobject, size)
+            return size
+    if frame is not None and frame.width > 0 and frame.height > 0:
+        size = _frame_points(frame, result.dpi)
+        scale = min(1.0, MAX_PAGE_POINTS / max(size))
+        size = (max(size[0] * scale, 1.0), max(size[1] * scale, 1.0))
+    else:
+        size = last or A4_POINTS
+    pdf.add_blank_page(page_size=size)
+    return size
+
+
+def _frame_points(frame, reported_dpi: int | None) -> tuple[float, float]:
+    xdpi, ydpi = _image_dpi(frame, reported_dpi)
+    return frame.width * 72 / xdpi, frame.height * 72 / ydpi
+
+
+def _image_page(pdf: Pdf, xobject: pikepdf.Object, size: tuple[float, float]) -> pikepdf.Page:
+    width, height = size
+    page = pdf.add_blank_page(page_size=(width, height))
+    name = page.add_resource(xobject, Name.XObject, prefix="OcrqPage")
+    page.contents_add(Stream(pdf, f"q {width:.3f} 0 0 {height:.3f} 0 0 cm {name} Do Q".encode()))
+    return page
 
 
 def _pdf_from_images(document: DocumentResult, source: Path, out: Path) -> None:
     results = {p.index: p for p in document.pages}
     with Pdf.new() as pdf:
         font = add_text_font(pdf)
+        last: tuple[float, float] | None = None
         for number, frame, data in _image_frames(source, results):
             result = results[number]
+            if result.error is not None or frame is None:
+                last = _failed_frame_page(pdf, frame, data, result, last)
+                continue
             xobject = pdf.make_indirect(_image_xobject(pdf, frame, data))
-            xdpi, ydpi = _image_dpi(frame, result.dpi)
-            width, height = frame.width * 72 / xdpi, frame.height * 72 / ydpi
-            page = pdf.add_blank_page(page_size=(width, height))
-            name = page.add_resource(xobject, Name.XObject, prefix="OcrqPage")
-            page.contents_add(
-                Stream(pdf, f"q {width:.3f} 0 0 {height:.3f} 0 0 cm {name} Do Q".encode())
-            )
+            last = _frame_points(frame, result.dpi)
+            page = _image_page(pdf, xobject, last)
             _add_text(pdf, page, result, font)
         pdf.Root.OutputIntents = Array([_output_intent(pdf)])
         with pdf.open_metadata() as meta:

@@ -45,7 +45,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             ErrorCode.insufficient_storage,
             unauthorized="missing or invalid API key",
             job_not_found="unknown or expired job, or its source no longer stored",
-            page_not_found="no page `index` in its result",
+            page_not_found="no page `index` in its result, or that page could not be read "
+            "and its source cannot be drawn either",
             queue_unavailable="Redis (queue and job store) unreachable",
             storage_unavailable="the bucket (STORAGE_URL) does not answer",
             result_gone="the result is no longer stored",

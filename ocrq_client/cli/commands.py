@@ -44,7 +44,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not files:
         console.print("ocrq: no supported files found (see --include, --recursive)")
         return EXIT_OK
-    skip_existing_results(files)
+    skip_existing_results(files, retry_failed=args.retry_failed)
     run = BatchRun(
         files, wait=wait, fmt=args.format, concurrency=args.concurrency, streams=args.streams
     )
@@ -61,7 +61,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if run.interrupted or run.unreachable:
         print_resume_hint(console, run)
         return EXIT_INTERRUPTED if run.interrupted else EXIT_FAILED
-    return EXIT_FAILED if run.failed_files() else EXIT_OK
+    return EXIT_FAILED if run.failed_files() or run.files_with_failed_pages() else EXIT_OK
 
 
 def default_priority(inputs: list[str], file_count: int) -> str:
@@ -81,6 +81,10 @@ def _print_job(job: Job, as_json: bool) -> None:
         ("job", job.job_id),
         ("status", job.status),
         ("pages", f"{job.progress.pages_done}/{total if total is not None else '?'}"),
+    ]
+    if job.progress.pages_failed:
+        rows.append(("failed", f"{job.progress.pages_failed} page(s): see the result's errors"))
+    rows += [
         ("created", job.created_at.isoformat()),
         ("started", job.started_at.isoformat() if job.started_at else "-"),
         ("finished", job.finished_at.isoformat() if job.finished_at else "-"),

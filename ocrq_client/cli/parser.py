@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocrq",
         description="Submit files and folders to the ocrq OCR service and fetch the results.",
-        epilog="Exit codes: 0 all good, 1 some file or the request failed, 2 usage error, "
-        "130 interrupted (re-run the same command to resume).",
+        epilog="Exit codes: 0 all good, 1 some file or the request failed (or a file's job "
+        "succeeded with pages it could not read), 2 usage error, 130 interrupted (re-run the "
+        "same command to resume).",
     )
     parser.add_argument("--version", action="version", version=f"ocrq {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -103,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--retry-failed",
         action="store_true",
-        help="submit again files whose earlier job failed (default: report the old failure)",
+        help="submit again files whose earlier job failed, or succeeded with pages it could not "
+        "read (the whole file, as a new job; with --out, files whose result has a "
+        "<result>.failed-pages.json note beside it); default: report the old outcome",
     )
     submit.add_argument("--report", metavar="FILE", help="write a JSON report of every file")
     submit.add_argument(

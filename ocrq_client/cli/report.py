@@ -27,7 +27,11 @@ def summary_table(run: BatchRun, wall: float) -> Table:
         ("files", len(run.files)),
         ("submitted", f"{counts['submitted']} new, {counts['reused']} already known"),
         ("skipped (result exists)", counts["skipped"]),
-        ("succeeded", counts["succeeded"]),
+        ("succeeded", counts["succeeded"] - counts["with_failed_pages"]),
+        (
+            "with failed pages",
+            f"{counts['with_failed_pages']} ({counts['pages_failed']} pages)",
+        ),
         ("failed", counts["failed"] + counts["canceled"]),
     ]
     if not run.wait or run.interrupted or run.unreachable:
@@ -46,12 +50,25 @@ def summary_table(run: BatchRun, wall: float) -> Table:
 
 
 def print_failures(console: Console, run: BatchRun) -> None:
-    """The first failures with their reasons; --report has all of them."""
+    """The first failures with their reasons, then the files with failed pages; --report has
+    all of them."""
     failed = run.failed_files()
     for f in failed[:FAILURES_SHOWN]:
         console.print(f"[red]failed[/red] {escape(f.name)}: {escape(f.error or '')}")
     if len(failed) > FAILURES_SHOWN:
         console.print(f"... and {len(failed) - FAILURES_SHOWN} more (see --report)")
+    partial = run.files_with_failed_pages()
+    for f in partial[:FAILURES_SHOWN]:
+        pages = "; ".join(f.page_errors) or "see its result"
+        console.print(
+            f"[yellow]pages failed[/yellow] {escape(f.name)}: {f.pages_failed} of {f.pages} "
+            f"page(s) could not be read ({escape(pages)})",
+            highlight=False,
+        )
+    if len(partial) > FAILURES_SHOWN:
+        console.print(f"... and {len(partial) - FAILURES_SHOWN} more (see --report)")
+    if partial and not run.retry_failed:
+        console.print("(--retry-failed submits files with failed pages again, whole)")
 
 
 def print_resume_hint(console: Console, run: BatchRun) -> None:
@@ -71,7 +88,9 @@ def print_resume_hint(console: Console, run: BatchRun) -> None:
 def write_report(path: Path, run: BatchRun, wall: float) -> None:
     counts = run.counts()
     report = {
-        **{k: counts[k] for k in ("skipped", "succeeded", "failed", "canceled", "pages")},
+        **{k: counts[k] for k in ("skipped", "failed", "canceled", "pages", "pages_failed")},
+        "succeeded": counts["succeeded"] - counts["with_failed_pages"],  # every page read
+        "with_failed_pages": counts["with_failed_pages"],
         "files": len(run.files),
         "submitted": counts["submitted"],
         "reused": counts["reused"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocrq_client.cli.errors import UsageError
@@ -21,6 +21,8 @@ RESULT_SUFFIXES = {
     "alto": ".alto.xml",
 }
 
+FAILED_PAGES_SUFFIX = ".failed-pages.json"
+
 
 @dataclass
 class BatchFile:
@@ -32,6 +34,15 @@ class BatchFile:
     reused: bool = False  # the service already had a job for these bytes
     pages: int = 0
     error: str | None = None
+    # succeeded, but these pages could not be read: "<page>: <code>: <message>" each
+    pages_failed: int = 0
+    page_errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed_pages_note(self) -> Path | None:
+        """Beside the result in OUT_DIR while it lacks pages: what a re-run with
+        --retry-failed reads to submit the file again (removed once a job reads them all)."""
+        return self.out.with_name(self.out.name + FAILED_PAGES_SUFFIX) if self.out else None
 
 
 def _matches(name: str, rel: str, include: list[str]) -> bool:
@@ -101,8 +112,13 @@ def collect_files(
     return files
 
 
-def skip_existing_results(files: list[BatchFile]) -> None:
-    """Resume: a file whose result is already under OUT_DIR is skipped without a request."""
+def skip_existing_results(files: list[BatchFile], retry_failed: bool = False) -> None:
+    """Resume: a file whose result is already under OUT_DIR is skipped without a request,
+    unless it lacks pages (its failed-pages note is there) and `retry_failed`."""
     for f in files:
-        if f.out is not None and f.out.exists():
-            f.state = "skipped"
+        if f.out is None or not f.out.exists():
+            continue
+        note = f.failed_pages_note
+        if retry_failed and note is not None and note.exists():
+            continue
+        f.state = "skipped"

@@ -4,6 +4,7 @@ streams (a bounded pool of them, in submission order), result downloads, Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -71,10 +72,17 @@ class BatchRun:
         counts["submitted"] = sum(1 for f in self.files if f.job_id and not f.reused)
         counts["reused"] = sum(1 for f in self.files if f.job_id and f.reused)
         counts["pages"] = sum(f.pages for f in self.files)
+        partial = self.files_with_failed_pages()
+        counts["with_failed_pages"] = len(partial)
+        counts["pages_failed"] = sum(f.pages_failed for f in partial)
         return counts
 
     def failed_files(self) -> list[BatchFile]:
         return [f for f in self.files if f.state in ("failed", "canceled")]
+
+    def files_with_failed_pages(self) -> list[BatchFile]:
+        """Files whose job succeeded with pages it could not read."""
+        return [f for f in self.files if f.state == "succeeded" and f.pages_failed]
 
     def _changed(self) -> None:
         # counting is O(files): at most ten times a second, or a big batch goes quadratic
@@ -170,23 +178,25 @@ class BatchRun:
             print(f"{job.job_id}\t{file.state}\t{file.name}", flush=True)
 
     async def _needs_successor(self, client: AsyncOcrqClient, job: Job) -> bool:
-        """Whether a replayed job is to be submitted anew: failed (only with --retry-failed),
-        or succeeded with its result no longer stored (the API answers 410 result_gone: removed,
-        `make clean`, the service moved to another STORAGE_URL)."""
+        """Whether a replayed job is to be submitted anew: failed, or succeeded with pages it
+        could not read (both only with --retry-failed: the whole file again), or succeeded with
+        its result no longer stored (the API answers 410 result_gone: removed, `make clean`,
+        the service moved to another STORAGE_URL)."""
         if job.status == "failed":
             return self.retry_failed
         if job.status != "succeeded":
             return False
         try:
-            await client.get(job.job_id)
+            current = await client.get(job.job_id)
         except ApiError as exc:
             if exc.code == RESULT_GONE:
                 return True
             raise
-        return False
+        return self.retry_failed and current.progress.pages_failed > 0
 
     def _apply(self, file: BatchFile, job: Job) -> None:
         file.pages = job.progress.pages_done
+        file.pages_failed = job.progress.pages_failed
         if job.status == "failed":
             error = job.error
             self._finish(file, "failed", f"{error.code}: {error.message}" if error else "failed")
@@ -219,11 +229,20 @@ class BatchRun:
 
         try:
             job = await client.wait(job_id, on_update=update)
+            page_errors: list[str] = []
+            if job.status == "succeeded" and job.progress.pages_failed:
+                document = await client.document(job_id)
+                page_errors = [
+                    f"{p.index}: {p.error.code}: {p.error.message}"
+                    for p in document.failed_pages
+                    if p.error is not None
+                ]
             if job.status == "succeeded" and any(f.out for f in files):
                 data = await client.result(job_id, self.fmt)  # type: ignore[arg-type]
                 for f in files:
                     if f.out:
                         await asyncio.to_thread(write_atomically, f.out, data)
+                        await asyncio.to_thread(_note_failed_pages, f, job, page_errors)
         except ConnectionFailed:
             return False  # API unreachable for now: keep the job, follow it again
         except ApiError as exc:
@@ -235,8 +254,27 @@ class BatchRun:
             self._apply(f, job)
             if job.status == "succeeded":
                 f.pages = job.progress.pages_total or job.progress.pages_done
+                f.page_errors = page_errors
         del self.outstanding[job_id]
         return True
+
+
+def _note_failed_pages(file: BatchFile, job: Job, page_errors: list[str]) -> None:
+    """Beside a result that lacks pages, a note of them (what --retry-failed reads on the next
+    run); a result with every page read removes an earlier note."""
+    note = file.failed_pages_note
+    if note is None:
+        return
+    if not job.progress.pages_failed:
+        note.unlink(missing_ok=True)
+        return
+    body = {
+        "job_id": job.job_id,
+        "pages_failed": job.progress.pages_failed,
+        "pages": page_errors,
+        "hint": "ocrq submit --retry-failed submits the file again",
+    }
+    write_atomically(note, json.dumps(body, indent=1).encode())
 
 
 def run_batch(run: BatchRun, settings: ClientSettings, console: Console, live: bool) -> None:

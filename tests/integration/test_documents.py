@@ -35,7 +35,7 @@ def test_pdf_progress_moves_per_page_and_text_matches(api: httpx.Client) -> None
         time.sleep(0.05)
 
     assert job["status"] == "succeeded", job
-    assert job["progress"] == {"pages_done": 6, "pages_total": 6}
+    assert job["progress"] == {"pages_done": 6, "pages_total": 6, "pages_failed": 0}
     running_counts = sorted({done for status, done in seen if status == "running"})
     assert len([d for d in running_counts if 0 < d < 6]) >= 2, seen  # watched it move
     document = api.get(f"/jobs/{job_id}/result").json()

@@ -49,7 +49,7 @@ def test_upload_poll_and_read_back_text(api: httpx.Client, name: str) -> None:
     assert accept_seconds < 5  # answered before any OCR could finish; speed lives in bench/
     final = wait_terminal(api, job_id)
     assert final["status"] == "succeeded", final
-    assert final["progress"] == {"pages_done": 1, "pages_total": 1}
+    assert final["progress"] == {"pages_done": 1, "pages_total": 1, "pages_failed": 0}
     assert final["started_at"] <= final["finished_at"]
 
     text = api.get(f"/jobs/{job_id}/result", params={"format": "text"})

@@ -304,3 +304,60 @@ def test_api_key_kept_in_the_tab_and_cancel_in_chromium(
     headers = {"Authorization": f"Bearer {key}"}
     record = httpx.get(f"{server.url}/jobs/{job_id}", headers=headers, timeout=10).json()
     assert record["status"] == "canceled"
+
+
+def test_a_page_that_could_not_be_read_says_why_in_chromium(
+    browser: WebDriver, side_stack, tmp_path: Path
+) -> None:
+    """A server with no worker; the test plays it: page 2 of the PDF could not be read. The
+    list says so, and the viewer shows why where that page's text would be."""
+
+    from shared.error_codes import ErrorCode
+    from shared.jobs import Claim, JobStore, connect_redis
+    from shared.results import Block, PageError, PageResult
+    from shared.storage import JobFiles
+    from tests.conftest import UNIT_REDIS_URL
+    from tests.failed_pages import record_pages
+    from worker.results import build_document, write_results
+
+    server: Stack = side_stack()
+    server.start_api()
+    document = tmp_path / "two.pdf"
+    pages = [render_page(lines, width=900) for lines in PDF_PAGES]
+    pages[0].save(document, "PDF", save_all=True, append_images=pages[1:], resolution=100.0)
+    browser.set_window_size(*DESKTOP)
+    browser.get(f"{server.url}/ui/")
+    browser.find_element(By.ID, "files").send_keys(str(document))
+    queued = wait_status(browser, "two.pdf", {"queued"}, 20)
+    job_id = queued.get_attribute("data-job-id")
+
+    store = JobStore(connect_redis(UNIT_REDIS_URL), 3600)
+    assert store.claim(job_id, "w1:1", 60) is Claim.claimed
+    record_pages(store, job_id, {1: None, 2: ErrorCode.pdf_corrupt})
+    files = JobFiles(server.base / "temp", server.base / "output", job_id)
+    files.keep_source()
+    block = Block(text="Chapter one begins here", bbox=[40, 40, 700, 90], score=0.99)
+    read = PageResult(index=1, width=900, height=pages[0].height, dpi=100, blocks=[block])
+    error = PageError(code=ErrorCode.pdf_corrupt, message="page 2: broken object 7 0 R")
+    failed = PageResult(index=2, width=0, height=0, error=error)
+    write_results(files, build_document(job_id, "rapidocr", [read, failed]))
+    assert store.succeed(job_id)
+
+    done = wait_status(browser, "two.pdf", {"succeeded"}, 20)
+    assert "2 pages, 1 could not be read" in done.find_element(By.CLASS_NAME, "job-status").text
+    done.find_element(By.CLASS_NAME, "job-open").click()
+    wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines li[data-line]"))
+    browser.find_element(By.ID, "page-next").click()
+    why = wait(browser).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#lines li.page-error") or False
+    )[0]
+    assert "This page could not be read." in why.text
+    assert "The PDF is damaged" in why.text  # the code in a person's words
+    assert "(pdf_corrupt: page 2: broken object 7 0 R)" in why.text
+    assert browser.find_element(By.ID, "page-caption").text == "Page 2: could not be read"
+    assert browser.find_element(By.ID, "page-label").text == "Page 2 of 2"
+    assert browser.find_element(By.ID, "viewer-error").get_attribute("hidden") is not None
+    browser.find_element(By.ID, "page-prev").click()
+    wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines li[data-line]"))
+    assert "Chapter one begins here" in browser.find_element(By.ID, "lines").text
+    assert csp_violations(browser) == []

@@ -156,7 +156,7 @@ def test_single_page_jobs_and_a_document_share_batches_each_job_gets_its_own_pag
     for job_id, image in zip(ids, singles, strict=False):
         assert page_texts(api, job_id) == own_texts([image])
     assert page_texts(api, ids[-1]) == own_texts(document)  # in page order
-    assert bodies[ids[-1]]["progress"] == {"pages_done": 6, "pages_total": 6}
+    assert bodies[ids[-1]]["progress"] == {"pages_done": 6, "pages_total": 6, "pages_failed": 0}
     stats = vl.stats
     assert stats.requests == 18 and stats.failures == 0
     assert stats.max_in_flight > 1  # pages went to the server together, not one by one

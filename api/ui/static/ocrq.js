@@ -183,6 +183,11 @@ function renderJob(job) {
     let words = STATUS_WORDS[status] || status;
     if (status === "running" && total) words += `: page ${Math.min(done + 1, total)} of ${total}`;
     if (status === "succeeded") words += total ? `: ${total} page${total === 1 ? "" : "s"}` : "";
+    const failedPages = view.progress.pages_failed || 0;
+    if ((status === "succeeded" || status === "running") && failedPages) {
+      words += `, ${failedPages} could not be read`;
+    }
+    li.classList.toggle("partial", status === "succeeded" && failedPages > 0);
     statusEl.textContent = words;
     bar.max = total || 1;
     bar.value = status === "succeeded" ? bar.max : done;
@@ -381,20 +386,53 @@ async function showPage(at) {
     : `Page ${page.index} (${at + 1} of ${v.pages.length} read)`;
   $("page-prev").disabled = at === 0;
   $("page-next").disabled = at === v.pages.length - 1;
-  drawPage(page);
+  if (page.error) drawFailedPage(page);
+  else drawPage(page);
   const img = $("page-img");
   img.alt = `Page ${page.index} of ${v.job.name}`;
-  $("page-caption").textContent = `Page ${page.index}: ${page.blocks.length} text block(s)` +
-    (page.rotation ? `, turned ${page.rotation}° to read it` : "");
+  $("page-caption").textContent = page.error
+    ? `Page ${page.index}: could not be read`
+    : `Page ${page.index}: ${page.blocks.length} text block(s)` +
+      (page.rotation ? `, turned ${page.rotation}° to read it` : "");
   try {
     const blob = await (await call(`jobs/${v.job.id}/pages/${page.index}/image`)).blob();
     if (v.at !== at || state.viewer !== v) return;
     if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(blob);
   } catch (err) {
+    if (v.at !== at || state.viewer !== v) return;
     img.removeAttribute("src");
-    viewerError(`The page picture cannot be shown. ${explain(err.code, err.message)}`);
+    // a page that could not be read says why beside it; its picture may be missing too
+    if (!page.error) viewerError(`The page picture cannot be shown. ${explain(err.code, err.message)}`);
   }
+}
+
+// A page the service could not read (its `error` in the result): why, where its text would be.
+function drawFailedPage(page) {
+  $("boxes").replaceChildren();
+  const frame = $("page-frame");
+  if (page.width > 0 && page.height > 0) {
+    $("boxes").setAttribute("viewBox", `0 0 ${page.width} ${page.height}`);
+    frame.style.aspectRatio = `${page.width} / ${page.height}`;
+  } else {
+    frame.style.aspectRatio = "";
+  }
+  $("lines").replaceChildren(failedPageItem(page));
+}
+
+function failedPageItem(page) {
+  const li = document.createElement("li");
+  li.className = "page-error";
+  li.setAttribute("role", "note");
+  const head = document.createElement("strong");
+  head.textContent = "This page could not be read. ";
+  const words = document.createElement("span");
+  words.textContent = ERROR_WORDS[page.error.code] || "Something went wrong.";
+  const detail = document.createElement("span");
+  detail.className = "detail";
+  detail.textContent = ` (${page.error.code}: ${page.error.message})`;
+  li.append(head, words, detail);
+  return li;
 }
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -97,4 +97,4 @@ def test_multipage_tiff_pages_are_counted(client: TestClient) -> None:
 
     assert response.status_code == 202
     job = client.get(f"/jobs/{response.json()['job_id']}").json()
-    assert job["progress"] == {"pages_done": 0, "pages_total": 3}
+    assert job["progress"] == {"pages_done": 0, "pages_total": 3, "pages_failed": 0}

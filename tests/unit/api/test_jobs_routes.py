@@ -52,7 +52,7 @@ def test_get_job_shows_queued_record(client: TestClient) -> None:
     body = client.get(f"/jobs/{job_id}").json()
 
     assert body["status"] == "queued"
-    assert body["progress"] == {"pages_done": 0, "pages_total": 1}  # counted at upload
+    assert body["progress"] == {"pages_done": 0, "pages_total": 1, "pages_failed": 0}  # at upload
     assert body["error"] is None
     assert body["started_at"] is None and body["finished_at"] is None
 
