@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -37,7 +37,7 @@ from worker.page_reading import (
     SerialReader,
 )
 from worker.pages import Document, PageLoadError
-from worker.results import build_document, write_results
+from worker.results import build_document, write_results, write_results_streamed
 from worker.routing import EngineRouter
 from worker.watchdog import JobTimedOut, JobWatchdog
 
@@ -316,11 +316,14 @@ class JobRunner:
                 return JobStatus.running
             del pages
         log.info("job=%s range %d was the last: assembling %d range(s)", job_id, part, count)
-        pages = [page for k in range(count) for page in files.read_range(k)]
         elapsed = None
         if record.started_at is not None:
             elapsed = (utcnow() - record.started_at).total_seconds()
-        return self._finish(record, files, pages, part, elapsed)
+
+        def stored_pages() -> Iterator[PageResult]:  # one page in memory at a time
+            return (page for k in range(count) for page in files.read_range(k))
+
+        return self._finish(record, files, stored_pages, part, elapsed)
 
     def _open(self, record: JobRecord, files: JobFiles, copy: str | None = None) -> Document:
         dpi = record.options.dpi or self.settings.pdf_dpi
@@ -383,23 +386,32 @@ class JobRunner:
         self,
         record: JobRecord,
         files: JobFiles,
-        pages: list[PageResult],
+        pages: list[PageResult] | Callable[[], Iterator[PageResult]],
         part: int | None,
         elapsed: float | None,
     ) -> JobStatus | None:
         """Write the result and end the job: succeeded (failed pages and all), or failed with
-        the first page's code when every page failed."""
+        the first page's code when every page failed. `pages`: the pages in memory (one range),
+        or a function giving them again from the stored ranges, one at a time (assembly)."""
         job_id = record.job_id
-        failed = [page.error for page in pages if page.error is not None]
-        if pages and len(failed) == len(pages):
-            first = failed[0]
+        total, failed, first, engine_names = 0, 0, None, set()
+        for page in pages() if callable(pages) else pages:
+            total += 1
+            if page.error is not None:
+                failed, first = failed + 1, first or page.error
+            elif page.engine:
+                engine_names.add(page.engine)
+        if total and failed == total:
+            assert first is not None
             message = first.message
-            if len(pages) > 1:
-                message = f"every page ({len(pages)}) failed; the first: {message}"
+            if total > 1:
+                message = f"every page ({total}) failed; the first: {message}"
             return self.fail(job_id, first.code, message, part)
-        engines = sorted({p.engine for p in pages if p.engine}) or [self.router.primary.name]
-        document = build_document(job_id, "+".join(engines), pages)
-        write_results(files, document)
+        engine = "+".join(sorted(engine_names) or [self.router.primary.name])
+        if callable(pages):
+            write_results_streamed(files, job_id, engine, pages)
+        else:
+            write_results(files, build_document(job_id, engine, pages))
         lease = self.settings.job_lease_seconds
         if not self.store.renew(job_id, self.holder, lease, part):
             # our lease lapsed (this process stalled) and recovery gave the job to another run:
@@ -418,8 +430,8 @@ class JobRunner:
         log.info(
             "job=%s succeeded: %d page(s), %d failed, in %.2f s",
             job_id,
-            len(pages),
-            len(failed),
+            total,
+            failed,
             elapsed or 0.0,
         )
         return JobStatus.succeeded

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Iterable, Iterator
 
 from shared.results import Block, DocumentResult, PageResult
 from shared.storage import JobFiles, is_crop_name
@@ -53,16 +55,23 @@ def failed_page_text(page: PageResult) -> str:
     return f"[page {page.index} could not be read: {page.error.code}]"
 
 
+def page_markdown_section(page: PageResult) -> str:
+    """A page's part of the document's markdown: its marker, then its markdown or, for a page
+    that could not be read, why."""
+    markdown = failed_page_markdown(page) if page.error else page.markdown
+    return f"<!-- page {page.index} -->\n\n{markdown}".rstrip()
+
+
+def page_text_section(page: PageResult) -> str:
+    return failed_page_text(page) if page.error else page.text
+
+
 def build_document(job_id: str, engine: str, pages: list[PageResult]) -> DocumentResult:
     """The whole result: each page's markdown under its `<!-- page N -->` marker, its text
     after a form feed. A failed page (its `error` set) keeps its place and says why in words,
     so page N of the text and the markdown is page N of the result."""
-    markdowns = [failed_page_markdown(p) if p.error else p.markdown for p in pages]
-    texts = [failed_page_text(p) if p.error else p.text for p in pages]
-    markdown = "\n\n".join(
-        f"<!-- page {p.index} -->\n\n{md}".rstrip() for p, md in zip(pages, markdowns, strict=True)
-    )
-    text = PAGE_SEPARATOR_TEXT.join(texts)
+    markdown = "\n\n".join(page_markdown_section(p) for p in pages)
+    text = PAGE_SEPARATOR_TEXT.join(page_text_section(p) for p in pages)
     return DocumentResult(job_id=job_id, engine=engine, pages=pages, text=text, markdown=markdown)
 
 
@@ -74,3 +83,43 @@ def write_results(files: JobFiles, document: DocumentResult) -> None:
     files.write_result("markdown", (document.markdown + "\n").encode())
     files.write_result("text", (document.text + "\n").encode())
     files.write_result("json", document.model_dump_json().encode())
+
+
+def _joined(pieces: Iterable[str], separator: str) -> Iterator[str]:
+    for n, piece in enumerate(pieces):
+        yield piece if n == 0 else separator + piece
+
+
+def write_results_streamed(
+    files: JobFiles, job_id: str, engine: str, pages: Callable[[], Iterable[PageResult]]
+) -> None:
+    """write_results for a document read back from its page ranges, one page in memory at a
+    time whatever the document's length: `pages()` gives them again for each file (the crops
+    are stored already). The same bytes as write_results of build_document; json last."""
+
+    def markdown() -> Iterator[str]:
+        return _joined((page_markdown_section(p) for p in pages()), "\n\n")
+
+    def text() -> Iterator[str]:
+        return _joined((page_text_section(p) for p in pages()), PAGE_SEPARATOR_TEXT)
+
+    for fmt, pieces in (("markdown", markdown), ("text", text)):
+        with files.result_target(fmt) as path, path.open("w", encoding="utf-8") as out:
+            for piece in pieces():
+                out.write(piece)
+            out.write("\n")
+    with files.result_target("json") as path, path.open("w", encoding="utf-8") as out:
+        out.write(f'{{"job_id":{_json_string(job_id)},"engine":{_json_string(engine)},"pages":[')
+        for n, page in enumerate(pages()):
+            out.write(("," if n else "") + page.model_dump_json())
+        for name, pieces in (("text", text), ("markdown", markdown)):
+            out.write(f'],"{name}":"' if name == "text" else f',"{name}":"')
+            for piece in pieces():
+                out.write(_json_string(piece)[1:-1])
+            out.write('"')
+        out.write("}")
+
+
+def _json_string(value: str) -> str:
+    """A JSON string as pydantic writes it (UTF-8, not ASCII escapes)."""
+    return json.dumps(value, ensure_ascii=False)

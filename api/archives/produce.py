@@ -2,7 +2,7 @@
 
 Nothing is built at the job's end: jobs whose owners never ask for a PDF pay nothing. The first
 request renders the file from result.json (and, for the PDF, the kept upload) and stores it as
-result.<format> beside the others (JobFiles.archive_target: whole or not at all; a full disk
+result.<format> beside the others (JobFiles.result_target: whole or not at all; a full disk
 answers 507 insufficient_storage); later requests serve that file. Retention removes it with
 the job's other files. Concurrent first requests wait for one renderer (api/rendering.py).
 """
@@ -54,7 +54,7 @@ def archive_file(files: JobFiles, fmt: str, media_type: str) -> StoredFile:
             return stored
         started = time.perf_counter()
         document = DocumentResult.model_validate_json(files.read_result("json"))
-        with files.archive_target(fmt) as target:
+        with files.result_target(fmt) as target:
             if fmt == "pdf":
                 with files.source_copy() as source:  # decodes the pages: one PDF at a time
                     render_alone(render_archive, document, fmt, source, media_type, target)

@@ -233,9 +233,10 @@ class JobFiles:
             path.unlink(missing_ok=True)
 
     @contextmanager
-    def archive_target(self, fmt: str) -> Iterator[Path]:
-        """A temp path to render `fmt` into; a whole file becomes the stored result when the
-        block ends well, nothing when it fails."""
+    def result_target(self, fmt: str) -> Iterator[Path]:
+        """A temp path to write result `fmt` into (json, markdown, text, an archive format);
+        a whole file becomes the stored result when the block ends well, nothing when it
+        fails."""
         with self.storage.writing(self.result_key(fmt), self.temp_dir) as target:
             yield target
 

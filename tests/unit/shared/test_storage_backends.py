@@ -133,12 +133,12 @@ def test_the_kept_source_outlives_the_upload(make: Make) -> None:
 
 def test_an_archive_is_stored_only_when_rendered_whole(make: Make) -> None:
     api = make("api")
-    with pytest.raises(RuntimeError), api.archive_target("hocr") as target:
+    with pytest.raises(RuntimeError), api.result_target("hocr") as target:
         target.write_bytes(b"<html>half")
         raise RuntimeError("renderer crashed")
     assert not api.has_result("hocr")
 
-    with api.archive_target("hocr") as target:
+    with api.result_target("hocr") as target:
         target.write_bytes(b"<html>whole</html>")
     assert make("other-api").read_result("hocr") == b"<html>whole</html>"
 

@@ -8,7 +8,12 @@ from pathlib import Path
 from shared.error_codes import ErrorCode
 from shared.results import Block, DocumentResult, PageError, PageResult
 from shared.storage import JobFiles
-from worker.results import PAGE_SEPARATOR_TEXT, build_document, write_results
+from worker.results import (
+    PAGE_SEPARATOR_TEXT,
+    build_document,
+    write_results,
+    write_results_streamed,
+)
 
 
 def _read(index: int, text: str) -> PageResult:
@@ -69,3 +74,23 @@ def test_json_keeps_the_page_number_and_error_with_no_blocks(tmp_path: Path) -> 
     assert (failed.blocks, failed.text, failed.markdown) == ([], "", "")
     assert stored.pages[0].error is None
     assert files.read_result("text").decode().count("\f") == 2
+
+
+def test_a_result_assembled_from_ranges_is_the_same_bytes_as_one_built_in_memory(
+    tmp_path: Path,
+) -> None:
+    """The last range writes the result page by page from the stored ranges (memory: one page);
+    every file must be what build_document + write_results give, quotes, Cyrillic, form feeds
+    and a failed page included."""
+    pages = [
+        *PAGES,
+        _read(4, 'Счёт № 7 "quoted" \\ back\tslash\u2028line'),
+        _failed(5, ErrorCode.pdf_corrupt, "page 5: object 12 0 R is broken"),
+    ]
+    whole = JobFiles(tmp_path / "tmp", tmp_path / "whole", "c" * 32)
+    write_results(whole, build_document("c" * 32, "rapidocr", pages))
+    streamed = JobFiles(tmp_path / "tmp", tmp_path / "streamed", "c" * 32)
+    write_results_streamed(streamed, "c" * 32, "rapidocr", lambda: iter(pages))
+
+    for fmt in ("json", "markdown", "text"):
+        assert streamed.read_result(fmt) == whole.read_result(fmt), fmt
