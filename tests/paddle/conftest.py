@@ -68,3 +68,28 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     yield refused
     assert not refused, f"connections off loopback: {refused}"
     assert set(model_files()) == before, "model files appeared in the caches"
+
+
+# The env of a worker stack on the real paddleocr-vl engine against the stand-in VL server
+# (vllm-server backend, layout off); each module adds its own settings.
+def vl_worker_env(server_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "OCR_ENGINE": "paddleocr-vl",
+        "OCR_FALLBACK_ENGINES": "",
+        "PADDLEOCR_VL_BACKEND": "vllm-server",
+        "PADDLEOCR_VL_SERVER_URL": server_url,
+        "PADDLEOCR_VL_DEVICE": "cpu",
+        "PADDLEOCR_VL_LAYOUT": "off",
+        "BATCH_JOBS": "8",
+        **extra,
+    }
+
+
+@pytest.fixture
+def vl() -> Iterator[object]:
+    """A stand-in VL server serving PaddleOCR-VL-1.6 (modules that need other settings define
+    their own `vl`)."""
+    from testkit.vl_server import VlServer
+
+    with VlServer(model="PaddleOCR-VL-1.6-0.9B") as server:
+        yield server

@@ -38,12 +38,6 @@ SERVER_BACKENDS = [
 ]
 
 
-@pytest.fixture
-def vl() -> Iterator[VlServer]:
-    with VlServer(model=MODEL) as server:
-        yield server
-
-
 def engine_for(server: VlServer, **overrides: Any) -> PaddleOcrVlEngine:
     values: dict[str, Any] = {
         "ocr_engine": "paddleocr-vl",

@@ -30,6 +30,7 @@ from testkit.pages import encode, render_page
 from testkit.stack import ROOT, Stack
 from testkit.vl_server import VlServer, page_text
 from tests.conftest import UNIT_REDIS_URL
+from tests.paddle.conftest import vl_worker_env
 
 WORKER = "test-worker-0"
 BATCH_SIZE = 4
@@ -71,18 +72,9 @@ def stack(vl: VlServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     running = Stack(
         base=tmp_path_factory.mktemp("vl-stack"),
         redis_url=UNIT_REDIS_URL,
-        extra_env={
-            "OCR_ENGINE": "paddleocr-vl",
-            "OCR_FALLBACK_ENGINES": "",
-            "PADDLEOCR_VL_BACKEND": "vllm-server",
-            "PADDLEOCR_VL_SERVER_URL": vl.url,
-            "PADDLEOCR_VL_DEVICE": "cpu",
-            "PADDLEOCR_VL_LAYOUT": "off",
-            "PDF_DPI": "72",
-            "BATCH_SIZE": str(BATCH_SIZE),
-            "BATCH_JOBS": "8",
-            "JOB_LEASE_SECONDS": "6",
-        },
+        extra_env=vl_worker_env(
+            vl.url, PDF_DPI="72", BATCH_SIZE=str(BATCH_SIZE), JOB_LEASE_SECONDS="6"
+        ),
     )
     try:
         with running.serving():

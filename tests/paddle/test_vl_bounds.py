@@ -6,45 +6,18 @@ answers ends within the page's time limit (not paddlex's 600 s x 3)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from PIL import Image
 
 pytest.importorskip(
     "paddleocr", reason="real-library tests: run in .venv-paddle (make test-paddle)"
 )
 
-from shared.settings import Settings
 from testkit.paddle_layout import StandInLayout, box, install_layout
-from testkit.vl_server import VlServer, page_text
+from testkit.vl_server import page_text
+from tests.paddle.test_paddleocr_vl_real import engine_for, page
 from worker.engines.base import EngineError, Recognition
-from worker.engines.paddleocr_vl import VL_REQUEST_RETRIES, PaddleOcrVlEngine
-
-MODEL = "PaddleOCR-VL-1.6-0.9B"
-
-
-@pytest.fixture
-def vl() -> Iterator[VlServer]:
-    with VlServer(model=MODEL) as server:
-        yield server
-
-
-def engine_for(server: VlServer, **overrides: Any) -> PaddleOcrVlEngine:
-    values: dict[str, Any] = {
-        "ocr_engine": "paddleocr-vl",
-        "paddleocr_vl_backend": "vllm-server",
-        "paddleocr_vl_server_url": server.url,
-        "paddleocr_vl_device": "cpu",
-        "paddleocr_vl_layout": "off",
-    }
-    values.update(overrides)
-    return PaddleOcrVlEngine(Settings(**values))
-
-
-def page(width: int, height: int) -> Image.Image:
-    return Image.new("RGB", (width, height), "white")
+from worker.engines.paddleocr_vl import VL_REQUEST_RETRIES
 
 
 def outcome_of(outcome: Recognition | EngineError) -> object:

@@ -22,6 +22,7 @@ from testkit.pages import encode, render_page
 from testkit.stack import Stack
 from testkit.vl_server import VlServer, page_text
 from tests.conftest import UNIT_REDIS_URL
+from tests.paddle.conftest import vl_worker_env
 
 PAGE_TIMEOUT = 10
 _sizes = iter(range(10_000))
@@ -50,18 +51,12 @@ def stack(vl: VlServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     running = Stack(
         base=tmp_path_factory.mktemp("vl-bounds"),
         redis_url=UNIT_REDIS_URL,
-        extra_env={
-            "OCR_ENGINE": "paddleocr-vl",
-            "OCR_FALLBACK_ENGINES": "",
-            "PADDLEOCR_VL_BACKEND": "vllm-server",
-            "PADDLEOCR_VL_SERVER_URL": vl.url,
-            "PADDLEOCR_VL_DEVICE": "cpu",
-            "PADDLEOCR_VL_LAYOUT": "off",
-            "PADDLEOCR_VL_MAX_NEW_TOKENS": "700",
-            "PAGE_TIMEOUT_SECONDS": str(PAGE_TIMEOUT),
-            "BATCH_SIZE": "4",
-            "BATCH_JOBS": "8",
-        },
+        extra_env=vl_worker_env(
+            vl.url,
+            PADDLEOCR_VL_MAX_NEW_TOKENS="700",
+            PAGE_TIMEOUT_SECONDS=str(PAGE_TIMEOUT),
+            BATCH_SIZE="4",
+        ),
     )
     try:
         with running.serving():
