@@ -39,6 +39,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     root: Path = ROOT  # the checkout whose code runs (a bench may start an older one)
+    python: str = sys.executable  # the interpreter (a bench may use another venv's)
     api: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     senders: list[subprocess.Popen] = field(default_factory=list)  # python -m worker.webhooks
@@ -68,7 +69,7 @@ class Stack:
         (self.base / "tmp").mkdir(exist_ok=True)
         log = open(self.base / log_name, "ab")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [self.python, "-m", module, *args],
             cwd=self.root,
             env={**self.env, **(env or {})},
             stdout=log,
