@@ -35,6 +35,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 )
 def test_api_honours_its_schema(case: schemathesis.Case) -> None:
     redis.Redis.from_url(UNIT_REDIS_URL).ping()
+    # A form field made an empty array is no part at all in multipart: the request sent is a
+    # valid one (the field left out), which the negative-data check would take for invalid
+    # data accepted. Such examples say nothing; non-empty arrays (repeated parts) still run.
+    if isinstance(case.body, dict):
+        hypothesis.assume(not any(value == [] for value in case.body.values()))
     # A schema-valid `file` (any bytes) is still refused when its bytes are no image or PDF:
     # the type is sniffed from content, which OpenAPI cannot express. Every other check runs.
     excluded = [schemathesis.checks.positive_data_acceptance] if case.method == "POST" else []
