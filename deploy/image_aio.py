@@ -34,30 +34,17 @@ from pathlib import Path
 
 import httpx
 
-from testkit.pages import INVOICE_LINES, encode, normalize_lines, render_page
-from testkit.stack import pid_alive, wait_terminal
+from deploy.image_jobs import CheckFailed, all_kept, chapter, submit, text_of
+from testkit.pages import INVOICE_LINES, encode, render_page
+from testkit.stack import pid_alive
 
 API = "http://127.0.0.1:8081"  # the image's PORT, in the namespace of its own
 WORKER = "aio"
 STEP = re.compile(r"all-in-one: \+(\d+\.\d) s (.*)")
 
 
-class CheckFailed(SystemExit):
-    def __init__(self, message: str) -> None:
-        super().__init__(f"image-test: FAILED: {message}")
-
-
 def ok(message: str) -> None:
     print(f"image-test: ok: {message}", flush=True)
-
-
-def chapter(n: int) -> list[tuple[str, int]]:
-    return [(f"Chapter {n} of the annual report", 36), (f"Revenue grew {n * 7} percent", 28)]
-
-
-def squeezed(lines: list[str]) -> list[str]:
-    """Word gaps are the engine's guess ("35percent"); the words and their order are not."""
-    return [line.replace(" ", "") for line in lines]
 
 
 def until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> float:
@@ -139,20 +126,6 @@ class Container:
         return found
 
 
-def submit(api: httpx.Client, name: str, body: bytes) -> str:
-    response = api.post("/jobs", files={"file": (name, body)})
-    if response.status_code != 202:
-        raise CheckFailed(f"POST /jobs answered {response.status_code}: {response.text}")
-    return str(response.json()["job_id"])
-
-
-def text_of(api: httpx.Client, job_id: str) -> list[str]:
-    job = wait_terminal(api, job_id, timeout=300)
-    if job["status"] != "succeeded":
-        raise CheckFailed(f"job {job_id} ended {job['status']}: {job.get('error')}")
-    return normalize_lines(api.get(f"/jobs/{job_id}/result", params={"format": "text"}).text)
-
-
 def warm(api: httpx.Client) -> bool:
     return any(
         w["worker_id"] == WORKER and w["warm"] for w in api.get("/ready").json()["worker_details"]
@@ -213,13 +186,7 @@ def sigkill_and_restart(
     box.kill()
     box = Container(run, log, env)
     until(lambda: api.get("/health").status_code == 200, 60, "/health 200 after the restart")
-    lost = [job_id for job_id in expected if api.get(f"/jobs/{job_id}").status_code != 200]
-    if lost:
-        raise CheckFailed(f"SIGKILL and restart lost {len(lost)} of {len(expected)} job records")
-    for job_id, want in expected.items():
-        got = text_of(api, job_id)
-        if squeezed(got) != squeezed(want):
-            raise CheckFailed(f"job {job_id} read back {got}, expected {want}")
+    all_kept(api, expected, "SIGKILL and restart")
     ok(
         f"every process SIGKILLed with jobs {', '.join(statuses)}, started again on the same "
         f"volume: {len(expected)} of {len(expected)} kept, all succeeded with their text"

@@ -40,11 +40,22 @@ def submit(api: httpx.Client, name: str, body: bytes) -> str:
     return response.json()["job_id"]
 
 
-def text_of(api: httpx.Client, job_id: str, timeout: float = 180) -> list[str]:
+def text_of(api: httpx.Client, job_id: str, timeout: float = 300) -> list[str]:
     job = wait_terminal(api, job_id, timeout=timeout)
     if job["status"] != "succeeded":
         raise CheckFailed(f"job {job_id} ended {job['status']}: {job.get('error')}")
     return normalize_lines(api.get(f"/jobs/{job_id}/result", params={"format": "text"}).text)
+
+
+def all_kept(api: httpx.Client, expected: dict[str, list[str]], what: str) -> None:
+    """Every job of `expected` still has its record and ends succeeded with its text."""
+    lost = [job_id for job_id in expected if api.get(f"/jobs/{job_id}").status_code != 200]
+    if lost:
+        raise CheckFailed(f"{what} lost {len(lost)} of {len(expected)} job records")
+    for job_id, want in expected.items():
+        got = text_of(api, job_id)
+        if squeezed(got) != squeezed(want):
+            raise CheckFailed(f"job {job_id} read back {got}, expected {want}")
 
 
 def one_page(api: httpx.Client) -> float:
@@ -80,13 +91,7 @@ def redis_restart_mid_queue(api: httpx.Client, server: LocalRedis) -> int:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    lost = [job_id for job_id in expected if api.get(f"/jobs/{job_id}").status_code != 200]
-    if lost:
-        raise CheckFailed(f"Redis restart lost {len(lost)} of {len(expected)} job records")
-    for job_id, want in expected.items():
-        got = text_of(api, job_id)
-        if squeezed(got) != squeezed(want):
-            raise CheckFailed(f"job {job_id} read back {got}, expected {want}")
+    all_kept(api, expected, "Redis restart")
     print(
         f"image-test: ok: Redis killed (SIGKILL) with jobs {', '.join(statuses)} and started "
         f"again on its AOF: {len(expected)} of {len(expected)} kept, all succeeded"
