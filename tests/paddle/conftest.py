@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import ip_address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,25 @@ def vl() -> Iterator[object]:
 
     with VlServer(model="PaddleOCR-VL-1.6-0.9B") as server:
         yield server
+
+
+def page_maker(base_width: int, height: int) -> Callable[[], Any]:
+    """`new_page()` for a module: a text page of a size no other page of that module has (the
+    stand-in server tells pages apart by size)."""
+    from testkit.pages import render_page
+
+    sizes = iter(range(10_000))
+
+    def new_page() -> Any:
+        n = next(sizes)
+        image = render_page([(f"Page {n}", 24)], base_width + 2 * n)
+        return image.resize((base_width + 2 * n, height))
+
+    return new_page
+
+
+def png_job(image: Any) -> tuple[str, bytes, str]:
+    """(file name, bytes, media type): httpx's `files` entry."""
+    from testkit.pages import encode
+
+    return f"{image.width}.png", encode(image), "image/png"

@@ -26,11 +26,10 @@ pytest.importorskip(
 from PIL import Image
 
 from shared.jobs import JobStore
-from testkit.pages import encode, render_page
 from testkit.stack import ROOT, Stack
 from testkit.vl_server import VlServer, page_text
 from tests.conftest import UNIT_REDIS_URL
-from tests.paddle.conftest import vl_worker_env
+from tests.paddle.conftest import page_maker, png_job, vl_worker_env
 
 WORKER = "test-worker-0"
 BATCH_SIZE = 4
@@ -38,19 +37,7 @@ BATCH_SIZE = 4
 # sets its retries to 1, VL_REQUEST_RETRIES) before the engine gives up on the page with
 # vl_server_error.
 PAGE_ATTEMPTS = 2
-_sizes = iter(range(10_000))
-
-
-def new_page() -> Image.Image:
-    """A text page of a size no other page in this module has."""
-    n = next(_sizes)
-    image = render_page([(f"Page {n}", 24)], 200 + 2 * n)
-    return image.resize((200 + 2 * n, 120))
-
-
-def png_job(image: Image.Image) -> tuple[str, bytes, str]:
-    """(file name, bytes, media type): httpx's `files` entry."""
-    return f"{image.width}.png", encode(image), "image/png"
+new_page = page_maker(200, 120)
 
 
 def pdf_job(images: list[Image.Image]) -> tuple[str, bytes, str]:

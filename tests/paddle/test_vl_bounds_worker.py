@@ -18,25 +18,13 @@ pytest.importorskip(
 
 from PIL import Image
 
-from testkit.pages import encode, render_page
 from testkit.stack import Stack
 from testkit.vl_server import VlServer, page_text
 from tests.conftest import UNIT_REDIS_URL
-from tests.paddle.conftest import vl_worker_env
+from tests.paddle.conftest import page_maker, png_job, vl_worker_env
 
 PAGE_TIMEOUT = 10
-_sizes = iter(range(10_000))
-
-
-def new_page() -> Image.Image:
-    """A text page of a size no other page in this module has."""
-    n = next(_sizes)
-    image = render_page([(f"Page {n}", 24)], 300 + 2 * n)
-    return image.resize((300 + 2 * n, 140))
-
-
-def png_job(image: Image.Image) -> tuple[str, bytes, str]:
-    return f"{image.width}.png", encode(image), "image/png"
+new_page = page_maker(300, 140)
 
 
 @pytest.fixture(scope="module")
