@@ -19,11 +19,12 @@ from api.engine_choice import EngineChoice
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
 from api.readiness import ServiceHealth
-from api.routes import health, jobs, metrics, ocr, pages, streams
+from api.routes import health, jobs, metrics, ocr, pages, streams, usage
 from api.security_headers import SecurityHeaders
 from api.service import JobAccess
 from api.storage_calls import StorageCalls
 from api.submitting import Submissions
+from api.tenants import Tenants
 from api.ui import install_ui
 from api.watching import JobWatch
 from api.worker_watch import WorkerWatch
@@ -47,14 +48,15 @@ def create_app(settings: Settings) -> FastAPI:
         where = check_start(settings)
         log.info("upload dir %s is writable; job files in %s", settings.temp_dir, where)
         client = connect_settings_redis(settings)
-        store = JobStore(client, settings.job_ttl_seconds)
+        store = JobStore.of_settings(client, settings)
         celery = make_celery(settings)
         workers = WorkerRegistry(client)
         engines = EngineChoice(settings, workers)
         storage = StorageCalls()
-        app.state.submissions = Submissions(settings, store, celery, engines, storage)
+        tenants = app.state.tenants = Tenants(settings, store)
+        app.state.submissions = Submissions(settings, store, celery, engines, storage, tenants)
         app.state.service = JobAccess(settings, store, storage)
-        app.state.health = ServiceHealth(store, workers)
+        app.state.health = ServiceHealth(store, workers, settings.key_ring)
         hub: EventHub = app.state.hub
         app.state.watch = JobWatch(app.state.service, hub, settings.stream_keepalive_seconds)
         hub.start()  # connects in the background: /health answers with Redis down
@@ -97,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(streams.router, dependencies=auth)
     app.include_router(ocr.router, dependencies=auth)
     app.include_router(pages.router, dependencies=auth)
+    app.include_router(usage.router, dependencies=auth)
     install_docs(app)
     install_ui(app, settings)
     return app

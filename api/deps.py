@@ -12,6 +12,7 @@ from api.errors import Unauthorized
 from api.readiness import ServiceHealth
 from api.service import JobAccess
 from api.submitting import Submissions
+from api.tenants import Tenants
 from api.watching import JobWatch
 from shared.settings import Settings
 
@@ -36,11 +37,16 @@ async def get_watch(request: Request) -> JobWatch:
     return request.app.state.watch
 
 
+async def get_tenants(request: Request) -> Tenants:
+    return request.app.state.tenants
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SubmissionsDep = Annotated[Submissions, Depends(get_submissions)]
 ServiceDep = Annotated[JobAccess, Depends(get_service)]  # reading and cancelling jobs
 HealthDep = Annotated[ServiceHealth, Depends(get_health)]
 WatchDep = Annotated[JobWatch, Depends(get_watch)]  # waiting on a job's events
+TenantsDep = Annotated[Tenants, Depends(get_tenants)]  # quotas and usage of the API keys
 
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")
 

@@ -108,6 +108,12 @@ class QueueFull(ServiceError):
     code = ErrorCode.queue_full
 
 
+class QuotaExceeded(ServiceError):
+    """The submission would pass one of its API key's quotas (API_KEYS_FILE): refused whole."""
+
+    code = ErrorCode.quota_exceeded
+
+
 class EngineNotServed(ServiceError):
     """Workers are live, but none serves the job's engine kind: it would wait for nobody."""
 
@@ -175,6 +181,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.too_many_pages: 422,
     ErrorCode.validation_error: 422,
     ErrorCode.queue_full: 429,
+    ErrorCode.quota_exceeded: 429,
     ErrorCode.headers_too_large: 431,
     ErrorCode.internal_error: 500,
     ErrorCode.queue_unavailable: 503,

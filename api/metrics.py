@@ -20,7 +20,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import CollectorRegistry
 
+from shared.api_keys import KeyRing
 from shared.jobs import HISTOGRAMS, JobStore, WorkerRegistry
+from shared.jobs.keys import ANONYMOUS_TENANT
 from shared.jobs.queues import engine_of, priority_of
 
 # the counter of failed pages in the job package's counters (beside the jobs' outcomes)
@@ -30,9 +32,10 @@ PAGES_FAILED = "pages_failed"
 class Metrics:
     """The collector /metrics renders."""
 
-    def __init__(self, store: JobStore, workers: WorkerRegistry) -> None:
+    def __init__(self, store: JobStore, workers: WorkerRegistry, ring: KeyRing) -> None:
         self.store = store
         self.workers = workers
+        self.ring = ring
 
     def collect(self) -> Iterator[Metric]:
         counts = self.store.metrics.counters()
@@ -46,6 +49,7 @@ class Metrics:
             "Pages recorded as failed (on_page_error=continue) while their job went on",
             value=float(pages_failed),
         )
+        yield from self._tenants()
         for name, (doc, buckets) in HISTOGRAMS.items():
             yield _histogram(name, doc, buckets, self.store.metrics.histogram(name))
         depths = self.store.queue_depths()
@@ -72,6 +76,26 @@ class Metrics:
         workers.add_metric(["true"], sum(1 for b in beats if b.warm))
         workers.add_metric(["false"], sum(1 for b in beats if not b.warm))
         yield workers
+
+    def _tenants(self) -> Iterator[Metric]:
+        """Pages and jobs by tenant: the API key's name (never the key), `anonymous` without
+        one; from the usage totals in Redis, so they add up over every process."""
+        pages = CounterMetricFamily(
+            "ocrq_tenant_pages",
+            "Pages read (outcome done) or failed, by API key name",
+            labels=["tenant", "outcome"],
+        )
+        jobs = CounterMetricFamily(
+            "ocrq_tenant_jobs_submitted", "Jobs accepted, by API key name", labels=["tenant"]
+        )
+        for (tenant, what), count in sorted(self.store.usage.totals().items()):
+            label = self.ring.label(None if tenant == ANONYMOUS_TENANT else tenant)
+            if what == "submitted":
+                jobs.add_metric([label], float(count))
+            else:
+                pages.add_metric([label, what.removeprefix("pages_")], float(count))
+        yield pages
+        yield jobs
 
     def registry(self) -> CollectorRegistry:
         registry = CollectorRegistry(auto_describe=False)

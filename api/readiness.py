@@ -5,15 +5,16 @@ from __future__ import annotations
 from redis import RedisError
 
 from api.metrics import Metrics
+from shared.api_keys import KeyRing
 from shared.errors import QueueUnavailable
 from shared.jobs import JobStore, WorkerBeat, WorkerRegistry
 
 
 class ServiceHealth:
-    def __init__(self, store: JobStore, workers: WorkerRegistry) -> None:
+    def __init__(self, store: JobStore, workers: WorkerRegistry, ring: KeyRing) -> None:
         self.store = store
         self.workers = workers
-        self.metrics = Metrics(store, workers)
+        self.metrics = Metrics(store, workers, ring)
 
     def queue_depths(self) -> dict[str, int]:
         """Jobs waiting per queue; QueueUnavailable when Redis does not answer."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -163,3 +163,40 @@ class ServiceInfo(BaseModel):
     openapi: str
     health: str
     ui: str = Field(description="The web page for people: upload, watch, read, check")
+
+
+class TenantLimits(BaseModel):
+    """An API key's quotas (API_KEYS_FILE options); null = unlimited."""
+
+    pages_per_day: int | None = Field(
+        None, description="Pages the key may submit per UTC day (counted at upload)"
+    )
+    max_queued: int | None = Field(None, description="The key's jobs queued or running at once")
+    max_pages_per_job: int | None = Field(None, description="Pages of one job")
+
+
+class UsageDay(BaseModel):
+    """One UTC day of a key's usage."""
+
+    day: date
+    jobs_submitted: int = Field(description="Jobs accepted (a replayed Idempotency-Key is none)")
+    pages_submitted: int = Field(description="Their pages, as counted at upload (pages_per_day)")
+    pages_done: int = Field(description="Pages read this day (each once, however often run)")
+    pages_failed: int = Field(description="Pages that could not be read this day")
+    engine_seconds: dict[str, float] = Field(
+        description="Engine time spent on the pages read this day, by engine (a batch's time "
+        "shared by its pages)"
+    )
+
+
+class UsageView(BaseModel):
+    """GET /usage: the caller's API key's usage and limits."""
+
+    tenant: str = Field(
+        description="The key's name (API_KEYS_FILE `name=`, else `key-<8 hex>`), or "
+        "`anonymous` while auth is off"
+    )
+    limits: TenantLimits
+    queued: int = Field(description="The key's jobs queued or running now (max_queued counts)")
+    today: UsageDay = Field(description="Today (UTC) so far")
+    days: list[UsageDay] = Field(description="The last 31 days, oldest first, today last")

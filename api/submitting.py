@@ -37,6 +37,7 @@ from api.errors import (
 )
 from api.page_count import count_pages
 from api.storage_calls import StorageCalls
+from api.tenants import Tenants
 from api.uploads import FormLimits, ReceivedUpload, receive_upload
 from shared.api_keys import owner_fingerprint
 from shared.callback_urls import CallbackRefused
@@ -73,8 +74,10 @@ class Submissions:
         celery: Celery,
         engines: EngineChoice,
         storage: StorageCalls,
+        tenants: Tenants,
     ) -> None:
         self.settings = settings
+        self.tenants = tenants  # the API key's quotas, checked once the pages are counted
         self.store = store
         self.storage = storage  # the upload's PUT and removals: never on the Redis threads
         self.celery = celery
@@ -149,9 +152,12 @@ class Submissions:
     def _checked_record(
         self, files: JobFiles, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> JobRecord:
-        """The queue's room checked, pages counted: the record to queue (in a thread)."""
+        """The queue's room checked, pages counted, the key's quotas met and counted: the
+        record to queue (in a thread)."""
         self._check_queue_room(options.priority)
-        return self._new_record(files.job_id, upload, options, owner)
+        record = self._new_record(files.job_id, upload, options, owner)
+        self.tenants.admit(record)  # last: nothing after it may refuse without a give-back
+        return record
 
     # -- a new job for a claimed Idempotency-Key --
     async def _submit_claimed(
@@ -189,8 +195,8 @@ class Submissions:
     ) -> tuple[JobRecord, str]:
         """As `_checked_record`, and the upload's fingerprint (before queueing: the worker
         removes the upload)."""
-        record = self._checked_record(files, upload, options, owner)
-        return record, _fingerprint(upload)
+        fingerprint = _fingerprint(upload)  # first: nothing may fail after the quota's count
+        return self._checked_record(files, upload, options, owner), fingerprint
 
     # -- a repeated Idempotency-Key --
     def _replay(self, scope: str | None, key: str) -> tuple[JobRecord | None, Bound | None]:
@@ -350,9 +356,15 @@ class Submissions:
 
     async def _store_and_enqueue(self, files: JobFiles, record: JobRecord) -> None:
         """The upload stored (the bucket: one PUT, or parts streamed from the spool; on the
-        storage pool) before the job exists, so a worker never meets a job without its input."""
-        await self.storage.run(files.store_input)
-        await run_in_threadpool(self._enqueue, record)
+        storage pool) before the job exists, so a worker never meets a job without its input.
+        A job that is not queued after all counts nothing against its key's quotas."""
+        try:
+            await self.storage.run(files.store_input)
+            await run_in_threadpool(self._enqueue, record)
+        except BaseException:
+            with contextlib.suppress(QueueUnavailable, RedisError):
+                await run_in_threadpool(self.tenants.give_back, record)
+            raise
 
     def _enqueue(self, record: JobRecord) -> None:
         self.store.create(record)
@@ -365,13 +377,13 @@ class Submissions:
                 self.store.delete(record.job_id)
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
 
-    @staticmethod
-    def _accepted(record: JobRecord) -> JobRecord:
+    def _accepted(self, record: JobRecord) -> JobRecord:
         log.info(
-            "job=%s accepted: %s, %d bytes",
+            "job=%s accepted: %s, %d bytes, tenant %s",
             record.job_id,
             record.media_type,
             record.size_bytes or 0,
+            self.tenants.label(record.owner),
         )
         return record
 

@@ -18,12 +18,13 @@ from ocrq_client.client import (
     Job,
     OcrqClient,
     OcrqError,
+    QuotaExceeded,
     RetryEvent,
     RetryPolicy,
     WaitTimeout,
     file_idempotency_key,
 )
-from ocrq_client.models import Document, Page, PageError
+from ocrq_client.models import Document, Page, PageError, Usage
 
 __all__ = [
     "ApiError",
@@ -36,8 +37,10 @@ __all__ = [
     "OcrqError",
     "Page",
     "PageError",
+    "QuotaExceeded",
     "RetryEvent",
     "RetryPolicy",
+    "Usage",
     "WaitTimeout",
     "__version__",
     "file_idempotency_key",

@@ -1,8 +1,10 @@
-"""HTTP client of the ocrq API, sync and async (httpx): submit, get, wait, result, cancel.
+"""HTTP client of the ocrq API, sync and async (httpx): submit, get, wait, result, cancel,
+usage.
 
 Transient trouble is retried with exponential backoff and full jitter, honouring Retry-After:
 connection refused, 429 `queue_full` (back-pressure: retried for as long as `busy_timeout`),
-409 `idempotency_key_in_use`, 502/503/504 and broken connections. Every upload carries an
+409 `idempotency_key_in_use`, 502/503/504 and broken connections; never 429 `quota_exceeded`
+(the API key's limit: QuotaExceeded at once). Every upload carries an
 Idempotency-Key (random unless given), so retrying one never makes a second job. A permanent
 error raises ApiError with the service's stable code.
 
@@ -29,14 +31,15 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ocrq_client._version import __version__
+from ocrq_client.errors import QUOTA_EXCEEDED, ConnectionFailed, error_of, retry_after_of
 
 # the errors and the job model live in their own modules; importable from here as before
 from ocrq_client.errors import ApiError as ApiError
-from ocrq_client.errors import ConnectionFailed, error_of, retry_after_of
 from ocrq_client.errors import OcrqError as OcrqError
+from ocrq_client.errors import QuotaExceeded as QuotaExceeded
 from ocrq_client.errors import WaitTimeout as WaitTimeout
 from ocrq_client.following import JobFollow, OnUpdate, Polling, StreamBroke
-from ocrq_client.models import Document, Job
+from ocrq_client.models import Document, Job, Usage
 
 # pdf (searchable PDF), hocr, alto: rendered by the service on their first request
 ResultFormat = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
@@ -65,6 +68,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     # 429 queue_full is the service asking us to slow down, not failing: keep at it this long
+    # (429 quota_exceeded is the key's limit: never retried, QuotaExceeded at once)
     busy_timeout: float = 3600.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -101,8 +105,9 @@ class _Attempts:
 
     def after_response(self, response: httpx.Response) -> RetryEvent | None:
         status = response.status_code
-        busy = status in _BUSY_STATUSES or (
-            status == 409 and error_of(response).code == "idempotency_key_in_use"
+        code = error_of(response).code if status in (409, *_BUSY_STATUSES) else ""
+        busy = (status in _BUSY_STATUSES and code != QUOTA_EXCEEDED) or (
+            status == 409 and code == "idempotency_key_in_use"
         )
         if busy and time.monotonic() - self.started < self.policy.busy_timeout:
             return self._next(error_of(response).code, retry_after_of(response))
@@ -142,6 +147,12 @@ def _job_of(response: httpx.Response) -> Job:
     if response.is_error:
         raise error_of(response)
     return Job.model_validate({**response.json(), "replayed": response.status_code == 200})
+
+
+def _usage_of(response: httpx.Response) -> Usage:
+    if response.is_error:
+        raise error_of(response)
+    return Usage.model_validate(response.json())
 
 
 def _content_of(response: httpx.Response) -> bytes:
@@ -313,6 +324,10 @@ class OcrqClient:
     def cancel(self, job_id: str) -> Job:
         return _job_of(self._request("DELETE", f"/jobs/{job_id}"))
 
+    def usage(self) -> Usage:
+        """The API key's usage per UTC day (today and the last 31 days) and its quotas."""
+        return _usage_of(self._request("GET", "/usage"))
+
 
 class AsyncOcrqClient:
     """The same client for asyncio; one instance serves many concurrent calls."""
@@ -435,3 +450,6 @@ class AsyncOcrqClient:
 
     async def cancel(self, job_id: str) -> Job:
         return _job_of(await self._request("DELETE", f"/jobs/{job_id}"))
+
+    async def usage(self) -> Usage:
+        return _usage_of(await self._request("GET", "/usage"))

@@ -7,6 +7,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+QUOTA_EXCEEDED = "quota_exceeded"
+
 
 class OcrqError(Exception):
     """Base of every error this client raises."""
@@ -25,6 +27,11 @@ class ApiError(OcrqError):
         self.retry_after = retry_after
 
 
+class QuotaExceeded(ApiError):
+    """429 `quota_exceeded`: the job would pass one of the API key's quotas (its message names
+    it). Never retried: `retry_after` says when it may pass (None: never, or not known)."""
+
+
 class ConnectionFailed(OcrqError):
     """The API could not be reached (or kept dropping the connection) after every retry."""
 
@@ -40,7 +47,8 @@ def error_of(response: httpx.Response) -> ApiError:
         code, message = body["error"]["code"], body["error"]["message"]
     except (ValueError, KeyError, TypeError):
         pass
-    return ApiError(response.status_code, code, message, retry_after_of(response))
+    kind = QuotaExceeded if code == QUOTA_EXCEEDED else ApiError
+    return kind(response.status_code, code, message, retry_after_of(response))
 
 
 def retry_after_of(response: httpx.Response) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -86,3 +86,30 @@ class Document(BaseModel):
     def failed_pages(self) -> list[Page]:
         """The pages that could not be read, in page order."""
         return [p for p in self.pages if p.error is not None]
+
+
+class UsageLimits(BaseModel):
+    """The API key's quotas; None = unlimited."""
+
+    pages_per_day: int | None = None
+    max_queued: int | None = None
+    max_pages_per_job: int | None = None
+
+
+class UsageDay(BaseModel):
+    day: date
+    jobs_submitted: int = 0
+    pages_submitted: int = 0
+    pages_done: int = 0
+    pages_failed: int = 0
+    engine_seconds: dict[str, float] = {}
+
+
+class Usage(BaseModel):
+    """GET /usage: the key's name, its quotas, its jobs queued or running, and its days."""
+
+    tenant: str
+    limits: UsageLimits
+    queued: int = 0
+    today: UsageDay
+    days: list[UsageDay] = []

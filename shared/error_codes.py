@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     idempotency_key_in_use = "idempotency_key_in_use"
     idempotency_key_reused = "idempotency_key_reused"
     queue_full = "queue_full"
+    quota_exceeded = "quota_exceeded"  # the API key's pages_per_day, max_queued, ...
     queue_unavailable = "queue_unavailable"
     engine_not_served = "engine_not_served"  # workers live, none serves the job's engine
     job_not_found = "job_not_found"

@@ -56,10 +56,20 @@ class PageResult(BaseModel):
     # The crops the markdown links (stored name -> encoded JPEG/PNG), written with the result
     # into OUTPUT_DIR/<id>/images/; never part of result.json.
     _images: dict[str, bytes] = PrivateAttr(default_factory=dict)
+    # the engine time spent on this page (its share of a batch): the tenant's usage, not JSON
+    _engine_seconds: float = PrivateAttr(0.0)
 
     @property
     def images(self) -> dict[str, bytes]:
         return self._images
+
+    @property
+    def engine_seconds(self) -> float:
+        return self._engine_seconds
+
+    @engine_seconds.setter
+    def engine_seconds(self, seconds: float) -> None:
+        self._engine_seconds = seconds
 
 
 class DocumentResult(BaseModel):

@@ -172,8 +172,9 @@ class AccessSettings(Room):
     api_keys_file: Path | None = Field(
         None,
         description="File of bearer keys (a mounted secret), one a line, added to API_KEYS; "
-        "blank lines and `#` comments ignored; read once at start. A key may carry `callback=` "
-        "and `secret=` (webhooks)",
+        "blank lines and `#` comments ignored; read once at start. A key may carry `name=`, "
+        "the quotas `pages_per_day=`, `max_queued=`, `max_pages_per_job=`, and `callback=`, "
+        "`secret=` (webhooks)",
     )
 
     @field_validator("api_keys_file")
@@ -185,7 +186,7 @@ class AccessSettings(Room):
 
     @cached_property
     def key_ring(self) -> KeyRing:
-        """Each key's default callback and secret (API_KEYS_FILE options), by owner."""
+        """Each key's name, quotas, default callback and secret (API_KEYS_FILE), by owner."""
         entries = {k: KeyEntry(k) for k in self.api_key_set}
         if self.api_keys_file is not None:
             entries |= read_key_entries(self.api_keys_file)
@@ -247,6 +248,12 @@ class JobLifeSettings(Room):
     )
     orphan_sweep_seconds: float = Field(
         5, gt=0, description="How often every worker and the API look for jobs whose lease lapsed"
+    )
+    usage_retention_days: int = Field(
+        400,
+        ge=1,
+        description="How long each API key's usage of a day (jobs and pages submitted, pages "
+        "done and failed, engine seconds; GET /usage) is kept in Redis after its last count",
     )
 
 

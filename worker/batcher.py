@@ -59,14 +59,16 @@ class PageTicket:
         self.submitted = submitted
         self.outcome: Outcome | None = None
         self.engine_seconds = 0.0  # duration of the engine call that read this page
+        self.share_seconds = 0.0  # this page's share of it (the call over its batch's pages)
         self._done = threading.Event()
 
     def wait(self, timeout: float) -> Outcome | None:
         """The page's outcome, or None if it is not read within `timeout` seconds."""
         return self.outcome if self._done.wait(timeout) else None
 
-    def _resolve(self, outcome: Outcome, seconds: float) -> None:
+    def _resolve(self, outcome: Outcome, seconds: float, share: float) -> None:
         self.outcome, self.engine_seconds, self.image = outcome, seconds, None
+        self.share_seconds = share
         self._done.set()
 
 
@@ -359,7 +361,7 @@ class PageBatcher:
         with self._cond:
             self._end_call(call)
         for ticket, outcome in zip(batch, outcomes, strict=True):
-            ticket._resolve(outcome, seconds)
+            ticket._resolve(outcome, seconds, seconds / len(batch))
 
     def _wait_out_outage(self, first: EngineUnavailable) -> None:
         """Poll the engine until it answers; `_outage_since` is set (no batch goes meanwhile)."""

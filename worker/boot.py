@@ -141,7 +141,7 @@ def boot_and_consume(
     log.info("engine warm in %.2f s", warmup)
     beat.warm, beat.warmup_seconds, beat.rewarming = True, round(warmup, 3), False
     heartbeat.publish()
-    store = JobStore(client, settings.job_ttl_seconds)
+    store = JobStore.of_settings(client, settings)
     start_retention_sweeps(settings, store)
     # beside the job path, never on it: its own Redis client and threads (worker/webhooks/)
     webhooks = start_webhooks(settings)

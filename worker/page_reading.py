@@ -139,7 +139,11 @@ def text_layer_result(page: Page) -> PageResult:
 
 
 def recognized_result(
-    job_id: str, page: Page, engine_name: str, recognition: Recognition
+    job_id: str,
+    page: Page,
+    engine_name: str,
+    recognition: Recognition,
+    engine_seconds: float = 0.0,
 ) -> PageResult:
     """The page's result; its image crops carried along, the markdown linking them in the API."""
     width, height = page.width, page.height
@@ -160,6 +164,7 @@ def recognized_result(
         text="\n".join(b.text for b in blocks),
     )
     result.images.update(images)
+    result.engine_seconds = engine_seconds
     return result
 
 
@@ -206,8 +211,9 @@ class SerialReader:
                     raise
                 checks.page_starting()
                 continue
-            self.metrics.observe("page_engine_seconds", time.perf_counter() - started)
-            return recognized_result(record.job_id, page, engine.name, recognition)
+            seconds = time.perf_counter() - started
+            self.metrics.observe("page_engine_seconds", seconds)
+            return recognized_result(record.job_id, page, engine.name, recognition, seconds)
         raise AssertionError("unreachable")
 
 
@@ -262,7 +268,9 @@ class BatchReader:
                     except EngineError as exc:
                         item = page_failure(record, page, exc)
                     else:
-                        item = recognized_result(record.job_id, page, self.engine_name, recognition)
+                        item = recognized_result(
+                            record.job_id, page, self.engine_name, recognition, item.share_seconds
+                        )
                 yield item
                 checks.raise_if_canceled()
                 checks.page_starting()

@@ -355,7 +355,13 @@ class JobRunner:
             for done, result in enumerate(read, start=1):
                 results.append(result)
                 error = result.error
-                self.store.page_done(job_id, result.index, error.code if error else None)
+                self.store.page_done(
+                    job_id,
+                    result.index,
+                    error.code if error else None,
+                    engine=result.engine,
+                    engine_seconds=result.engine_seconds,
+                )
                 if error is not None:
                     log.warning(
                         "job=%s%s page %d (%d/%d) failed: %s: %s",

@@ -142,6 +142,7 @@ ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
             ErrorCode.too_many_pages,
             ErrorCode.idempotency_key_reused,
             ErrorCode.queue_full,
+            ErrorCode.quota_exceeded,
             ErrorCode.queue_unavailable,
             ErrorCode.engine_not_served,
             ErrorCode.storage_unavailable,
@@ -162,6 +163,8 @@ ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
             idempotency_key_reused="a known Idempotency-Key with another upload",
             queue_full="MAX_QUEUED_JOBS are waiting at the job's priority or above; retry "
             "after `Retry-After`",
+            quota_exceeded="the job would pass its API key's `pages_per_day`, `max_queued` or "
+            "`max_pages_per_job`; `Retry-After` says when it may pass (none: never)",
             engine_not_served="workers are live but none serves the job's engine",
             insufficient_storage="no room left for the upload; retry later",
         ),

@@ -2,6 +2,7 @@
 
     ocrq submit scans/ --recursive --out results/ --format text   # a whole tree; re-run resumes
     ocrq status JOB      ocrq result JOB --format markdown      ocrq cancel JOB
+    ocrq usage                                                  # the key's usage and quotas
 
 `submit` is safe to run again: files whose result already exists under --out are skipped, and
 every upload carries the SHA-256 of the file as Idempotency-Key, so a file the service already

@@ -1,4 +1,5 @@
-"""The handlers of `ocrq submit`, `status`, `result` and `cancel`: arguments in, exit code out."""
+"""The handlers of `ocrq submit`, `status`, `result`, `cancel` and `usage`: arguments in, exit
+code out."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ocrq_client.cli.report import print_failures, print_resume_hint, summary_ta
 from ocrq_client.cli.selection import collect_files, skip_existing_results
 from ocrq_client.cli.submit import BatchRun, run_batch
 from ocrq_client.client import ClientSettings, Job, OcrqClient
+from ocrq_client.models import Usage
 
 
 def _client_settings(args: argparse.Namespace) -> ClientSettings:
@@ -58,7 +60,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print_failures(console, run)
     if args.report:
         write_report(Path(args.report), run, wall)
-    if run.interrupted or run.unreachable:
+    if run.interrupted or run.unreachable or run.refused:
         print_resume_hint(console, run)
         return EXIT_INTERRUPTED if run.interrupted else EXIT_FAILED
     return EXIT_FAILED if run.failed_files() or run.files_with_failed_pages() else EXIT_OK
@@ -119,3 +121,39 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         job = client.cancel(args.job)
     print(f"{job.job_id} {job.status}")
     return EXIT_OK
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    with OcrqClient(settings=_client_settings(args)) as client:
+        usage = client.usage()
+    if args.json:
+        print(usage.model_dump_json())
+    else:
+        print(usage_table(usage))
+    return EXIT_OK
+
+
+def usage_table(usage: Usage) -> str:
+    """The key, its limits, and a row per UTC day with any use (newest first; today always)."""
+    limits = usage.limits
+
+    def limit(value: int | None) -> str:
+        return "unlimited" if value is None else str(value)
+
+    lines = [
+        f"key        {usage.tenant}",
+        f"limits     pages_per_day {limit(limits.pages_per_day)}, max_queued "
+        f"{limit(limits.max_queued)}, max_pages_per_job {limit(limits.max_pages_per_job)}",
+        f"queued     {usage.queued} job(s) queued or running",
+        "",
+        f"{'day (UTC)':<12}{'jobs':>6}{'pages in':>10}{'done':>8}{'failed':>8}  engine seconds",
+    ]
+    days = [d for d in usage.days if d.day == usage.today.day or d.jobs_submitted or d.pages_done]
+    days = days or [usage.today]
+    for day in sorted(days, key=lambda d: d.day, reverse=True):
+        seconds = ", ".join(f"{e} {s:.1f}" for e, s in sorted(day.engine_seconds.items()))
+        lines.append(
+            f"{day.day.isoformat():<12}{day.jobs_submitted:>6}{day.pages_submitted:>10}"
+            f"{day.pages_done:>8}{day.pages_failed:>8}  {seconds or '-'}"
+        )
+    return "\n".join(lines)

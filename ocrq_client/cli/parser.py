@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from ocrq_client._version import __version__
-from ocrq_client.cli.commands import cmd_cancel, cmd_result, cmd_status, cmd_submit
+from ocrq_client.cli.commands import cmd_cancel, cmd_result, cmd_status, cmd_submit, cmd_usage
 from ocrq_client.client import FORMATS, PRIORITIES
 
 Handler = Callable[[argparse.Namespace], int]
@@ -64,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         "path>.<json|md|txt>. Running the same command again resumes: existing results are "
         "skipped, and files the service already has (same SHA-256, sent as Idempotency-Key) "
         "get their job back instead of a new one. While waiting, each job is followed on its "
-        "event stream (a server without one is polled). Busy (429) and unreachable services are "
-        "retried with backoff; a rejected file is reported and the run goes on.",
+        "event stream (a server without one is polled). Busy (429 queue_full) and unreachable "
+        "services are retried with backoff; a rejected file is reported and the run goes on; "
+        "the API key's quota (429 quota_exceeded) stops the submitting (the files left are "
+        "reported as not submitted).",
     )
     submit.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE")
     submit.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
@@ -146,4 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         summary="cancel a queued or running job",
         description="Cancel a job: a queued one at once, a running one before its next page.",
     )
+    usage = _add_command(
+        commands,
+        "usage",
+        cmd_usage,
+        summary="show the API key's usage and quotas",
+        description="Show the API key's quotas and its usage per UTC day (jobs and pages "
+        "submitted, pages read and failed, engine seconds): today and every day of the last 31 "
+        "with any. With auth off: the usage of every job sent without a key.",
+    )
+    usage.add_argument("--json", action="store_true", help="print the API's JSON")
     return parser

@@ -34,7 +34,7 @@ def summary_table(run: BatchRun, wall: float) -> Table:
         ),
         ("failed", counts["failed"] + counts["canceled"]),
     ]
-    if not run.wait or run.interrupted or run.unreachable:
+    if not run.wait or run.interrupted or run.unreachable or run.refused:
         rows.append(("queued or running", counts["queued"] + counts["running"]))
     if counts["pending"]:
         rows.append(("not submitted", counts["pending"]))
@@ -75,6 +75,8 @@ def print_resume_hint(console: Console, run: BatchRun) -> None:
     """After Ctrl-C or a lost service: what is left, and the command that picks it up."""
     counts = run.counts()
     why = f"The service stopped answering ({escape(run.unreachable)})" if run.unreachable else ""
+    if run.refused:
+        why = f"The API key's quota stopped the run ({escape(run.refused)})"
     console.print(
         f"[yellow]{why or 'Interrupted'}:[/yellow] {counts['pending']} file(s) not submitted, "
         f"{counts['queued'] + counts['running']} job(s) still queued or running on the "
@@ -99,6 +101,7 @@ def write_report(path: Path, run: BatchRun, wall: float) -> None:
         "retries": run.retries,
         "interrupted": run.interrupted,
         "unreachable": run.unreachable,
+        "quota_exceeded": run.refused,
         "wall_seconds": round(wall, 3),
         "items": [
             {k: str(v) if isinstance(v, Path) else v for k, v in asdict(f).items()}

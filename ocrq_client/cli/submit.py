@@ -23,6 +23,7 @@ from ocrq_client.client import (
     ConnectionFailed,
     Job,
     OcrqError,
+    QuotaExceeded,
     RetryEvent,
     file_idempotency_key,
 )
@@ -54,6 +55,7 @@ class BatchRun:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     interrupted: bool = False
     unreachable: str | None = None  # why submitting stopped: the service stopped answering
+    refused: str | None = None  # why submitting stopped: the API key's quota (quota_exceeded)
     retries: int = 0
     note: str = ""
     view: ProgressView | None = None
@@ -130,7 +132,7 @@ class BatchRun:
             await asyncio.gather(following, stopped, return_exceptions=True)
 
     async def _submit_loop(self, client: AsyncOcrqClient, todo: asyncio.Queue[BatchFile]) -> None:
-        while not self.stop.is_set() and not todo.empty():
+        while not self.stop.is_set() and self.refused is None and not todo.empty():
             await self._submit(client, todo.get_nowait())
 
     async def _submit(self, client: AsyncOcrqClient, file: BatchFile) -> None:
@@ -160,6 +162,11 @@ class BatchRun:
             # down for every file, not just this one: stop instead of failing them one by one
             self.unreachable = self.unreachable or describe(exc)
             self.stop.set()
+            return
+        except QuotaExceeded as exc:
+            # the key's limit: the next files would meet it too; submit no more (the jobs
+            # submitted so far are still followed), and this file stays pending for a re-run
+            self.refused = self.refused or describe(exc)
             return
         except OcrqError as exc:
             self._finish(file, "failed", describe(exc))

@@ -7,6 +7,11 @@ Job state: `ocrq:job:<id>` (the record, a hash), `ocrq:lease:<id>` (who runs it)
 `ocrq:events:<id>` (the job's events) and `ocrq:events` (everyone's, capped). Beside it:
 `ocrq:idem:<sha256>` (Idempotency-Key), `ocrq:metrics:*` (counters, histograms),
 `ocrq:worker:<id>` (heartbeats).
+Tenants (usage.py; a tenant is a job's owner fingerprint, `anonymous` without a key):
+`ocrq:usage:<tenant>:<YYYY-MM-DD>` (a day's usage, a hash, USAGE_RETENTION_DAYS),
+`ocrq:usage:totals` (pages and jobs by tenant since ever, for /metrics), `ocrq:usage:billed:<id>`
+(a bitmap of the job's pages counted in usage; never reset by a re-run), `ocrq:tenant:<tenant>`
+(a zset of the tenant's jobs queued or running, for max_queued).
 Webhooks: `ocrq:webhooks:due` (deliveries by due time), `ocrq:webhooks:delivery:<id>` (one
 delivery's state), `ocrq:webhooks:job:<id>` (a job's deliveries by event time); the consumer
 group `webhooks` on `ocrq:events`.
@@ -39,6 +44,12 @@ WEBHOOKS_DUE = f"{PREFIX}webhooks:due"  # zset: delivery id -> unix time it is d
 WEBHOOK_OWNERS = f"{PREFIX}webhooks:owners"
 WEBHOOK_LANE_PREFIX = f"{PREFIX}webhooks:lane:"
 WEBHOOK_GROUP = "webhooks"  # the dispatchers' consumer group on EVENTS
+# tenants: the Lua of PAGE and of a job's end build these from the record's owner
+USAGE_PREFIX = f"{PREFIX}usage:"
+USAGE_TOTALS = f"{USAGE_PREFIX}totals"
+USAGE_BILLED_PREFIX = f"{USAGE_PREFIX}billed:"
+TENANT_PREFIX = f"{PREFIX}tenant:"
+ANONYMOUS_TENANT = "anonymous"  # jobs without an owner (auth off); never a fingerprint
 
 
 def job(job_id: str) -> str:
@@ -105,3 +116,22 @@ def webhook_lane(owner: str, host: str) -> str:
 
 def job_webhooks(job_id: str) -> str:
     return f"{PREFIX}webhooks:job:{job_id}"
+
+
+def tenant(owner: str | None) -> str:
+    """The tenant part of a tenant's keys: the owner fingerprint, or `anonymous`."""
+    return owner or ANONYMOUS_TENANT
+
+
+def usage_day(owner: str | None, day: str) -> str:
+    """A tenant's usage of one UTC day (`YYYY-MM-DD`)."""
+    return f"{USAGE_PREFIX}{tenant(owner)}:{day}"
+
+
+def usage_billed(job_id: str) -> str:
+    return f"{USAGE_BILLED_PREFIX}{job_id}"
+
+
+def tenant_active(owner: str | None) -> str:
+    """The tenant's jobs queued or running (a zset: job id -> when it was admitted)."""
+    return f"{TENANT_PREFIX}{tenant(owner)}"

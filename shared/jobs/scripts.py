@@ -21,7 +21,20 @@ without created_at) and never changed once it ended.
 
 from __future__ import annotations
 
-_STATE = """
+from shared.jobs import keys
+
+# A tenant's keys, built in Lua from the record's owner (keys.py names them).
+_TENANT = f"""
+local function tenant_of_job()
+  return redis.call('HGET', KEYS[1], 'owner') or '{keys.ANONYMOUS_TENANT}'
+end
+local usage_prefix, totals = '{keys.USAGE_PREFIX}', '{keys.USAGE_TOTALS}'
+local billed_prefix, tenant_prefix = '{keys.USAGE_BILLED_PREFIX}', '{keys.TENANT_PREFIX}'
+"""
+
+_STATE = (
+    _TENANT
+    + """
 local job, job_events, events, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, ttl, maxlen, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
@@ -52,13 +65,16 @@ local function idempotency_key_expires()
 end
 
 -- The job ends as `status` (succeeded, failed, canceled) with `fields`: its outcome counted,
--- its event written, its retention started (its record's, its events', its key's).
+-- its event written, its retention started (its record's, its events', its key's, its
+-- pages billed), and it no longer counts against its tenant's max_queued.
 local function finish(status, fields, event_fields)
   redis.call('HSET', job, 'status', status, 'finished_at', now, unpack(fields))
   redis.call('HINCRBY', counters, status, 1)
   emit(status, unpack(event_fields))
   redis.call('EXPIRE', job, ttl)
   redis.call('EXPIRE', job_events, ttl)
+  redis.call('EXPIRE', billed_prefix .. job_id, ttl)
+  redis.call('ZREM', tenant_prefix .. tenant_of_job(), job_id)
   idempotency_key_expires()
 end
 
@@ -79,6 +95,7 @@ local function ends_with(...)
 end
 local function unchanged(outcome, status) return answer(outcome, status, status) end
 """
+)
 
 # ARGV[5..]: the record's field, value, ... A queued job's record lives however long it waits.
 # Its `queued` event carries the page count the API found (a status stream shows it).
@@ -223,9 +240,12 @@ return answer('applied', status, 'queued')
 
 # One page read (or failed), counted once however often its range runs: KEYS[5] the pages
 # seen (a bitmap by page number); ARGV[5] the page number, ARGV[6] 'ok' or 'failed', ARGV[7]
-# the failed page's code ('' when ok). Its `page` event carries the page, its outcome and the
-# counts; a failed page is also counted for /metrics (`pages_failed`). Applied also when the
-# page was counted before (nothing written then); refused when the job is not running.
+# the failed page's code ('' when ok), ARGV[8] the engine that read it ('' none), ARGV[9] its
+# engine seconds, ARGV[10] the usage retention (seconds). Its `page` event carries the page,
+# its outcome and the counts; a failed page is also counted for /metrics (`pages_failed`).
+# Applied also when the page was counted before (nothing written then); refused when the job
+# is not running. The tenant's usage of today counts the page once ever (its own bitmap,
+# which a re-run of the whole job does not reset, unlike the pages seen).
 PAGE = (
     _STATE
     + """
@@ -244,6 +264,17 @@ if redis.call('SETBIT', KEYS[5], ARGV[5], 1) == 0 then
   end
   local total = redis.call('HGET', job, 'pages_total') or ''
   emit('page', 'pages_done', done, 'pages_failed', failed, 'pages_total', total, unpack(fields))
+end
+if redis.call('SETBIT', billed_prefix .. job_id, ARGV[5], 1) == 0 then
+  local tenant = tenant_of_job()
+  local day = usage_prefix .. tenant .. ':' .. string.sub(now, 1, 10)
+  local outcome = ARGV[6] == 'failed' and 'pages_failed' or 'pages_done'
+  redis.call('HINCRBY', day, outcome, 1)
+  if ARGV[8] ~= '' and tonumber(ARGV[9]) > 0 then
+    redis.call('HINCRBYFLOAT', day, 'seconds:' .. ARGV[8], ARGV[9])
+  end
+  redis.call('EXPIRE', day, ARGV[10])
+  redis.call('HINCRBY', totals, tenant .. '|' .. outcome, 1)
 end
 return answer('applied', status, status)
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 
 from shared.error_codes import ErrorCode
@@ -27,7 +29,11 @@ from shared.jobs.outcomes import (
     Recovery,
 )
 from shared.jobs.record import JobRecord, JobStatus, from_fields, to_fields, utcnow
+from shared.jobs.usage import USAGE_RETENTION_SECONDS, TenantUsage
 from shared.jobs.webhooks import WebhookDeliveries
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 # the error code the package itself writes: the job's worker died JOB_MAX_ATTEMPTS times
 WORKER_LOST = ErrorCode.worker_lost
@@ -42,12 +48,17 @@ class JobStore:
     """
 
     def __init__(
-        self, client: redis.Redis, ttl_seconds: int, events_maxlen: int = keys.EVENTS_MAXLEN
+        self,
+        client: redis.Redis,
+        ttl_seconds: int,
+        events_maxlen: int = keys.EVENTS_MAXLEN,
+        usage_retention_seconds: int = USAGE_RETENTION_SECONDS,
     ) -> None:
         self.redis = client  # job keys are written through the methods below only
         self.ttl = ttl_seconds
         self.events_maxlen = events_maxlen
         self.idempotency = Idempotency(client, ttl_seconds)
+        self.usage = TenantUsage(client, usage_retention_seconds)
         self.metrics = JobMetrics(client)
         self.webhooks = WebhookDeliveries(client, ttl_seconds)
         self._create = client.register_script(scripts.CREATE)
@@ -64,6 +75,12 @@ class JobStore:
         self._range_claim = client.register_script(scripts.RANGE_CLAIM)
         self._range_done = client.register_script(scripts.RANGE_DONE)
         self._range_recover = client.register_script(scripts.RANGE_RECOVER)
+
+    @classmethod
+    def of_settings(cls, client: redis.Redis, settings: Settings) -> JobStore:
+        """The store a process of the service uses: its retentions from the settings."""
+        retention = settings.usage_retention_days * 24 * 3600
+        return cls(client, settings.job_ttl_seconds, usage_retention_seconds=retention)
 
     def _change(
         self,
@@ -122,12 +139,22 @@ class JobStore:
         lease, member = keys.range_lease(job_id, part), keys.range_member(job_id, part)
         self._release(keys=[lease, keys.RANGES_RUNNING], args=[holder, member])
 
-    def page_done(self, job_id: str, page: int, failed_code: ErrorCode | None = None) -> None:
+    def page_done(
+        self,
+        job_id: str,
+        page: int,
+        failed_code: ErrorCode | None = None,
+        *,
+        engine: str | None = None,
+        engine_seconds: float = 0.0,
+    ) -> None:
         """Count page `page` read (or failed with `failed_code`), once however often it is
-        read; nothing once the job was canceled; JobNotFound once the record is gone."""
+        read, in the job's progress and in its tenant's usage of today (with the `engine`'s
+        seconds on it); nothing once the job was canceled; JobNotFound once the record is gone."""
         outcome = ("ok", "") if failed_code is None else ("failed", ErrorCode(failed_code).value)
         extra = (keys.pages_seen(job_id),)
-        change = self._change(self._page, job_id, extra, (page, *outcome))
+        usage = (engine or "", f"{max(engine_seconds, 0.0):.6f}", self.usage.retention_seconds)
+        change = self._change(self._page, job_id, extra, (page, *outcome, *usage))
         if change.outcome is Outcome.missing:
             raise JobNotFound(f"the record of job {job_id} is gone")
 

@@ -44,7 +44,7 @@ class WebhookService:
         self.deliveries = WebhookDeliveries(client, settings.job_ttl_seconds)
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
         self.dispatcher = Dispatcher(
-            JobStore(client, settings.job_ttl_seconds), self.deliveries, self.consumer
+            JobStore.of_settings(client, settings), self.deliveries, self.consumer
         )
         self.sender = WebhookSender(settings)
         self.lease = settings.webhook_total_timeout + LEASE_SLACK_SECONDS

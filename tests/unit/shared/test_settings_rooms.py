@@ -41,6 +41,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("JOB_LEASE_SECONDS", "12", 12),
     ("JOB_MAX_ATTEMPTS", "5", 5),
     ("ORPHAN_SWEEP_SECONDS", "0.5", 0.5),
+    ("USAGE_RETENTION_DAYS", "30", 30),
     ("JOB_TIMEOUT_SECONDS", "1800", 1800),
     ("PAGE_TIMEOUT_SECONDS", "300", 300),
     ("PAGE_RANGE_SIZE", "5", 5),
@@ -124,9 +125,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 11
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 12
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
-    # VL token cap and loop retry, liveness, page ranges)
+    # VL token cap and loop retry, liveness, page ranges, usage retention)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
