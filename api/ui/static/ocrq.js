@@ -42,6 +42,7 @@ const ERROR_WORDS = {
   idempotency_key_in_use: "The same upload is still in progress: try again in a moment.",
   idempotency_key_reused: "The server saw a different upload under the same key.",
   queue_full: "The server is busy: too many documents are waiting. Try again in a minute.",
+  quota_exceeded: "This API key has reached one of its limits, so the file was not accepted.",
   queue_unavailable: "The server cannot reach its job queue right now. Try again in a minute.",
   job_not_found: "The server no longer knows this job: it expired or was removed.",
   image_not_found: "That picture is not stored with the result.",
@@ -234,6 +235,7 @@ async function submitFile(file) {
     job.view = { ...accepted, progress: { pages_done: 0, pages_total: null }, error: null };
     renderJob(job);
     follow(job);
+    loadUsage();
   } catch (err) {
     job.li.dataset.status = "rejected";
     job.li.querySelector(".job-status").textContent = "Not accepted";
@@ -248,8 +250,37 @@ async function submitFiles(files) {
 }
 
 function update(job, view) {
+  const ended = TERMINAL.has(view?.status) && !TERMINAL.has(job.view?.status);
   job.view = view;
   renderJob(job);
+  if (ended) loadUsage();
+}
+
+// -- the key's usage today (GET /usage) ---------------------------------------------------------
+
+function limitText(value, unit) { return value == null ? "" : ` of ${value} ${unit}`; }
+
+async function loadUsage() {
+  const section = $("usage-section");
+  let usage;
+  try {
+    usage = await (await call("usage")).json();
+  } catch (err) {
+    section.hidden = true; // no key yet, or a server without /usage: nothing to show
+    return;
+  }
+  const t = usage.today;
+  const limits = usage.limits;
+  const seconds = Object.values(t.engine_seconds).reduce((a, b) => a + b, 0);
+  const parts = [
+    `${t.jobs_submitted} ${t.jobs_submitted === 1 ? "job" : "jobs"} and ` +
+      `${t.pages_submitted} pages submitted${limitText(limits.pages_per_day, "a day")}`,
+    `${t.pages_done} pages read, ${t.pages_failed} failed` +
+      (seconds ? ` (${seconds.toFixed(1)} s of engine time)` : ""),
+    `${usage.queued} queued or running${limitText(limits.max_queued, "at once")}`,
+  ];
+  $("usage").textContent = `${usage.tenant}: ${parts.join("; ")}.`;
+  section.hidden = false;
 }
 
 // Follow a job by its event stream (text/event-stream over fetch, so the API key header goes
@@ -574,10 +605,15 @@ function wire() {
   });
   const key = $("api-key");
   key.value = apiKey();
-  key.addEventListener("input", () => sessionStorage.setItem(KEY_STORE, key.value.trim()));
+  key.addEventListener("input", () => {
+    sessionStorage.setItem(KEY_STORE, key.value.trim());
+    clearTimeout(state.usageTimer); // once typing pauses, not per keystroke
+    state.usageTimer = setTimeout(loadUsage, 400);
+  });
   $("key-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORE);
     key.value = "";
+    $("usage-section").hidden = true;
   });
   $("page-prev").addEventListener("click", () => showPage(state.viewer.at - 1));
   $("page-next").addEventListener("click", () => showPage(state.viewer.at + 1));
@@ -596,6 +632,7 @@ async function loadConfig() {
     state.config = await (await call("ui/config.json")).json();
     $("max-mb").textContent = state.config.max_upload_mb;
     if (state.config.auth_required) showKeyBox();
+    if (!state.config.auth_required || apiKey()) loadUsage();
   } catch (err) {
     $("form-error").textContent = explain(err.code, err.message);
     $("form-error").hidden = false;
