@@ -8,13 +8,14 @@ usage.py), so every API process sees the same figures and the same limits.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime, time, timedelta
 
 from api.errors import QuotaExceeded
 from api.schemas import TenantLimits, UsageDay, UsageView
 from shared.api_keys import owner_fingerprint
 from shared.jobs import JobRecord, JobStore
-from shared.jobs.usage import DayUsage, Refusal, utc_today
+from shared.jobs.usage import Refusal, utc_today
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,23 +104,8 @@ class Tenants:
         days = self.store.usage.days(owner, utc_today(), USAGE_DAYS)
         return UsageView(
             tenant=self.label(owner),
-            limits=TenantLimits(
-                pages_per_day=quotas.pages_per_day,
-                max_queued=quotas.max_queued,
-                max_pages_per_job=quotas.max_pages_per_job,
-            ),
+            limits=TenantLimits(**asdict(quotas)),
             queued=self.store.usage.active(owner),
-            today=_day_view(days[-1]),
-            days=[_day_view(d) for d in days],
+            today=UsageDay(**asdict(days[-1])),
+            days=[UsageDay(**asdict(d)) for d in days],
         )
-
-
-def _day_view(day: DayUsage) -> UsageDay:
-    return UsageDay(
-        day=day.day,
-        jobs_submitted=day.jobs_submitted,
-        pages_submitted=day.pages_submitted,
-        pages_done=day.pages_done,
-        pages_failed=day.pages_failed,
-        engine_seconds=day.engine_seconds,
-    )

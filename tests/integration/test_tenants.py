@@ -203,7 +203,7 @@ def test_usage_adds_up_over_two_api_processes_and_the_worker(
     side_stack: Callable[..., Stack], tmp_path: Path
 ) -> None:
     keys = key_file(tmp_path)
-    one = side_stack(API_KEYS_FILE=keys)
+    one = side_stack(API_KEYS_FILE=keys, OCR_FALLBACK_ENGINES="")  # rapidocr alone
     # a second API process on the same Redis and the same folders (as two API pods share them)
     two = side_stack(
         API_KEYS_FILE=keys,

@@ -306,6 +306,47 @@ def test_api_key_kept_in_the_tab_and_cancel_in_chromium(
     assert record["status"] == "canceled"
 
 
+def test_the_keys_usage_today_and_its_quota_in_chromium(
+    browser: WebDriver, side_stack, tmp_path: Path
+) -> None:
+    """A key with a name and pages_per_day=2, no worker: the page shows the key's usage of
+    today once the key is entered, counts each accepted file, and says in words why a file
+    that would pass the quota was not accepted."""
+    key = "ui-quota-key-0002"
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"{key} name=front-desk pages_per_day=2\n")
+    server: Stack = side_stack(API_KEYS_FILE=str(keys))
+    server.start_api()
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(encode(render_page(INVOICE[:1], width=600)))
+    booklet = tmp_path / "booklet.pdf"
+    pages = [render_page(lines, width=600) for lines in PDF_PAGES]
+    pages[0].save(booklet, "PDF", save_all=True, append_images=pages[1:], resolution=100.0)
+    browser.set_window_size(*DESKTOP)
+    browser.get(f"{server.url}/ui/")
+
+    usage = browser.find_element(By.ID, "usage")
+    key_box = browser.find_element(By.ID, "api-key")
+    wait(browser, 10).until(lambda d: key_box.is_displayed())
+    assert not usage.is_displayed()  # no key yet: nothing to show
+    key_box.send_keys(key)
+    wait(browser, 10).until(lambda d: usage.is_displayed() and "front-desk" in usage.text)
+    assert "0 jobs and 0 pages submitted of 2 a day" in usage.text
+
+    browser.find_element(By.ID, "files").send_keys(str(scan))
+    wait_status(browser, "scan.png", {"queued"}, 20)
+    wait(browser, 10).until(lambda d: "1 job and 1 pages submitted of 2 a day" in usage.text)
+    assert "1 queued or running" in usage.text
+
+    browser.find_element(By.ID, "files").send_keys(str(booklet))  # 1 + 2 pages > 2 a day
+    refused = wait_status(browser, "booklet.pdf", {"rejected"}, 20)
+    words = refused.find_element(By.CLASS_NAME, "job-error").text
+    assert "reached one of its limits" in words and "pages_per_day=2" in words
+    assert key not in words
+    assert "1 job and 1 pages submitted" in usage.text  # the refusal counted nothing
+    browser.save_screenshot(str(screenshot_dir() / "ui-usage-quota.png"))
+
+
 def test_a_page_that_could_not_be_read_says_why_in_chromium(
     browser: WebDriver, side_stack, tmp_path: Path
 ) -> None:
