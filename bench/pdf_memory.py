@@ -45,8 +45,16 @@ class SamplingStore(JobStore):
 
     samples: list[tuple[int, float]]
 
-    def page_done(self, job_id: str, page: int, failed_code: ErrorCode | None = None) -> None:
-        super().page_done(job_id, page, failed_code)
+    def page_done(
+        self,
+        job_id: str,
+        page: int,
+        failed_code: ErrorCode | None = None,
+        *,
+        engine: str | None = None,
+        engine_seconds: float = 0.0,
+    ) -> None:
+        super().page_done(job_id, page, failed_code, engine=engine, engine_seconds=engine_seconds)
         self.samples.append((len(self.samples) + 1, rss_mb()[0]))
 
 

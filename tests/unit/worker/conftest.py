@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -33,8 +34,10 @@ class HookedStore(JobStore):
 
     on_page_done: Callable[[str, int], None] = staticmethod(lambda job_id, n: None)
 
-    def page_done(self, job_id: str, page: int, failed_code: ErrorCode | None = None) -> None:
-        super().page_done(job_id, page, failed_code)
+    def page_done(
+        self, job_id: str, page: int, failed_code: ErrorCode | None = None, **usage: Any
+    ) -> None:
+        super().page_done(job_id, page, failed_code, **usage)
         self.on_page_done(job_id, page)
 
 
