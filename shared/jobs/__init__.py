@@ -36,6 +36,10 @@ shape, read once by outcomes.py into named results (`Claim`, `Recovery`, `Change
 (api/event_hub.py) reads it for every status stream of its process. Webhook deliveries
 (webhooks.py, `JobStore.webhooks`): the dispatchers' consumer group on the global stream
 and each delivery's state (due zset, a hash each), read by GET /jobs/{id}.
+Tenants (usage.py, `JobStore.usage`): the API `admit`s a job against its key's quotas
+(counting it submitted) and gives it back if it is not queued after all; the PAGE script counts
+each page once in its tenant's usage of the day; every end of a job (`finish` in scripts.py)
+takes it out of its tenant's jobs queued or running.
 keys.py names every Redis key; nothing outside this package builds one.
 """
 
