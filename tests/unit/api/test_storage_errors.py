@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from shared.jobs import JobStore, connect_redis
+from shared.jobs.usage import utc_today
 from shared.settings import Settings
 from testkit.pages import encode, render_page
 from testkit.s3server import S3Server
@@ -35,3 +36,7 @@ def test_a_bucket_gone_answers_503_and_keeps_nothing(
     store = JobStore(connect_redis(settings.redis_url), settings.job_ttl_seconds)
     assert store.queue_depth() == 1  # the first job only
     assert [p for p in Path(settings.temp_dir).rglob("*") if p.is_file()] == []
+    # admitted, then not stored: its count in the (anonymous) usage was given back
+    [today] = store.usage.days(None, utc_today(), 1)
+    assert (today.jobs_submitted, today.pages_submitted) == (1, 1)
+    assert store.usage.active(None) == 1
