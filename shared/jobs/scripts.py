@@ -1,5 +1,6 @@
-"""All the Lua of the job protocol. Each state change is one script: atomic with its event and
-its counter, so no caller can forget either or count twice.
+"""All the Lua of the job protocol (but a tenant's admission at submit, usage.py's). Each state
+change is one script: atomic with its event and its counter, so no caller can forget either or
+count twice; a page's and a job's end also keep their tenant's usage (`_TENANT`).
 
 A state-change script starts with `_STATE` (shared locals and functions) and gets:
   KEYS[1] the job's record, KEYS[2] its event stream, KEYS[3] the global event stream,
