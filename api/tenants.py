@@ -36,6 +36,10 @@ def seconds_to_next_utc_day(now: datetime) -> int:
     return max(1, int((midnight - now).total_seconds() + 0.999))
 
 
+def _pages(count: int) -> str:
+    return f"{count} page" if count == 1 else f"{count} pages"
+
+
 class Tenants:
     def __init__(self, settings: Settings, store: JobStore) -> None:
         self.ring = settings.key_ring
@@ -52,7 +56,7 @@ class Tenants:
         name = self.label(record.owner)
         if quotas.max_pages_per_job is not None and pages > quotas.max_pages_per_job:
             raise QuotaExceeded(  # no Retry-After: this job never passes
-                f"the job has {pages} pages; the API key {name} allows max_pages_per_job="
+                f"the job has {_pages(pages)}; the API key {name} allows max_pages_per_job="
                 f"{quotas.max_pages_per_job}",
                 headers={"Connection": "close"},
             )
@@ -80,8 +84,8 @@ class Tenants:
             retry_after = MAX_QUEUED_RETRY_AFTER
         else:
             message = (
-                f"the job has {pages} pages and the API key {name} submitted {refusal.used} "
-                f"today (UTC); its pages_per_day={limit}"
+                f"the job has {_pages(pages)} and the API key {name} submitted "
+                f"{_pages(refusal.used)} today (UTC); its pages_per_day={limit}"
             )
             retry_after = seconds_to_next_utc_day(at)
         log.info("tenant=%s refused: %s", name, message)

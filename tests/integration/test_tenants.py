@@ -172,7 +172,7 @@ def test_quotas_at_their_edges_refuse_whole_leave_nothing_and_survive_a_restart(
     assert "pages_per_day=5" in cli.stderr and "may pass again: in " in cli.stderr
     written = json.loads(report.read_text())
     assert (written["retries"], written["submitted"], written["not_submitted"]) == (0, 0, 2)
-    assert written["quota_exceeded"].startswith("quota_exceeded: the job has 1 pages")
+    assert written["quota_exceeded"].startswith("quota_exceeded: the job has 1 page and")
     shown = ocrq(stack, GAMMA, "usage", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["today"]["pages_submitted"] == 5
