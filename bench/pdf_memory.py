@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench.report import machine_line, markdown_table, update_section
 from shared.error_codes import ErrorCode
@@ -46,15 +47,9 @@ class SamplingStore(JobStore):
     samples: list[tuple[int, float]]
 
     def page_done(
-        self,
-        job_id: str,
-        page: int,
-        failed_code: ErrorCode | None = None,
-        *,
-        engine: str | None = None,
-        engine_seconds: float = 0.0,
+        self, job_id: str, page: int, failed_code: ErrorCode | None = None, **usage: Any
     ) -> None:
-        super().page_done(job_id, page, failed_code, engine=engine, engine_seconds=engine_seconds)
+        super().page_done(job_id, page, failed_code, **usage)
         self.samples.append((len(self.samples) + 1, rss_mb()[0]))
 
 
