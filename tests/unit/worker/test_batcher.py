@@ -144,6 +144,10 @@ def test_pages_of_many_jobs_go_in_one_batch_and_come_back_to_their_own_job(
     assert engine.batches == [["11x10", "12x10", "13x10", "21x10", "22x10"]]
     assert [text(o) for o in outcomes_1] == ["11x10", "12x10", "13x10"]
     assert [text(o) for o in outcomes_2] == ["21x10", "22x10"]
+    # each page's share of the one call (a tenant's usage counts shares, never the call twice)
+    for ticket in [*tickets_1, *tickets_2]:
+        assert ticket is not None
+        assert ticket.share_seconds == pytest.approx(ticket.engine_seconds / 5)
 
 
 def test_a_full_batch_goes_without_waiting_and_the_rest_when_the_job_waits(
