@@ -47,7 +47,9 @@ def create_app(settings: Settings) -> FastAPI:
         where = check_start(settings)
         log.info("upload dir %s is writable; job files in %s", settings.temp_dir, where)
         client = connect_settings_redis(settings)
-        store = JobStore(client, settings.job_ttl_seconds)
+        store = JobStore(
+            client, settings.job_ttl_seconds, fair_cap=settings.fair_share_in_flight_per_tenant
+        )
         celery = make_celery(settings)
         workers = WorkerRegistry(client)
         engines = EngineChoice(settings, workers)

@@ -248,6 +248,18 @@ class JobLifeSettings(Room):
     orphan_sweep_seconds: float = Field(
         5, gt=0, description="How often every worker and the API look for jobs whose lease lapsed"
     )
+    fair_share: bool = Field(
+        True,
+        description="Within one engine and priority, serve API keys in turn (`on`): each key's "
+        "jobs and page ranges wait in its own list and go into the queue a few at a time "
+        "(docs/queues.md); `off`: in arrival order. Give the API and every worker the same value",
+    )
+    fair_share_in_flight_per_tenant: int = Field(
+        2,
+        ge=1,
+        description="With FAIR_SHARE on: messages of one API key in one queue that no worker has "
+        "taken yet; the next is released as a worker takes one",
+    )
 
 
 # -- the API -----------------------------------------------------------------------------------
