@@ -42,7 +42,8 @@ from api.uploads import FormLimits, ReceivedUpload, receive_upload
 from shared.api_keys import owner_fingerprint
 from shared.callback_urls import CallbackRefused
 from shared.errors import InvalidCallbackUrl, InvalidOption, QueueUnavailable, ServiceError
-from shared.jobs import TASK_RUN, Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
+from shared.jobs import Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
+from shared.jobs.dispatch import Dispatch
 from shared.jobs.queues import ahead_of, queue_name
 from shared.logs import current_job_id
 from shared.options import JobOptions, Priority, parse_options
@@ -81,6 +82,7 @@ class Submissions:
         self.store = store
         self.storage = storage  # the upload's PUT and removals: never on the Redis threads
         self.celery = celery
+        self.dispatch = Dispatch(store, celery, settings.fair_share)
         self.engines = engines
         self.form_limits = FormLimits.of(settings)
 
@@ -367,9 +369,11 @@ class Submissions:
             raise
 
     def _enqueue(self, record: JobRecord) -> None:
+        """Record the job, then queue it: straight, or into its key's waiting list for the fair
+        share (FAIR_SHARE, shared/jobs/fair.py)."""
         self.store.create(record)
         try:
-            self.celery.send_task(TASK_RUN, args=[record.job_id], queue=record.queue, retry=False)
+            self.dispatch.job(record)
         except (KombuError, RedisError, OSError) as exc:
             # the job was never queued: its record goes (a queued record has no TTL, so if
             # Redis is down now the delete fails and the record stays `queued` until canceled)

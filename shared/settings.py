@@ -255,6 +255,18 @@ class JobLifeSettings(Room):
         description="How long each API key's usage of a day (jobs and pages submitted, pages "
         "done and failed, engine seconds; GET /usage) is kept in Redis after its last count",
     )
+    fair_share: bool = Field(
+        True,
+        description="Within one engine and priority, serve API keys in turn (`on`): each key's "
+        "jobs and page ranges wait in its own list and go into the queue a few at a time "
+        "(docs/queues.md); `off`: in arrival order. Give the API and every worker the same value",
+    )
+    fair_share_in_flight_per_tenant: int = Field(
+        2,
+        ge=1,
+        description="With FAIR_SHARE on: messages of one API key in one queue that no worker has "
+        "taken yet; the next is released as a worker takes one",
+    )
 
 
 # -- the API -----------------------------------------------------------------------------------

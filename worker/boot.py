@@ -21,8 +21,8 @@ from shared.jobs import (
     default_worker_id,
     recover_orphans,
 )
+from shared.jobs.dispatch import Dispatch
 from shared.jobs.queues import worker_queues
-from shared.jobs.sweep import send_ranges
 from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import DirectoryNotWritable, ensure_writable_dir
@@ -153,11 +153,13 @@ def boot_and_consume(
     recycler = Recycler(RecyclePolicy.from_settings(settings))
     fallback_queue = worker_queues(engines[0].name)[1]  # a record naming no queue: normal
 
+    dispatch = Dispatch(store, app, settings.fair_share)
+
     def send_job_ranges(job_id: str) -> None:  # a plan's other ranges, on the job's queue
-        send_ranges(store, app, fallback_queue, job_id)
+        dispatch.ranges(job_id, fallback_queue)
 
     runner.send_ranges = send_job_ranges
-    register_tasks(app, runner, recycler)
+    register_tasks(app, runner, recycler, taken=dispatch.taken)
     if batcher is not None:
         batcher.start()
     watch.start()

@@ -12,6 +12,11 @@ Tenants (usage.py; a tenant is a job's owner fingerprint, `anonymous` without a 
 `ocrq:usage:totals` (pages and jobs by tenant since ever, for /metrics), `ocrq:usage:billed:<id>`
 (a bitmap of the job's pages counted in usage; never reset by a re-run), `ocrq:tenant:<tenant>`
 (a zset of the tenant's jobs queued or running, for max_queued).
+The fair share (fair.py), per queue (engine x priority) and tenant (the API key's fingerprint,
+'' without keys): `ocrq:fair:wait:<queue>:<tenant>` (work not released to Celery yet, a list),
+`ocrq:fair:flight:<queue>:<tenant>` (released, not taken by a worker yet, a zset); and
+`ocrq:fair:active` ("<queue>|<tenant>" with work waiting), `ocrq:fair:waiting` (a hash: waiting
+count per queue), `ocrq:fair:sends` (released work whose message is not sent yet, a zset).
 Webhooks: `ocrq:webhooks:due` (deliveries by due time), `ocrq:webhooks:delivery:<id>` (one
 delivery's state), `ocrq:webhooks:job:<id>` (a job's deliveries by event time); the consumer
 group `webhooks` on `ocrq:events`.
@@ -37,6 +42,9 @@ EVENTS = f"{PREFIX}events"  # every job's events, capped (webhook dispatchers re
 EVENTS_MAXLEN = 100_000  # about; XADD MAXLEN ~ trims whole macro nodes
 COUNTERS = f"{PREFIX}metrics:counters"
 WORKER_PREFIX = f"{PREFIX}worker:"
+FAIR_ACTIVE = f"{PREFIX}fair:active"  # "<queue>|<tenant>" of tenants with work waiting
+FAIR_WAITING = f"{PREFIX}fair:waiting"  # hash: queue -> work waiting (not released yet)
+FAIR_SENDS = f"{PREFIX}fair:sends"  # zset: released work -> when; its message not sent yet
 WEBHOOKS_DUE = f"{PREFIX}webhooks:due"  # zset: delivery id -> unix time it is due
 # zset: the owner (API key fingerprint, '' without keys) of deliveries not final -> when its
 # earliest is due; webhook_owner_hosts: its callback hosts (host:port) the same; webhook_lane:
@@ -82,6 +90,26 @@ def range_member(job_id: str, index: int) -> str:
 def parse_range_member(member: str) -> tuple[str, int]:
     job_id, _, index = member.partition("/")
     return job_id, int(index)
+
+
+def fair_wait(queue: str, tenant: str) -> str:
+    """A tenant's work (job ids, range members) waiting to be released into `queue`."""
+    return f"{PREFIX}fair:wait:{queue}:{tenant}"
+
+
+def fair_flight(queue: str, tenant: str) -> str:
+    """A tenant's work released into `queue` that no worker has taken yet (zset by time)."""
+    return f"{PREFIX}fair:flight:{queue}:{tenant}"
+
+
+def fair_lane(queue: str, tenant: str) -> str:
+    """A (queue, tenant) as FAIR_ACTIVE names it."""
+    return f"{queue}|{tenant}"
+
+
+def parse_fair_lane(lane: str) -> tuple[str, str]:
+    queue, _, tenant = lane.partition("|")
+    return queue, tenant
 
 
 def job_events(job_id: str) -> str:

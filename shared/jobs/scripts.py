@@ -608,3 +608,91 @@ rescore(KEYS[3], ARGV[2], KEYS[4])
 return 1
 """
 )
+
+# -- the fair share (shared/jobs/fair.py) --
+# Work (a job id, or "<job id>/<k>" for a page range) waits in its tenant's list per queue and
+# is released into the Celery queue a few at a time: at most ARGV[2] of one tenant released and
+# not yet taken by a worker. Every script below gets KEYS[1] the tenant's waiting list, KEYS[2]
+# its in-flight zset (released, not taken), KEYS[3] the send outbox (FAIR_SENDS), KEYS[4] the
+# waiting counts per queue (FAIR_WAITING), KEYS[5] the tenants with work waiting (FAIR_ACTIVE);
+# ARGV[1] now (unix seconds), ARGV[2] the in-flight cap per tenant, ARGV[3] the queue, ARGV[4]
+# the lane ("<queue>|<tenant>"). `release` moves work from the list to the in-flight zset and
+# the outbox in one step and answers what it moved: the caller sends those messages, then
+# takes them out of the outbox (`sent`); the orphan sweep sends what a dead caller did not.
+_FAIR = """
+local wait, flight, sends, waiting, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, cap, queue, lane = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+
+local function release()
+  local released = {}
+  local room = cap - redis.call('ZCARD', flight)
+  while room > 0 do
+    local member = redis.call('LPOP', wait)
+    if not member then break end
+    redis.call('ZADD', flight, now, member)
+    redis.call('ZADD', sends, now, member)
+    redis.call('HINCRBY', waiting, queue, -1)
+    table.insert(released, member)
+    room = room - 1
+  end
+  if redis.call('LLEN', wait) == 0 then redis.call('SREM', active, lane) end
+  return released
+end
+"""
+
+# Admit work to the tenant's list, then release. KEYS[6] a set the work is taken from
+# (RANGE_SENDS: a member another process admitted already is not admitted twice), or any key
+# with ARGV[6] '0'; ARGV[5] 'front' (a started job's ranges go before the tenant's other work)
+# or 'back'; ARGV[7..] the work, in the order it is to run.
+FAIR_ADMIT = (
+    _FAIR
+    + """
+local first, last, step = 7, #ARGV, 1
+if ARGV[5] == 'front' then first, last, step = #ARGV, 7, -1 end
+local added = 0
+for i = first, last, step do
+  local member = ARGV[i]
+  if ARGV[6] == '0' or redis.call('SREM', KEYS[6], member) == 1 then
+    if ARGV[5] == 'front' then
+      redis.call('LPUSH', wait, member)
+    else
+      redis.call('RPUSH', wait, member)
+    end
+    added = added + 1
+  end
+end
+if added > 0 then
+  redis.call('HINCRBY', waiting, queue, added)
+  redis.call('SADD', active, lane)
+end
+return release()
+"""
+)
+
+# A worker took work ARGV[5] ('' none: the sweep's top-up) out of the Celery queue: it is no
+# longer in flight, and the tenant's next work is released.
+FAIR_RELEASE = (
+    _FAIR
+    + """
+if ARGV[5] ~= '' then redis.call('ZREM', flight, ARGV[5]) end
+return release()
+"""
+)
+
+# A canceled job leaves its tenant's list (the job, and its ranges: members ARGV[5] or
+# ARGV[5] .. '/<k>'); answers how many entries went.
+FAIR_FORGET = (
+    _FAIR
+    + """
+local job_id, removed = ARGV[5], 0
+local prefix = job_id .. '/'
+for _, member in ipairs(redis.call('LRANGE', wait, 0, -1)) do
+  if member == job_id or string.sub(member, 1, #prefix) == prefix then
+    removed = removed + redis.call('LREM', wait, 0, member)
+  end
+end
+if removed > 0 then redis.call('HINCRBY', waiting, queue, -removed) end
+if redis.call('LLEN', wait) == 0 then redis.call('SREM', active, lane) end
+return removed
+"""
+)

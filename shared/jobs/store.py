@@ -17,6 +17,7 @@ from shared.jobs.connection import (
     text_or_none,
 )
 from shared.jobs.events import JobEvent
+from shared.jobs.fair import FairShare, tenant_of
 from shared.jobs.idempotency import Idempotency
 from shared.jobs.metrics import JobMetrics
 from shared.jobs.outcomes import (
@@ -53,6 +54,7 @@ class JobStore:
         ttl_seconds: int,
         events_maxlen: int = keys.EVENTS_MAXLEN,
         usage_retention_seconds: int = USAGE_RETENTION_SECONDS,
+        fair_cap: int = 2,
     ) -> None:
         self.redis = client  # job keys are written through the methods below only
         self.ttl = ttl_seconds
@@ -61,6 +63,7 @@ class JobStore:
         self.usage = TenantUsage(client, usage_retention_seconds)
         self.metrics = JobMetrics(client)
         self.webhooks = WebhookDeliveries(client, ttl_seconds)
+        self.fair = FairShare(client, fair_cap)  # FAIR_SHARE_IN_FLIGHT_PER_TENANT
         self._create = client.register_script(scripts.CREATE)
         self._delete = client.register_script(scripts.DELETE)
         self._claim = client.register_script(scripts.CLAIM)
@@ -80,7 +83,12 @@ class JobStore:
     def of_settings(cls, client: redis.Redis, settings: Settings) -> JobStore:
         """The store a process of the service uses: its retentions from the settings."""
         retention = settings.usage_retention_days * 24 * 3600
-        return cls(client, settings.job_ttl_seconds, usage_retention_seconds=retention)
+        return cls(
+            client,
+            settings.job_ttl_seconds,
+            usage_retention_seconds=retention,
+            fair_cap=settings.fair_share_in_flight_per_tenant,
+        )
 
     def _change(
         self,
@@ -115,10 +123,20 @@ class JobStore:
     def cancel(self, job_id: str) -> JobStatus | None:
         """Cancel a queued or running job at once; the status it had, None if unknown.
 
-        A running job's worker sees `canceled` before its next page and stops there.
+        A running job's worker sees `canceled` before its next page and stops there; its work
+        still waiting for the fair share (the job, its ranges) leaves the waiting list.
         """
         extra = (keys.plan(job_id), keys.pages_seen(job_id))
-        return self._change(self._cancel, job_id, extra).found
+        change = self._change(self._cancel, job_id, extra)
+        queue, owner = self.lane_of(job_id)
+        if change.applied and queue is not None:
+            self.fair.forget(job_id, queue, tenant_of(owner))
+        return change.found
+
+    def lane_of(self, job_id: str) -> tuple[str | None, str | None]:
+        """(queue, owner) of a job, as its record names them (None: no record, or none)."""
+        queue, owner = self.redis.hmget(keys.job(job_id), "queue", "owner")
+        return text_or_none(queue), text_or_none(owner)
 
     # -- the worker's changes --
     def claim(self, job_id: str, holder: str, lease_seconds: int) -> Claim:
@@ -292,7 +310,8 @@ class JobStore:
 
     @redis_errors_as_unavailable
     def queue_depth(self) -> int:
-        """Messages waiting in all queues (kombu keeps each in a Redis list named like it).
+        """Work waiting in all queues: messages (kombu keeps each queue in a Redis list named
+        like it) and work the fair share has not released into them yet.
 
         Jobs a worker has taken sit in kombu's `unacked` hash instead, so they are not counted;
         canceled jobs still are until a worker drops them.
@@ -301,13 +320,20 @@ class JobStore:
 
     @redis_errors_as_unavailable
     def queue_depths(self, names: list[str] | None = None) -> dict[str, int]:
-        """Messages waiting per queue (every queue of the protocol unless `names`), one round
-        trip."""
+        """Work waiting per queue (every queue of the protocol unless `names`): its messages
+        and the fair share's waiting work for it, one round trip."""
         names = queues.all_queues() if names is None else names
+        if not names:
+            return {}
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.llen(name)
-        return {name: int(depth) for name, depth in zip(names, pipe.execute(), strict=True)}
+        pipe.hmget(keys.FAIR_WAITING, names)
+        *depths, waiting = pipe.execute()
+        return {
+            name: int(depth) + max(0, int(held or 0))
+            for name, depth, held in zip(names, depths, waiting, strict=True)
+        }
 
     def running_count(self) -> int:
         """Jobs a worker holds a lease on now: the job's own, or one of its ranges'."""

@@ -2,7 +2,8 @@
 
 A job planned into page ranges has no job lease: each of its ranges is recovered alone (back
 to the queue as an `ocr.run_range` message, or the job fails worker_lost once one range's
-runs died JOB_MAX_ATTEMPTS times), and range messages a planner could not send are sent here.
+runs died JOB_MAX_ATTEMPTS times), and range messages a planner could not send are sent here,
+as is the fair share's released work whose sender died (dispatch.py).
 
 Run by every worker and by the API, so a job never stays `running` forever even when no worker
 is left: it waits `queued` for the next one instead.
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 
-from shared.jobs.keys import TASK_RUN, TASK_RUN_RANGE
+from shared.jobs.dispatch import Dispatch
+from shared.jobs.keys import TASK_RUN
 from shared.jobs.outcomes import RangeRecovery, Recovery
 from shared.jobs.queues import queue_name
 from shared.jobs.store import JobStore
@@ -79,19 +81,7 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
         queue = store.queue_of(job_id) or fallback
         celery.send_task(TASK_RUN, args=[job_id], queue=queue, retry=False)
         store.requeue_sent(job_id)
-    send_ranges(store, celery, fallback)
+    dispatch = Dispatch(store, celery, settings.fair_share)
+    dispatch.ranges(fallback=fallback)
+    dispatch.sweep()
     return report
-
-
-def send_ranges(store: JobStore, celery: Celery, fallback: str, job_id: str | None = None) -> int:
-    """Send the `ocr.run_range` message of each range waiting for one (of `job_id`, or all),
-    on its job's own queue (engine and priority); how many were sent. A duplicate (a planner
-    and a sweeper sending the same range) is harmless: the range's lease admits one runner and
-    a done range is not read again."""
-    sent = 0
-    for range_job, part in store.pending_range_sends(job_id):
-        queue = store.queue_of(range_job) or fallback
-        celery.send_task(TASK_RUN_RANGE, args=[range_job, part], queue=queue, retry=False)
-        store.range_sent(range_job, part)
-        sent += 1
-    return sent

@@ -106,6 +106,8 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("LIVENESS_WORKER", "aio", "aio"),
     ("LIVENESS_STALE_SECONDS", "5", 5.0),
     ("LIVENESS_START_GRACE_SECONDS", "20", 20.0),
+    ("FAIR_SHARE", "off", False),
+    ("FAIR_SHARE_IN_FLIGHT_PER_TENANT", "3", 3),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -125,9 +127,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 12
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 14
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
-    # VL token cap and loop retry, liveness, page ranges, usage retention)
+    # VL token cap and loop retry, liveness, page ranges, usage retention, fair share)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
