@@ -33,10 +33,9 @@ def install_openapi(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            errors_as_error_body(build())  # build() keeps its document in app.openapi_schema
-        assert app.openapi_schema is not None
-        return app.openapi_schema
+        spec = build()  # FastAPI's, kept until the routes change
+        errors_as_error_body(spec)  # at once when done already
+        return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
 
