@@ -18,6 +18,7 @@ from api.docs_pages import install_docs
 from api.engine_choice import EngineChoice
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
+from api.openapi import install_openapi, operation_id
 from api.readiness import ServiceHealth
 from api.routes import health, jobs, metrics, ocr, pages, streams, usage
 from api.security_headers import SecurityHeaders
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,  # api/errors.py redirects, with a relative Location
         docs_url=None,  # install_docs serves /docs and /redoc with their assets, no CDN
         redoc_url=None,
+        generate_unique_id_function=operation_id,  # `create_job`, not `create_job_jobs_post`
     )
     app.state.settings = settings
     # before the lifespan starts, so the server can end open streams at shutdown (api/__main__)
@@ -100,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ocr.router, dependencies=auth)
     app.include_router(pages.router, dependencies=auth)
     app.include_router(usage.router, dependencies=auth)
+    install_openapi(app)  # every 422 an ErrorBody, as the handler answers it
     install_docs(app)
     install_ui(app, settings)
     return app

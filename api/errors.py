@@ -190,22 +190,62 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.worker_unresponsive: 503,
     ErrorCode.insufficient_storage: 507,
 }
+# The headers an answer with the code carries besides its body, as OpenAPI declares them: a
+# code whose raise sets one of these belongs here (tests/unit/api/test_openapi.py).
+RETRY_AFTER = "Retry-After"
+ERROR_HEADERS: dict[ErrorCode, tuple[str, ...]] = {
+    ErrorCode.unauthorized: ("WWW-Authenticate",),
+    ErrorCode.idempotency_key_in_use: (RETRY_AFTER,),
+    ErrorCode.result_not_ready: (RETRY_AFTER,),
+    ErrorCode.queue_full: (RETRY_AFTER,),
+    ErrorCode.engine_not_served: (RETRY_AFTER,),
+    ErrorCode.quota_exceeded: (RETRY_AFTER,),
+}
+_HEADER_DOCS: dict[str, dict[str, Any]] = {
+    RETRY_AFTER: {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW-Authenticate": {
+        "description": "`Bearer`: the scheme the API takes",
+        "schema": {"type": "string"},
+    },
+}
 # a route's OpenAPI `responses`: status -> {"model", "description", ...}
 Responses = dict[int | str, dict[str, Any]]
 
 
 def error_responses(*codes: ErrorCode, **why: str) -> Responses:
     """OpenAPI `responses` for the error codes a route answers with: each under the status
-    HTTP_STATUS gives it, described as "`code`: why" (`why` keyed by the code's name)."""
-    by_status: dict[int, list[str]] = {}
+    HTTP_STATUS gives it, described as "`code`: why" (`why` keyed by the code's name), with
+    the headers (ERROR_HEADERS) its codes send."""
+    by_status: dict[int, list[ErrorCode]] = {}
     for code in codes:
-        note = why.get(code.value)
-        by_status.setdefault(HTTP_STATUS[code], []).append(
-            f"`{code.value}`: {note}" if note else f"`{code.value}`"
-        )
+        by_status.setdefault(HTTP_STATUS[code], []).append(code)
+    responses: Responses = {}
+    for status, listed in sorted(by_status.items()):
+        notes = [
+            f"`{c.value}`: {why[c.value]}" if c.value in why else f"`{c.value}`" for c in listed
+        ]
+        responses[status] = {"model": ErrorBody, "description": "; or ".join(notes)}
+        if headers := _headers_of(listed):
+            responses[status]["headers"] = headers
+    return responses
+
+
+def _headers_of(codes: list[ErrorCode]) -> dict[str, Any]:
+    """The OpenAPI `headers` of a response answering with one of `codes`: each header with the
+    codes that send it."""
+    senders: dict[str, list[str]] = {}
+    for code in codes:
+        for header in ERROR_HEADERS.get(code, ()):
+            senders.setdefault(header, []).append(f"`{code.value}`")
     return {
-        status: {"model": ErrorBody, "description": "; or ".join(notes)}
-        for status, notes in sorted(by_status.items())
+        header: {
+            **_HEADER_DOCS[header],
+            "description": f"{_HEADER_DOCS[header]['description']} (with {', '.join(names)})",
+        }
+        for header, names in senders.items()
     }
 
 

@@ -33,7 +33,7 @@ router = APIRouter(tags=["health"])
         "gone); the message says for how long",
     ),
 )
-async def health(request: Request) -> Health | JSONResponse:
+async def get_health(request: Request) -> Health | JSONResponse:
     watch: WorkerWatch | None = request.app.state.worker_watch
     if watch is not None and not (verdict := watch.verdict).alive:
         code = ErrorCode.worker_unresponsive
@@ -47,7 +47,7 @@ async def health(request: Request) -> Health | JSONResponse:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Redis unreachable"}},
 )
-def ready(health: HealthDep) -> Readiness | JSONResponse:
+def get_readiness(health: HealthDep) -> Readiness | JSONResponse:
     try:
         beats = health.live_workers()
         queues = health.queue_depths()
@@ -80,7 +80,7 @@ def ready(health: HealthDep) -> Readiness | JSONResponse:
 
 
 @router.get("/", summary="Service name, version and links", responses={500: {"model": ErrorBody}})
-async def index() -> ServiceInfo:
+async def get_service_info() -> ServiceInfo:
     return ServiceInfo(
         name="ocrq",
         version=__version__,

@@ -6,20 +6,25 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.archives.produce import ARCHIVE_MEDIA_TYPES
 from api.deps import ApiKeyDep, ServiceDep, SubmissionsDep, WatchDep
-from api.errors import error_responses
+from api.errors import Responses, error_responses
+from api.file_answers import (
+    RESULT_MEDIA_TYPES,
+    answered_type,
+    content_of,
+    file_response,
+    result_response,
+)
 from api.schemas import JobAccepted, JobView, links_for
-from api.storage_calls import StorageCalls
 from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted, Submissions
 from api.watching import WAIT_LIMIT_SECONDS
 from shared.error_codes import ErrorCode
 from shared.options import JobOptions
 from shared.results import DocumentResult
-from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN, StoredFile
+from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
 
 # create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -99,12 +104,6 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 
-_MEDIA = {
-    "json": "application/json",
-    "markdown": "text/markdown; charset=utf-8",
-    "text": "text/plain; charset=utf-8",
-    **ARCHIVE_MEDIA_TYPES,
-}
 _RESULT_FORMATS = Literal["json", "markdown", "text", "pdf", "hocr", "alto"]
 _RESULT_DOC = (
     "`json` (default), `markdown` or `text`; or an archive format: `pdf` (the source pages, "
@@ -112,7 +111,15 @@ _RESULT_DOC = (
     "(hOCR 1.2) or `alto` (ALTO 4.4), with pixel boxes of blocks, lines and words. An archive "
     "format is rendered on its first request (which waits for it) and kept with the result."
 )
-ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
+# Answered, not in OpenAPI: one operation answering six media types by a parameter is read by
+# generated clients as its first (JSON); they take GET /jobs/{id}/result/<format> instead.
+ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC, include_in_schema=False)]
+_LOCATION = {
+    "Location": {
+        "description": "The job: `/jobs/{job_id}` (relative)",
+        "schema": {"type": "string"},
+    }
+}
 
 
 @router.post(
@@ -122,9 +129,14 @@ ResultFormat = Annotated[_RESULT_FORMATS, Query(description=_RESULT_DOC)]
     description="Streams the upload to disk, queues it and answers at once with the job id.",
     openapi_extra=_UPLOAD_BODY,
     responses={
+        202: {"description": "Queued", "headers": _LOCATION},
         200: {
             "model": JobAccepted,
             "description": "Repeated Idempotency-Key: the job it created before, nothing queued",
+            "headers": {
+                **_LOCATION,
+                "Idempotent-Replayed": {"description": "`true`", "schema": {"type": "string"}},
+            },
         },
         **error_responses(
             ErrorCode.empty_file,
@@ -230,61 +242,80 @@ async def get_job(
     return await watch.current(job_id, api_key, wait)
 
 
+_RESULT_ERRORS: Responses = {
+    **_ERRORS,
+    **error_responses(
+        ErrorCode.result_not_ready,
+        ErrorCode.job_failed,
+        ErrorCode.job_canceled,
+        ErrorCode.result_gone,
+        ErrorCode.insufficient_storage,
+        ErrorCode.queue_unavailable,
+        ErrorCode.storage_unavailable,
+        **_WHY,
+        insufficient_storage="no room to store a pdf, hocr or alto file",
+    ),
+}
+
+
 @router.get(
     "/{job_id}/result",
-    summary="The stored result",
+    summary="The stored result (JSON)",
+    description="The document as JSON. The other formats: GET /jobs/{job_id}/result/<format> "
+    "(`?format=<format>` here answers the same).",
     response_model=DocumentResult,
-    responses={
-        200: {
-            "description": "JSON document, or markdown / plain text / searchable PDF / hOCR / "
-            "ALTO by `format`",
-            "content": {
-                "text/markdown": {},
-                "text/plain": {},
-                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                "text/vnd.hocr+html": {"schema": {"type": "string"}},
-                "application/xml": {"schema": {"type": "string"}},
-            },
-        },
-        **_ERRORS,
-        **error_responses(
-            ErrorCode.result_not_ready,
-            ErrorCode.job_failed,
-            ErrorCode.job_canceled,
-            ErrorCode.result_gone,
-            ErrorCode.insufficient_storage,
-            ErrorCode.queue_unavailable,
-            ErrorCode.storage_unavailable,
-            **_WHY,
-            insufficient_storage="no room to store a pdf, hocr or alto file",
-        ),
-    },
+    responses=_RESULT_ERRORS,
 )
 async def get_result(
+    request: Request,
     job_id: str,
     service: ServiceDep,
     api_key: ApiKeyDep,
     format: ResultFormat = "json",  # noqa: A002
 ) -> Response:
     stored = await service.result_file(job_id, format, api_key)
-    return result_response(stored, format, service.storage)
+    return result_response(stored, format, service.storage, request.headers.get("accept"))
 
 
-def result_response(stored: StoredFile, fmt: str, storage: StorageCalls) -> Response:
-    """A stored result as GET /jobs/{id}/result answers it in format `fmt`: a local file as
-    FileResponse, an object streamed from the bucket with its length declared."""
-    return file_response(stored, _MEDIA[fmt], storage)
+_FORMAT_SUMMARY = {
+    "markdown": "The result as markdown",
+    "text": "The result as plain text",
+    "pdf": "The result as a searchable PDF",
+    "hocr": "The result as hOCR 1.2",
+    "alto": "The result as ALTO 4.4",
+}
 
 
-def file_response(stored: StoredFile, media_type: str, storage: StorageCalls) -> Response:
-    """A local file as FileResponse; an object streamed from the bucket (read on the storage
-    pool), its length declared."""
-    if stored.path is not None:
-        return FileResponse(stored.path, media_type=media_type)
-    assert stored.chunks is not None
-    headers = {"Content-Length": str(stored.size)}
-    body = storage.iterate(stored.chunks())
-    return StreamingResponse(body, media_type=media_type, headers=headers)
+def _add_result_route(fmt: str) -> None:
+    """GET /jobs/{job_id}/result/<fmt>, operation get_result_<fmt>: one media type each, so a
+    generated client reads it as what it is (text as a string, pdf and alto as bytes)."""
+
+    async def endpoint(
+        request: Request, job_id: str, service: ServiceDep, api_key: ApiKeyDep
+    ) -> Response:
+        stored = await service.result_file(job_id, fmt, api_key)
+        return result_response(stored, fmt, service.storage, request.headers.get("accept"))
+
+    router.add_api_route(
+        f"/{{job_id}}/result/{fmt}",
+        endpoint,
+        methods=["GET"],
+        name=f"get_result_{fmt}",
+        summary=_FORMAT_SUMMARY[fmt],
+        description=f"As GET /jobs/{{job_id}}/result?format={fmt}. {_RESULT_DOC}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": _FORMAT_SUMMARY[fmt],
+                "content": content_of(RESULT_MEDIA_TYPES[fmt]),
+            },
+            **_RESULT_ERRORS,
+        },
+    )
+
+
+for _format in _FORMAT_SUMMARY:
+    _add_result_route(_format)
 
 
 @router.get(
@@ -297,10 +328,7 @@ def file_response(stored: StoredFile, media_type: str, storage: StorageCalls) ->
     responses={
         200: {
             "description": "The crop",
-            "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
-                for media in IMAGE_MEDIA_TYPES.values()
-            },
+            "content": content_of(*IMAGE_MEDIA_TYPES.values()),
         },
         **error_responses(
             ErrorCode.unauthorized,
@@ -318,6 +346,7 @@ def file_response(stored: StoredFile, media_type: str, storage: StorageCalls) ->
     },
 )
 async def get_image(
+    request: Request,
     job_id: str,
     service: ServiceDep,
     api_key: ApiKeyDep,
@@ -325,16 +354,18 @@ async def get_image(
     name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
 ) -> Response:
     stored = await service.image_file(job_id, name, api_key)
-    return file_response(stored, IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]], service.storage)
+    media_type = IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+    accept = request.headers.get("accept")
+    return file_response(stored, answered_type(media_type, accept), service.storage)
 
 
 @router.get("/{job_id}/images/{name:path}", include_in_schema=False)
 async def get_image_by_path(
-    job_id: str, service: ServiceDep, api_key: ApiKeyDep, name: str
+    request: Request, job_id: str, service: ServiceDep, api_key: ApiKeyDep, name: str
 ) -> Response:
     """A name holding a slash (`a%2Fb` arrives decoded) names no image either: the same
     answers as get_image (image_not_found once the job is visible), never another route's."""
-    return await get_image(job_id, service, api_key, name)
+    return await get_image(request, job_id, service, api_key, name)
 
 
 @router.delete(

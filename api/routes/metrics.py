@@ -19,14 +19,14 @@ router = APIRouter(tags=["health"])
     summary="Prometheus metrics (jobs by outcome, durations, queue depth, workers)",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
         **error_responses(
             ErrorCode.queue_unavailable,
             queue_unavailable="Redis (where the metrics are kept) unreachable",
         ),
     },
 )
-def metrics(health: HealthDep) -> Response:
+def get_metrics(health: HealthDep) -> Response:
     try:
         body = generate_latest(health.metrics.registry())
     except RedisError as exc:

@@ -11,16 +11,12 @@ from fastapi.routing import APIRoute
 
 from api.deps import ApiKeyDep, ServiceDep, SettingsDep, SubmissionsDep, WatchDep
 from api.errors import error_responses
+from api.file_answers import result_response
 from api.routes import jobs
-from api.routes.jobs import (
-    IdempotencyKeyHeader,
-    ResultFormat,
-    accept_upload,
-    accepted_answer,
-    result_response,
-)
+from api.routes.jobs import IdempotencyKeyHeader, ResultFormat, accept_upload, accepted_answer
 from api.schemas import JobAccepted
 from shared.error_codes import ErrorCode
+from shared.results import DocumentResult
 
 router = APIRouter(tags=["jobs"])
 
@@ -29,16 +25,17 @@ def _route(name: str) -> APIRoute:
     return next(r for r in jobs.router.routes if isinstance(r, APIRoute) and r.name == name)
 
 
-# the same upload and answers as POST /jobs, and the same result as GET /jobs/{id}/result
-_SUBMIT, _RESULT = _route("create_job"), _route("get_result")
+# the same upload and answers as POST /jobs
+_SUBMIT = _route("create_job")
 
 _DESCRIPTION = """
 For clients that want the text in one request. Takes the same multipart upload, fields and
 Idempotency-Key as `POST /jobs` and queues the job the same way; then waits up to
-SYNC_WAIT_SECONDS (30) for it to end. **200** with the result in `format` (as
-`GET /jobs/{id}/result`), or, when the job takes longer, **202** with exactly the body and
-`Location` of `POST /jobs`: follow it there. A failed or canceled job answers 409 as its
-result does. A client that disconnects cancels nothing: the job runs to its end.
+SYNC_WAIT_SECONDS (30) for it to end. **200** with the result as JSON (as
+`GET /jobs/{id}/result`; `?format=markdown|text|pdf|hocr|alto` answers that format instead, as
+`GET /jobs/{id}/result/<format>` does), or, when the job takes longer, **202** with exactly the
+body and `Location` of `POST /jobs`: follow it there. A failed or canceled job answers 409 as
+its result does. A client that disconnects cancels nothing: the job runs to its end.
 """
 
 
@@ -49,18 +46,13 @@ result does. A client that disconnects cancels nothing: the job runs to its end.
     openapi_extra=_SUBMIT.openapi_extra,
     response_class=Response,
     responses={
-        200: {
-            **_RESULT.responses[200],
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/DocumentResult"}}
-            }
-            | _RESULT.responses[200]["content"],
-        },
+        200: {"model": DocumentResult, "description": "The job's result"},
         202: {
+            **_SUBMIT.responses[202],
             "model": JobAccepted,
             "description": "Not done within SYNC_WAIT_SECONDS: the job, as POST /jobs answers",
         },
-        **{code: body for code, body in _SUBMIT.responses.items() if code not in (200, 409)},
+        **{code: body for code, body in _SUBMIT.responses.items() if code not in (200, 202, 409)},
         **error_responses(
             ErrorCode.job_failed,
             ErrorCode.job_canceled,
@@ -70,7 +62,7 @@ result does. A client that disconnects cancels nothing: the job runs to its end.
         ),
     },
 )
-async def ocr(
+async def run_ocr(
     request: Request,
     settings: SettingsDep,
     submissions: SubmissionsDep,
@@ -87,7 +79,7 @@ async def ocr(
     )
     if record.status.terminal:
         stored = await service.result_file(job_id, format, api_key)
-        return result_response(stored, format, service.storage)
+        return result_response(stored, format, service.storage, request.headers.get("accept"))
     # POST /jobs's body and headers; 202 even for a replayed Idempotency-Key (200 is a result)
     answer = Response()
     body = accepted_answer(accepted, answer)

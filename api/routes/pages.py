@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 
 from api.deps import ApiKeyDep, ServiceDep
 from api.errors import error_responses
+from api.file_answers import answered_type, content_of, file_response
 from api.page_images import MAX_SIDE
-from api.routes.jobs import file_response
 from shared.error_codes import ErrorCode
 
 # create_app adds the API-key dependency when API_KEYS is set, as for /jobs.
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
     responses={
         200: {
             "description": "The page picture",
-            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "content": content_of("image/jpeg"),
         },
         **error_responses(
             ErrorCode.unauthorized,
@@ -56,12 +56,14 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
     },
 )
 async def get_page_image(
+    request: Request,
     job_id: str,
     index: Annotated[int, Path(ge=1, le=1_000_000)],
     service: ServiceDep,
     api_key: ApiKeyDep,
 ) -> Response:
     stored = await service.page_image(job_id, index, api_key)
-    response = file_response(stored, "image/jpeg", service.storage)
+    media_type = answered_type("image/jpeg", request.headers.get("accept"))
+    response = file_response(stored, media_type, service.storage)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -55,12 +55,14 @@ _ID_DOC = "Resume after this event id: only later events are sent"
     responses={
         200: {
             "description": "The event stream",
-            "content": {sse.MEDIA_TYPE: {"itemSchema": _ITEM}},
+            # `schema`: the stream as one string (what a generated client reads once the job
+            # ended and the server closed it); `itemSchema` (OpenAPI 3.2): each message
+            "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}, "itemSchema": _ITEM}},
         },
         **ERRORS,
     },
 )
-async def job_events(
+async def get_job_events(
     job_id: str,
     watch: WatchDep,
     api_key: ApiKeyDep,

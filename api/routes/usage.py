@@ -28,5 +28,5 @@ router = APIRouter(tags=["usage"])
         queue_unavailable="Redis (where usage is kept) unreachable",
     ),
 )
-async def usage(tenants: TenantsDep, api_key: ApiKeyDep) -> UsageView:
+async def get_usage(tenants: TenantsDep, api_key: ApiKeyDep) -> UsageView:
     return await run_in_threadpool(tenants.usage, api_key)

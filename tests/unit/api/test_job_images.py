@@ -73,6 +73,10 @@ def test_the_markdown_link_fetches_the_crop(owner_client, secured, store) -> Non
     assert response.headers["content-type"] == "image/jpeg"
     assert response.content == _jpeg()
     assert Image.open(io.BytesIO(response.content)).size == (40, 30)
+    # a client that asks for bytes (as OpenAPI's octet-stream alternative says) gets them so
+    raw = owner_client.get(link, headers={**ALICE, "Accept": "application/octet-stream"})
+    assert raw.headers["content-type"] == "application/octet-stream"
+    assert raw.content == _jpeg()
 
 
 def test_another_keys_job_and_no_key_answer_as_for_the_result(owner_client, secured, store) -> None:
@@ -171,5 +175,9 @@ def test_openapi_documents_the_route_and_its_name_pattern(owner_client) -> None:
 
     [name] = [p for p in operation["parameters"] if p["name"] == "name"]
     assert name["schema"]["pattern"].startswith("^p[0-9]")
-    assert set(operation["responses"]["200"]["content"]) == {"image/jpeg", "image/png"}
+    assert set(operation["responses"]["200"]["content"]) == {
+        "image/jpeg",
+        "image/png",
+        "application/octet-stream",  # what generated clients read as bytes
+    }
     assert {"401", "404", "409"} <= set(operation["responses"])
