@@ -1,8 +1,7 @@
 """API keys and what each may carry: a default webhook URL and its own signing secret.
 
-API_KEYS_FILE holds one key a line, optionally followed by `callback=<url>` and
-`secret=whsec_<base64>` (space separated, any order), e.g.
-`k-3f9a callback=https://hooks.example/ocr secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`.
+API_KEYS_FILE holds one key a line, optionally followed by `callback=<url>` and `secret=<s>`
+(space separated, any order): `k-3f9a callback=https://hooks.example/ocr secret=whsec-1`.
 A plain key line stays valid. The API takes a job's default callback from its key; the webhook
 sender signs with the key's secret (else one derived from WEBHOOK_SECRET for the key). Jobs
 keep only the key's fingerprint, so both look a key up by it.
@@ -13,15 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 _OPTIONS = ("callback", "secret")
-WHSEC_PREFIX = "whsec_"
-# Standard Webhooks: a secret is 24 to 64 random bytes, written `whsec_` + standard base64
-WHSEC_BYTES = (24, 64)
-_BASE64 = re.compile(r"[A-Za-z0-9+/]+")
 
 
 @dataclass(frozen=True)
@@ -41,29 +35,6 @@ def owner_fingerprint(api_key: str | None) -> str | None:
     return hashlib.sha256(f"ocrq-owner\n{api_key}".encode()).hexdigest()
 
 
-def parse_whsec(value: str) -> bytes:
-    """The key bytes of a Standard Webhooks secret `whsec_<base64>`. Refuses what the
-    standardwebhooks libraries would decode to other bytes (URL-safe or stray characters)."""
-    encoded = value.removeprefix(WHSEC_PREFIX)
-    digits = encoded.rstrip("=")
-    padding = len(encoded) - len(digits)
-    if encoded == value or not _BASE64.fullmatch(digits) or (padding and len(encoded) % 4):
-        raise ValueError("a webhook secret must be whsec_ followed by standard base64")
-    try:
-        key = base64.b64decode(digits + "=" * (-len(digits) % 4), validate=True)
-    except binascii.Error:
-        raise ValueError("a webhook secret must be whsec_ followed by standard base64") from None
-    low, high = WHSEC_BYTES
-    if not low <= len(key) <= high:
-        raise ValueError(f"a webhook secret must decode to {low} to {high} bytes, not {len(key)}")
-    return key
-
-
-def whsec(key: bytes) -> str:
-    """Key bytes written as a Standard Webhooks secret."""
-    return WHSEC_PREFIX + base64.b64encode(key).decode()
-
-
 def parse_key_line(line: str, number: int) -> KeyEntry:
     """One line of the key file. The error names the line number and option, never the key."""
     key, *options = line.split()
@@ -72,17 +43,16 @@ def parse_key_line(line: str, number: int) -> KeyEntry:
         name, sep, value = option.partition("=")
         if not sep or name not in _OPTIONS or not value:
             raise ValueError(
-                f"line {number}: after the key, only callback=<url> and secret=whsec_<base64> "
-                "are allowed"
+                f"line {number}: after the key, only callback=<url> and secret=<s> are allowed"
             )
         if name in found:
             raise ValueError(f"line {number}: {name}= given twice")
+        if name == "secret":
+            try:
+                parse_whsec(value)
+            except ValueError as exc:
+                raise ValueError(f"line {number}: secret=: {exc}") from None
         found[name] = value
-    if "secret" in found:
-        try:
-            parse_whsec(found["secret"])
-        except ValueError as exc:
-            raise ValueError(f"line {number}: secret=: {exc}") from None
     return KeyEntry(key, found.get("callback"), found.get("secret"))
 
 
@@ -102,6 +72,35 @@ def read_key_entries(path: Path) -> dict[str, KeyEntry]:
         # an empty file would silently turn auth off
         raise ValueError("the key file holds no key")
     return entries
+
+
+# Webhook secrets, the Standard Webhooks way: `whsec_` + the standard base64 of 24 to 64 bytes
+WHSEC_PREFIX = "whsec_"
+WHSEC_BYTES = (24, 64)
+_BASE64_DIGITS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def parse_whsec(value: str) -> bytes:
+    """The key bytes of a secret `whsec_<base64>`. Refuses what the standardwebhooks libraries
+    would decode to other bytes (URL-safe base64, stray characters, bad padding)."""
+    encoded = value.removeprefix(WHSEC_PREFIX)
+    digits = encoded.rstrip("=")
+    padded_wrong = len(digits) < len(encoded) and len(encoded) % 4
+    if encoded == value or not digits or not set(digits) <= _BASE64_DIGITS or padded_wrong:
+        raise ValueError("a webhook secret must be whsec_ followed by standard base64")
+    try:
+        key = base64.b64decode(digits + "=" * (-len(digits) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret must be whsec_ followed by standard base64") from None
+    low, high = WHSEC_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"a webhook secret must decode to {low} to {high} bytes, not {len(key)}")
+    return key
+
+
+def whsec(key: bytes) -> str:
+    """Key bytes written as a webhook secret (`python -m worker.webhooks secret` prints these)."""
+    return WHSEC_PREFIX + base64.b64encode(key).decode()
 
 
 class KeyRing:
