@@ -13,6 +13,8 @@ keep only the key's fingerprint, so both look a key up by it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -85,6 +87,11 @@ def parse_key_line(line: str, number: int) -> KeyEntry:
             )
         if name in found:
             raise ValueError(f"line {number}: {name}= given twice")
+        if name == "secret":
+            try:
+                parse_whsec(value)
+            except ValueError as exc:
+                raise ValueError(f"line {number}: secret=: {exc}") from None
         found[name] = value
     label = found.get("name")
     if label is not None and not _NAME.fullmatch(label):
@@ -114,6 +121,35 @@ def read_key_entries(path: Path) -> dict[str, KeyEntry]:
         # an empty file would silently turn auth off
         raise ValueError("the key file holds no key")
     return entries
+
+
+# Webhook secrets, the Standard Webhooks way: `whsec_` + the standard base64 of 24 to 64 bytes
+WHSEC_PREFIX = "whsec_"
+WHSEC_BYTES = (24, 64)
+_BASE64_DIGITS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def parse_whsec(value: str) -> bytes:
+    """The key bytes of a secret `whsec_<base64>`. Refuses what the standardwebhooks libraries
+    would decode to other bytes (URL-safe base64, stray characters, bad padding)."""
+    encoded = value.removeprefix(WHSEC_PREFIX)
+    digits = encoded.rstrip("=")
+    padded_wrong = len(digits) < len(encoded) and len(encoded) % 4
+    if encoded == value or not digits or not set(digits) <= _BASE64_DIGITS or padded_wrong:
+        raise ValueError("a webhook secret must be whsec_ followed by standard base64")
+    try:
+        key = base64.b64decode(digits + "=" * (-len(digits) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret must be whsec_ followed by standard base64") from None
+    low, high = WHSEC_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"a webhook secret must decode to {low} to {high} bytes, not {len(key)}")
+    return key
+
+
+def whsec(key: bytes) -> str:
+    """Key bytes written as a webhook secret (`python -m worker.webhooks secret` prints these)."""
+    return WHSEC_PREFIX + base64.b64encode(key).decode()
 
 
 class KeyRing:

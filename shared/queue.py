@@ -20,6 +20,9 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("ocrq", broker=settings.redis_url)
     app.conf.update(
         task_acks_late=True,
+        # a task that raised (worker/tasks.py JobFailed: its job is recorded failed) is acked
+        # like one that returned; Celery's default, pinned because the tasks rely on it
+        task_acks_on_failure_or_timeout=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_serializer="json",

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.api_keys import KeyEntry, KeyRing, read_key_entries
+from shared.api_keys import WHSEC_PREFIX, KeyEntry, KeyRing, parse_whsec, read_key_entries
 from shared.callback_urls import CallbackPolicy
 from shared.options import Engine
 
@@ -700,9 +700,9 @@ class WebhookSettings(Room):
 
     webhook_secret: SecretStr | None = Field(
         None,
-        description="Derives the secret signing each API key's webhook deliveries "
-        "(Ocrq-Signature) for keys without their own `secret=` (signs itself with auth off); "
-        "with none, a callback_url is refused at submit",
+        description="Derives the Standard Webhooks secret of each API key without its own "
+        "`secret=` (signs itself with auth off); `whsec_<base64>` is decoded, any other value "
+        "used as its UTF-8 bytes; with none, a callback_url is refused at submit",
         json_schema_extra=read_by("both"),
     )
     callback_allowed_networks: str = Field(
@@ -754,6 +754,13 @@ class WebhookSettings(Room):
         description="Deliveries one process sends at once for one API key's jobs, all its "
         "hosts together (of WEBHOOK_CONCURRENCY; without API keys, no bound)",
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec_decodes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().startswith(WHSEC_PREFIX):
+            parse_whsec(value.get_secret_value())  # never signs with bytes it was not meant to
+        return value
 
     @field_validator("callback_allowed_networks")
     @classmethod
@@ -885,4 +892,6 @@ def _error_line(err: Any) -> str:
     if not name:  # a check of several settings: its message names them
         return f"  {err['msg'].removeprefix('Value error, ')}"
     process = process_of(name) if name in Settings.model_fields else "?"
-    return f"  {name.upper()} ({process}): {err['msg']} (got {err.get('input')!r})"
+    field = Settings.model_fields.get(name)
+    got = "" if field and "SecretStr" in str(field.annotation) else f" (got {err.get('input')!r})"
+    return f"  {name.upper()} ({process}): {err['msg']}{got}"  # a secret's value never shown

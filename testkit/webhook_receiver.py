@@ -4,6 +4,10 @@ scripted (fail, recover, redirect, answer slowly or hugely, hang).
     with WebhookReceiver(["500", "500", "200"]) as hooks:   # fails twice, then recovers
         ... submit with callback_url=hooks.url ...
         calls = hooks.wait_for(3)
+
+With `secret=` (whsec_... or key bytes) it is a receiver that verifies, as users' do, with the
+standardwebhooks library: a delivery it refuses is answered 401 (whatever the script says) and
+recorded with `verified=False`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Call:
     body: bytes
     at: float
     behaviour: str
+    verified: bool | None = None  # None: the receiver checks no signature
 
     @property
     def json(self) -> dict:
@@ -41,6 +46,7 @@ class WebhookReceiver:
     script: list[str] = field(default_factory=list)  # one behaviour per request, then "200"
     calls: list[Call] = field(default_factory=list)
     cut_off: list[str] = field(default_factory=list)  # behaviours whose client hung up early
+    secret: str | bytes | None = None  # verify each POST with standardwebhooks
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -54,10 +60,14 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = dict(self.headers.items())
                 behaviour = receiver._next()
+                verified = receiver._verify(headers, body)
+                if verified is False:
+                    behaviour = "401"
                 with receiver._lock:
                     receiver.calls.append(
-                        Call(self.path, dict(self.headers.items()), body, time.time(), behaviour)
+                        Call(self.path, headers, body, time.time(), behaviour, verified)
                     )
                     receiver._lock.notify_all()
                 try:
@@ -82,6 +92,17 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def _verify(self, headers: dict[str, str], body: bytes) -> bool | None:
+        if self.secret is None:
+            return None
+        from standardwebhooks import Webhook, WebhookVerificationError  # a dev extra
+
+        try:
+            Webhook(self.secret).verify(body, headers)
+        except WebhookVerificationError:
+            return False
+        return True
 
     def _next(self) -> str:
         with self._lock:

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.error_codes import ErrorCode
 from shared.errors import JobNotFound, StorageUnavailable
@@ -81,6 +81,8 @@ class JobRunner:
     reader: PageReader | None = None
     # Sends the `ocr.run_range` messages a plan left waiting for a job (boot wires Celery)
     send_ranges: Callable[[str], None] | None = None
+    # Jobs this process failed (fail()) that their task has not reported yet (took_failure)
+    _failed_here: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -463,7 +465,17 @@ class JobRunner:
             return self._not_applied(job_id, files)
         log.warning("job=%s failed: %s: %s", job_id, code, message)
         files.remove_all()
+        self._failed_here.add(job_id)
         return JobStatus.failed
+
+    def took_failure(self, job_id: str) -> bool:
+        """Did this process fail the job (once per failure: the task that ran it reports it to
+        Celery; a redelivery finding the job failed already does not)?"""
+        try:
+            self._failed_here.remove(job_id)
+        except KeyError:
+            return False
+        return True
 
     def _not_applied(self, job_id: str, files: JobFiles) -> JobStatus | None:
         """The store refused to end the job: it was canceled meanwhile, or its record is gone."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
@@ -19,20 +18,52 @@ _HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <meta name="ocr-system" content="ocrq {engine}"/>
 <meta name="ocr-capabilities" content="ocr_page ocr_carea ocr_par ocr_line ocrx_word ocr_photo"/>
 <meta name="ocr-number-of-pages" content="{pages}"/>
+<meta name="ocr-langs" content="{langs}"/>
+<meta name="ocr-scripts" content="{scripts}"/>
 </head>
 <body>
 """
+
+
+# What each engine is set up to read (docs/engines.md): languages as ISO 639-1 codes and scripts
+# as ISO 15924 codes, the forms the hOCR spec asks for in ocr-langs and ocr-scripts.
+ENGINE_READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rapidocr": (("en",), ("Latn",)),  # its Latin recognition model
+    "tesseract": (("ru", "en"), ("Cyrl", "Latn")),  # rus+eng
+    "paddleocr-vl": (("ru", "en"), ("Cyrl", "Latn")),  # what the service routes to it
+}
+UNDETERMINED = (("und",), ("Zyyy",))  # ISO 639-2 "undetermined", ISO 15924 "undetermined script"
+
+
+def languages_read(pages: list[PageResult]) -> tuple[str, str]:
+    """ocr-langs and ocr-scripts: what the engines that read the document's pages read, in
+    the order met; undetermined when no page was read (all failed, or text layers only)."""
+    langs: dict[str, None] = {}
+    scripts: dict[str, None] = {}
+    for page in pages:
+        if page.error is None and page.source == "ocr" and page.engine in ENGINE_READS:
+            page_langs, page_scripts = ENGINE_READS[page.engine]
+            langs |= dict.fromkeys(page_langs)
+            scripts |= dict.fromkeys(page_scripts)
+    if not langs:
+        return " ".join(UNDETERMINED[0]), " ".join(UNDETERMINED[1])
+    return " ".join(langs), " ".join(scripts)
 
 
 def _bbox(box: Box) -> str:
     return "bbox " + " ".join(str(round(v)) for v in box)
 
 
-def write_hocr(
-    out: BinaryIO, job_id: str, engine: str, pages: Iterable[PageResult], page_count: int
-) -> None:
+def write_hocr(out: BinaryIO, job_id: str, engine: str, pages: list[PageResult]) -> None:
     """Write the whole document to `out`, one page at a time."""
-    head = _HEAD.format(title=escape(f"ocrq job {job_id}"), engine=escape(engine), pages=page_count)
+    langs, scripts = languages_read(pages)
+    head = _HEAD.format(
+        title=escape(f"ocrq job {job_id}"),
+        engine=escape(engine),
+        pages=len(pages),
+        langs=langs,
+        scripts=scripts,
+    )
     out.write(head.encode())
     for page in pages:
         out.write(_page(page).encode())

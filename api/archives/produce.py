@@ -84,7 +84,7 @@ def render_archive(
         return target
     with open(target, "wb") as out:
         if fmt == "hocr":
-            write_hocr(out, document.job_id, document.engine, document.pages, len(document.pages))
+            write_hocr(out, document.job_id, document.engine, document.pages)
         elif fmt == "alto":
             write_alto(out, document.job_id, document.engine, document.pages)
         else:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -28,6 +31,17 @@ def submit(api: httpx.Client, data: bytes, name: str, **fields: str) -> str:
     job_id = response.json()["job_id"]
     assert wait_terminal(api, job_id, timeout=180)["status"] == "succeeded"
     return job_id
+
+
+def hocr_spec_findings(hocr: bytes, tmp_path: Path) -> list[str]:
+    """What the `hocr-spec` command says of the file: one `LEVEL message` a line, but its DEBUG
+    notes (it knows no ocr-system but tesseract 3.03 and OCRopus)."""
+    path = tmp_path / "result.hocr"
+    path.write_bytes(hocr)
+    command = Path(sys.executable).with_name("hocr-spec")
+    out = subprocess.run([command, path], capture_output=True, text=True, timeout=60).stdout
+    findings = [re.sub(r"^\[(\w+)\] \S+ ", r"\1 ", line) for line in out.splitlines()]
+    return [line for line in findings if not line.startswith("DEBUG ")]
 
 
 def archive(api: httpx.Client, job_id: str, fmt: str, tmp_path: Path) -> Path:
@@ -59,6 +73,8 @@ def test_a_png_job_answers_a_searchable_pdf_hocr_and_valid_alto(
     assert hocr.headers["content-type"] == "text/vnd.hocr+html; charset=utf-8"
     words = etree.fromstring(hocr.content).iterfind(".//{*}span[@class='ocrx_word']")
     assert " ".join(w.text for w in words) == " ".join(t for t, _ in LETTER)
+    assert hocr_spec_findings(hocr.content, tmp_path) == ["OK Document is valid"]
+    assert b'<meta name="ocr-langs" content="en"/>' in hocr.content  # what rapidocr read
     assert alto.headers["content-type"] == "application/xml"
     document = etree.fromstring(alto.content)
     alto_schema().assertValid(document)

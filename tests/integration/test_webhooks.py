@@ -1,20 +1,28 @@
 """Webhooks through the real processes: the API takes callback_url, a worker (or the standalone
-`python -m worker.webhooks`) delivers signed events to a loopback receiver (testkit), retries
-it when it fails, carries on after being killed, and cuts off receivers that misbehave."""
+`python -m worker.webhooks`) delivers events signed the Standard Webhooks way to a loopback
+receiver (testkit) that verifies them with the standardwebhooks library, retries it when it
+fails, carries on after being killed, and cuts off receivers that misbehave."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
+import pytest
+import standardwebhooks.webhooks
+from standardwebhooks import Webhook, WebhookVerificationError
 
+from shared.api_keys import whsec
 from testkit.pages import encode, render_page
 from testkit.stack import Stack, wait_terminal
 from testkit.webhook_receiver import Call, WebhookReceiver
 from tests.integration.conftest import WEBHOOK_SECRET as SECRET
-from tests.unit.worker.test_webhook_signing import docs_verifier
 
 # loopback allowed for the receiver; short backoff and timeouts keep the tests quick
 WEBHOOK_ENV = {
@@ -28,6 +36,9 @@ WEBHOOK_ENV = {
     "WEBHOOK_MAX_RESPONSE_BYTES": "4096",
     "WEBHOOK_MAX_ATTEMPTS": "4",
 }
+# auth off: WEBHOOK_SECRET (not a whsec_ value) signs with its UTF-8 bytes, which receivers
+# write as whsec_ + base64 (docs/webhooks.md, Which secret)
+RECEIVER_SECRET = whsec(SECRET.encode())
 PNG = encode(render_page([("Webhook test invoice 42", 30)], width=500), "PNG")
 
 
@@ -66,13 +77,14 @@ def event_order(call: Call) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def assert_signed(call: Call) -> None:
-    assert docs_verifier()(SECRET, call.headers, call.body), call.headers
+def assert_signed(call: Call, secret: str = RECEIVER_SECRET) -> None:
+    assert Webhook(secret).verify(call.body, call.headers) == call.json, call.headers
+    assert call.headers["webhook-id"] == call.json["delivery_id"]
 
 
 def test_a_real_job_sends_each_event_signed_from_the_worker(api: httpx.Client) -> None:
     # the session stack: its worker's webhook threads deliver (loopback allowed there)
-    with WebhookReceiver() as hooks:
+    with WebhookReceiver(secret=RECEIVER_SECRET) as hooks:
         job_id = submit(api, hooks.url, callback_events="all")
         assert wait_terminal(api, job_id)["status"] == "succeeded"
         state = callback_when(
@@ -87,9 +99,10 @@ def test_a_real_job_sends_each_event_signed_from_the_worker(api: httpx.Client) -
     assert {"running", "page"} <= set(events)
     for call in calls:
         assert_signed(call)
+        assert call.verified  # the receiver's own check, before it answered 200
         assert call.json["job_id"] == job_id
-        assert call.headers["Ocrq-Delivery"] == call.json["delivery_id"]
         assert call.headers["Ocrq-Event"] == call.json["event"]
+        assert "Ocrq-Signature" not in call.headers and "Ocrq-Timestamp" not in call.headers
     end = calls[-1].json
     assert set(end) == {
         "delivery_id",
@@ -127,7 +140,8 @@ def test_a_failing_receiver_gets_the_same_delivery_until_it_recovers_across_a_se
             state = callback_when(api, job_id, lambda s: s.get("last_outcome") == "delivered")
 
     assert [c.behaviour for c in calls] == ["500", "503", "200"]
-    assert {c.headers["Ocrq-Delivery"] for c in calls} == {first.headers["Ocrq-Delivery"]}
+    # one webhook-id on every retry: receivers dedupe on it
+    assert {c.headers["webhook-id"] for c in calls} == {first.headers["webhook-id"]}
     assert {c.body for c in calls} == {first.body}  # the same bytes each time
     for call in calls:
         assert_signed(call)
@@ -262,6 +276,107 @@ def test_a_key_whose_receivers_all_hang_delays_only_itself(
 
     assert call.json["event"] == "canceled" and call.at - submitted < 15
     assert hanging == 4  # key A's share; its other two wait in their lanes
+
+
+class _TenMinutesLater(datetime):
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[no-untyped-def]
+        return datetime.now(tz) + timedelta(minutes=10)
+
+
+def test_a_real_delivery_tampered_or_replayed_late_is_refused_by_standardwebhooks(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with WebhookReceiver() as hooks:
+        submit_and_cancel(api, hooks.url)
+        [call] = hooks.wait_for(1)
+
+    assert_signed(call)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(RECEIVER_SECRET).verify(call.body.replace(b"canceled", b"succeeded"), call.headers)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        later = str(int(call.headers["webhook-timestamp"]) + 60)
+        Webhook(RECEIVER_SECRET).verify(call.body, {**call.headers, "webhook-timestamp": later})
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(whsec(b"another secret of 24 bytes")).verify(call.body, call.headers)
+    monkeypatch.setattr(standardwebhooks.webhooks, "datetime", _TenMinutesLater)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(RECEIVER_SECRET).verify(call.body, call.headers)  # a capture replayed later
+
+
+OWN_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_each_key_signs_with_its_own_secret_and_another_keys_receiver_refuses_it(
+    side_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    """key-own has `secret=` in the key file, key-derived the secret derived from WEBHOOK_SECRET
+    (as `python -m worker.webhooks secret` prints it). Each key's receiver verifies with its
+    key's secret: it accepts its own key's jobs and refuses (401, given up) the other key's."""
+    keys = tmp_path / "keys"
+    keys.write_text(f"key-own secret={OWN_SECRET}\nkey-derived\n")
+    stack = side_stack(**WEBHOOK_ENV, API_KEYS_FILE=str(keys))
+    printed = subprocess.run(
+        [sys.executable, "-m", "worker.webhooks", "secret"],
+        input="key-derived\n",
+        capture_output=True,
+        text=True,
+        env=stack.env,
+        cwd=stack.root,
+        timeout=60,
+        check=True,
+    )
+    derived = printed.stdout.strip()
+    assert derived.startswith("whsec_") and Webhook(derived)
+    with (
+        WebhookReceiver(secret=OWN_SECRET) as own_hooks,
+        WebhookReceiver(secret=derived) as derived_hooks,
+    ):
+        stack.start_api()
+        stack.start_webhooks()
+        with (
+            httpx.Client(base_url=stack.url, timeout=10, headers=_bearer("key-own")) as own,
+            httpx.Client(base_url=stack.url, timeout=10, headers=_bearer("key-derived")) as other,
+        ):
+            mine = [
+                submit_and_cancel(own, own_hooks.url),
+                submit_and_cancel(other, derived_hooks.url),
+            ]
+            theirs = [
+                submit_and_cancel(other, own_hooks.url),
+                submit_and_cancel(own, derived_hooks.url),
+            ]
+            delivered = [
+                callback_when(c, j, lambda s: s.get("last_outcome") == "delivered")
+                for c, j in zip((own, other), mine, strict=True)
+            ]
+            refused = [
+                callback_when(c, j, lambda s: s.get("last_outcome") == "gave_up")
+                for c, j in zip((other, own), theirs, strict=True)
+            ]
+
+    assert [s["last_status_code"] for s in delivered] == [200, 200]
+    assert [s["last_status_code"] for s in refused] == [401, 401]
+    for hooks, secret in ((own_hooks, OWN_SECRET), (derived_hooks, derived)):
+        assert sorted(c.verified for c in hooks.calls) == [False, True]
+        [good] = [c for c in hooks.calls if c.verified]
+        assert_signed(good, secret)
+
+
+def test_with_auth_off_a_whsec_webhook_secret_signs_as_the_receiver_writes_it(
+    side_stack: Callable[..., Stack],
+) -> None:
+    stack = side_stack(**{**WEBHOOK_ENV, "WEBHOOK_SECRET": OWN_SECRET})
+    with WebhookReceiver(secret=OWN_SECRET) as hooks:
+        stack.start_api()
+        stack.start_webhooks()
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            job_id = submit_and_cancel(api, hooks.url)
+            state = callback_when(api, job_id, lambda s: s.get("last_outcome") == "delivered")
+
+    [call] = hooks.calls
+    assert call.verified and state["last_status_code"] == 200
+    assert_signed(call, OWN_SECRET)
 
 
 def _bearer(key: str) -> dict[str, str]:

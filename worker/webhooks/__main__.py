@@ -4,8 +4,8 @@ For deployments that want deliveries off the OCR workers (set WEBHOOK_DISPATCHER
 those); any number may run, beside the workers' own or instead of them.
 
 `python -m worker.webhooks secret` reads API keys on stdin (one a line: never in argv, which
-`ps` shows) and prints, for each, the secret that signs its jobs' deliveries, for the operator
-to hand that key's tenant.
+`ps` shows) and prints, for each, the Standard Webhooks secret (whsec_<base64>) that signs its
+jobs' deliveries, for the operator to hand that key's tenant; with auth off, the one secret.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import signal
 import sys
 from types import FrameType
 
-from shared.api_keys import owner_fingerprint
+from shared.api_keys import owner_fingerprint, whsec
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
-from worker.webhooks.signing import secret_for
+from worker.webhooks.signing import key_for
 
 
 def main() -> None:
@@ -55,22 +55,24 @@ def main() -> None:
 
 
 def print_secrets(settings: Settings, keys: list[str]) -> int:
-    """One secret a line, in the keys' order; exit status 2 (and nothing printed) when a key
-    is not one the service knows or has no secret."""
+    """One secret (whsec_<base64>) a line, in the keys' order; exit status 2 (and nothing
+    printed) when a key is not one the service knows or has no secret. With auth off (no keys
+    configured) the one secret that signs every delivery, whatever was read."""
     secret = settings.webhook_secret
     shared = secret.get_secret_value() if secret else None
+    if not settings.api_key_set:
+        keys = [""]
     secrets = []
     for number, key in enumerate(keys, 1):
-        found = key in settings.api_key_set and secret_for(
-            settings.key_ring, shared, owner_fingerprint(key)
-        )
-        if not found:
+        owner = owner_fingerprint(key) if key else None
+        found = key_for(settings.key_ring, shared, owner)
+        if found is None or (key and key not in settings.api_key_set):
             print(
                 f"key {number}: not in API_KEYS / API_KEYS_FILE, or no secret (WEBHOOK_SECRET)",
                 file=sys.stderr,
             )
             return 2
-        secrets.append(found)
+        secrets.append(whsec(found))
     print("\n".join(secrets))
     return 0
 

@@ -21,7 +21,7 @@ from shared.callback_urls import CallbackPolicy, CallbackRefused, CallbackTarget
 from shared.jobs.webhooks import Delivery
 from shared.settings import Settings
 from worker.webhooks.backoff import retry_after_seconds
-from worker.webhooks.signing import delivery_headers, secret_for
+from worker.webhooks.signing import delivery_headers, key_for
 
 log = logging.getLogger(__name__)
 # httpx logs each request's URL at INFO, and a callback URL's query may hold a token
@@ -91,15 +91,15 @@ class WebhookSender:
     def close(self) -> None:
         self.client.close()
 
-    def secret_for(self, delivery: Delivery) -> str | None:
-        """The job's API key's secret=, else the key's derived one (signing.secret_for)."""
+    def key_for(self, delivery: Delivery) -> bytes | None:
+        """The job's API key's secret=, else the key's derived one (signing.key_for)."""
         secret = self.settings.webhook_secret
         shared = secret.get_secret_value() if secret else None
-        return secret_for(self.settings.key_ring, shared, delivery.owner or None)
+        return key_for(self.settings.key_ring, shared, delivery.owner or None)
 
     def attempt(self, delivery: Delivery) -> AttemptResult:
-        secret = self.secret_for(delivery)
-        if not secret:
+        key = self.key_for(delivery)
+        if not key:
             return AttemptResult(Verdict.give_up, error="no signing secret (WEBHOOK_SECRET)")
         try:
             # again: DNS may answer otherwise now
@@ -110,7 +110,7 @@ class WebhookSender:
             return AttemptResult(Verdict.give_up, error=f"refused: {exc}")
         body = delivery.body.encode()
         headers = delivery_headers(
-            secret, delivery.delivery_id, delivery.event, str(int(time.time())), body
+            key, delivery.delivery_id, delivery.event, str(int(time.time())), body
         )
         result = AttemptResult(Verdict.retry, error="no address")
         for address in target.addresses:

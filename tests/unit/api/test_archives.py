@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pikepdf
 import pytest
+from hocr_spec import HocrValidator
 from lxml import etree
 from PIL import Image, ImageChops, ImageDraw
 
@@ -19,7 +20,7 @@ from api.archives.alto import ALTO_NS
 from api.archives.glyphless import glyphless_ttf
 from api.archives.layout import plain_lines
 from api.archives.produce import render_archive
-from shared.results import Block, DocumentResult, PageResult
+from shared.results import Block, DocumentResult, PageError, PageResult
 from testkit.pages import encode, font, text_pdf
 from testkit.poppler import page_rotation, page_texts, pdftotext, words_outside
 from tests.schemas import alto_schema
@@ -209,6 +210,39 @@ def test_hocr_parses_with_every_word_inside_its_line(tmp_path: Path) -> None:
     assert len(hocr.findall(".//h:div[@class='ocr_photo']", ns)) == 1
     ids = [e.get("id") for e in hocr.iter() if e.get("id")]
     assert len(ids) == len(set(ids))
+
+
+def hocr_spec_report(path: Path) -> list[str]:
+    """hocr-spec's findings on a file (its checker, as its `hocr-spec` command runs it), but
+    its DEBUG notes ("Unknown ocr-system: 'ocrq ...'": it knows only tesseract and OCRopus)."""
+    report = HocrValidator("standard").validate(str(path))
+    assert report.is_valid(), report.format("text")
+    return [str(item) for item in report.items if item.level != "DEBUG"]
+
+
+def test_hocr_names_the_languages_and_scripts_read_and_hocr_spec_has_no_warning(
+    tmp_path: Path,
+) -> None:
+    image, blocks = drawn_page(LINES)
+    read = page_result(1, image, blocks)
+    latin = page_result(2, image, blocks).model_copy(update={"engine": "rapidocr"})
+    failed = PageResult(
+        index=3, width=0, height=0, error=PageError(code="image_too_large", message="too big")
+    )
+    cases = {
+        "tesseract": ([read], ("ru en", "Cyrl Latn")),
+        "rapidocr then tesseract": ([latin, read], ("en ru", "Latn Cyrl")),
+        "a failed page adds nothing": ([read, failed], ("ru en", "Cyrl Latn")),
+        "no page read": ([failed], ("und", "Zyyy")),
+    }
+    for name, (pages, (langs, scripts)) in cases.items():
+        (tmp_path / name).mkdir()
+        path = render(document(pages), "hocr", tmp_path / name / "none", "image/png")
+        head = etree.parse(str(path)).getroot()
+        meta = {m.get("name"): m.get("content") for m in head.iterfind(".//{*}meta")}
+        assert (meta["ocr-langs"], meta["ocr-scripts"]) == (langs, scripts), name
+        if failed not in pages:  # hocr-spec knows no x_ property but its own (x_ocrq_error)
+            assert hocr_spec_report(path) == [], name
 
 
 def test_alto_is_well_formed_v4_and_validates_against_the_schema(tmp_path: Path) -> None:

@@ -89,8 +89,8 @@ def test_the_api_keys_default_callback_applies_and_is_checked(
 ) -> None:
     keys = tmp_path / "keys"
     keys.write_text(
-        "hooked-key callback=http://127.0.0.1:9/key-hook secret=key-secret\n"
-        "bad-hook-key callback=http://10.0.0.1/h secret=x\nplain-key\n"
+        f"hooked-key callback=http://127.0.0.1:9/key-hook secret=whsec_{'A' * 32}\n"
+        f"bad-hook-key callback=http://10.0.0.1/h secret=whsec_{'B' * 32}\nplain-key\n"
     )
     update = {"api_keys_file": keys, "callback_allowed_networks": "127.0.0.1/32"}
     with _client(settings, **update) as client:

@@ -167,17 +167,22 @@ def test_the_options_model_refuses_a_malformed_callback_url_as_invalid_callback_
     assert options.callback_url == "https://example.com/h"
 
 
+S3 = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
 def test_the_key_file_carries_callback_and_secret_and_plain_lines_still_work(tmp_path) -> None:
     path = tmp_path / "keys"
     path.write_text(
-        "# keys\nplain-key\nk2 callback=https://hooks.example/ocr secret=whsec-2\n\nk3 secret=s3\n"
+        "# keys\nplain-key\nk2 callback=https://hooks.example/ocr secret=whsec_"
+        + "A" * 32
+        + f"\n\nk3 secret={S3}\n"
     )
     entries = read_key_entries(path)
 
     assert set(entries) == {"plain-key", "k2", "k3"}
     ring = KeyRing(entries)
     assert ring.for_owner(owner_fingerprint("k2")).callback_url == "https://hooks.example/ocr"
-    assert ring.for_owner(owner_fingerprint("k3")).secret == "s3"
+    assert ring.for_owner(owner_fingerprint("k3")).secret == S3
     assert ring.for_owner(owner_fingerprint("plain-key")).secret is None
     assert "whsec" not in repr(entries)
     path.write_text("k1 colour=red\n")

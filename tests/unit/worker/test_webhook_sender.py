@@ -4,6 +4,7 @@ the status and a fixed reason, never the receiver's own words."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -13,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from standardwebhooks import Webhook
 
-from shared.api_keys import owner_fingerprint
+from shared.api_keys import owner_fingerprint, whsec
 from shared.jobs.webhooks import Delivery
 from shared.settings import Settings
 from testkit.webhook_receiver import WebhookReceiver
@@ -25,6 +27,7 @@ from worker.webhooks.sender import Verdict, WebhookSender
 
 ROOT = Path(__file__).resolve().parents[3]
 SHARED = "the-operators-webhook-secret"
+OWN = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 KEYS = "key-b,key-c"
 
 
@@ -65,18 +68,19 @@ def test_a_keys_delivery_verifies_with_its_own_secret_only() -> None:
         assert sender.attempt(_delivery(hooks.url, "key-b")).verdict is Verdict.delivered
         [call] = hooks.wait_for(1)
     verify = docs_verifier()
-    secret_b = sender.secret_for(_delivery(hooks.url, "key-b"))
-    secret_c = sender.secret_for(_delivery(hooks.url, "key-c"))
+    secret_b = whsec(sender.key_for(_delivery(hooks.url, "key-b")) or b"")
+    secret_c = whsec(sender.key_for(_delivery(hooks.url, "key-c")) or b"")
     sender.close()
 
     # key C's receiver refuses what key B's jobs send it, signed with the shared secret or not
     assert not verify(secret_c, call.headers, call.body)
-    assert not verify(SHARED, call.headers, call.body)
+    assert not verify(whsec(SHARED.encode()), call.headers, call.body)
     assert verify(secret_b, call.headers, call.body)
-    # the derivation as README Webhooks writes it
+    Webhook(secret_b).verify(call.body, call.headers)  # the library itself, not only the docs
+    # the derivation as docs/webhooks.md writes it
     fingerprint = hashlib.sha256(b"ocrq-owner\nkey-b").hexdigest()
     mac = hmac.new(SHARED.encode(), f"ocrq-webhook\n{fingerprint}".encode(), hashlib.sha256)
-    assert secret_b == "whsec_" + mac.hexdigest()
+    assert secret_b == "whsec_" + base64.b64encode(mac.digest()).decode()
     # the secret the operator's command gives key B is the one that verifies (README recipe)
     cli = secret_from_the_cli("key-b")
     assert cli.returncode == 0, cli.stderr
@@ -96,12 +100,36 @@ def test_the_secret_command_refuses_a_key_the_service_does_not_know(
 
 def test_a_keys_own_secret_signs_and_no_key_means_the_shared_secret(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
-    keys.write_text("key-d secret=whsec-own\n")
+    keys.write_text(f"key-d secret={OWN}\n")
     sender = _sender(api_keys_file=keys)
 
-    assert sender.secret_for(_delivery("http://127.0.0.1:9/", "key-d")) == "whsec-own"
-    assert sender.secret_for(_delivery("http://127.0.0.1:9/", None)) == SHARED  # auth off
+    assert whsec(sender.key_for(_delivery("http://127.0.0.1:9/", "key-d")) or b"") == OWN
+    assert sender.key_for(_delivery("http://127.0.0.1:9/", None)) == SHARED.encode()  # auth off
     sender.close()
+    auth_off = Settings(webhook_secret=OWN)
+    assert print_secrets(auth_off, []) == 0  # the one secret, whatever stdin held
+
+
+def test_a_key_file_secret_that_is_not_whsec_base64_stops_the_start(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"key-d secret={OWN}\n# old form\nkey-e secret=whsec-1\n")
+    env = {**os.environ, "API_KEYS_FILE": str(keys), "WEBHOOK_SECRET": SHARED}
+    start = subprocess.run(
+        [sys.executable, "-m", "worker.webhooks", "secret"],
+        input="key-d\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+
+    assert start.returncode != 0 and start.stdout == ""
+    assert (
+        "API_KEYS_FILE" in start.stderr
+        and "line 3: secret=: a webhook secret must be whsec_" in start.stderr
+    )
+    assert "key-e" not in start.stderr and "whsec-1" not in start.stderr
 
 
 def test_last_error_is_the_status_and_a_fixed_reason() -> None:
