@@ -15,12 +15,12 @@ KEY = "k-3f9a0c55d1e2"
 def test_a_line_with_every_option() -> None:
     entry = parse_key_line(
         f"{KEY} max_queued=4 name=scans.team-1 pages_per_day=5000 max_pages_per_job=300 "
-        "callback=https://hooks.example/ocr secret=whsec-1",
+        "callback=https://hooks.example/ocr secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         3,
     )
     assert entry.label == "scans.team-1"
     assert entry.quotas == Quotas(pages_per_day=5000, max_queued=4, max_pages_per_job=300)
-    assert (entry.callback_url, entry.secret) == ("https://hooks.example/ocr", "whsec-1")
+    assert (entry.callback_url, entry.secret) == ("https://hooks.example/ocr", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     assert KEY not in repr(entry) and "whsec" not in repr(entry)
 
 
