@@ -3,8 +3,8 @@
 API_KEYS_FILE holds one key a line, optionally followed by options (space separated, any
 order): `name=<label>` (letters, digits, `-_.`: what logs, metrics and usage show, never the
 key), the quotas `pages_per_day=N`, `max_queued=N`, `max_pages_per_job=N` (whole numbers >= 1;
-absent = unlimited), and the webhook options `callback=<url>`, `secret=<s>`:
-`k-3f9a name=scans pages_per_day=5000 callback=https://hooks.example/ocr secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`.
+absent = unlimited), and the webhook options `callback=<url>`, `secret=whsec_<base64>`:
+`k-3f9a name=scans pages_per_day=5000 callback=https://hooks.example/ocr secret=whsec_MfKQ...`.
 A plain key line stays valid; a key without `name=` is shown as `key-<8 hex>` of its
 fingerprint. The API takes a job's default callback and the quotas from its key; the webhook
 sender signs with the key's secret (else one derived from WEBHOOK_SECRET for the key). Jobs

@@ -10,17 +10,18 @@ import pytest
 from shared.api_keys import KeyRing, Quotas, owner_fingerprint, parse_key_line, read_key_entries
 
 KEY = "k-3f9a0c55d1e2"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def test_a_line_with_every_option() -> None:
     entry = parse_key_line(
         f"{KEY} max_queued=4 name=scans.team-1 pages_per_day=5000 max_pages_per_job=300 "
-        "callback=https://hooks.example/ocr secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "callback=https://hooks.example/ocr secret=" + SECRET,
         3,
     )
     assert entry.label == "scans.team-1"
     assert entry.quotas == Quotas(pages_per_day=5000, max_queued=4, max_pages_per_job=300)
-    assert (entry.callback_url, entry.secret) == ("https://hooks.example/ocr", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    assert (entry.callback_url, entry.secret) == ("https://hooks.example/ocr", SECRET)
     assert KEY not in repr(entry) and "whsec" not in repr(entry)
 
 
