@@ -177,7 +177,20 @@ def recognition_from_result(result: Any) -> Recognition:
             formulas.append(text)
             text = tidy_formula(text)
         # parsing_res_list has no confidence: PaddleOCR-VL's VL model gives none per block.
-        blocks.append(Block(type=kind, text=text, bbox=[float(v) for v in bbox], score=None))
+        # It is in the model's reading order, one layout block (a whole paragraph, table or
+        # formula) per item: each its own block, paragraph and line (docs/results.md).
+        order = len(blocks)
+        blocks.append(
+            Block(
+                type=kind,
+                text=text,
+                bbox=[float(v) for v in bbox],
+                score=None,
+                block=order,
+                paragraph=order,
+                line=order,
+            )
+        )
     page_markdown = result.markdown
     markdown = page_markdown.get("markdown_texts")
     if not isinstance(markdown, str):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
+from worker.reading_order import arrange_read
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -88,6 +89,7 @@ class RapidOcrEngine:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = settings.rapidocr_threads
         self._ocr = rapidocr.RapidOCR(params=params)
         self._rec_model = Path(str(params["Rec.model_path"])).name
+        self._reading_order = settings.reading_order
         self.scripts = frozenset(
             s.strip() for s in settings.rapidocr_rec_scripts.split(",") if s.strip()
         )
@@ -137,7 +139,9 @@ class RapidOcrEngine:
 
     def read_as_given(self, image: Image) -> Recognition:
         """One pass over the page as it lies, without the orientation step (rotation 0)."""
-        return Recognition(blocks=_blocks(self._run(image.convert("RGB"))))
+        image = image.convert("RGB")
+        read = Recognition(blocks=_blocks(self._run(image)))
+        return arrange_read(read, image, self.read_line, self._reading_order)
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:
         """`first` (read_as_given of `image`) if the page is upright, else a read of it turned."""
@@ -198,9 +202,17 @@ class RapidOcrEngine:
 
     def _read_score(self, line: Image) -> float:
         """The recognizer's confidence in its reading of one line image (0 if it read nothing)."""
+        return self.read_line(line)[1]
+
+    def read_line(self, line: Image) -> tuple[str, float]:
+        """One line image read whole, without detection: its text and the recognizer's
+        confidence (empty and 0 if it read nothing)."""
         output = self._ocr(_as_array(line), use_det=False, use_cls=False, use_rec=True)
+        texts = getattr(output, "txts", None)
         scores = getattr(output, "scores", None)
-        return float(scores[0]) if scores else 0.0
+        if not texts or not scores:
+            return "", 0.0
+        return str(texts[0]), float(scores[0])
 
 
 def _pieces(line: Image, aspect: float, count: int) -> list[Image]:

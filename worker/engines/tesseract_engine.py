@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
+from worker.reading_order import arrange_read
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -163,6 +164,7 @@ class TesseractEngine:
             | ({"latin"} if codes - CYRILLIC_LANGS - {"osd", "equ"} else set())
         )
         self._api = open_tesseract(settings, settings.tesseract_lang, settings.tesseract_psm)
+        self._reading_order = settings.reading_order
         self._osd = self._open_osd()
 
     def _open_osd(self):
@@ -217,7 +219,22 @@ class TesseractEngine:
 
     def read_as_given(self, image: Image) -> Recognition:
         """One read of the page as it lies (rotation 0)."""
-        return _recognition(self._read_lines(image))
+        read = _recognition(self._read_lines(image))
+        return arrange_read(read, image, self.read_line, self._reading_order)
+
+    def read_line(self, line: Image) -> tuple[str, float]:
+        """One line image read as a single line (PSM 7): its text and mean confidence 0..1."""
+        api = self._api
+        page_mode = api.GetPageSegMode()
+        api.SetPageSegMode(self._tesserocr.PSM.SINGLE_LINE)
+        _set_image(api, line)
+        try:
+            text = api.GetUTF8Text() or ""
+            confidence = api.MeanTextConf()
+        finally:
+            api.Clear()
+            api.SetPageSegMode(page_mode)
+        return " ".join(text.split()), min(max(confidence / 100, 0.0), 1.0)
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:
         """`first` (read_as_given of `image`) unless it looks misread and OSD says how to turn

@@ -105,6 +105,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("LIVENESS_WORKER", "aio", "aio"),
     ("LIVENESS_STALE_SECONDS", "5", 5.0),
     ("LIVENESS_START_GRACE_SECONDS", "20", 20.0),
+    ("READING_ORDER", "engine", "engine"),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -124,9 +125,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 11
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 12
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
-    # VL token cap and loop retry, liveness, page ranges)
+    # VL token cap and loop retry, liveness, page ranges, reading order)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
