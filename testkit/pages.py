@@ -150,14 +150,15 @@ def render_key_values(
 
 
 def render_margin_number(
-    lines: list[tuple[str, int]], number: str, size: int = 26, width: int = 1200
+    lines: list[tuple[str, int]], number: str, size: int = 26, width: int = 1200, angle: int = 90
 ) -> Image.Image:
-    """render_page's lines moved right, with `number` printed up the left margin (bottom to
-    top, turned 90 degrees counter-clockwise), as a document number on a form's edge."""
+    """render_page's lines moved right, with `number` printed along the left margin, as a
+    document number on a form's edge: turned `angle` degrees counter-clockwise (90: read
+    bottom to top; 270: top to bottom)."""
     body = render_page(lines, width=width - 120)
     strip = Image.new("RGB", (max(body.height, size * len(number)), int(size * 1.6)), "white")
     ImageDraw.Draw(strip).text((10, int(size * 0.2)), number, fill="black", font=font(size))
-    upright = strip.rotate(90, expand=True)
+    upright = strip.rotate(angle, expand=True)
     page = Image.new("RGB", (width, max(body.height, upright.height)), "white")
     page.paste(upright, (20, 0))
     page.paste(body, (120, 0))

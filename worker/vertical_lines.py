@@ -29,15 +29,21 @@ LineReader = Callable[["Image"], tuple[str, float]]
 VERTICAL_ASPECT = 2.5
 VERTICAL_HEIGHTS = 2.0
 # A run of at least this many boxes of at most SHORT_CHARS characters stacked in one column
-# (each under the one before, closer than GAP_HEIGHTS of its height) is a vertical line read
-# one character at a time.
-MIN_RUN = 3
+# (each under the one before, closer than GAP_HEIGHTS of its height: letters of a word, not
+# the rows of a table's column of short numbers) is a vertical line read a character at a time.
+MIN_RUN = 4
 SHORT_CHARS = 2
-GAP_HEIGHTS = 1.5
-# The turned read replaces the boxes only when the engine is at least this sure of it.
+GAP_HEIGHTS = 0.6
+# The turned read replaces the boxes only when the engine is at least this sure of it (of a
+# run of letters, RUN_SCORE: its boxes may have been a column of short cells after all).
 MIN_SCORE = 0.5
-# Room around the crop, in widths of the line: the box can be tight on the letters.
-PAD_WIDTHS = 0.2
+RUN_SCORE = 0.75
+# Room around the crop, in widths of the line: the box can be tight on the letters. Then a
+# border of the background's colour, as wide as BORDER_WIDTHS lines: Tesseract misreads a
+# line cropped close (`ООС` for `DOC` with 0.2 of room on the rendered margin numbers; right
+# with 0.5 and more), and the page's room may hold the neighbouring text.
+PAD_WIDTHS = 0.15
+BORDER_WIDTHS = 0.5
 
 
 def _size(box: Sequence[float]) -> tuple[float, float]:
@@ -103,6 +109,9 @@ def read_turned(image: Image, box: Sequence[float], read_line: LineReader) -> tu
             min(image.height, round(box[3] + pad)),
         )
     )
+    from PIL import ImageOps
+
+    crop = ImageOps.expand(crop, round(BORDER_WIDTHS * width), fill=crop.getpixel((0, 0)))
     reads = [read_line(crop.rotate(angle, expand=True)) for angle in (90, 270)]
     return max(reads, key=lambda read: read[1])
 
@@ -117,8 +126,8 @@ def read_vertical_lines(
         text, score = read_turned(image, box, read_line)
         text = " ".join(text.split())
         # A tall box read right already (Tesseract turns a clean vertical line itself) stays
-        # unless the turned read is surer; a run of one-character lines is never a good read.
-        floor = max(MIN_SCORE, blocks[run[0]].score or 0.0) if len(run) == 1 else MIN_SCORE
+        # unless the turned read is surer; a run of one-character lines is no read at all.
+        floor = max(MIN_SCORE, blocks[run[0]].score or 0.0) if len(run) == 1 else RUN_SCORE
         if not text or score <= floor:
             continue
         replaced.update(dict.fromkeys(run))
