@@ -40,8 +40,8 @@ MIN_SCORE = 0.5
 RUN_SCORE = 0.75
 # Room around the crop, in widths of the line: the box can be tight on the letters. Then a
 # border of the background's colour, as wide as BORDER_WIDTHS lines: Tesseract misreads a
-# line cropped close (`ООС` for `DOC` with 0.2 of room on the rendered margin numbers; right
-# with 0.5 and more), and the page's room may hold the neighbouring text.
+# line cropped close (Cyrillic `OOC` for `DOC` with 0.2 of room on the rendered margin
+# numbers; right with 0.5 and more), and the page's room may hold the neighbouring text.
 PAD_WIDTHS = 0.15
 BORDER_WIDTHS = 0.5
 
