@@ -111,7 +111,9 @@ def read_turned(image: Image, box: Sequence[float], read_line: LineReader) -> tu
     )
     from PIL import ImageOps
 
-    crop = ImageOps.expand(crop, round(BORDER_WIDTHS * width), fill=crop.getpixel((0, 0)))
+    background = crop.getpixel((0, 0))  # a corner of the room around the line
+    fill = background if isinstance(background, tuple | int) else "white"
+    crop = ImageOps.expand(crop, round(BORDER_WIDTHS * width), fill=fill)
     reads = [read_line(crop.rotate(angle, expand=True)) for angle in (90, 270)]
     return max(reads, key=lambda read: read[1])
 

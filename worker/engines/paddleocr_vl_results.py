@@ -164,7 +164,8 @@ def recognition_from_result(result: Any) -> Recognition:
         # The pipeline yields {"error": ...} instead of a result when its settings are invalid.
         raise EngineError(ErrorCode.recognition_failed, f"PaddleOCRVL: {result['error']}")
     page = result.json["res"]
-    blocks, formulas = [], []
+    blocks: list[Block] = []
+    formulas: list[str] = []
     for item in page.get("parsing_res_list") or []:
         bbox = item.get("block_bbox")
         if bbox is None or len(bbox) != 4:
