@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
@@ -140,7 +141,8 @@ class RapidOcrEngine:
     def read_as_given(self, image: Image) -> Recognition:
         """One pass over the page as it lies, without the orientation step (rotation 0)."""
         image = image.convert("RGB")
-        read = Recognition(blocks=_blocks(self._run(image)))
+        output = self._run(image)
+        read = Recognition(blocks=_blocks(output), slope=_line_slope(output))
         return arrange_read(read, image, self.read_line, self._reading_order)
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:
@@ -241,6 +243,20 @@ def _as_array(image: Image) -> Any:
     import numpy as np
 
     return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)  # 4x faster than [:, :, ::-1]
+
+
+def _line_slope(output: Any) -> float:
+    """Median slope of the top edges of the detector's boxes (four corners each, clockwise from
+    the top left) of lines lying flat; 0 without any."""
+    if output.boxes is None:
+        return 0.0
+    slopes = []
+    for box in output.boxes:
+        (x0, y0), (x1, y1) = box[0], box[1]
+        height = abs(float(box[3][1]) - float(y0))
+        if x1 - x0 > 3 * height > 0:
+            slopes.append((float(y1) - float(y0)) / (float(x1) - float(x0)))
+    return statistics.median(slopes) if slopes else 0.0
 
 
 def _blocks(output: Any) -> list[Block]:

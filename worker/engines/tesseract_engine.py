@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -145,6 +146,7 @@ class _Line:
     bbox: tuple[int, int, int, int]
     confidence: float  # Tesseract's 0..100
     paragraph: int
+    slope: float | None = None  # of its baseline (dy/dx); None for a line standing tall
 
 
 class TesseractEngine:
@@ -292,7 +294,9 @@ class TesseractEngine:
                 text = (item.GetUTF8Text(ril.TEXTLINE) or "").strip()
                 box = item.BoundingBox(ril.TEXTLINE)
                 if text and box:
-                    lines.append(_Line(text, box, item.Confidence(ril.TEXTLINE), paragraph))
+                    confidence = item.Confidence(ril.TEXTLINE)
+                    slope = _baseline_slope(item.Baseline(ril.TEXTLINE))
+                    lines.append(_Line(text, box, confidence, paragraph, slope))
             return lines
         finally:
             api.Clear()  # drop the page image and results: pages can be 100 MP
@@ -308,7 +312,19 @@ def _recognition(lines: list[_Line]) -> Recognition:
         )
         for line in lines
     ]
-    return Recognition(blocks=blocks, markdown=_paragraph_markdown(lines))
+    slopes = [line.slope for line in lines if line.slope is not None]
+    slope = statistics.median(slopes) if slopes else 0.0
+    return Recognition(blocks=blocks, markdown=_paragraph_markdown(lines), slope=slope)
+
+
+def _baseline_slope(baseline) -> float | None:
+    """dy/dx of a line's baseline ((x1, y1), (x2, y2)); None when it stands tall or is missing."""
+    if not baseline:
+        return None
+    (x1, y1), (x2, y2) = baseline
+    if abs(x2 - x1) <= 2 * abs(y2 - y1):
+        return None
+    return (y2 - y1) / (x2 - x1)
 
 
 def _read_confidence(recognition: Recognition) -> float:

@@ -160,3 +160,17 @@ def test_blocks_without_ids_keep_the_engine_markdown_and_text() -> None:
 
 def test_nothing_to_order_is_nothing() -> None:
     assert arrange_blocks([]) == []
+
+
+def test_rows_of_a_page_scanned_askew_are_read_along_its_slope() -> None:
+    slope = 0.026  # 1.5 degrees: a value 700 px right of its key sits 18 px lower
+    rows = [("Invoice number", "20461"), ("Delivery date", "2026-03-14"), ("Total", "12.50")]
+    page = []
+    for n, (key, value) in enumerate(rows):
+        y = 100 + 40 * n
+        page += [box(key, 60, y + 60 * slope), box(value, 760, y + 800 * slope)]
+
+    assert page_text(arrange_blocks(shuffled(page), slope)).splitlines() == [
+        f"{key} {value}" for key, value in rows
+    ]
+    assert len(page_text(arrange_blocks(shuffled(page))).splitlines()) == 6  # level: apart

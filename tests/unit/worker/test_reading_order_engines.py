@@ -72,6 +72,17 @@ def test_key_value_rows_are_read_row_by_row(engine: OcrEngine) -> None:
     assert lines_of(engine, render_key_values(FORM)) == [f"{key} {value}" for key, value in FORM]
 
 
+@pytest.mark.parametrize("degrees", [1.5, -1.5])
+def test_key_value_rows_of_a_page_scanned_askew_stay_rows(
+    engine: OcrEngine, degrees: float
+) -> None:
+    # 1.5 degrees puts a value 20 px above or below its key: apart, were rows not read along
+    # the slope of the lines the engine found
+    page = render_key_values(FORM).rotate(degrees, expand=True, fillcolor="white")
+
+    assert lines_of(engine, page) == [f"{key} {value}" for key, value in FORM]
+
+
 @pytest.mark.parametrize("angle", [90, 270], ids=["bottom-up", "top-down"])
 def test_a_vertical_margin_number_is_read_as_one_line_before_the_body(
     engine: OcrEngine, angle: int
