@@ -18,6 +18,23 @@ class Block(BaseModel):
         description="[x0, y0, x1, y1] in page pixels, origin top-left", min_length=4, max_length=4
     )
     score: float | None = Field(None, description="Engine confidence 0..1, when it gives one")
+    # Reading-order ids (docs/results.md, "Reading order"); None in results made before them,
+    # for a PDF's own text layer and with READING_ORDER=engine.
+    block: int | None = Field(
+        None,
+        ge=0,
+        description="Layout block (a column's piece of text, a table, a vertical line; for "
+        "paddleocr-vl its layout block) this box belongs to, numbered from 0 in reading order",
+    )
+    paragraph: int | None = Field(
+        None, ge=0, description="Paragraph of the page, numbered from 0 in reading order"
+    )
+    line: int | None = Field(
+        None,
+        ge=0,
+        description="Text line (row) of the page, numbered from 0 in reading order; the boxes "
+        "of one row (a key and its value, a table row's cells) share it",
+    )
 
 
 class PageError(BaseModel):

@@ -435,6 +435,13 @@ class WorkerJobSettings(Room):
         description="Engines also warmed at boot, used for scripts OCR_ENGINE cannot read "
         "(comma list)",
     )
+    reading_order: Literal["geometry", "engine"] = Field(
+        "geometry",
+        description="How the CPU engines (rapidocr, tesseract) order a page's lines: "
+        "`geometry` (rows by overlap, columns and blocks, vertical lines read turned; the "
+        "result's block/paragraph/line ids, see docs/results.md) or `engine` (the engine's own "
+        "order, as before them); paddleocr-vl keeps its own layout either way",
+    )
     pdf_dpi: int = Field(
         200,
         ge=72,

@@ -108,3 +108,58 @@ def bare_pdf(count: int = 1, size_pt: tuple[int, int] = (612, 792)) -> bytes:
     body += b"xref\n0 4\n0000000000 65535 f \n"
     body += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     return body + b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+
+
+def render_columns(
+    heading: str,
+    left: list[str],
+    right: list[str],
+    size: int = 24,
+    width: int = 1600,
+    margin: int = 60,
+    gutter: int = 100,
+) -> Image.Image:
+    """A heading across the page over two columns of left-aligned lines (read: the heading,
+    the left column, then the right one). The columns' lines sit on one grid, row by row."""
+    pitch = int(size * 1.6)
+    top = margin + int(size * 1.6) * 2
+    height = top + pitch * max(len(left), len(right)) + margin
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, margin), heading, fill="black", font=font(int(size * 1.4)))
+    column = (width - 2 * margin - gutter) // 2
+    for x, lines in ((margin, left), (margin + column + gutter, right)):
+        for n, text in enumerate(lines):
+            draw.text((x, top + n * pitch), text, fill="black", font=font(size))
+    return image
+
+
+def render_key_values(
+    rows: list[tuple[str, str]], size: int = 26, width: int = 1200, margin: int = 60
+) -> Image.Image:
+    """A form's key-value rows: keys at the left margin, values in a column at mid-page (read
+    row by row: key, value, next key)."""
+    pitch = int(size * 1.9)
+    image = Image.new("RGB", (width, margin * 2 + pitch * len(rows)), "white")
+    draw = ImageDraw.Draw(image)
+    for n, (key, value) in enumerate(rows):
+        y = margin + n * pitch
+        draw.text((margin, y), key, fill="black", font=font(size))
+        draw.text((width // 2, y), value, fill="black", font=font(size))
+    return image
+
+
+def render_margin_number(
+    lines: list[tuple[str, int]], number: str, size: int = 26, width: int = 1200, angle: int = 90
+) -> Image.Image:
+    """render_page's lines moved right, with `number` printed along the left margin, as a
+    document number on a form's edge: turned `angle` degrees counter-clockwise (90: read
+    bottom to top; 270: top to bottom)."""
+    body = render_page(lines, width=width - 120)
+    strip = Image.new("RGB", (max(body.height, size * len(number)), int(size * 1.6)), "white")
+    ImageDraw.Draw(strip).text((10, int(size * 0.2)), number, fill="black", font=font(size))
+    upright = strip.rotate(angle, expand=True)
+    page = Image.new("RGB", (width, max(body.height, upright.height)), "white")
+    page.paste(upright, (20, 0))
+    page.paste(body, (120, 0))
+    return page

@@ -25,7 +25,7 @@ from shared.results import PageError, PageResult
 from worker.batcher import BatchJob, PageBatcher, PageTicket
 from worker.engines import EngineError, Recognition
 from worker.pages import Page, PageLoadError
-from worker.results import link_images, page_markdown
+from worker.results import link_images, page_markdown, page_text
 from worker.routing import EngineRouter
 from worker.watchdog import JobWatchdog
 
@@ -161,7 +161,7 @@ def recognized_result(
         engine=engine_name,
         blocks=blocks,
         markdown=markdown,
-        text="\n".join(b.text for b in blocks),
+        text=page_text(blocks),
     )
     result.images.update(images)
     result.engine_seconds = engine_seconds

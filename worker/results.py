@@ -15,8 +15,38 @@ PAGE_SEPARATOR_TEXT = "\f"
 
 
 def page_markdown(blocks: list[Block]) -> str:
-    """Markdown for an engine without layout analysis: one paragraph per text line."""
-    return "\n\n".join(b.text for b in blocks if b.text.strip())
+    """Markdown for an engine without layout analysis: its paragraphs (worker/reading_order.py)
+    apart, each row's boxes joined by a space and a paragraph's rows by a line break; blocks
+    without paragraph ids (READING_ORDER=engine, a text layer) one paragraph per box."""
+    if not any(b.paragraph is not None for b in blocks):
+        return "\n\n".join(b.text for b in blocks if b.text.strip())
+    paragraphs = ["\n".join(_runs(rows, "line", " ")) for rows in _consecutive(blocks, "paragraph")]
+    return "\n\n".join(p for p in paragraphs if p.strip())
+
+
+def page_text(blocks: list[Block]) -> str:
+    """A page's text: a line per row (the boxes sharing a `line` id joined by a space), or per
+    box when they have none."""
+    if not any(b.line is not None for b in blocks):
+        return "\n".join(b.text for b in blocks)
+    return "\n".join(_runs(blocks, "line", " "))
+
+
+def _consecutive(blocks: list[Block], key: str) -> list[list[Block]]:
+    """Neighbouring blocks with the same id `key` together; a block without one alone."""
+    groups: list[list[Block]] = []
+    for block in blocks:
+        value = getattr(block, key)
+        if groups and value is not None and getattr(groups[-1][0], key) == value:
+            groups[-1].append(block)
+        else:
+            groups.append([block])
+    return groups
+
+
+def _runs(blocks: list[Block], key: str, separator: str) -> list[str]:
+    texts = (separator.join(b.text for b in group) for group in _consecutive(blocks, key))
+    return [text for text in texts if text.strip()]
 
 
 def image_url(job_id: str, name: str) -> str:

@@ -396,6 +396,9 @@ def test_the_worker_links_the_crop_through_the_api(layout_engine):
     result = recognized_result(job_id, Page(3, None, 400, 300, None), engine.name, recognition)
 
     assert list(result.images) == ["p3-img_in_image_box_210_130_390_290.jpg"]
+    # each layout block its own block, paragraph and line, in the model's order
+    assert [b.block for b in result.blocks] == list(range(len(result.blocks)))
+    assert [b.line for b in result.blocks] == [b.paragraph for b in result.blocks]
     link = f"/jobs/{job_id}/images/p3-img_in_image_box_210_130_390_290.jpg"
     assert f'<img src="{link}"' in result.markdown
     assert result.markdown.count("<img") == 1

@@ -46,6 +46,9 @@ class Recognition:
     # Crops of the page's figures (encoded JPEG/PNG) by plain file name (shared.storage
     # CROP_NAME_PATTERN); `markdown` links each as `src="<name>"` or `](<name>)`.
     images: dict[str, bytes] = field(default_factory=dict)
+    # Slope (dy/dx, y down) of the page's text lines as the engine found them, 0 when level or
+    # unknown: the reading order reads rows along it (a page scanned a degree or two askew).
+    slope: float = 0.0
 
 
 def mostly_tall(bboxes: list[list[float]]) -> bool:

@@ -164,7 +164,8 @@ def recognition_from_result(result: Any) -> Recognition:
         # The pipeline yields {"error": ...} instead of a result when its settings are invalid.
         raise EngineError(ErrorCode.recognition_failed, f"PaddleOCRVL: {result['error']}")
     page = result.json["res"]
-    blocks, formulas = [], []
+    blocks: list[Block] = []
+    formulas: list[str] = []
     for item in page.get("parsing_res_list") or []:
         bbox = item.get("block_bbox")
         if bbox is None or len(bbox) != 4:
@@ -177,7 +178,20 @@ def recognition_from_result(result: Any) -> Recognition:
             formulas.append(text)
             text = tidy_formula(text)
         # parsing_res_list has no confidence: PaddleOCR-VL's VL model gives none per block.
-        blocks.append(Block(type=kind, text=text, bbox=[float(v) for v in bbox], score=None))
+        # It is in the model's reading order, one layout block (a whole paragraph, table or
+        # formula) per item: each its own block, paragraph and line (docs/results.md).
+        order = len(blocks)
+        blocks.append(
+            Block(
+                type=kind,
+                text=text,
+                bbox=[float(v) for v in bbox],
+                score=None,
+                block=order,
+                paragraph=order,
+                line=order,
+            )
+        )
     page_markdown = result.markdown
     markdown = page_markdown.get("markdown_texts")
     if not isinstance(markdown, str):

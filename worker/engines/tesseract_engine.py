@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
+from worker.reading_order import arrange_read
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -144,6 +146,7 @@ class _Line:
     bbox: tuple[int, int, int, int]
     confidence: float  # Tesseract's 0..100
     paragraph: int
+    slope: float | None = None  # of its baseline (dy/dx); None for a line standing tall
 
 
 class TesseractEngine:
@@ -163,6 +166,7 @@ class TesseractEngine:
             | ({"latin"} if codes - CYRILLIC_LANGS - {"osd", "equ"} else set())
         )
         self._api = open_tesseract(settings, settings.tesseract_lang, settings.tesseract_psm)
+        self._reading_order = settings.reading_order
         self._osd = self._open_osd()
 
     def _open_osd(self):
@@ -217,7 +221,22 @@ class TesseractEngine:
 
     def read_as_given(self, image: Image) -> Recognition:
         """One read of the page as it lies (rotation 0)."""
-        return _recognition(self._read_lines(image))
+        read = _recognition(self._read_lines(image))
+        return arrange_read(read, image, self.read_line, self._reading_order)
+
+    def read_line(self, line: Image) -> tuple[str, float]:
+        """One line image read as a single line (PSM 7): its text and mean confidence 0..1."""
+        api = self._api
+        page_mode = api.GetPageSegMode()
+        api.SetPageSegMode(self._tesserocr.PSM.SINGLE_LINE)
+        _set_image(api, line)
+        try:
+            text = api.GetUTF8Text() or ""
+            confidence = api.MeanTextConf()
+        finally:
+            api.Clear()
+            api.SetPageSegMode(page_mode)
+        return " ".join(text.split()), min(max(confidence / 100, 0.0), 1.0)
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:
         """`first` (read_as_given of `image`) unless it looks misread and OSD says how to turn
@@ -275,7 +294,9 @@ class TesseractEngine:
                 text = (item.GetUTF8Text(ril.TEXTLINE) or "").strip()
                 box = item.BoundingBox(ril.TEXTLINE)
                 if text and box:
-                    lines.append(_Line(text, box, item.Confidence(ril.TEXTLINE), paragraph))
+                    confidence = item.Confidence(ril.TEXTLINE)
+                    slope = _baseline_slope(item.Baseline(ril.TEXTLINE))
+                    lines.append(_Line(text, box, confidence, paragraph, slope))
             return lines
         finally:
             api.Clear()  # drop the page image and results: pages can be 100 MP
@@ -291,7 +312,19 @@ def _recognition(lines: list[_Line]) -> Recognition:
         )
         for line in lines
     ]
-    return Recognition(blocks=blocks, markdown=_paragraph_markdown(lines))
+    slopes = [line.slope for line in lines if line.slope is not None]
+    slope = statistics.median(slopes) if slopes else 0.0
+    return Recognition(blocks=blocks, markdown=_paragraph_markdown(lines), slope=slope)
+
+
+def _baseline_slope(baseline) -> float | None:
+    """dy/dx of a line's baseline ((x1, y1), (x2, y2)); None when it stands tall or is missing."""
+    if not baseline:
+        return None
+    (x1, y1), (x2, y2) = baseline
+    if abs(x2 - x1) <= 2 * abs(y2 - y1):
+        return None
+    return (y2 - y1) / (x2 - x1)
 
 
 def _read_confidence(recognition: Recognition) -> float:

@@ -108,6 +108,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("LIVENESS_START_GRACE_SECONDS", "20", 20.0),
     ("FAIR_SHARE", "off", False),
     ("FAIR_SHARE_IN_FLIGHT_PER_TENANT", "3", 3),
+    ("READING_ORDER", "engine", "engine"),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -127,9 +128,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 14
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 78 + 15
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
-    # VL token cap and loop retry, liveness, page ranges, usage retention, fair share)
+    # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading order)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }

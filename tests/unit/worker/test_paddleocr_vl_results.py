@@ -17,6 +17,7 @@ from worker.engines.paddleocr_vl_results import (
     recognition_from_result,
     tidy_markdown,
 )
+from worker.results import page_text
 
 DIV = '<div style="text-align: center;"><img src="{}" alt="Image" width="50%" /></div>'
 
@@ -85,3 +86,39 @@ def test_the_pipelines_error_reply_is_a_recognition_failure() -> None:
     with pytest.raises(EngineError, match="PaddleOCRVL: bad settings") as info:
         recognition_from_result({"error": "bad settings"})
     assert info.value.code == "recognition_failed"
+
+
+class FakeResult(dict):
+    """The two attributes of a PaddleOCRVLResult the mapping reads."""
+
+    def __init__(self, items: list[dict], markdown: str) -> None:
+        super().__init__()
+        self.json = {"res": {"parsing_res_list": items}}
+        self.markdown = {"markdown_texts": markdown, "markdown_images": {}}
+
+
+def test_layout_blocks_keep_the_models_order_and_number_it() -> None:
+    items = [
+        {"block_label": "doc_title", "block_content": "Report", "block_bbox": [10, 10, 300, 40]},
+        {"block_label": "text", "block_content": "Right column", "block_bbox": [320, 60, 600, 90]},
+        {
+            "block_label": "text",
+            "block_content": "Left one\nof two lines",
+            "block_bbox": [10, 60, 300, 120],
+        },
+    ]
+
+    recognition = recognition_from_result(FakeResult(items, "# Report\n\nRight column"))
+
+    assert [b.text for b in recognition.blocks] == [
+        "Report",
+        "Right column",
+        "Left one\nof two lines",
+    ]
+    assert [(b.block, b.paragraph, b.line) for b in recognition.blocks] == [
+        (0, 0, 0),
+        (1, 1, 1),
+        (2, 2, 2),
+    ]
+    assert page_text(recognition.blocks) == "Report\nRight column\nLeft one\nof two lines"
+    assert recognition.markdown == "# Report\n\nRight column"  # the model's own, untouched
