@@ -8,7 +8,7 @@ same pixels, so nothing is committed but this code. Kinds, each in English and R
   boxed notice;
 - `margin`: one column of prose and a document number printed vertically (bottom to top) in
   the left margin;
-- `small`: a title and prose in 6.5 pt at 150 dpi (page 0) or 7 pt at 100 dpi (page 1).
+- `small`: a title and prose in 7 pt at 100 dpi (page 0) or 6.5 pt at 150 dpi (page 1).
 
 Degradations (testkit/degrade.py): `clean`, `phone` (about 700 px wide, tinted, uneven light,
 blurred, skewed, JPEG) and `fax` (204x98 dpi, binarized, speckled, skewed).
@@ -195,7 +195,7 @@ def margin_number(lang: str, rng: random.Random, face_name: str) -> Canvas:
 
 
 def small_print(lang: str, rng: random.Random, face_name: str, index: int) -> Canvas:
-    dpi, points = (150, 6.5) if index % 2 == 0 else (100, 7.0)
+    dpi, points = (100, 7.0) if index % 2 == 0 else (150, 6.5)
     page = Canvas(dpi)
     width, height = page.image.size
     margin = page.px(50)

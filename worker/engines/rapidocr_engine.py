@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
+from worker.image_prep import PagePrep
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -88,6 +89,7 @@ class RapidOcrEngine:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = settings.rapidocr_threads
         self._ocr = rapidocr.RapidOCR(params=params)
         self._rec_model = Path(str(params["Rec.model_path"])).name
+        self._prep = PagePrep.of(settings)
         self.scripts = frozenset(
             s.strip() for s in settings.rapidocr_rec_scripts.split(",") if s.strip()
         )
@@ -136,8 +138,11 @@ class RapidOcrEngine:
         return self.turn_upright(image, self.read_as_given(image))
 
     def read_as_given(self, image: Image) -> Recognition:
-        """One pass over the page as it lies, without the orientation step (rotation 0)."""
-        return Recognition(blocks=_blocks(self._run(image.convert("RGB"))))
+        """One pass over the page as it lies, without the orientation step (rotation 0); the
+        page prepared first (worker/image_prep.py), boxes given on the page as it came."""
+        prepared, factor = self._prep.prepare(image)
+        blocks = _blocks(self._run(prepared.convert("RGB")))
+        return Recognition(blocks=self._prep.restore(blocks, factor))
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:
         """`first` (read_as_given of `image`) if the page is upright, else a read of it turned."""
