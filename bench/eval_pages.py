@@ -32,7 +32,15 @@ from pathlib import Path
 from bench.report import machine_line, markdown_table, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
-DEBIAN = ROOT.parent / "shared" / "eval" / "debian_docs_ru"
+# beside the checkout (/work/main -> /work/shared) or beside the worktrees' folder
+DEBIAN = next(
+    (
+        folder
+        for up in ROOT.parents[:2]
+        if (folder := up / "shared" / "eval" / "debian_docs_ru").is_dir()
+    ),
+    ROOT.parent / "shared" / "eval" / "debian_docs_ru",
+)
 GENERATORS = ["testkit/eval_pages.py", "testkit/degrade.py", "testkit/eval_text.py"]
 # name: settings; the first is the reference ("today") the others are compared with.
 DEFAULT_VARIANTS = [
@@ -76,6 +84,8 @@ def rendered_pages(per_kind: int) -> list[dict]:
 
 
 def debian_pages() -> list[dict]:
+    if not (DEBIAN / "img").is_dir():
+        sys.exit(f"no {DEBIAN / 'img'}: pass --no-debian")
     pages = []
     for image in sorted((DEBIAN / "img").glob("*.png")):
         gt = (DEBIAN / "gt" / f"{image.stem}.txt").read_text()
