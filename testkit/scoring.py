@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -22,17 +23,23 @@ def levenshtein(a: str, b: str) -> int:
     One pass over `b` with |a|-bit integers: a 3000-character page pair takes milliseconds in pure
     Python, where the textbook table would take seconds.
     """
-    if not a:
-        return len(b)
-    if not b:
-        return len(a)
+    if not a or not b:
+        return len(a) + len(b)
+    *_, last = _column_scores(a, b, free_start=False)
+    return last
+
+
+def _column_scores(pattern: str, text: str, free_start: bool) -> Iterator[int]:
+    """The edit distance of all of `pattern` against `text` up to each of its characters: from
+    `text`'s start (free_start False), or from anywhere in it (approximate search)."""
     peq: dict[str, int] = {}
-    for i, char in enumerate(a):
+    for i, char in enumerate(pattern):
         peq[char] = peq.get(char, 0) | (1 << i)
-    mask = (1 << len(a)) - 1
-    high = 1 << (len(a) - 1)
-    vp, vn, score = mask, 0, len(a)
-    for char in b:
+    mask = (1 << len(pattern)) - 1
+    high = 1 << (len(pattern) - 1)
+    carry = 0 if free_start else 1  # row 0 costs nothing (search) or one per text character
+    vp, vn, score = mask, 0, len(pattern)
+    for char in text:
         eq = peq.get(char, 0)
         xv = eq | vn
         xh = ((((eq & vp) + vp) & mask) ^ vp) | eq
@@ -42,11 +49,11 @@ def levenshtein(a: str, b: str) -> int:
             score += 1
         elif hn & high:
             score -= 1
-        hp = ((hp << 1) | 1) & mask
+        hp = ((hp << 1) | carry) & mask
         hn = (hn << 1) & mask
         vp = (hn | ~(xv | hp)) & mask
         vn = hp & xv
-    return score
+        yield score
 
 
 @dataclass(frozen=True)
@@ -108,29 +115,10 @@ ORDER_RIGHT_TAU = 0.95
 def best_match(pattern: str, text: str) -> tuple[int, int]:
     """(edits, end) of the substring of `text` closest to `pattern`: approximate search, the
     same bit-parallel recurrence as `levenshtein` with a free start anywhere in `text`."""
+    best, best_end = len(pattern), 0
     if not pattern:
         return 0, 0
-    peq: dict[str, int] = {}
-    for i, char in enumerate(pattern):
-        peq[char] = peq.get(char, 0) | (1 << i)
-    mask = (1 << len(pattern)) - 1
-    high = 1 << (len(pattern) - 1)
-    vp, vn, score = mask, 0, len(pattern)
-    best, best_end = len(pattern), 0
-    for end, char in enumerate(text, start=1):
-        eq = peq.get(char, 0)
-        xv = eq | vn
-        xh = ((((eq & vp) + vp) & mask) ^ vp) | eq
-        hp = (vn | ~(xh | vp)) & mask
-        hn = vp & xh
-        if hp & high:
-            score += 1
-        elif hn & high:
-            score -= 1
-        hp = (hp << 1) & mask  # no carry in from row 0: a match may start anywhere
-        hn = (hn << 1) & mask
-        vp = (hn | ~(xv | hp)) & mask
-        vn = hp & xv
+    for end, score in enumerate(_column_scores(pattern, text, free_start=True), start=1):
         if score < best:
             best, best_end = score, end
     return best, best_end
