@@ -564,6 +564,33 @@ class RetentionSettings(Room):
 # -- the engines (worker/engines/) ---------------------------------------------------------------
 
 
+class PagePrepSettings(Room):
+    """How the CPU engines (rapidocr, tesseract) prepare a page image before reading it
+    (worker/image_prep.py; measured in BENCHMARKS.md, section `eval`)."""
+
+    ROOM: ClassVar[str] = "Engines: page preparation (CPU)"
+    READ_BY: ClassVar[Process] = "worker"
+
+    ocr_min_text_height_px: int = Field(
+        12,
+        ge=0,
+        le=64,
+        description="Pages whose text lines measure lower than this (median height of ink rows, "
+        "about the x-height) are enlarged to it, at most 3x, before recognition; 0 = never",
+    )
+    photo_normalise: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Take tint and uneven light out of the page (background divided out, best "
+        "channel, contrast stretched): `auto` on pages that look like photos, `on` every page, "
+        "`off` never",
+    )
+    ocr_word_fixes: Literal["on", "off"] = Field(
+        "on",
+        description="Fix digits read for letters by the script around them: `000` before a "
+        "quoted name in Cyrillic text (the company form OOO), 0/O and 1/I/l between letters",
+    )
+
+
 class RapidOcrSettings(Room):
     """The rapidocr engine (CPU, ONNX models inside its wheel)."""
 
@@ -842,6 +869,7 @@ class Settings(
     BatchSettings,
     RecyclingSettings,
     RetentionSettings,
+    PagePrepSettings,
     RapidOcrSettings,
     TesseractSettings,
     PaddleOcrVlSettings,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -22,17 +23,23 @@ def levenshtein(a: str, b: str) -> int:
     One pass over `b` with |a|-bit integers: a 3000-character page pair takes milliseconds in pure
     Python, where the textbook table would take seconds.
     """
-    if not a:
-        return len(b)
-    if not b:
-        return len(a)
+    if not a or not b:
+        return len(a) + len(b)
+    *_, last = _column_scores(a, b, free_start=False)
+    return last
+
+
+def _column_scores(pattern: str, text: str, free_start: bool) -> Iterator[int]:
+    """The edit distance of all of `pattern` against `text` up to each of its characters: from
+    `text`'s start (free_start False), or from anywhere in it (approximate search)."""
     peq: dict[str, int] = {}
-    for i, char in enumerate(a):
+    for i, char in enumerate(pattern):
         peq[char] = peq.get(char, 0) | (1 << i)
-    mask = (1 << len(a)) - 1
-    high = 1 << (len(a) - 1)
-    vp, vn, score = mask, 0, len(a)
-    for char in b:
+    mask = (1 << len(pattern)) - 1
+    high = 1 << (len(pattern) - 1)
+    carry = 0 if free_start else 1  # row 0 costs nothing (search) or one per text character
+    vp, vn, score = mask, 0, len(pattern)
+    for char in text:
         eq = peq.get(char, 0)
         xv = eq | vn
         xh = ((((eq & vp) + vp) & mask) ^ vp) | eq
@@ -42,11 +49,11 @@ def levenshtein(a: str, b: str) -> int:
             score += 1
         elif hn & high:
             score -= 1
-        hp = ((hp << 1) | 1) & mask
+        hp = ((hp << 1) | carry) & mask
         hn = (hn << 1) & mask
         vp = (hn | ~(xv | hp)) & mask
         vn = hp & xv
-    return score
+        yield score
 
 
 @dataclass(frozen=True)
@@ -92,3 +99,63 @@ def score_page(reference: str, hypothesis: str) -> Score:
         ref_words=sum(ref_bag.values()),
         hyp_words=sum(hyp_bag.values()),
     )
+
+
+# -- reading order -----------------------------------------------------------------------------
+
+# A ground-truth cell counts as found when its best match in the output is within this share of
+# its length in edits; shorter cells than MIN_UNIT_CHARS are left out (they match anywhere).
+MATCH_SHARE = 0.3
+MIN_UNIT_CHARS = 4
+# A page's line order is "right" when Kendall's tau over its found cells is at least this and
+# at least half of its cells were found.
+ORDER_RIGHT_TAU = 0.95
+
+
+def best_match(pattern: str, text: str) -> tuple[int, int]:
+    """(edits, end) of the substring of `text` closest to `pattern`: approximate search, the
+    same bit-parallel recurrence as `levenshtein` with a free start anywhere in `text`."""
+    best, best_end = len(pattern), 0
+    if not pattern:
+        return 0, 0
+    for end, score in enumerate(_column_scores(pattern, text, free_start=True), start=1):
+        if score < best:
+            best, best_end = score, end
+    return best, best_end
+
+
+@dataclass(frozen=True)
+class OrderScore:
+    """How the ground truth's cells (lines, or cells of form and table rows) are ordered in the
+    output: Kendall's tau over the cells found, from -1 (reversed) to 1 (all in order)."""
+
+    tau: float
+    found: int
+    units: int
+
+    @property
+    def right(self) -> bool:
+        return self.tau >= ORDER_RIGHT_TAU and 2 * self.found >= self.units
+
+
+def kendall_tau(positions: list[int]) -> float:
+    """Tau-a of `positions` against their index order; ties count neither way; 1.0 if < 2."""
+    concordant = discordant = 0
+    for i, first in enumerate(positions):
+        for second in positions[i + 1 :]:
+            concordant += second > first
+            discordant += second < first
+    pairs = concordant + discordant
+    return (concordant - discordant) / pairs if pairs else 1.0
+
+
+def order_score(cells: list[str], hypothesis: str) -> OrderScore:
+    """Each cell (in reading order) matched to its best place in the normalized output."""
+    text = normalize(hypothesis)
+    units = [unit for cell in cells if len(unit := normalize(cell)) >= MIN_UNIT_CHARS]
+    positions = []
+    for unit in units:
+        edits, end = best_match(unit, text)
+        if edits <= MATCH_SHARE * len(unit):
+            positions.append(end)
+    return OrderScore(kendall_tau(positions), len(positions), len(units))

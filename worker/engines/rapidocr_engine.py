@@ -14,6 +14,7 @@ from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
 from worker.reading_order import arrange_read
+from worker.image_prep import PagePrep
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -91,6 +92,7 @@ class RapidOcrEngine:
         self._ocr = rapidocr.RapidOCR(params=params)
         self._rec_model = Path(str(params["Rec.model_path"])).name
         self._reading_order = settings.reading_order
+        self._prep = PagePrep.of(settings)
         self.scripts = frozenset(
             s.strip() for s in settings.rapidocr_rec_scripts.split(",") if s.strip()
         )
@@ -139,10 +141,14 @@ class RapidOcrEngine:
         return self.turn_upright(image, self.read_as_given(image))
 
     def read_as_given(self, image: Image) -> Recognition:
-        """One pass over the page as it lies, without the orientation step (rotation 0)."""
+        """One pass over the page as it lies, without the orientation step (rotation 0); the
+        page prepared first (worker/image_prep.py), boxes given on the page as it came, then
+        put in reading order (worker/reading_order.py)."""
         image = image.convert("RGB")
-        output = self._run(image)
-        read = Recognition(blocks=_blocks(output), slope=_line_slope(output))
+        prepared, factor = self._prep.prepare(image)
+        output = self._run(prepared.convert("RGB"))
+        blocks = self._prep.restore(_blocks(output), factor)
+        read = Recognition(blocks=blocks, slope=_line_slope(output))
         return arrange_read(read, image, self.read_line, self._reading_order)
 
     def turn_upright(self, image: Image, first: Recognition) -> Recognition:

@@ -29,6 +29,7 @@ from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
 from worker.reading_order import arrange_read
+from worker.image_prep import PagePrep
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -143,7 +144,7 @@ def _font(size: int):
 @dataclass
 class _Line:
     text: str
-    bbox: tuple[int, int, int, int]
+    bbox: tuple[int, ...]
     confidence: float  # Tesseract's 0..100
     paragraph: int
     slope: float | None = None  # of its baseline (dy/dx); None for a line standing tall
@@ -168,6 +169,7 @@ class TesseractEngine:
         self._api = open_tesseract(settings, settings.tesseract_lang, settings.tesseract_psm)
         self._reading_order = settings.reading_order
         self._osd = self._open_osd()
+        self._prep = PagePrep.of(settings)
 
     def _open_osd(self):
         """A PyTessBaseAPI for orientation detection only, or None (pages then read as they lie).
@@ -220,8 +222,15 @@ class TesseractEngine:
         return self.turn_upright(image, self.read_as_given(image))
 
     def read_as_given(self, image: Image) -> Recognition:
-        """One read of the page as it lies (rotation 0)."""
-        read = _recognition(self._read_lines(image))
+        """One read of the page as it lies (rotation 0); the page prepared first
+        (worker/image_prep.py), boxes given on the page as it came, then put in reading order
+        (worker/reading_order.py)."""
+        prepared, factor = self._prep.prepare(image)
+        lines = self._read_lines(prepared, factor)
+        for line in lines:
+            line.text = self._prep.fix_text(line.text)
+            line.bbox = self._prep.box_back(line.bbox, factor)
+        read = _recognition(lines)
         return arrange_read(read, image, self.read_line, self._reading_order)
 
     def read_line(self, line: Image) -> tuple[str, float]:
@@ -274,11 +283,12 @@ class TesseractEngine:
         # counter-clockwise (PIL's direction) makes it upright.
         return int(found["orient_deg"]) % 360
 
-    def _read_lines(self, image: Image) -> list[_Line]:
-        """Text lines in Tesseract's reading order (blocks, then paragraphs, then lines)."""
+    def _read_lines(self, image: Image, scale: float = 1.0) -> list[_Line]:
+        """Text lines in Tesseract's reading order (blocks, then paragraphs, then lines).
+        `scale`: how much `image` was enlarged from the page (for its dpi)."""
         ril = self._tesserocr.RIL
         api = self._api
-        _set_image(api, image)
+        _set_image(api, image, scale)
         try:
             api.Recognize()
             iterator = api.GetIterator()

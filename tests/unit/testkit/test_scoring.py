@@ -5,7 +5,15 @@ import random
 
 import pytest
 
-from testkit.scoring import Score, levenshtein, normalize, score_page
+from testkit.scoring import (
+    Score,
+    best_match,
+    kendall_tau,
+    levenshtein,
+    normalize,
+    order_score,
+    score_page,
+)
 
 
 def table_levenshtein(a: str, b: str) -> int:
@@ -74,3 +82,59 @@ def test_empty_hypothesis_is_all_errors() -> None:
     score = score_page("текст страницы", "")
     assert score.cer == 1.0
     assert score.word_f1 == 0.0
+
+
+def table_search(pattern: str, text: str) -> int:
+    """Fewest edits turning `pattern` into some substring of `text` (free start and end)."""
+    row = list(range(len(pattern) + 1))
+    best = row[-1]
+    for char in text:
+        prev, row[0] = row[0], 0
+        for i, cp in enumerate(pattern, 1):
+            prev, row[i] = row[i], min(row[i] + 1, row[i - 1] + 1, prev + (cp != char))
+        best = min(best, row[-1])
+    return best
+
+
+def test_best_match_agrees_with_the_table_on_random_strings() -> None:
+    rng = random.Random(26)
+    for _ in range(500):
+        pattern = "".join(rng.choice("abcд") for _ in range(rng.randint(1, 9)))
+        text = "".join(rng.choice("abcdд ") for _ in range(rng.randint(0, 30)))
+        assert best_match(pattern, text)[0] == table_search(pattern, text)
+
+
+def test_best_match_ends_where_the_line_ends_in_the_text() -> None:
+    text = "first line second lime third line"
+
+    edits, end = best_match("second line", text)
+
+    assert edits == 1
+    assert text[:end].endswith("second lime")
+
+
+def test_kendall_tau() -> None:
+    assert kendall_tau([1, 2, 3, 4]) == 1.0
+    assert kendall_tau([4, 3, 2, 1]) == -1.0
+    assert kendall_tau([2, 1, 3, 4]) == pytest.approx(4 / 6)
+    assert kendall_tau([5]) == 1.0
+
+
+def test_order_score_of_a_page_read_in_order_shuffled_and_column_by_column() -> None:
+    cells = [
+        "Company:",
+        "Northfield Timber",
+        "Invoice number:",
+        "INV-20461",
+        "Customer:",
+        "Oakridge",
+    ]
+    rows = "Company: Northfield Timber\nInvoice number: INV-20461\nCustomer: Oakridge"
+    by_column = "Company:\nInvoice number:\nCustomer:\nNorthfield Timber\nINV-20461\nOakridge"
+
+    in_order, column_wise = order_score(cells, rows), order_score(cells, by_column)
+
+    assert in_order.tau == 1.0 and in_order.right and in_order.found == 6
+    assert column_wise.tau == pytest.approx(0.6) and not column_wise.right  # 3 of 15 pairs swapped
+    missing = order_score(cells, "Company: Northfield Timber")
+    assert missing.found == 2 and not missing.right  # in order, but most of the page lost
