@@ -59,6 +59,8 @@ TEST_DBS = _worker_dbs()
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     dbs = os.environ.get("OCRQ_TEST_DBS", DEFAULT_TEST_DBS).split(",")
     return max(1, min(os.cpu_count() or 1, len(dbs) // len(TEST_DB_ROLES)))
+
+
 UNIT_REDIS_URL = f"{TEST_REDIS_URL}/{TEST_DBS['unit']}"
 
 TESTS = Path(__file__).resolve().parent
