@@ -17,12 +17,14 @@ run: $(STAMP)
 	scripts/ensure-system-deps.sh
 	scripts/run-local.sh
 
-# The suite in .venv (tests/paddle skips there: no paddleocr), then the real-library PaddleOCR-VL
-# tests in .venv-paddle (CPU paddlepaddle + pinned paddleocr/paddlex; about 2 min to build once).
+# The suite in .venv (tests/paddle skips there: no paddleocr) on 2 processes (pytest-xdist; a
+# module's tests stay on one, so its module-scoped engines and stacks start once; each has its
+# own session stack and Redis dbs: tests/conftest.py), then the real-library PaddleOCR-VL tests
+# in .venv-paddle (CPU paddlepaddle + pinned paddleocr/paddlex; about 2 min to build once).
 test: $(STAMP)
 	scripts/ensure-system-deps.sh --tests
 	scripts/ensure-redis.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 	$(MAKE) test-paddle
 
 # The fast tier: parsers, options, result mapping, settings, the client, deploy lint, layout

@@ -24,11 +24,44 @@ import redis
 from shared.settings import Settings
 from testkit.s3server import S3Server, running_s3_server
 
-# Test databases are settable so parallel runs on one Redis do not flush each other's data;
 # OCRQ_TEST_REDIS_URL (no db) moves the server, e.g. to a closed port to prove the fast tier
 # needs none.
 TEST_REDIS_URL = os.environ.get("OCRQ_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-UNIT_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_UNIT_DB', '14')}"
+
+# The test Redis's dbs, four per pytest process so parallel workers (pytest-xdist, `make test`
+# runs `-n 2`) never flush each other's data: in order, the unit tests' db (`redis_client`,
+# `side_stack`), the session stack's (tests/integration/conftest.py), the fault tests' and the
+# page-range stack's. A serial run is worker gw0; gw1 takes the next four, gw2 the next. Never
+# 0 (the service's default), 5 (the benchmarks'), 8 or 9 (other tools on a shared Redis).
+# OCRQ_TEST_DBS (comma-separated, a multiple of four) moves them, e.g. for a second checkout
+# sharing one Redis.
+TEST_DB_ROLES = ("unit", "stack", "fault", "ranges")
+DEFAULT_TEST_DBS = "14,15,12,11, 13,10,7,6, 4,3,2,1"
+
+
+def _worker_dbs() -> dict[str, int]:
+    dbs = [int(db) for db in os.environ.get("OCRQ_TEST_DBS", DEFAULT_TEST_DBS).split(",")]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # set by pytest-xdist in its workers
+    start = int(worker.removeprefix("gw")) * len(TEST_DB_ROLES)
+    mine = dbs[start : start + len(TEST_DB_ROLES)]
+    if len(mine) < len(TEST_DB_ROLES):
+        raise pytest.UsageError(
+            f"OCRQ_TEST_DBS has Redis dbs for {len(dbs) // len(TEST_DB_ROLES)} pytest-xdist "
+            f"workers, not for {worker}: run fewer (-n) or list more dbs"
+        )
+    return dict(zip(TEST_DB_ROLES, mine, strict=True))
+
+
+TEST_DBS = _worker_dbs()
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: `-n auto`, at most a worker per 4 dbs
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    dbs = os.environ.get("OCRQ_TEST_DBS", DEFAULT_TEST_DBS).split(",")
+    return max(1, min(os.cpu_count() or 1, len(dbs) // len(TEST_DB_ROLES)))
+
+
+UNIT_REDIS_URL = f"{TEST_REDIS_URL}/{TEST_DBS['unit']}"
 
 TESTS = Path(__file__).resolve().parent
 # Folders whose every test starts real processes or loads the real libraries.

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,15 +9,16 @@ import pytest
 import redis
 
 from testkit.stack import Stack
-from tests.conftest import TEST_REDIS_URL, UNIT_REDIS_URL, service_fixture
+from tests.conftest import TEST_DBS, TEST_REDIS_URL, UNIT_REDIS_URL, service_fixture
 
 WEBHOOK_SECRET = "test-webhook-secret"
-INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{os.environ.get('OCRQ_TEST_STACK_DB', '15')}"
+INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{TEST_DBS['stack']}"
 
 
 @service_fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The real service: API + one warm worker, on Redis db 15 (flushed first)."""
+    """The real service: API + one warm worker, on this pytest worker's stack db (flushed first;
+    tests/conftest.py: TEST_DBS); under pytest-xdist each worker starts its own."""
     redis.Redis.from_url(INTEGRATION_REDIS_URL).flushdb()
     running = Stack(
         base=tmp_path_factory.mktemp("stack"),

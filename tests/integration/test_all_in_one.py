@@ -48,9 +48,32 @@ def start(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
         **env,
     }
     log = open(tmp_path / "all-in-one.log", "ab")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen(
-        ["bash", str(SCRIPT), "--name", "aio"], cwd=ROOT, env=full_env, stdout=log, stderr=log
+    proc = subprocess.Popen(
+        ["bash", str(SCRIPT), "--name", "aio"],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # its own process group: `reap_started` ends what is left
     )
+    STARTED.append(proc)
+    return proc
+
+
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def reap_started() -> Iterator[None]:
+    """After each test (and its fixtures' graceful stops), SIGKILL whatever `start` left running:
+    a test failing midway must leave no worker behind, or it takes later tests' jobs on the unit
+    db, whose upload folders it cannot see."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def wait_until(check, timeout: float) -> None:  # type: ignore[no-untyped-def]

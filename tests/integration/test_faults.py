@@ -21,11 +21,12 @@ import redis
 from shared.jobs import WorkerRegistry
 from testkit.pages import encode, normalize_lines, render_page
 from testkit.stack import Stack, free_port, wait_terminal
+from tests.conftest import TEST_DBS, TEST_REDIS_URL
 from tests.integration.conftest import REPORT_PAGES, report_pdf, wait_running
 
 pytestmark = pytest.mark.integration
 
-FAULT_DB = int(os.environ.get("OCRQ_TEST_FAULT_DB", "12"))
+FAULT_DB = TEST_DBS["fault"]
 FAST_RECOVERY = {
     "JOB_LEASE_SECONDS": "4",
     "ORPHAN_SWEEP_SECONDS": "0.5",
@@ -35,7 +36,7 @@ FAST_RECOVERY = {
 
 @pytest.fixture
 def fault_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    url = f"redis://127.0.0.1:6379/{FAULT_DB}"
+    url = f"{TEST_REDIS_URL}/{FAULT_DB}"
     redis.Redis.from_url(url).flushdb()
     env = {**FAST_RECOVERY, **getattr(request, "param", {})}
     stack = Stack(base=tmp_path, redis_url=url, extra_env=env)

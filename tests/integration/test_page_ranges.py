@@ -23,11 +23,11 @@ from shared.jobs import WorkerRegistry
 from testkit.pages import encode, normalize_lines, render_page
 from testkit.s3server import S3Server
 from testkit.stack import WARM_TIMEOUT, Stack, wait_terminal
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_DBS, TEST_REDIS_URL
 
 pytestmark = pytest.mark.integration
 
-RANGES_DB = int(os.environ.get("OCRQ_TEST_RANGES_DB", "11"))
+RANGES_DB = TEST_DBS["ranges"]
 RANGE_SIZE = 3
 WORKERS = ("range-worker-a", "range-worker-b")
 PREFIX = "ranges"
