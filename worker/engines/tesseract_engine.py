@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from shared.error_codes import ErrorCode
 from shared.results import Block
 from worker.engines.base import EngineError, EngineInfo, Recognition, mostly_tall
-from worker.reading_order import arrange_read
 from worker.image_prep import PagePrep
+from worker.reading_order import arrange_read
 
 if TYPE_CHECKING:
     from PIL.Image import Image
