@@ -43,11 +43,16 @@ DEBIAN = next(
 )
 GENERATORS = ["testkit/eval_pages.py", "testkit/degrade.py", "testkit/eval_text.py"]
 # name: settings; the first is the reference ("today") the others are compared with.
+# Each part alone against today, then all of them (the defaults).
+_PREP_OFF = "OCR_MIN_TEXT_HEIGHT_PX=0,PHOTO_NORMALISE=off,OCR_WORD_FIXES=off"
 DEFAULT_VARIANTS = [
-    "today:OCR_MIN_TEXT_HEIGHT_PX=0,PHOTO_NORMALISE=off,OCR_WORD_FIXES=off",
+    f"today:READING_ORDER=engine,{_PREP_OFF}",
+    f"reading-order:READING_ORDER=geometry,{_PREP_OFF}",
+    "normalise:READING_ORDER=engine,OCR_MIN_TEXT_HEIGHT_PX=0,PHOTO_NORMALISE=auto,"
+    "OCR_WORD_FIXES=off",
+    "upscale:READING_ORDER=engine,OCR_MIN_TEXT_HEIGHT_PX=12,PHOTO_NORMALISE=off,OCR_WORD_FIXES=off",
+    "prep:READING_ORDER=engine",
     "defaults:",
-    "normalise:OCR_MIN_TEXT_HEIGHT_PX=0,PHOTO_NORMALISE=auto,OCR_WORD_FIXES=off",
-    "upscale:OCR_MIN_TEXT_HEIGHT_PX=12,PHOTO_NORMALISE=off,OCR_WORD_FIXES=off",
 ]
 LOAD_AT_START = os.getloadavg()[0]
 
