@@ -589,6 +589,12 @@ class PagePrepSettings(Room):
         description="Fix digits read for letters by the script around them: `000` before a "
         "quoted name in Cyrillic text (the company form OOO), 0/O and 1/I/l between letters",
     )
+    ocr_despeckle: Literal["auto", "off"] = Field(
+        "auto",
+        description="Remove specks (black dots standing alone) from black-and-white pages "
+        "(faxes, binarized scans) before recognition: `auto` on pages with no grey pixels, "
+        "`off` never",
+    )
 
 
 class RapidOcrSettings(Room):
