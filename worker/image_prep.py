@@ -178,15 +178,22 @@ def enlarge(image: Image.Image, factor: float) -> Image.Image:
 
 
 def prepare(
-    image: Image.Image, min_text_height: int, normalise: str, clean_specks: bool = False
+    image: Image.Image,
+    min_text_height: int,
+    normalise: str,
+    clean_specks: bool = False,
+    photo_min_text_height: int = 0,
 ) -> tuple[Image.Image, float]:
     """The image to recognize and how much larger than `image` it is (boxes read on it are
     divided by that). `normalise`: PHOTO_NORMALISE (auto, on, off); `clean_specks`: despeckle
-    binarized pages (OCR_DESPECKLE)."""
+    binarized pages (OCR_DESPECKLE); `photo_min_text_height`: the minimum text height of a
+    page flattened as a photo, when higher than `min_text_height` (a soft photo's letters need
+    more pixels)."""
     if clean_specks and is_binarized(image):
         image = despeckle(image)
     elif normalise == "on" or (normalise == "auto" and looks_like_photo(image)):
         image = flatten(image)
+        min_text_height = max(min_text_height, photo_min_text_height)
     factor = upscale_factor(image, min_text_height)
     return enlarge(image, factor), factor
 
@@ -199,18 +206,26 @@ class PagePrep:
     normalise: str = "off"
     word_fixes: bool = False
     despeckle: bool = False
+    photo_min_text_height: int = 0
 
     @classmethod
-    def of(cls, settings: Settings) -> PagePrep:
+    def of(cls, settings: Settings, photo_min_text_height: int = 0) -> PagePrep:
         return cls(
             settings.ocr_min_text_height_px,
             settings.photo_normalise,
             settings.ocr_word_fixes == "on",
             settings.ocr_despeckle == "auto",
+            photo_min_text_height,
         )
 
     def prepare(self, image: Image.Image) -> tuple[Image.Image, float]:
-        return prepare(image, self.min_text_height, self.normalise, self.despeckle)
+        return prepare(
+            image,
+            self.min_text_height,
+            self.normalise,
+            self.despeckle,
+            self.photo_min_text_height,
+        )
 
     def fix_text(self, text: str) -> str:
         return fix_line(text) if self.word_fixes else text

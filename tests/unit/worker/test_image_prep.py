@@ -173,3 +173,16 @@ def test_prepare_despeckles_binarized_pages_only_when_asked() -> None:
     assert factor == 1.0 and cleaned.getpixel((5, 5)) == 255
     assert kept is fax
     assert untouched is grey
+
+
+def test_a_photo_is_enlarged_to_its_own_minimum_text_height_and_a_clean_page_is_not() -> None:
+    page = clean_page("twocol", "ru", 0)
+    phone, _, _ = degrade(page.image, page.dpi, "phone", "t")
+
+    _, as_others = prepare(phone, 12, "auto")
+    _, as_photo = prepare(phone, 12, "auto", photo_min_text_height=16)
+    _, clean = prepare(page.image, 12, "auto", photo_min_text_height=16)
+
+    assert as_photo > as_others
+    assert as_photo == pytest.approx(as_others * 16 / 12, rel=0.02) or as_photo == MAX_UPSCALE
+    assert clean == 1.0  # 10 pt at 150 dpi: tall enough, and no photo
