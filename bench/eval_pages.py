@@ -113,6 +113,7 @@ def run_pages(pages: list[dict]) -> list[dict]:
     """In this process, with its environment's settings: every page read and scored."""
     from shared.options import Language
     from shared.settings import Settings
+    from testkit.eval_pages import MEDIA_TYPES
     from testkit.scoring import order_score, score_page
     from worker.engines import build_engine
     from worker.page_reading import recognized_result
@@ -126,8 +127,7 @@ def run_pages(pages: list[dict]) -> list[dict]:
     rows = []
     for entry in pages:
         path = Path(entry["path"])
-        media = "image/jpeg" if path.suffix == ".jpg" else "image/png"
-        document = Document(path, media, dpi=200)
+        document = Document(path, MEDIA_TYPES[path.suffix], dpi=200)
         page = next(document.pages([1]))
         document.close()
         assert page.image is not None
@@ -262,7 +262,8 @@ def report(
             "with key-value rows, a table and a boxed notice, a vertical margin number, 6.5-7 pt "
             "print at 150/100 dpi; English read by rapidocr, Russian by tesseract, as the "
             "service routes `en`/`ru`), clean and degraded like phone photos (700 px wide, tint, "
-            "uneven light, blur, skew, JPEG) and faxes (204x98 dpi, binarized, speckle, skew), "
+            "uneven light, blur, skew, JPEG) and faxes (Group 4 TIFF at 204x98 dpi, binarized, "
+            "speckle, skew), "
             "and the 16 pages of `shared/eval/debian_docs_ru`. CER and word F1 as in "
             "testkit/scoring.py; tau: Kendall's tau of the ground truth's lines (cells of form "
             "and table rows) as found in the output, mean per page; order right: pages with "

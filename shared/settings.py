@@ -589,6 +589,20 @@ class PagePrepSettings(Room):
         description="Fix digits read for letters by the script around them: `000` before a "
         "quoted name in Cyrillic text (the company form OOO), 0/O and 1/I/l between letters",
     )
+    tesseract_photo_min_text_height_px: int = Field(
+        16,
+        ge=0,
+        le=64,
+        description="For Tesseract, pages flattened as photos (PHOTO_NORMALISE) are enlarged to "
+        "this text height when it is above OCR_MIN_TEXT_HEIGHT_PX (a soft photo's letters need "
+        "more pixels; rapidocr reads them no better so); 0 = as other pages",
+    )
+    ocr_despeckle: Literal["auto", "off"] = Field(
+        "auto",
+        description="Remove specks (black dots standing alone) from black-and-white pages "
+        "(faxes, binarized scans) before recognition: `auto` on pages with no grey pixels, "
+        "`off` never",
+    )
 
 
 class RapidOcrSettings(Room):

@@ -3,7 +3,9 @@
 - `phone`: warm paper tint and grey ink, light falling off from a random point (up to ~40 %
   darker), a skew of up to 2 degrees, scaled to 700 px wide, a soft blur, sensor noise, JPEG 60;
 - `fax`: grey, skewed up to 1 degree, sampled at 204 x 98 dpi (fax "standard"), binarized at a
-  threshold with noise, speckle and drop-outs, then lines doubled back to 204 x 196 dpi.
+  threshold with noise, speckle and drop-outs; kept as a fax server hands it on: a bilevel TIFF
+  (Group 4) whose x and y resolutions differ (204 x 98 dpi), so its pixels are twice as tall as
+  wide until the page loader (worker/pages.py) squares them.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ FAX_DPI = (204, 98)
 
 def degrade(
     image: Image.Image, dpi: int, how: str, seed: str
-) -> tuple[Image.Image, int | None, str]:
-    """(image, dpi it claims or None, storage format) of `image` degraded `how`."""
+) -> tuple[Image.Image, int | tuple[int, int] | None, str]:
+    """(image, dpi it claims (x and y when they differ) or None, storage format) of `image`
+    degraded `how`."""
     if how == "clean":
         return image, dpi, "PNG"
     rng = random.Random(seed)
     if how == "phone":
         return phone(image, rng), None, "JPEG"
     if how == "fax":
-        return fax(image, dpi, rng), FAX_DPI[0], "PNG"
+        return fax(image, dpi, rng), FAX_DPI, "TIFF"
     raise ValueError(f"unknown degradation {how!r}")
 
 
@@ -75,6 +78,4 @@ def fax(image: Image.Image, dpi: int, rng: random.Random) -> Image.Image:
     black = pixels < threshold
     black |= noise.random(pixels.shape) < 0.002  # speckle
     black &= noise.random(pixels.shape) > 0.01  # drop-outs in strokes
-    binary = np.where(black, 0, 255).astype(np.uint8)
-    doubled = np.repeat(binary, 2, axis=0)  # printed/scanned at 204 x 196
-    return Image.fromarray(doubled).convert("RGB")
+    return Image.fromarray(np.where(black, 0, 255).astype(np.uint8)).convert("1")

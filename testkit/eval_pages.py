@@ -11,14 +11,14 @@ same pixels, so nothing is committed but this code. Kinds, each in English and R
 - `small`: a title and prose in 7 pt at 100 dpi (page 0) or 6.5 pt at 150 dpi (page 1).
 
 Degradations (testkit/degrade.py): `clean`, `phone` (about 700 px wide, tinted, uneven light,
-blurred, skewed, JPEG) and `fax` (204x98 dpi, binarized, speckled, skewed).
+blurred, skewed, JPEG) and `fax` (a Group 4 TIFF at 204x98 dpi, binarized, speckled, skewed).
 
 Ground truth is the page's lines in reading order, each a list of cells: a prose line is one
 cell; a key-value row is two, a table row one per column. The vertical margin number is the
 first line (the margin is the leftmost column). `gt_text` joins cells by tabs and lines by
 newlines; scoring (testkit/scoring.py) collapses whitespace, and the order score matches cells.
 
-    .venv/bin/python -m testkit.eval_pages var/eval      # writes PNG/JPEG + .gt.txt to look at
+    .venv/bin/python -m testkit.eval_pages var/eval  # writes PNG/JPEG/TIFF + .gt.txt to look at
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ KINDS = ("twocol", "form", "margin", "small")
 LANGS = ("en", "ru")
 DEGRADATIONS = ("clean", "phone", "fax")
 A4_INCHES = (8.27, 11.69)
+SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif"}
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".tif": "image/tiff"}
 
 
 @dataclass
@@ -49,8 +51,8 @@ class EvalPage:
     degradation: str
     image: Image.Image
     lines: list[list[str]]  # reading order; each line its cells
-    dpi: int | None = None
-    fmt: str = "PNG"  # how the page is stored for the service (JPEG for phone photos)
+    dpi: int | tuple[int, int] | None = None  # x and y apart for a fax
+    fmt: str = "PNG"  # how the page is stored for the service (JPEG for phone photos, TIFF fax)
 
     @property
     def gt_text(self) -> str:
@@ -256,13 +258,17 @@ def eval_pages(
 
 
 def save(page: EvalPage, folder: Path) -> Path:
-    """The page as the service would receive it (PNG with its dpi, or a phone's JPEG)."""
+    """The page as the service would receive it (PNG with its dpi, a phone's JPEG, a fax's
+    Group 4 TIFF with its x and y dpi)."""
     folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".jpg" if page.fmt == "JPEG" else ".png"
-    path = folder / f"{page.name}{suffix}"
-    params: dict[str, object] = {"dpi": (page.dpi, page.dpi)} if page.dpi else {}
+    path = folder / f"{page.name}{SUFFIXES[page.fmt]}"
+    params: dict[str, object] = {}
+    if page.dpi:
+        params["dpi"] = page.dpi if isinstance(page.dpi, tuple) else (page.dpi, page.dpi)
     if page.fmt == "JPEG":
         params["quality"] = degrade.JPEG_QUALITY
+    if page.fmt == "TIFF":
+        params["compression"] = "group4"
     page.image.save(path, format=page.fmt, **params)
     (folder / f"{page.name}.gt.txt").write_text(page.gt_text + "\n")
     return path

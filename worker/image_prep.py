@@ -10,6 +10,8 @@ CPU engines share it and the fast tests can run it.
   which takes the ink out, then a blur), and `flatten`: the page divided by it, on the channel
   with the most contrast, stretched to black-on-white: tint and uneven light gone.
 - `looks_like_photo`: a page whose paper is tinted or unevenly lit (what `auto` normalises).
+- `despeckle`: a binarized page (a fax) without its specks, black dots standing alone, which
+  Tesseract reads as stray marks (`*`, `;`, `°`) between the words and cells.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ MAX_UPSCALE = 3.0
 # Smaller enlargements than this are not worth their cost.
 MIN_UPSCALE = 1.3
 _BILEVEL_SHARE = 0.97
+# Despeckle: a page is binarized when at most this share of its pixels is neither black nor
+# white (faxes: none; rendered or scanned grey pages: 2 % and more, from anti-aliased edges).
+_GREY_SHARE = 0.001
+# A black pixel is a speck when its (2 * _SPECK_REACH + 1)^2 neighbourhood holds at most
+# _SPECK_PX black pixels, itself included: a fax's specks are 1 x 2 px once its rows are
+# doubled, the dot of an i or a full stop at 200 dpi is 3 x 3 and more.
+_SPECK_REACH, _SPECK_PX = 2, 3
 
 
 def gray_array(image: Image.Image) -> NDArray[np.float32]:
@@ -122,6 +131,32 @@ def _bilevel(gray: NDArray[np.float32]) -> bool:
     return float(np.mean((sample < 8) | (sample > 247))) > _BILEVEL_SHARE
 
 
+def is_binarized(image: Image.Image) -> bool:
+    """Black and white only, as a fax or a binarized scan is (no grey anti-aliased edges)."""
+    sample = np.asarray(image.convert("L"), dtype=np.uint8)[::2, ::2]
+    return float(np.mean((sample > 0) & (sample < 255))) <= _GREY_SHARE
+
+
+def _box_sums(mask: NDArray[np.bool_], reach: int) -> NDArray[np.int32]:
+    """For each pixel, how many pixels of `mask` lie in the square of side 2 * reach + 1
+    around it (an integral image; pixels beyond the edges count as not set)."""
+    side = 2 * reach + 1
+    sums = np.pad(mask.astype(np.int32), ((reach + 1, reach), (reach + 1, reach)))
+    sums = sums.cumsum(axis=0).cumsum(axis=1)
+    return sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side] + sums[:-side, :-side]
+
+
+def despeckle(image: Image.Image) -> Image.Image:
+    """`image` (black and white) as grey "L" with its specks white: black pixels with at most
+    _SPECK_PX black pixels around them (themselves included)."""
+    gray = np.asarray(image.convert("L"), dtype=np.uint8)
+    black = gray < 128
+    speck = black & (_box_sums(black, _SPECK_REACH) <= _SPECK_PX)
+    clean = Image.fromarray(np.where(speck, np.uint8(255), gray))
+    clean.info.update(image.info)
+    return clean
+
+
 def upscale_factor(image: Image.Image, min_height: int) -> float:
     """1.0, or how much to enlarge `image` so that its text is `min_height` px tall (at most
     MAX_UPSCALE; pages whose text height cannot be told are left alone)."""
@@ -142,11 +177,23 @@ def enlarge(image: Image.Image, factor: float) -> Image.Image:
     return bigger
 
 
-def prepare(image: Image.Image, min_text_height: int, normalise: str) -> tuple[Image.Image, float]:
+def prepare(
+    image: Image.Image,
+    min_text_height: int,
+    normalise: str,
+    clean_specks: bool = False,
+    photo_min_text_height: int = 0,
+) -> tuple[Image.Image, float]:
     """The image to recognize and how much larger than `image` it is (boxes read on it are
-    divided by that). `normalise`: PHOTO_NORMALISE (auto, on, off)."""
-    if normalise == "on" or (normalise == "auto" and looks_like_photo(image)):
+    divided by that). `normalise`: PHOTO_NORMALISE (auto, on, off); `clean_specks`: despeckle
+    binarized pages (OCR_DESPECKLE); `photo_min_text_height`: the minimum text height of a
+    page flattened as a photo, when higher than `min_text_height` (a soft photo's letters need
+    more pixels)."""
+    if clean_specks and is_binarized(image):
+        image = despeckle(image)
+    elif normalise == "on" or (normalise == "auto" and looks_like_photo(image)):
         image = flatten(image)
+        min_text_height = max(min_text_height, photo_min_text_height)
     factor = upscale_factor(image, min_text_height)
     return enlarge(image, factor), factor
 
@@ -158,17 +205,27 @@ class PagePrep:
     min_text_height: int = 0
     normalise: str = "off"
     word_fixes: bool = False
+    despeckle: bool = False
+    photo_min_text_height: int = 0
 
     @classmethod
-    def of(cls, settings: Settings) -> PagePrep:
+    def of(cls, settings: Settings, photo_min_text_height: int = 0) -> PagePrep:
         return cls(
             settings.ocr_min_text_height_px,
             settings.photo_normalise,
             settings.ocr_word_fixes == "on",
+            settings.ocr_despeckle == "auto",
+            photo_min_text_height,
         )
 
     def prepare(self, image: Image.Image) -> tuple[Image.Image, float]:
-        return prepare(image, self.min_text_height, self.normalise)
+        return prepare(
+            image,
+            self.min_text_height,
+            self.normalise,
+            self.despeckle,
+            self.photo_min_text_height,
+        )
 
     def fix_text(self, text: str) -> str:
         return fix_line(text) if self.word_fixes else text

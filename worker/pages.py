@@ -18,6 +18,10 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # PDFium is not thread-safe, not even across documents: a worker running several jobs in threads
 # (a batching engine) makes one pdfium call at a time.
 _PDFIUM = threading.RLock()
+# x/y resolutions this close are taken as square; pixels more than this many times as tall as
+# wide (or wide as tall) are not a scanner's (a fax's are 2x) and are left as they come.
+_SQUARE_ENOUGH = 0.02
+MAX_PIXEL_ASPECT = 4.0
 _IMAGE_ERRORS = (
     UnidentifiedImageError,
     OSError,
@@ -123,11 +127,31 @@ def _image_pages(path: Path, numbers: list[int]) -> Iterator[Page]:
                 if number not in wanted:
                     continue
                 _check_pixels(frame)  # each TIFF frame has its own size
-                dpi = frame.info.get("dpi")
                 rgb = frame.convert("RGB")  # forces the full decode: truncation shows here
-                yield Page(number, rgb, rgb.width, rgb.height, int(dpi[0]) if dpi else None)
+                rgb, dpi = square_pixels(rgb, frame.info.get("dpi"))
+                yield Page(number, rgb, rgb.width, rgb.height, dpi)
     except _IMAGE_ERRORS as exc:
         raise _image_error(exc, path) from exc
+
+
+def square_pixels(image: Image.Image, dpi: Any) -> tuple[Image.Image, int | None]:
+    """`image` with square pixels, and its dpi: a fax (204 x 98 dpi, or 204 x 196 "fine") or any
+    image whose x and y resolutions differ is stretched along its coarser axis to the finer one,
+    else its text comes out squashed. Left as it is beyond MAX_PIXEL_ASPECT (not a real scan) or
+    when the stretched image would pass MAX_IMAGE_PIXELS."""
+    if not dpi:
+        return image, None
+    x_dpi, y_dpi = (float(v) for v in dpi)
+    finer = max(x_dpi, y_dpi)
+    if min(x_dpi, y_dpi) <= 0 or finer / min(x_dpi, y_dpi) > MAX_PIXEL_ASPECT:
+        return image, int(x_dpi) if x_dpi > 0 else None
+    size = (round(image.width * finer / x_dpi), round(image.height * finer / y_dpi))
+    if abs(x_dpi - y_dpi) / finer < _SQUARE_ENOUGH or size[0] * size[1] > MAX_IMAGE_PIXELS:
+        return image, int(x_dpi)
+    stretched = image.resize(size, Image.Resampling.NEAREST)
+    stretched.info.update(image.info)
+    stretched.info["dpi"] = (finer, finer)
+    return stretched, int(finer)
 
 
 def _open_pdf(path: Path) -> Any:

@@ -72,14 +72,19 @@ def write_hocr(out: BinaryIO, job_id: str, engine: str, pages: list[PageResult])
 
 def _failed_page(page: PageResult) -> str:
     """An empty page for one that could not be read: its number, its size when known, its code
-    as an engine property (`x_ocrq_error`), and code and message in a comment."""
+    in a `data-ocrq-error` attribute (hocr-spec refuses `x_` properties it does not know), and
+    code and message in a comment."""
     assert page.error is not None
     n = page.index
-    title = f"ppageno {n - 1}; x_ocrq_error {page.error.code}"
+    title = f"ppageno {n - 1}"
     if page.width > 0 and page.height > 0:
         title = f"{_bbox((0, 0, page.width, page.height))}; {title}"
     why = page_error_words(page)
-    return f"<div class='ocr_page' id='page_{n}' title={quoteattr(title)}><!-- {why} --></div>\n"
+    code = quoteattr(page.error.code)
+    return (
+        f"<div class='ocr_page' id='page_{n}' title={quoteattr(title)} data-ocrq-error={code}>"
+        f"<!-- {why} --></div>\n"
+    )
 
 
 def _page(page: PageResult) -> str:

@@ -169,7 +169,7 @@ class TesseractEngine:
         self._api = open_tesseract(settings, settings.tesseract_lang, settings.tesseract_psm)
         self._reading_order = settings.reading_order
         self._osd = self._open_osd()
-        self._prep = PagePrep.of(settings)
+        self._prep = PagePrep.of(settings, settings.tesseract_photo_min_text_height_px)
 
     def _open_osd(self):
         """A PyTessBaseAPI for orientation detection only, or None (pages then read as they lie).

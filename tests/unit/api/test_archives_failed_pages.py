@@ -54,7 +54,8 @@ def test_hocr_has_an_empty_page_with_its_number_and_why(tmp_path: Path) -> None:
     assert [d.get("id") for d in divs] == ["page_1", "page_2", "page_3"]
     assert [d.get("title").split("ppageno ")[1][0] for d in divs] == ["0", "1", "2"]
     middle = divs[1]
-    assert middle.get("title") == "ppageno 1; x_ocrq_error image_too_large"  # no size known
+    assert middle.get("title") == "ppageno 1"  # no size known
+    assert middle.get("data-ocrq-error") == "image_too_large"
     assert len(middle) == 0 or all(not isinstance(c.tag, str) for c in middle)  # no element
     (comment,) = [c for c in middle if isinstance(c, etree._Comment)]
     assert "page 2 could not be read: image_too_large" in comment.text
@@ -73,7 +74,8 @@ def test_hocr_failed_page_with_a_known_size_keeps_its_bbox(tmp_path: Path) -> No
     hocr = etree.parse(str(render(document([page]), "hocr", tmp_path / "none", "image/png")))
 
     (div,) = hocr.findall(".//h:div[@class='ocr_page']", HOCR_NS)
-    assert div.get("title") == "bbox 0 0 800 600; ppageno 0; x_ocrq_error recognition_failed"
+    assert div.get("title") == "bbox 0 0 800 600; ppageno 0"
+    assert div.get("data-ocrq-error") == "recognition_failed"
 
 
 def test_alto_has_an_empty_page_with_its_number_and_validates(tmp_path: Path) -> None:

@@ -54,6 +54,8 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("OCR_MIN_TEXT_HEIGHT_PX", "0", 0),
     ("PHOTO_NORMALISE", "off", "off"),
     ("OCR_WORD_FIXES", "off", "off"),
+    ("OCR_DESPECKLE", "off", "off"),
+    ("TESSERACT_PHOTO_MIN_TEXT_HEIGHT_PX", "20", 20),
     ("TESSERACT_LANG", "eng", "eng"),
     ("TESSERACT_PSM", "6", 6),
     ("TESSERACT_DATA_DIR", "/usr/share/tessdata", Path("/usr/share/tessdata")),
@@ -131,10 +133,10 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 15
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 17
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order)
+    # order, despeckle, photo text height)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }

@@ -14,7 +14,9 @@ from testkit.pages import render_page
 from worker.image_prep import (
     MAX_UPSCALE,
     PagePrep,
+    despeckle,
     flatten,
+    is_binarized,
     looks_like_photo,
     prepare,
     text_height,
@@ -126,3 +128,61 @@ def test_restore_gives_boxes_on_the_original_page_and_fixes_words() -> None:
 )
 def test_word_fixes(read: str, fixed: str) -> None:
     assert fix_line(read) == fixed
+
+
+def test_a_fax_is_binarized_and_clean_or_photographed_pages_are_not() -> None:
+    page = clean_page("form", "ru", 0)
+
+    fax, dpi, fmt = degrade(page.image, page.dpi, "fax", "t")
+    phone, _, _ = degrade(page.image, page.dpi, "phone", "t")
+
+    assert (dpi, fmt) == ((204, 98), "TIFF")
+    assert is_binarized(fax)
+    assert not is_binarized(page.image)  # anti-aliased edges are grey
+    assert not is_binarized(phone)
+
+
+def test_despeckle_whitens_lone_dots_and_keeps_the_letters() -> None:
+    page = render_page([(f"{PROSE} {n}.", 28) for n in range(4)], width=1400).convert("L")
+    letters = page.point(lambda v: 0 if v < 128 else 255)
+    specked = letters.copy()
+    dots = [(40 + 97 * i, 7 + 5 * (i % 3)) for i in range(12)]  # in the top margin
+    dots += [(60 + 131 * i, letters.height - 6) for i in range(10)]  # and the bottom one
+    for x, y in dots:
+        specked.putpixel((x, y), 0)
+        specked.putpixel((x, y + 1), 0)  # a fax's speck: its row doubled
+
+    cleaned = despeckle(specked)
+
+    assert cleaned.mode == "L" and cleaned.size == specked.size
+    assert all(cleaned.getpixel(xy) == 255 for xy in dots)
+    before = sum(v == 0 for v in letters.get_flattened_data())
+    after = sum(v == 0 for v in cleaned.get_flattened_data())
+    assert after >= 0.995 * before  # the letters, full stops included, stay
+
+
+def test_prepare_despeckles_binarized_pages_only_when_asked() -> None:
+    fax = page_of(28).convert("L").point(lambda v: 0 if v < 128 else 255)
+    fax.putpixel((5, 5), 0)
+    grey = page_of(28)
+
+    cleaned, factor = prepare(fax, 0, "off", clean_specks=True)
+    kept, _ = prepare(fax, 0, "off", clean_specks=False)
+    untouched, _ = prepare(grey, 0, "off", clean_specks=True)
+
+    assert factor == 1.0 and cleaned.getpixel((5, 5)) == 255
+    assert kept is fax
+    assert untouched is grey
+
+
+def test_a_photo_is_enlarged_to_its_own_minimum_text_height_and_a_clean_page_is_not() -> None:
+    page = clean_page("twocol", "ru", 0)
+    phone, _, _ = degrade(page.image, page.dpi, "phone", "t")
+
+    _, as_others = prepare(phone, 12, "auto")
+    _, as_photo = prepare(phone, 12, "auto", photo_min_text_height=16)
+    _, clean = prepare(page.image, 12, "auto", photo_min_text_height=16)
+
+    assert as_photo > as_others
+    assert as_photo == pytest.approx(as_others * 16 / 12, rel=0.02) or as_photo == MAX_UPSCALE
+    assert clean == 1.0  # 10 pt at 150 dpi: tall enough, and no photo
