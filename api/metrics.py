@@ -5,7 +5,9 @@ recorded as failed while their job went on) and histograms (job duration, engine
 time per page) are kept in Redis by shared/jobs (metrics.py), so they add up across API
 processes and workers; the live gauges (queue depth, jobs running, workers and their warm
 state) are read at scrape time. `ocrq_queue_depth` is the total waiting;
-`ocrq_queue_depth_by_queue{queue,engine,priority}` splits it per queue.
+`ocrq_queue_depth_by_queue{queue,engine,priority}` splits it per queue, and
+`ocrq_engine_backlog{engine}` adds each engine's running work to its waiting work (what the
+autoscaler scales workers on).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shared.api_keys import KeyRing
 from shared.jobs import HISTOGRAMS, JobStore, WorkerRegistry
 from shared.jobs.keys import ANONYMOUS_TENANT
 from shared.jobs.queues import engine_of, priority_of
+from shared.options import Engine
 
 # the counter of failed pages in the job package's counters (beside the jobs' outcomes)
 PAGES_FAILED = "pages_failed"
@@ -68,6 +71,7 @@ class Metrics:
                 depth,
             )
         yield per_queue
+        yield _backlog(depths, self.store.running_by_engine())
         yield GaugeMetricFamily(
             "ocrq_jobs_running", "Jobs a worker holds now", value=self.store.running_count()
         )
@@ -101,6 +105,26 @@ class Metrics:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self)  # a collector by its collect() and describe()
         return registry
+
+
+def _backlog(depths: dict[str, int], running: dict[str, int]) -> GaugeMetricFamily:
+    """What the autoscaler reads (deploy/k8s-autoscale: KEDA's metrics-api scaler): per engine
+    kind, work waiting in its queues (every priority, the fair share's held work included) plus
+    work its workers hold now, so a busy engine is not scaled to zero under its running jobs."""
+    backlog = GaugeMetricFamily(
+        "ocrq_engine_backlog",
+        "Work for an engine's workers: waiting (every priority, fair share included) + running",
+        labels=["engine"],
+    )
+    totals = dict.fromkeys((e.value for e in Engine), 0)
+    for queue, depth in depths.items():
+        if (engine := engine_of(queue)) is not None:
+            totals[engine.value] += depth
+    for engine_name, count in running.items():
+        totals[engine_name] = totals.get(engine_name, 0) + count
+    for engine_name, total in totals.items():
+        backlog.add_metric([engine_name], total)
+    return backlog
 
 
 def _histogram(

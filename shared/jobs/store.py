@@ -335,6 +335,28 @@ class JobStore:
             for name, depth, held in zip(names, depths, waiting, strict=True)
         }
 
+    @redis_errors_as_unavailable
+    def running_by_engine(self) -> dict[str, int]:
+        """Work a worker holds a lease on now, per engine kind: each whole job and each page
+        range counts one, as a queue's waiting work does (the autoscaler's backlog adds the two).
+        Two round trips: the leases, then the queues their job records name."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.smembers(keys.RUNNING)
+        pipe.smembers(keys.RANGES_RUNNING)
+        whole, ranges = pipe.execute()
+        held = [text(m) for m in whole] + [keys.parse_range_member(text(m))[0] for m in ranges]
+        if not held:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in held:
+            pipe.hget(keys.job(job_id), "queue")
+        counts: dict[str, int] = {}
+        for queue in pipe.execute():
+            engine = queues.engine_of(text(queue)) if queue else None
+            if engine is not None:
+                counts[engine.value] = counts.get(engine.value, 0) + 1
+        return counts
+
     def running_count(self) -> int:
         """Jobs a worker holds a lease on now: the job's own, or one of its ranges'."""
         pipe = self.redis.pipeline(transaction=False)

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.pages import encode, render_page
 from testkit.stack import Stack, wait_terminal
+from tests.integration.conftest import report_pdf, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +53,29 @@ def test_counters_and_histograms_add_up_across_two_workers(stack: Stack, api: ht
     assert _delta(after, before, "ocrq_page_engine_seconds_count") == 6
     assert _delta(after, before, "ocrq_page_engine_seconds_sum") > 0
     assert after[("ocrq_queue_depth", ())] == 0
+
+
+def test_the_engine_backlog_counts_a_running_job_with_no_queue_left(
+    stack: Stack, api: httpx.Client
+) -> None:
+    """The autoscaler's figure (deploy/k8s-autoscale) must not fall to 0 under a job a worker
+    is still reading, or KEDA would scale its worker away mid-document."""
+    for _ in range(3):
+        job_id = api.post("/jobs", files={"file": ("r.pdf", report_pdf())}).json()["job_id"]
+        wait_running(api, job_id)
+        samples = _scrape(api)
+        still_running = api.get(f"/jobs/{job_id}").json()["status"] == "running"
+        wait_terminal(api, job_id)
+        if still_running:  # it ran for the whole scrape: the scrape saw it
+            break
+    else:
+        pytest.fail("the 4-page job ended before a scrape could see it, three times")
+    engine = "rapidocr"  # the session stack's worker (testkit/stack.py: OCR_ENGINE's default)
+    backlog = samples[("ocrq_engine_backlog", (("engine", engine),))]
+    waiting = sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "ocrq_queue_depth_by_queue" and ("engine", engine) in labels
+    )
+    assert backlog >= waiting + 1
+    assert _scrape(api)[("ocrq_engine_backlog", (("engine", engine),))] == 0

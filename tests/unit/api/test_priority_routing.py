@@ -136,6 +136,9 @@ def test_metrics_count_each_queue_and_the_total(client: TestClient) -> None:
         " 2.0" in text
     )
     assert 'queue="ocr"}' not in text  # no legacy queue: Celery's default one is never used
+    # the autoscaler's figure: every priority of the engine (no worker holds any yet)
+    assert 'ocrq_engine_backlog{engine="rapidocr"} 3.0' in text
+    assert 'ocrq_engine_backlog{engine="tesseract"} 0.0' in text
 
 
 def test_while_the_only_worker_restarts_jobs_keep_going_to_its_engine(

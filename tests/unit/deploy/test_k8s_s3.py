@@ -4,14 +4,13 @@ when kubectl is installed; its patches checked against the base either way."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.unit.deploy.kustomize import kustomize
 from tests.unit.deploy.test_k8s import RESOURCES as BASE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,14 +24,7 @@ def _key(doc: dict[str, Any]) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def built() -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed (its kustomize builds the overlay)")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return kustomize(OVERLAY)
 
 
 def _deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
