@@ -136,9 +136,9 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
 
     assert (
         len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 19
-    )  # the flat class, and settings added since (webhook lanes, S3 timeout, pre-signed URLs, VL requests,
+    )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order, despeckle, photo text height)
+    # order, despeckle, photo text height, pre-signed result URLs)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
