@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
 from fastapi import Query, Response
 from fastapi.responses import JSONResponse
@@ -22,7 +23,15 @@ from api.storage_calls import StorageCalls
 from shared.settings import Settings
 from shared.storage import RESULT_FILES, StoredFile, storage_of
 
-Delivery = Literal["stream", "url"]
+
+class Delivery(StrEnum):
+    """Where a stored file's bytes come from (one schema in OpenAPI: a generated client's
+    `Delivery.URL`)."""
+
+    stream = "stream"
+    url = "url"
+
+
 _DELIVERY_DOC = (
     "`stream` (default): the file in this answer. `url`: with a bucket (STORAGE_URL=s3://...), "
     "**307** to a pre-signed URL of the bucket (`Location`; the body says it as JSON with its "
@@ -86,7 +95,7 @@ async def delivered(
 ) -> Response:
     """A stored file's answer: 307 to its pre-signed URL when `delivery=url` and it has one,
     else `streamed()` (the file in the answer)."""
-    if delivery == "url" and (link := await links.link(stored, media_type, filename)):
+    if delivery is Delivery.url and (link := await links.link(stored, media_type, filename)):
         return link_response(link)
     return streamed()
 

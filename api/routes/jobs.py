@@ -280,7 +280,7 @@ async def get_result(
     service: ServiceDep,
     api_key: ApiKeyDep,
     format: ResultFormat = "json",  # noqa: A002
-    delivery: DeliveryQuery = "stream",
+    delivery: DeliveryQuery = Delivery.stream,
 ) -> Response:
     return await _result_answer(request, job_id, format, delivery, service, api_key)
 
@@ -324,7 +324,7 @@ def _add_result_route(fmt: str) -> None:
         job_id: str,
         service: ServiceDep,
         api_key: ApiKeyDep,
-        delivery: DeliveryQuery = "stream",
+        delivery: DeliveryQuery = Delivery.stream,
     ) -> Response:
         return await _result_answer(request, job_id, fmt, delivery, service, api_key)
 
@@ -386,7 +386,7 @@ async def get_image(
     api_key: ApiKeyDep,
     # declared, not validated here: a name off the pattern answers 404 image_not_found
     name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
-    delivery: DeliveryQuery = "stream",
+    delivery: DeliveryQuery = Delivery.stream,
 ) -> Response:
     stored = await service.image_file(job_id, name, api_key)
     media_type = IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]]

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from api.deps import ApiKeyDep, ServiceDep
 from api.errors import error_responses
 from api.file_answers import answered_type, content_of, file_response
-from api.file_links import LINK_RESPONSES, DeliveryQuery, delivered
+from api.file_links import LINK_RESPONSES, Delivery, DeliveryQuery, delivered
 from api.page_images import MAX_SIDE
 from api.service import JobAccess
 from shared.error_codes import ErrorCode
@@ -65,7 +65,7 @@ async def get_page_image(
     index: Annotated[int, Path(ge=1, le=1_000_000)],
     service: ServiceDep,
     api_key: ApiKeyDep,
-    delivery: DeliveryQuery = "stream",
+    delivery: DeliveryQuery = Delivery.stream,
 ) -> Response:
     stored = await service.page_image(job_id, index, api_key)
     return await delivered(

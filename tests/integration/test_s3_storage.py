@@ -6,6 +6,8 @@ expected keys, a refused upload leaves nothing, and retention empties the bucket
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +60,22 @@ def _check_results(api: httpx.Client, job_id: str, name: str, png_lines: list) -
     assert len(PdfReader(io.BytesIO(archive.content)).pages) == pages
 
 
+def _check_from_bucket(api: httpx.Client, stack: Stack, job_id: str) -> None:
+    """`?delivery=url`: the API's 307 to a pre-signed URL of the bucket, and `ocrq result`
+    (whose client asks for it), get the bytes the API streams."""
+    streamed = api.get(f"/jobs/{job_id}/result/pdf").content
+    link = api.get(f"/jobs/{job_id}/result/pdf", params={"delivery": "url"})
+    assert link.status_code == 307, link.text
+    assert httpx.get(link.headers["location"]).content == streamed
+    out = stack.base / "cli-result.pdf"
+    command = ["result", job_id, "--format", "pdf", "--url", stack.url, "--out", str(out)]
+    run = subprocess.run(
+        [sys.executable, "-m", "ocrq_client", *command], capture_output=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes() == streamed
+
+
 def test_api_and_two_workers_share_only_redis_and_the_bucket(
     side_stack: Callable[..., Stack], s3_server: S3Server
 ) -> None:
@@ -98,6 +116,8 @@ def test_api_and_two_workers_share_only_redis_and_the_bucket(
             final = wait_terminal(api, job_id, timeout=120)
             assert final["status"] == "succeeded", (final, stack.logs())
             _check_results(api, job_id, name, png_lines)
+            if job_id == ids[-1]:
+                _check_from_bucket(api, stack, job_id)
             keys = set(s3_server.keys(bucket))
             assert {
                 f"{PREFIX}/output/{job_id}/result.json",

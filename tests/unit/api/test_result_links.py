@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
+from ocrq_client.client import OcrqClient
 from shared.jobs import Claim, JobStore, connect_redis
 from shared.results import Block
 from shared.settings import Settings
@@ -194,3 +195,37 @@ def test_an_expired_url_is_refused_by_the_bucket(
     assert fresh.status_code == 200 and fresh.text.strip() == "Figure 1"
     assert expired.status_code == 403, expired.text
     assert b"AccessDenied" in expired.content and b"Request has expired" in expired.content
+
+
+class _AppOrNetwork(httpx.BaseTransport):
+    """The client's transport: requests to the app in process, any other host (the bucket)
+    over the network; every request recorded."""
+
+    def __init__(self, app: httpx.BaseTransport) -> None:
+        self.app = app
+        self.network = httpx.HTTPTransport()
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        to_app = request.url.host == "testserver"
+        return (self.app if to_app else self.network).handle_request(request)
+
+
+def test_the_client_fetches_a_result_from_the_bucket_without_its_key(
+    bucket_client: TestClient, on_bucket: Settings, store: JobStore, s3_server: S3Server
+) -> None:
+    job_id = _submit(bucket_client)
+    _finish(on_bucket, store, job_id)
+    transport = _AppOrNetwork(bucket_client._transport)
+    key = ALICE["Authorization"].removeprefix("Bearer ")
+
+    with OcrqClient("http://testserver", key, transport=transport) as ocrq:
+        pdf = ocrq.result(job_id, "pdf")
+        api, bucket = transport.requests
+        streamed = ocrq.result(job_id, "pdf", direct=False)
+
+    assert pdf == streamed and pdf.startswith(b"%PDF")
+    assert api.url.params["delivery"] == "url" and api.headers["authorization"] == f"Bearer {key}"
+    assert str(bucket.url).startswith(s3_server.endpoint) and "authorization" not in bucket.headers
+    assert transport.requests[2].url.params.get("delivery") is None  # direct=False: the API's
