@@ -19,18 +19,14 @@ from PIL import Image
 
 from api.app import create_app
 from ocrq_client.client import OcrqClient
-from shared.jobs import Claim, JobStore, connect_redis
-from shared.results import Block
+from shared.jobs import JobStore, connect_redis
 from shared.settings import Settings
-from shared.storage import job_files
-from testkit.pages import encode, render_page
 from testkit.s3server import S3Server, running_s3rver, s3rver_installed
 from tests.conftest import service_fixture
+from tests.unit.api.crops import CROP
+from tests.unit.api.crops import finish_with_crop as _finish
+from tests.unit.api.crops import submit_png as _submit
 from tests.unit.api.owners import ALICE, BOB
-from worker.engines import Recognition
-from worker.page_reading import recognized_result
-from worker.pages import Page
-from worker.results import build_document, write_results
 
 FORMATS = {  # format: (Content-Type the bucket answers, file name it is saved as)
     "json": ("application/json", ".json"),
@@ -40,7 +36,6 @@ FORMATS = {  # format: (Content-Type the bucket answers, file name it is saved a
     "hocr": ("text/vnd.hocr+html; charset=utf-8", ".hocr"),
     "alto": ("application/xml", ".alto.xml"),
 }
-CROP = "p1-fig.jpg"
 
 
 def _bucket_settings(base: Settings, server: S3Server, **more: object) -> Settings:
@@ -70,36 +65,6 @@ def s3rver(tmp_path: Path) -> Iterator[S3Server]:
         pytest.skip("s3rver is not installed: scripts/ensure-s3rver.sh (make test runs it)")
     with running_s3rver(tmp_path / "s3rver") as server:
         yield server
-
-
-def _submit(client: TestClient) -> str:
-    png = encode(render_page([("Figure 1", 30)], width=300))
-    response = client.post("/jobs", files={"file": ("a.png", png)}, headers=ALICE)
-    assert response.status_code == 202, response.text
-    return response.json()["job_id"]
-
-
-def _jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), "red").save(out, format="JPEG")
-    return out.getvalue()
-
-
-def _finish(settings: Settings, store: JobStore, job_id: str) -> None:
-    """Play the worker, into the job's storage: its source kept, a page whose engine cut out a
-    figure (the crop), the results written as the worker writes them, the job succeeded."""
-    assert store.claim(job_id, "w1:1", 30) is Claim.claimed
-    files = job_files(settings, job_id)
-    files.keep_source()
-    page = Page(index=1, image=None, width=300, height=200, dpi=None)
-    recognition = Recognition(
-        blocks=[Block(type="figure", text="Figure 1", bbox=[0, 0, 40, 30])],
-        markdown='Figure 1\n\n<div><img src="fig.jpg" alt="Image" /></div>',
-        images={"fig.jpg": _jpeg()},
-    )
-    result = recognized_result(job_id, page, "paddleocr-vl", recognition)
-    write_results(files, build_document(job_id, "paddleocr-vl", [result]))
-    assert store.succeed(job_id)
 
 
 def _link(client: TestClient, path: str, headers: dict[str, str] = ALICE) -> dict:
@@ -139,7 +104,9 @@ def test_every_result_format_a_page_picture_and_a_crop_come_from_the_bucket(
         # ?format= on /result answers the same
         query = {"format": "text", "delivery": "url"}
         by_query = bucket_client.get(result, params=query, headers=ALICE, follow_redirects=False)
-        assert by_query.status_code == 307 and anyone.get(by_query.json()["url"]).text.strip()
+        assert by_query.status_code == 307
+        text = bucket_client.get(f"{result}/text", headers=ALICE).content
+        assert anyone.get(by_query.json()["url"]).content == text
 
         for path, media_type in (
             (f"/jobs/{job_id}/pages/1/image", "image/jpeg"),
@@ -187,12 +154,13 @@ def test_an_expired_url_is_refused_by_the_bucket(
         url = link["url"]
 
         fresh = anyone.get(url)
+        streamed = client.get(f"/jobs/{job_id}/result/text", headers=ALICE).content
         while datetime.now(UTC) <= datetime.fromisoformat(link["expires_at"]):
             time.sleep(0.2)
         time.sleep(1.1)  # past the URL's second (the signature's date has whole seconds)
         expired = anyone.get(url)
 
-    assert fresh.status_code == 200 and fresh.text.strip() == "Figure 1"
+    assert fresh.status_code == 200 and fresh.content == streamed
     assert expired.status_code == 403, expired.text
     assert b"AccessDenied" in expired.content and b"Request has expired" in expired.content
 
