@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,7 @@ from testkit.s3server import running_s3_server
 from testkit.stack import Stack
 
 _CHUNK = 1 << 20
+STREAMED, PRESIGNED = "through the API", "pre-signed URL"
 
 
 class PeakRss:
@@ -73,9 +75,8 @@ def read_all(client: httpx.Client, url: str, **kwargs: object) -> int:
 
 
 def measure(api_pid: int, bucket_pid: int, fetch) -> dict[str, float]:
-    """One fetch: wall seconds, the API's CPU seconds and peak RSS above its start, the
-    bucket server's CPU seconds."""
-    rss_before = memory_mb(api_pid)[0]
+    """One fetch: wall seconds, the API's CPU seconds and peak RSS (MB), the bucket server's
+    CPU seconds."""
     api_cpu, bucket_cpu = cpu_seconds(api_pid), cpu_seconds(bucket_pid)
     with PeakRss(api_pid) as rss:
         started = time.perf_counter()
@@ -85,7 +86,7 @@ def measure(api_pid: int, bucket_pid: int, fetch) -> dict[str, float]:
         "size": size,
         "wall": wall,
         "api_cpu": cpu_seconds(api_pid) - api_cpu,
-        "rss_delta": rss.peak - rss_before,
+        "rss_peak": rss.peak,
         "bucket_cpu": cpu_seconds(bucket_pid) - bucket_cpu,
     }
 
@@ -99,6 +100,7 @@ def finished_job(api: httpx.Client, settings: Settings, megabytes: int) -> str:
     assert store.claim(job_id, "bench:1", 600) is Claim.claimed
     files = job_files(settings, job_id)
     files.write_result("json", b'{"pages": []}')
+    files.write_result("text", b"Presigned benchmark\n")
     settings.temp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=settings.temp_dir, suffix=".pdf") as big:
         big.write(b"%PDF-1.7\n")
@@ -108,6 +110,42 @@ def finished_job(api: httpx.Client, settings: Settings, megabytes: int) -> str:
         files.storage.put(files.result_key("pdf"), Path(big.name))
     assert store.succeed(job_id)
     return job_id
+
+
+def fetch_rounds(
+    api: httpx.Client, label: str, job_id: str, api_pid: int, bucket_pid: int, rounds: int
+) -> list[dict[str, float]]:
+    """`rounds` fetches of the job's result.pdf the `label` way, after one of its small
+    result.txt the same way (connections, imports, the signing client made on first use);
+    each fetch's peak RSS measured above the API's RSS after that warm-up."""
+    direct = label == PRESIGNED
+
+    answered: list[int] = []  # bytes of each API answer's body
+
+    def fetch(fmt: str) -> Callable[[], int]:
+        path = f"/jobs/{job_id}/result/{fmt}"
+
+        def streamed() -> int:
+            size = read_all(api, path)
+            answered.append(size)
+            return size
+
+        def presigned() -> int:
+            link = api.get(path, params={"delivery": "url"})
+            assert link.status_code == 307, link.text
+            answered.append(len(link.content))
+            with httpx.Client(timeout=600) as anyone:
+                return read_all(anyone, link.headers["location"])
+
+        return presigned if direct else streamed
+
+    fetch("text")()
+    idle = memory_mb(api_pid)[0]
+    measured = [measure(api_pid, bucket_pid, fetch("pdf")) for _ in range(rounds)]
+    for m, api_bytes in zip(measured, answered[1:], strict=True):
+        m["rss_delta"] = m.pop("rss_peak") - idle
+        m["api_bytes"] = api_bytes
+    return measured
 
 
 def main() -> None:
@@ -123,48 +161,38 @@ def main() -> None:
 
     load = load_average()
     redis.Redis.from_url(args.redis_url).flushdb()
-    runs: dict[str, list[dict[str, float]]] = {"through the API": [], "pre-signed URL": []}
+    runs: dict[str, list[dict[str, float]]] = {STREAMED: [], PRESIGNED: []}
     with tempfile.TemporaryDirectory(prefix="bench-presigned-") as tmp:
         base = Path(tmp)
         with running_s3_server(base / "moto") as server:
             env = server.env(server.new_bucket(), "bench")
-            stack = Stack(
-                base=base, redis_url=args.redis_url, extra_env={**env, "LOG_LEVEL": "WARNING"}
-            )
             settings = Settings(
                 redis_url=args.redis_url,
                 temp_dir=base / "bench-temp",
                 output_dir=base / "bench-output",
                 **{k.lower(): v for k, v in env.items()},
             )
+            job_id = ""
             try:
-                stack.start_api()
-                assert stack.api is not None
-                with (
-                    httpx.Client(base_url=stack.url, timeout=600) as api,
-                    httpx.Client(timeout=600) as anyone,
-                ):
-                    job_id = finished_job(api, settings, args.mb)
-                    path = f"/jobs/{job_id}/result/pdf"
-
-                    def streamed() -> int:
-                        return read_all(api, path)
-
-                    def presigned() -> int:
-                        link = api.get(path, params={"delivery": "url"})
-                        assert link.status_code == 307, link.text
-                        return read_all(anyone, link.headers["location"])
-
-                    streamed()  # warm-up: connections, imports, the bucket's first read
-                    presigned()  # and the signing client, made on first use
-                    for _ in range(args.rounds):
-                        for label, fetch in (
-                            ("through the API", streamed),
-                            ("pre-signed URL", presigned),
-                        ):
-                            runs[label].append(measure(stack.api.pid, server.process.pid, fetch))
+                for n, label in enumerate(runs):
+                    # a fresh API per kind, so one kind's buffers do not hide the other's
+                    (base / f"api-{n}").mkdir()
+                    stack = Stack(
+                        base=base / f"api-{n}",
+                        redis_url=args.redis_url,
+                        extra_env={**env, "LOG_LEVEL": "WARNING"},
+                    )
+                    try:
+                        stack.start_api()
+                        assert stack.api is not None
+                        with httpx.Client(base_url=stack.url, timeout=600) as api:
+                            job_id = job_id or finished_job(api, settings, args.mb)
+                            runs[label] = fetch_rounds(
+                                api, label, job_id, stack.api.pid, server.process.pid, args.rounds
+                            )
+                    finally:
+                        stack.stop()
             finally:
-                stack.stop()
                 redis.Redis.from_url(args.redis_url).flushdb()
 
     rows = []
@@ -172,43 +200,50 @@ def main() -> None:
         sizes = {m["size"] for m in measured}
         assert len(sizes) == 1, sizes
         med = {key: statistics.median(m[key] for m in measured) for key in measured[0]}
+        peak = max(m["rss_delta"] for m in measured)
         rows.append(
             [
                 label,
-                f"{med['size'] / 1e6:,.0f}",
+                f"{med['size'] / (1 << 20):,.0f}",
                 len(measured),
+                f"{med['api_bytes']:,.0f}",
                 f"{med['wall']:.2f}",
-                f"{med['size'] / 1e6 / med['wall']:,.0f}",
+                f"{med['size'] / (1 << 20) / med['wall']:,.0f}",
                 f"{med['api_cpu']:.2f}",
-                f"{med['rss_delta']:.1f}",
+                f"{peak:.1f}",
                 f"{med['bucket_cpu']:.2f}",
             ]
         )
     table = markdown_table(
         [
             "result fetched",
-            "MB",
+            "MiB",
             "fetches",
+            "bytes the API sent",
             "wall s (median)",
-            "MB/s",
-            "API CPU s",
-            "API peak RSS above start, MB",
-            "bucket server CPU s",
+            "MiB/s",
+            "API CPU s (median)",
+            "API RSS peak above idle, MB (max)",
+            "bucket server CPU s (median)",
         ],
         rows,
     )
     body = (
         "## Results from the bucket: a pre-signed URL against the API's stream\n\n"
         f"`python -m bench.presigned` ({machine_line()}; load average {load:.1f} at the "
-        f"start). A {args.mb} MB `result.pdf` of one succeeded job, fetched whole with "
+        f"start). A {args.mb} MiB `result.pdf` of one succeeded job, fetched whole with "
         "STORAGE_URL=s3:// on moto's in-memory server on loopback: `GET /jobs/{id}/result/pdf` "
         "(the API streams it from the bucket) against `?delivery=url` (the API signs a URL, "
         "answers 307, the client reads the bucket). The result object was put straight into "
         "the bucket for a job marked succeeded in the job store (no OCR makes a result that "
         "big in a benchmark's time); the API cannot tell. Medians of the rounds, each fetch "
-        "read to its end; API CPU from /proc/<pid>/stat, its memory as the peak VmRSS (sampled "
-        "every 10 ms) above its value before the fetch. moto shares the cores with the API "
-        "and the client, so the wall times are this machine's, not a real bucket's.\n\n" + table
+        "read to its end and dropped, by a fresh API process per kind after one small fetch the "
+        "same way; API CPU from /proc/<pid>/stat (0.01 s ticks), its memory as the peak VmRSS "
+        "(sampled every 10 ms) above its value after that small fetch. For the pre-signed URL "
+        "the API's part is the 307 (owner and status checks, one HEAD of the object, the "
+        "signature); the bytes go from the bucket to the client. moto shares the cores with "
+        "the API and the client, so the wall times are this machine's, not a real bucket's."
+        "\n\n" + table
     )
     print(body)
     if not args.no_write:
