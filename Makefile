@@ -24,6 +24,7 @@ run: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-system-deps.sh --tests
 	scripts/ensure-redis.sh
+	scripts/ensure-s3rver.sh
 	$(PY) -m pytest -n 2 --dist loadfile
 	$(MAKE) test-paddle
 

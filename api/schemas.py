@@ -28,6 +28,19 @@ class JobLinks(BaseModel):
     result: str
 
 
+class FileLink(BaseModel):
+    """A stored file as a pre-signed URL of the bucket (`?delivery=url`, docs/results.md)."""
+
+    url: str = Field(
+        description="GET it without credentials (no API key: the URL carries its own "
+        "signature) before `expires_at`; the bucket answers the file's own Content-Type and a "
+        "Content-Disposition naming it"
+    )
+    expires_at: datetime = Field(description="When the bucket starts refusing it (403)")
+    media_type: str = Field(description="The Content-Type the bucket answers with")
+    size: int = Field(description="The file's size in bytes")
+
+
 class JobAccepted(BaseModel):
     job_id: str
     status: JobStatus

@@ -20,6 +20,7 @@ from api.errors import (
     ResultNotReady,
     result_gone,
 )
+from api.file_links import FileLinks
 from api.page_images import page_image
 from api.schemas import JobView
 from api.storage_calls import StorageCalls
@@ -43,6 +44,7 @@ class JobAccess:
         self.settings = settings
         self.store = store
         self.storage = storage  # every job-file call runs there, never on the Redis threads
+        self.links = FileLinks(settings, storage)  # ?delivery=url: pre-signed URLs
 
     def _files(self, job_id: str) -> JobFiles:
         return job_files(self.settings, job_id)

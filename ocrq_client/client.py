@@ -181,6 +181,26 @@ def _upload(
     return upload
 
 
+def _result_params(fmt: str, direct: bool) -> dict[str, str]:
+    """GET /jobs/{id}/result's query; `direct` asks for the bucket's URL (`delivery=url`): a
+    server with a bucket answers 307 to it, one without (or older) the bytes as before."""
+    return {"format": fmt, "delivery": "url"} if direct else {"format": fmt}
+
+
+def _bucket_request(
+    http: httpx.Client | httpx.AsyncClient, answer: httpx.Response
+) -> httpx.Request | None:
+    """The GET of the pre-signed URL a `delivery=url` answer sent us to (None: the answer
+    holds the bytes or an error), without the API key: the URL carries its own signature,
+    and the bucket is no place for the key."""
+    location = answer.headers.get("location")
+    if answer.status_code != 307 or not location:
+        return None
+    request = http.build_request("GET", location)
+    request.headers.pop("Authorization", None)
+    return request
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -311,11 +331,28 @@ class OcrqClient:
             self._sleep(polling.next_delay(job))
         return job
 
-    def result(self, job_id: str, format: ResultFormat = "json") -> bytes:  # noqa: A002
-        """The stored result as bytes (UTF-8 JSON, Markdown, text, hOCR or ALTO; or a PDF)."""
+    def result(
+        self,
+        job_id: str,
+        format: ResultFormat = "json",  # noqa: A002
+        *,
+        direct: bool = True,
+    ) -> bytes:
+        """The stored result as bytes (UTF-8 JSON, Markdown, text, hOCR or ALTO; or a PDF).
+        `direct`: straight from the bucket when the server offers a pre-signed URL (through
+        the API when it does not, or the bucket does not serve the URL)."""
         _check_format(format)
-        response = self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
-        return _content_of(response)
+        params = _result_params(format, direct)
+        response = self._request("GET", f"/jobs/{job_id}/result", params=params)
+        if (request := _bucket_request(self._http, response)) is None:
+            return _content_of(response)
+        try:
+            fetched = self._http.send(request)
+        except httpx.TransportError:
+            fetched = None
+        if fetched is not None and fetched.is_success:
+            return fetched.content
+        return self.result(job_id, format, direct=False)
 
     def document(self, job_id: str) -> Document:
         """The JSON result parsed: its pages, a failed page with its `error`."""
@@ -440,10 +477,25 @@ class AsyncOcrqClient:
             await self._sleep(polling.next_delay(job))
         return job
 
-    async def result(self, job_id: str, format: ResultFormat = "json") -> bytes:  # noqa: A002
+    async def result(
+        self,
+        job_id: str,
+        format: ResultFormat = "json",  # noqa: A002
+        *,
+        direct: bool = True,
+    ) -> bytes:
         _check_format(format)
-        response = await self._request("GET", f"/jobs/{job_id}/result", params={"format": format})
-        return _content_of(response)
+        params = _result_params(format, direct)
+        response = await self._request("GET", f"/jobs/{job_id}/result", params=params)
+        if (request := _bucket_request(self._http, response)) is None:
+            return _content_of(response)
+        try:
+            fetched = await self._http.send(request)
+        except httpx.TransportError:
+            fetched = None
+        if fetched is not None and fetched.is_success:
+            return fetched.content
+        return await self.result(job_id, format, direct=False)
 
     async def document(self, job_id: str) -> Document:
         return Document.model_validate_json(await self.result(job_id, "json"))

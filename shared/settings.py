@@ -148,6 +148,23 @@ class StorageSettings(Room):
         "bucket fails a call within about 3 times this, answered 503 `storage_unavailable`",
     )
 
+    s3_public_endpoint_url: str = Field(
+        "",
+        description="The S3 endpoint that pre-signed result URLs (`?delivery=url`, "
+        "docs/results.md) name, when clients reach the bucket by another address than the "
+        "service does (`https://s3.example.com` outside, `http://minio:9000` inside); empty = "
+        "AWS_ENDPOINT_URL. The URL is signed for this host",
+        json_schema_extra=read_by("api"),
+    )
+    result_url_expiry_seconds: int = Field(
+        300,
+        ge=1,
+        le=604800,
+        description="How long a pre-signed result URL (`?delivery=url`) stays valid: the "
+        "download must start within it (S3 allows at most 7 days)",
+        json_schema_extra=read_by("api"),
+    )
+
     @field_validator("storage_url")
     @classmethod
     def _storage_scheme(cls, value: str) -> str:

@@ -1,4 +1,6 @@
-"""An S3-compatible server on loopback (moto's, in its own process) for tests and benchmarks."""
+"""S3-compatible servers on loopback, each in its own process, for tests and benchmarks: moto's
+(the default), and s3rver's (scripts/ensure-s3rver.sh), which checks a pre-signed URL's
+signature and expiry as S3 does where moto serves any pre-signed GET."""
 
 from __future__ import annotations
 
@@ -24,10 +26,17 @@ SECRET_KEY = "ocrq-test-secret"
 REGION = "us-east-1"
 
 
+# s3rver's fixed credentials
+S3RVER_KEY = "S3RVER"
+S3RVER_DIR = Path(__file__).resolve().parent.parent / "var" / "s3rver"  # ensure-s3rver.sh
+
+
 @dataclass
 class S3Server:
     endpoint: str
     process: subprocess.Popen
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
 
     def env(self, bucket: str, prefix: str = "jobs") -> dict[str, str]:
         """The settings a process needs to keep its job files in `bucket` under `prefix`."""
@@ -35,8 +44,8 @@ class S3Server:
             "STORAGE_URL": f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
         }
 
     def settings(self, base: Settings, bucket: str, prefix: str = "jobs") -> Settings:
@@ -56,8 +65,8 @@ class S3Server:
             "s3",
             endpoint_url=self.endpoint,
             region_name=REGION,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
         )
 
     def new_bucket(self) -> str:
@@ -88,20 +97,52 @@ def running_s3_server(log_dir: Path, env: dict[str, str] | None = None) -> Itera
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
-    server = S3Server(f"http://127.0.0.1:{port}", process)
+    with _serving(S3Server(f"http://127.0.0.1:{port}", process), "moto_server", log_dir) as server:
+        yield server
+
+
+def s3rver_installed() -> bool:
+    return (S3RVER_DIR / "node_modules" / "s3rver" / "bin" / "s3rver.js").is_file()
+
+
+@contextmanager
+def running_s3rver(data_dir: Path) -> Iterator[S3Server]:
+    """s3rver (scripts/ensure-s3rver.sh) on 127.0.0.1 on a free port, its objects and log in
+    `data_dir`, stopped when the block ends. Its credentials are S3RVER/S3RVER."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    script = S3RVER_DIR / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    with open(data_dir / "s3rver.log", "ab") as log:
+        process = subprocess.Popen(
+            [*("node", str(script), "-d", str(data_dir / "objects")), *_loopback(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = S3Server(f"http://127.0.0.1:{port}", process, S3RVER_KEY, S3RVER_KEY)
+    with _serving(server, "s3rver", data_dir) as serving:
+        yield serving
+
+
+def _loopback(port: int) -> list[str]:
+    """s3rver's arguments to serve path-style buckets on 127.0.0.1:`port`."""
+    return ["-a", "127.0.0.1", "-p", str(port), "--no-vhost-buckets"]
+
+
+@contextmanager
+def _serving(server: S3Server, name: str, log_dir: Path) -> Iterator[S3Server]:
+    """`server` once it answers HTTP; stopped when the block ends."""
+    process = server.process
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"moto_server exited {process.returncode}; see {log_dir}")
+                raise RuntimeError(f"{name} exited {process.returncode}; see {log_dir}")
             try:
-                httpx.get(f"{server.endpoint}/moto-api/", timeout=1)
+                httpx.get(f"{server.endpoint}/", timeout=1)
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"moto_server not answering after {START_TIMEOUT} s"
-                    ) from None
+                    raise TimeoutError(f"{name} not answering after {START_TIMEOUT} s") from None
                 time.sleep(0.1)
         yield server
     finally:

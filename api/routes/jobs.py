@@ -18,7 +18,15 @@ from api.file_answers import (
     file_response,
     result_response,
 )
+from api.file_links import (
+    LINK_RESPONSES,
+    Delivery,
+    DeliveryQuery,
+    delivered,
+    result_filename,
+)
 from api.schemas import JobAccepted, JobView, links_for
+from api.service import JobAccess
 from api.submitting import IDEMPOTENCY_KEY_PATTERN, Accepted, Submissions
 from api.watching import WAIT_LIMIT_SECONDS
 from shared.error_codes import ErrorCode
@@ -264,7 +272,7 @@ _RESULT_ERRORS: Responses = {
     description="The document as JSON. The other formats: GET /jobs/{job_id}/result/<format> "
     "(`?format=<format>` here answers the same).",
     response_model=DocumentResult,
-    responses=_RESULT_ERRORS,
+    responses={**LINK_RESPONSES, **_RESULT_ERRORS},
 )
 async def get_result(
     request: Request,
@@ -272,9 +280,30 @@ async def get_result(
     service: ServiceDep,
     api_key: ApiKeyDep,
     format: ResultFormat = "json",  # noqa: A002
+    delivery: DeliveryQuery = Delivery.stream,
 ) -> Response:
-    stored = await service.result_file(job_id, format, api_key)
-    return result_response(stored, format, service.storage, request.headers.get("accept"))
+    return await _result_answer(request, job_id, format, delivery, service, api_key)
+
+
+async def _result_answer(
+    request: Request,
+    job_id: str,
+    fmt: str,
+    delivery: Delivery,
+    service: JobAccess,
+    api_key: str | None,
+) -> Response:
+    """GET /jobs/{id}/result[/<fmt>]'s answer: the file, or 307 to it in the bucket."""
+    stored = await service.result_file(job_id, fmt, api_key)
+    accept = request.headers.get("accept")
+    return await delivered(
+        service.links,
+        stored,
+        delivery,
+        RESULT_MEDIA_TYPES[fmt],
+        result_filename(job_id, fmt),
+        lambda: result_response(stored, fmt, service.storage, accept),
+    )
 
 
 _FORMAT_SUMMARY = {
@@ -291,10 +320,13 @@ def _add_result_route(fmt: str) -> None:
     generated client reads it as what it is (text as a string, pdf and alto as bytes)."""
 
     async def endpoint(
-        request: Request, job_id: str, service: ServiceDep, api_key: ApiKeyDep
+        request: Request,
+        job_id: str,
+        service: ServiceDep,
+        api_key: ApiKeyDep,
+        delivery: DeliveryQuery = Delivery.stream,
     ) -> Response:
-        stored = await service.result_file(job_id, fmt, api_key)
-        return result_response(stored, fmt, service.storage, request.headers.get("accept"))
+        return await _result_answer(request, job_id, fmt, delivery, service, api_key)
 
     router.add_api_route(
         f"/{{job_id}}/result/{fmt}",
@@ -309,6 +341,7 @@ def _add_result_route(fmt: str) -> None:
                 "description": _FORMAT_SUMMARY[fmt],
                 "content": content_of(RESULT_MEDIA_TYPES[fmt]),
             },
+            **LINK_RESPONSES,
             **_RESULT_ERRORS,
         },
     )
@@ -330,6 +363,7 @@ for _format in _FORMAT_SUMMARY:
             "description": "The crop",
             "content": content_of(*IMAGE_MEDIA_TYPES.values()),
         },
+        **LINK_RESPONSES,
         **error_responses(
             ErrorCode.unauthorized,
             ErrorCode.job_not_found,
@@ -352,11 +386,19 @@ async def get_image(
     api_key: ApiKeyDep,
     # declared, not validated here: a name off the pattern answers 404 image_not_found
     name: Annotated[str, Path(json_schema_extra={"pattern": IMAGE_NAME_PATTERN})],
+    delivery: DeliveryQuery = Delivery.stream,
 ) -> Response:
     stored = await service.image_file(job_id, name, api_key)
     media_type = IMAGE_MEDIA_TYPES[name.rsplit(".", 1)[-1]]
     accept = request.headers.get("accept")
-    return file_response(stored, answered_type(media_type, accept), service.storage)
+    return await delivered(
+        service.links,
+        stored,
+        delivery,
+        media_type,
+        f"{job_id}-{name}",
+        lambda: file_response(stored, answered_type(media_type, accept), service.storage),
+    )
 
 
 @router.get("/{job_id}/images/{name:path}", include_in_schema=False)

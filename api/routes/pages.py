@@ -10,8 +10,11 @@ from fastapi.responses import FileResponse
 from api.deps import ApiKeyDep, ServiceDep
 from api.errors import error_responses
 from api.file_answers import answered_type, content_of, file_response
+from api.file_links import LINK_RESPONSES, Delivery, DeliveryQuery, delivered
 from api.page_images import MAX_SIDE
+from api.service import JobAccess
 from shared.error_codes import ErrorCode
+from shared.storage import StoredFile
 
 # create_app adds the API-key dependency when API_KEYS is set, as for /jobs.
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -31,6 +34,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
             "description": "The page picture",
             "content": content_of("image/jpeg"),
         },
+        **LINK_RESPONSES,
         **error_responses(
             ErrorCode.unauthorized,
             ErrorCode.job_not_found,
@@ -61,9 +65,20 @@ async def get_page_image(
     index: Annotated[int, Path(ge=1, le=1_000_000)],
     service: ServiceDep,
     api_key: ApiKeyDep,
+    delivery: DeliveryQuery = Delivery.stream,
 ) -> Response:
     stored = await service.page_image(job_id, index, api_key)
-    media_type = answered_type("image/jpeg", request.headers.get("accept"))
-    response = file_response(stored, media_type, service.storage)
+    return await delivered(
+        service.links,
+        stored,
+        delivery,
+        "image/jpeg",
+        f"{job_id}-p{index}.jpg",
+        lambda: _streamed(stored, service, request.headers.get("accept")),
+    )
+
+
+def _streamed(stored: StoredFile, service: JobAccess, accept: str | None) -> Response:
+    response = file_response(stored, answered_type("image/jpeg", accept), service.storage)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

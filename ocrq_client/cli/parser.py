@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_result,
         job=True,
         summary="print or save a job's result",
-        description="Print a finished job's result to stdout, or save it with --out.",
+        description="Print a finished job's result to stdout, or save it with --out. From a "
+        "service that keeps results in a bucket, the bytes come straight from the bucket by a "
+        "pre-signed URL it hands out (through the API when it hands none).",
     )
     result.add_argument("--format", choices=FORMATS, default="json", help="json (default)")
     result.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")

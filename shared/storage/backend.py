@@ -18,11 +18,13 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A stored file to serve: a local path, or the chunks of an object and its size."""
+    """A stored file to serve: a local path, or the chunks of an object and its size; `key`
+    names it in its store (for a pre-signed URL)."""
 
     size: int
     path: Path | None = None
     chunks: Callable[[], Iterator[bytes]] | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class ObjectStore(Protocol):
 
     def open(self, key: str) -> Iterator[bytes]:
         """The object's bytes, a chunk at a time (FileNotFoundError once iterated, if none)."""
+        ...
+
+    def signed_url(self, key: str, seconds: int, media_type: str, disposition: str) -> str | None:
+        """A URL that GETs `key` without credentials for `seconds`, answered with
+        `media_type` and `disposition` (Content-Type, Content-Disposition); None from a
+        backend that has no URLs of its own (local folders)."""
         ...
 
     def local_path(self, key: str) -> Path | None:

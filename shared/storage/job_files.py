@@ -210,8 +210,8 @@ class JobFiles:
             return None
         path = self.storage.local_path(key)
         if path is not None:
-            return StoredFile(size=size, path=path)
-        return StoredFile(size=size, chunks=partial(self.storage.open, key))
+            return StoredFile(size=size, path=path, key=key)
+        return StoredFile(size=size, chunks=partial(self.storage.open, key), key=key)
 
     # -- archive files (api/archives) --
     def has_source(self) -> bool:

@@ -101,6 +101,10 @@ class LocalStore:
             while chunk := fh.read(_READ_CHUNK):
                 yield chunk
 
+    def signed_url(self, key: str, seconds: int, media_type: str, disposition: str) -> None:
+        """Files on a volume have no URL of their own: the API serves them."""
+        return None
+
     # -- listing and removal --
     def delete(self, keys: Iterable[str]) -> None:
         """Unlink each file, then its job's folder if that is left empty."""

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,18 @@ class Bucket:
     """The S3 backend (an ObjectStore): one bucket and prefix through one boto3 client
     (thread-safe: shared by the process). Its keys are relative to the prefix."""
 
-    def __init__(self, client: Any, location: S3Location, part_bytes: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        location: S3Location,
+        part_bytes: int,
+        make_signer: Callable[[], Any] | None = None,
+    ) -> None:
         self.client = client
+        # the client that signs URLs for clients' side, made on first use (the API's only)
+        self._make_signer = make_signer or (lambda: client)
+        self._signer: Any = None
+        self._signer_guard = threading.Lock()
         self.name = location.bucket
         self.prefix = location.prefix
         self.part_bytes = part_bytes
@@ -166,6 +177,24 @@ class Bucket:
             finally:
                 body.close()
 
+    def signed_url(self, key: str, seconds: int, media_type: str, disposition: str) -> str:
+        """A pre-signed GET (SigV4, no request made: the bucket checks it when it is used),
+        for the endpoint clients reach; the bucket answers it with these headers."""
+        params = {
+            "Bucket": self.name,
+            "Key": self.full_key(key),
+            "ResponseContentType": media_type,
+            "ResponseContentDisposition": disposition,
+        }
+        with self._signer_guard:
+            if self._signer is None:
+                self._signer = self._make_signer()
+        with self._calls(f"SIGN {self.full_key(key)}"):
+            url = self._signer.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=seconds
+            )
+        return str(url)
+
     def local_path(self, key: str) -> None:
         """A bucket keeps no files on this machine."""
         return None
@@ -248,6 +277,7 @@ def bucket_of(settings: Settings) -> Bucket:
         settings.s3_addressing_style,
         settings.s3_part_mb,
         settings.s3_timeout_seconds,
+        settings.s3_public_endpoint_url,
     )
     with _BUCKETS_GUARD:
         if ident not in _BUCKETS:
@@ -255,11 +285,15 @@ def bucket_of(settings: Settings) -> Bucket:
                 _client(settings, secret),
                 S3Location.parse(settings.storage_url),
                 settings.s3_part_mb << 20,
+                make_signer=partial(_client, settings, secret, public=True),
             )
         return _BUCKETS[ident]
 
 
-def _client(settings: Settings, secret: str) -> Any:
+def _client(settings: Settings, secret: str, public: bool = False) -> Any:
+    """The process's boto3 client; `public`: the one that signs URLs for clients, for
+    S3_PUBLIC_ENDPOINT_URL (a signature holds the host) and in SigV4 (X-Amz-Expires: the
+    bucket refuses it once expired; SigV2's URLs are refused by newer regions)."""
     import boto3
     from botocore.config import Config
 
@@ -275,11 +309,13 @@ def _client(settings: Settings, secret: str) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         max_pool_connections=32,
+        **({"signature_version": "s3v4"} if public else {}),
     )
+    endpoint = (public and settings.s3_public_endpoint_url) or settings.aws_endpoint_url
     session = boto3.session.Session()
     return session.client(
         "s3",
-        endpoint_url=settings.aws_endpoint_url or None,
+        endpoint_url=endpoint or None,
         region_name=settings.aws_region or None,
         aws_access_key_id=settings.aws_access_key_id or None,
         aws_secret_access_key=secret or None,

@@ -145,6 +145,25 @@ def test_a_page_picture_comes_as_bytes(client: Any, done_job: str) -> None:
     assert image.format == "JPEG" and image.width > image.height > 0
 
 
+def test_delivery_url_and_its_bucket_link_come_typed(client: Any, done_job: str) -> None:
+    """`delivery` is an enum; on this stack's local storage `url` streams the file (200); a
+    bucket's 307 body reads as a FileLink (docs/results.md#straight-from-the-bucket-deliveryurl;
+    the real 307 is tests/unit/api/test_result_links.py's)."""
+    models = _module("models")
+    pdf = _api("jobs", "get_result_pdf")
+    streamed = pdf.sync(done_job, client=client, delivery=models.Delivery.URL)
+    assert isinstance(streamed, _module("types").File)
+    assert streamed.payload.read().startswith(b"%PDF-")
+    body = {
+        "url": "http://bucket.example/k?X-Amz-Expires=300",
+        "expires_at": "2026-12-07T01:20:00Z",
+        "media_type": "application/pdf",
+        "size": 10,
+    }
+    link = pdf._parse_response(client=client, response=httpx.Response(307, json=body))
+    assert isinstance(link, models.FileLink) and link.url == body["url"] and link.size == 10
+
+
 def test_the_event_stream_of_an_ended_job_reads_as_text(client: Any, done_job: str) -> None:
     stream = _api("jobs", "get_job_events").sync(done_job, client=client)
     assert isinstance(stream, str)

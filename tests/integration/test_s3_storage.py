@@ -6,6 +6,9 @@ expected keys, a refused upload leaves nothing, and retention empties the bucket
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +61,37 @@ def _check_results(api: httpx.Client, job_id: str, name: str, png_lines: list) -
     assert len(PdfReader(io.BytesIO(archive.content)).pages) == pages
 
 
+def _check_from_bucket(api: httpx.Client, stack: Stack, job_id: str, png: bytes) -> str:
+    """`?delivery=url`: the API's 307 to a pre-signed URL of the bucket, `ocrq result` (whose
+    client asks for it) and `ocrq submit --out` (the async client's) get the bytes the API
+    streams. The id of the job `ocrq submit` made."""
+    streamed = api.get(f"/jobs/{job_id}/result/pdf").content
+    link = api.get(f"/jobs/{job_id}/result/pdf", params={"delivery": "url"})
+    assert link.status_code == 307, link.text
+    assert httpx.get(link.headers["location"]).content == streamed
+    out = stack.base / "cli-result.pdf"
+    command = ["result", job_id, "--format", "pdf", "--url", stack.url, "--out", str(out)]
+    run = subprocess.run(
+        [sys.executable, "-m", "ocrq_client", *command], capture_output=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes() == streamed
+
+    folder, results, report = (stack.base / name for name in ("cli-in", "cli-out", "cli.json"))
+    folder.mkdir()
+    (folder / "scan.png").write_bytes(png)
+    command = ["submit", str(folder), "--out", str(results), "--format", "text"]
+    command += ["--url", stack.url, "--report", str(report)]
+    run = subprocess.run(
+        [sys.executable, "-m", "ocrq_client", *command], capture_output=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    made = json.loads(report.read_text())["items"][0]["job_id"]
+    (written,) = results.iterdir()
+    assert written.read_bytes() == api.get(f"/jobs/{made}/result/text").content
+    return made
+
+
 def test_api_and_two_workers_share_only_redis_and_the_bucket(
     side_stack: Callable[..., Stack], s3_server: S3Server
 ) -> None:
@@ -98,6 +132,8 @@ def test_api_and_two_workers_share_only_redis_and_the_bucket(
             final = wait_terminal(api, job_id, timeout=120)
             assert final["status"] == "succeeded", (final, stack.logs())
             _check_results(api, job_id, name, png_lines)
+            if job_id == ids[-1]:
+                ids_by_cli = [_check_from_bucket(api, stack, job_id, png)]
             keys = set(s3_server.keys(bucket))
             assert {
                 f"{PREFIX}/output/{job_id}/result.json",
@@ -109,7 +145,7 @@ def test_api_and_two_workers_share_only_redis_and_the_bucket(
 
         ran = {name: _succeeded_on(stack, name) for name in WORKERS}
         assert all(ran.values()), f"one worker ran every job: {ran}"
-        assert set().union(*ran.values()) == set(ids)
+        assert set().union(*ran.values()) == set(ids) | set(ids_by_cli)
         # each upload goes once its job succeeded (just after the record says so)
         stack.wait_for(lambda: not [k for k in s3_server.keys(bucket) if "/temp/" in k])
         assert _local_files(stack.base) == []  # nothing went through a disk

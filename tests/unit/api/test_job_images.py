@@ -6,53 +6,19 @@ from __future__ import annotations
 import io
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from shared.jobs import Claim, JobStore, connect_redis
-from shared.results import Block
 from shared.settings import Settings
-from shared.storage import JobFiles
-from testkit.pages import encode, render_page
+from tests.unit.api.crops import finish_with_crop as _finish
+from tests.unit.api.crops import jpeg_bytes as _jpeg
+from tests.unit.api.crops import submit_png as _submit
 from tests.unit.api.owners import ALICE, BOB
-from worker.engines import Recognition
-from worker.page_reading import recognized_result
-from worker.pages import Page
-from worker.results import build_document, write_results
 
 
 @pytest.fixture
 def store(secured: Settings) -> JobStore:
     return JobStore(connect_redis(secured.redis_url), secured.job_ttl_seconds)
-
-
-def _submit(owner_client: TestClient, headers: dict[str, str] = ALICE) -> str:
-    png = encode(render_page([("Figure 1", 30)], width=300))
-    response = owner_client.post("/jobs", files={"file": ("a.png", png)}, headers=headers)
-    assert response.status_code == 202, response.text
-    return response.json()["job_id"]
-
-
-def _jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), "red").save(out, format="JPEG")
-    return out.getvalue()
-
-
-def _finish(settings: Settings, store: JobStore, job_id: str) -> JobFiles:
-    """Play the worker: a page whose engine cut out a figure, written as the worker writes it."""
-    assert store.claim(job_id, "w1:1", 30) is Claim.claimed
-    page = Page(index=1, image=None, width=300, height=200, dpi=None)
-    recognition = Recognition(
-        blocks=[Block(type="figure", text="", bbox=[0, 0, 40, 30])],
-        markdown='Before\n\n<div><img src="fig.jpg" alt="Image" /></div>',
-        images={"fig.jpg": _jpeg()},
-    )
-    result = recognized_result(job_id, page, "paddleocr-vl", recognition)
-    files = JobFiles(settings.temp_dir, settings.output_dir, job_id)
-    write_results(files, build_document(job_id, "paddleocr-vl", [result]))
-    assert store.succeed(job_id)
-    return files
 
 
 def test_the_markdown_link_fetches_the_crop(owner_client, secured, store) -> None:

@@ -108,6 +108,8 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("S3_ADDRESSING_STYLE", "path", "path"),
     ("S3_PART_MB", "16", 16),
     ("S3_TIMEOUT_SECONDS", "2.5", 2.5),
+    ("S3_PUBLIC_ENDPOINT_URL", "https://s3.example.com", "https://s3.example.com"),
+    ("RESULT_URL_EXPIRY_SECONDS", "60", 60),
     ("LIVENESS_WORKER", "aio", "aio"),
     ("LIVENESS_STALE_SECONDS", "5", 5.0),
     ("LIVENESS_START_GRACE_SECONDS", "20", 20.0),
@@ -133,10 +135,10 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 17
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 19
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order, despeckle, photo text height)
+    # order, despeckle, photo text height, pre-signed result URLs)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
