@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure s3rver (an S3 server on Node.js, from npm) is installed in var/s3rver: the tests'
-# S3 server that enforces a pre-signed URL's expiry and signature (moto's serves any
-# pre-signed GET, expired or not). Installs Debian's nodejs and npm first if they are missing.
+# S3 server that enforces a pre-signed URL's expiry (moto's serves any pre-signed GET, expired
+# or not; s3rver does not check V4 signatures either). Installs Debian's nodejs and npm first if
+# they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=3.7.1
