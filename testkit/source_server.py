@@ -51,7 +51,7 @@ def _handler(server: SourceServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass  # quiet: tests read `requests`
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             server.requests.append(self.path)
             parts = urlsplit(self.path)
             kind, _, rest = parts.path.lstrip("/").partition("/")

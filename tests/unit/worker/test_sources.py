@@ -6,17 +6,25 @@ refused: the address check bites on one machine."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from shared.api_keys import owner_fingerprint
 from shared.error_codes import ErrorCode
+from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, utcnow
+from shared.jobs.usage import utc_today
 from shared.settings import Settings
 from shared.source_urls import S3Source, SourcePolicy, SourceRefused, source_filename
+from shared.storage import job_files
 from testkit.pages import encode, render_page
+from testkit.s3server import S3Server
 from testkit.source_server import PNG_SIGNATURE, SourceServer, serving_sources
-from worker.sources import SourceFailed, SourceFetcher
+from tests.conftest import UNIT_REDIS_URL
+from worker.sources import SourceFailed, SourceFetcher, count_pages
 
 CAP = 256 * 1024  # MAX_UPLOAD_MB=0.25
 
@@ -172,3 +180,62 @@ def test_settings_keep_sources_apart_from_the_service_bucket() -> None:
     with pytest.raises(ValueError, match="other jobs' files"):
         Settings(storage_url="s3://store/ocrq", source_s3_buckets="store/ocrq/in/")
     Settings(storage_url="s3://store/ocrq", source_s3_buckets="store/inbox/")
+
+
+def test_a_job_by_reference_counts_its_pages_once_fetched(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Admitted as 1 page at submit; once fetched, the rest counted against pages_per_day (once,
+    however often its run is repeated), max_pages_per_job and MAX_PAGES refused."""
+    keys = tmp_path / "keys"
+    keys.write_text("k-src name=src pages_per_day=7 max_pages_per_job=4\n")
+    settings = Settings(redis_url=UNIT_REDIS_URL, api_keys_file=keys, max_pages=10)
+    store = JobStore(connect_redis(UNIT_REDIS_URL), 600)
+    owner = owner_fingerprint("k-src")
+
+    def by_reference() -> JobRecord:
+        job_id = uuid.uuid4().hex
+        assert store.usage.admit(owner, job_id, 1, utc_today(), pages_per_day=7) is None
+        record = JobRecord(
+            job_id=job_id,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            owner=owner,
+            source_url="https://example.org/a.pdf",
+        )
+        store.create(record)
+        return record
+
+    def used() -> int:
+        return store.usage.days(owner, utc_today(), 1)[0].pages_submitted
+
+    first = by_reference()
+    count_pages(settings, store, first, 3, 3)
+    count_pages(settings, store, first, 3, 3)  # a repeated run counts nothing more
+    assert used() == 3
+    refused = {
+        (4, 11): (ErrorCode.too_many_pages, "MAX_PAGES=10"),
+        (5, 5): (ErrorCode.quota_exceeded, "max_pages_per_job=4"),
+        (3, 3): (ErrorCode.quota_exceeded, "pages_per_day=7"),  # 6 used + 2 more > 7
+    }
+    for (pages, total), (code, why) in refused.items():
+        with pytest.raises(SourceFailed, match=why) as caught:
+            count_pages(settings, store, by_reference(), pages, total)
+        assert caught.value.code is code
+    assert used() == 6  # three more jobs admitted as one page each, none counted further
+    count_pages(settings, store, by_reference(), 1, 1)  # one page: nothing more to count
+    assert used() == 7
+
+
+def test_a_fetched_source_is_stored_in_the_bucket_and_kept_for_this_run(
+    s3_server: S3Server, settings: Settings
+) -> None:
+    bucket = s3_server.new_bucket()
+    files = job_files(s3_server.settings(settings, bucket), uuid.uuid4().hex)
+    files.make_input_dir()
+    fetched = files.input_dir / ".fetch-x"
+    fetched.write_bytes(b"%PDF-1.4 fetched")
+    path = files.store_fetched(fetched)
+    assert path == files.input_path and path.read_bytes() == b"%PDF-1.4 fetched"
+    assert files.has_input() and not fetched.exists()
+    assert s3_server.keys(bucket) == [f"jobs/temp/{files.job_id}/input"]
