@@ -315,7 +315,13 @@ class SubmitSettings(Room):
     ROOM: ClassVar[str] = "API: submissions"
     READ_BY: ClassVar[Process] = "api"
 
-    max_upload_mb: float = Field(50, gt=0, description="Upload size limit (413)")
+    max_upload_mb: float = Field(
+        50,
+        gt=0,
+        description="Upload size limit (413); also the largest source_url a worker fetches "
+        "(`source_too_large`)",
+        json_schema_extra=read_by("both"),
+    )
     # With 64 KB for boundaries and part headers they bound the body beside the file.
     max_form_fields: int = Field(
         16, ge=0, description="Form fields allowed besides the file (413 `form_too_large`)"
@@ -327,7 +333,11 @@ class SubmitSettings(Room):
         "bounds the body beside the file at fields x bytes + 64 KB",
     )
     max_pages: int = Field(
-        500, ge=1, description="Documents with more pages are refused at upload (422)"
+        500,
+        ge=1,
+        description="Documents with more pages are refused at upload (422); a source_url's, "
+        "once its worker fetched it (the job fails `too_many_pages`)",
+        json_schema_extra=read_by("both"),
     )
     max_queued_jobs: int = Field(
         10000,
