@@ -109,6 +109,14 @@ class Refusal:
     used: int
 
 
+def _refusal(answer: object) -> Refusal | None:
+    """A script's {'ok'} (None) or {limit, what is used of it}."""
+    assert isinstance(answer, list)
+    if text(answer[0]) == "ok":
+        return None
+    return Refusal(text(answer[0]), int(answer[1]))
+
+
 @dataclass
 class DayUsage:
     day: date
@@ -179,11 +187,7 @@ class TenantUsage:
         """Count a job of `pages` submitted on `day`, unless it would pass a limit (None:
         none): then nothing is counted and the answer names the limit."""
         limits = (pages_per_day or 0, max_queued or 0)
-        answer = self._call(self._admit, owner, job_id, pages, day, limits)
-        assert isinstance(answer, list)
-        if text(answer[0]) == "ok":
-            return None
-        return Refusal(text(answer[0]), int(answer[1]))
+        return _refusal(self._call(self._admit, owner, job_id, pages, day, limits))
 
     def give_back(self, owner: str | None, job_id: str, pages: int, day: date) -> None:
         """Undo `admit` for a job that was not queued after all (once, however often called)."""
@@ -204,13 +208,9 @@ class TenantUsage:
         day_key = keys.usage_day(owner, day.isoformat())
         args = (max(pages - 1, 0), pages_per_day or 0, self.retention_seconds, pages)
         answer = self._count_fetched(keys=[day_key, keys.job(job_id)], args=args)
-        assert isinstance(answer, list)
-        status = text(answer[0])
-        if status == "missing":
+        if text(answer[0]) == "missing":
             raise JobNotFound(f"the record of job {job_id} is gone")
-        if status == "ok":
-            return None
-        return Refusal(status, int(answer[1]))
+        return _refusal(answer)
 
     def days(self, owner: str | None, last: date, count: int) -> list[DayUsage]:
         """The tenant's figures of the `count` days up to `last`, oldest first (one round
