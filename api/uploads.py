@@ -83,7 +83,8 @@ class ReceivedUpload:
 
     @property
     def source_url(self) -> str | None:
-        return self.fields.get(SOURCE_FIELD)
+        """The field's URL; an empty field is none (a client that sends every field)."""
+        return self.fields.get(SOURCE_FIELD, "").strip() or None
 
     @property
     def option_fields(self) -> dict[str, str]:
@@ -163,7 +164,7 @@ class _UploadSink:
         if self._part_is_file:
             if self.file_seen:
                 raise BadRequestBody("send exactly one file in the field 'file'")
-            if SOURCE_FIELD in self.fields:
+            if self.fields.get(SOURCE_FIELD, "").strip():
                 raise _both()  # before a byte of the file is read
             self.file_seen = True
             return
@@ -188,9 +189,10 @@ class _UploadSink:
         if self._part_is_file:
             self._check_head(final=True)
         elif self._part_name:
-            if self._part_name == SOURCE_FIELD and self.file_seen:
+            value = self._field_bytes.decode("utf-8", "replace")
+            if self._part_name == SOURCE_FIELD and self.file_seen and value.strip():
                 raise _both()
-            self.fields[self._part_name] = self._field_bytes.decode("utf-8", "replace")
+            self.fields[self._part_name] = value
 
     def on_end(self) -> None:
         self.ended = True
