@@ -141,7 +141,8 @@ def test_a_url_the_service_may_not_read_is_refused_at_submit(
     neither = api.post("/jobs", files={"language": (None, "en")})
     assert (neither.status_code, neither.json()["error"]["code"]) == (422, "file_missing")
     assert job_count(stack) == before
-    assert files_under(stack.base / "temp") == folders
+    # nothing new (an earlier test's job may still be removing its input)
+    assert set(files_under(stack.base / "temp")) <= set(folders)
 
 
 def test_the_cli_submits_the_urls_of_a_manifest(
