@@ -29,6 +29,12 @@ class MissingFile(ServiceError):
     code = ErrorCode.file_missing
 
 
+class FileAndSourceUrl(ServiceError):
+    """The form holds both a file and a source_url: exactly one of them says what to read."""
+
+    code = ErrorCode.file_and_source_url
+
+
 class BadRequestBody(ServiceError):
     code = ErrorCode.invalid_request
 
@@ -177,6 +183,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.idempotency_key_reused: 422,
     ErrorCode.invalid_option: 422,
     ErrorCode.invalid_callback_url: 422,
+    ErrorCode.invalid_source_url: 422,
+    ErrorCode.file_and_source_url: 422,
     ErrorCode.image_too_large: 422,
     ErrorCode.too_many_pages: 422,
     ErrorCode.validation_error: 422,

@@ -12,6 +12,7 @@ from shared.callback_urls import redact
 from shared.error_codes import ErrorCode
 from shared.jobs import JobError, JobRecord, JobStatus
 from shared.jobs.webhooks import DeliveryState
+from shared.source_urls import shown_source
 
 
 class ErrorDetail(BaseModel):
@@ -101,11 +102,17 @@ class JobView(BaseModel):
     callback: CallbackView | None = Field(
         None, description="Webhook delivery state; only for a job with a callback_url"
     )
+    source_url: str | None = Field(
+        None,
+        description="The document's source_url (without its query), for a job submitted by "
+        "reference; its worker fetches it",
+    )
 
     @classmethod
     def of(cls, record: JobRecord, callback: DeliveryState | None = None) -> JobView:
         url = record.options.callback_url
         return cls(
+            source_url=shown_source(record.source_url) if record.source_url else None,
             job_id=record.job_id,
             status=record.status,
             created_at=record.created_at,

@@ -41,13 +41,20 @@ from api.tenants import Tenants
 from api.uploads import FormLimits, ReceivedUpload, receive_upload
 from shared.api_keys import owner_fingerprint
 from shared.callback_urls import CallbackRefused
-from shared.errors import InvalidCallbackUrl, InvalidOption, QueueUnavailable, ServiceError
+from shared.errors import (
+    InvalidCallbackUrl,
+    InvalidOption,
+    InvalidSourceUrl,
+    QueueUnavailable,
+    ServiceError,
+)
 from shared.jobs import Bound, JobRecord, JobStatus, JobStore, Pending, utcnow
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.queues import ahead_of, queue_name
 from shared.logs import current_job_id
 from shared.options import JobOptions, Priority, parse_options
 from shared.settings import Settings
+from shared.source_urls import SourceRefused, shown_source, source_filename
 from shared.storage import JobFiles, job_files
 
 log = logging.getLogger(__name__)
@@ -289,7 +296,9 @@ class Submissions:
             prepare,
             self.form_limits,
         )
-        return upload, parse_options(upload.fields)
+        if upload.source_url is not None:  # by reference: the worker fetches it into place
+            await run_in_threadpool(files.discard_spool)
+        return upload, parse_options(upload.option_fields)
 
     @contextlib.asynccontextmanager
     async def _removed_on_error(self, files: JobFiles) -> AsyncIterator[None]:
@@ -311,6 +320,8 @@ class Submissions:
         self, job_id: str, upload: ReceivedUpload, options: JobOptions, owner: str | None
     ) -> JobRecord:
         options = self._with_callback(options, owner)
+        if upload.source_url is not None:
+            return self._by_reference(job_id, upload.source_url, options, owner)
         return JobRecord(
             job_id=job_id,
             status=JobStatus.queued,
@@ -319,6 +330,28 @@ class Submissions:
             media_type=upload.media_type,
             size_bytes=upload.size,
             pages_total=self._check_pages(upload, options),
+            options=options,
+            owner=owner,
+            queue=queue_name(self.engines.choose(options), options.priority),
+        )
+
+    def _by_reference(
+        self, job_id: str, url: str, options: JobOptions, owner: str | None
+    ) -> JobRecord:
+        """A job whose document the worker fetches: the source_url checked now (its host
+        resolved, every address allowed; an s3:// bucket on the allow-list), its pages counted
+        by the worker once it has the document (the key's quotas then: worker/sources.py)."""
+        url = url.strip()
+        try:
+            self.settings.source_policy.check(url, tenant=owner)
+        except SourceRefused as exc:
+            raise InvalidSourceUrl(f"source_url: {exc}") from None
+        return JobRecord(
+            job_id=job_id,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            filename=source_filename(url),
+            source_url=url,
             options=options,
             owner=owner,
             queue=queue_name(self.engines.choose(options), options.priority),
@@ -361,7 +394,8 @@ class Submissions:
         storage pool) before the job exists, so a worker never meets a job without its input.
         A job that is not queued after all counts nothing against its key's quotas."""
         try:
-            await self.storage.run(files.store_input)
+            if record.source_url is None:  # by reference, the worker stores what it fetched
+                await self.storage.run(files.store_input)
             await run_in_threadpool(self._enqueue, record)
         except BaseException:
             with contextlib.suppress(QueueUnavailable, RedisError):
@@ -382,6 +416,14 @@ class Submissions:
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
 
     def _accepted(self, record: JobRecord) -> JobRecord:
+        if record.source_url is not None:
+            log.info(
+                "job=%s accepted by reference: %s, tenant %s",
+                record.job_id,
+                shown_source(record.source_url),
+                self.tenants.label(record.owner),
+            )
+            return record
         log.info(
             "job=%s accepted: %s, %d bytes, tenant %s",
             record.job_id,
@@ -407,11 +449,12 @@ class Submissions:
 
 def _fingerprint(upload: ReceivedUpload) -> str:
     """What makes two uploads the same request: the file's bytes and the form fields (but
-    `priority`)."""
+    `priority`); by reference, the fields alone (source_url among them)."""
     digest = hashlib.sha256()
-    with open(upload.path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
+    if upload.source_url is None:
+        with open(upload.path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
     # priority says when, not what: a repeat sent at another priority finds the same job
     fields = {k: v for k, v in upload.fields.items() if k != "priority"}
     digest.update(json.dumps(sorted(fields.items())).encode())

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import (
     BadRequestBody,
     EmptyUpload,
+    FileAndSourceUrl,
     FormTooLarge,
     InsufficientStorage,
     MissingFile,
@@ -35,11 +36,12 @@ from api.errors import (
     UnsupportedMedia,
     UploadTooLarge,
 )
-from api.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
+from shared.media import SNIFF_BYTES, SUPPORTED_TYPES, sniff_media_type
 from shared.settings import Settings
 from shared.storage import is_disk_full, open_shared_file
 
 FILE_FIELD = "file"
+SOURCE_FIELD = "source_url"  # the document by reference instead of a file (docs/sources.md)
 _FLUSH_BYTES = 128 << 10  # write to disk (in a thread) once this much is held
 _IOV_MAX = 1024  # parts per writev (Linux's limit)
 T = TypeVar("T")
@@ -70,11 +72,28 @@ class FormLimits:
 
 @dataclass
 class ReceivedUpload:
+    """The file part written to `path`, and the form's fields; or, for a submission by
+    reference, no file (`source_url`: the worker fetches the document)."""
+
     path: Path
     size: int
     media_type: str
     filename: str | None
     fields: dict[str, str]
+
+    @property
+    def source_url(self) -> str | None:
+        """The field's URL; an empty field is none (a client that sends every field)."""
+        return self.fields.get(SOURCE_FIELD, "").strip() or None
+
+    @property
+    def option_fields(self) -> dict[str, str]:
+        """The fields that are job options (all but source_url)."""
+        return {k: v for k, v in self.fields.items() if k != SOURCE_FIELD}
+
+
+def _both() -> FileAndSourceUrl:
+    return FileAndSourceUrl("send either a file (field 'file') or a source_url, not both")
 
 
 def boundary_of(content_type: str | None) -> bytes:
@@ -145,6 +164,8 @@ class _UploadSink:
         if self._part_is_file:
             if self.file_seen:
                 raise BadRequestBody("send exactly one file in the field 'file'")
+            if self.fields.get(SOURCE_FIELD, "").strip():
+                raise _both()  # before a byte of the file is read
             self.file_seen = True
             return
         self._field_count += 1
@@ -168,7 +189,10 @@ class _UploadSink:
         if self._part_is_file:
             self._check_head(final=True)
         elif self._part_name:
-            self.fields[self._part_name] = self._field_bytes.decode("utf-8", "replace")
+            value = self._field_bytes.decode("utf-8", "replace")
+            if self._part_name == SOURCE_FIELD and self.file_seen and value.strip():
+                raise _both()
+            self.fields[self._part_name] = value
 
     def on_end(self) -> None:
         self.ended = True
@@ -331,7 +355,13 @@ async def receive_upload(
             "the multipart body ended before its closing boundary: the upload was cut short"
         )
     if not sink.file_seen:
-        raise MissingFile("no file: send it as multipart/form-data in the field 'file'")
+        if sink.fields.get(SOURCE_FIELD, "").strip():
+            # by reference: nothing was written; the caller removes the empty spool
+            return ReceivedUpload(dest, 0, "", None, sink.fields)
+        raise MissingFile(
+            "no file: send it as multipart/form-data in the field 'file', or the document's "
+            "URL in the field 'source_url'"
+        )
     if sink.media_type is None:  # the part ended before the head check (e.g. unterminated)
         sink._check_head(final=True)
     assert sink.media_type is not None

@@ -23,6 +23,8 @@ from ocrq_client.client import (
     RetryPolicy,
     WaitTimeout,
     file_idempotency_key,
+    is_source_url,
+    url_idempotency_key,
 )
 from ocrq_client.models import Document, Page, PageError, Usage
 
@@ -44,4 +46,6 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "file_idempotency_key",
+    "is_source_url",
+    "url_idempotency_key",
 ]

@@ -136,6 +136,20 @@ def file_idempotency_key(data: bytes) -> str:
     return "sha256-" + hashlib.sha256(data).hexdigest()
 
 
+def url_idempotency_key(url: str) -> str:
+    """The key `ocrq submit` sends for a URL: the same URL is the same job."""
+    return "url-sha256-" + hashlib.sha256(url.encode()).hexdigest()
+
+
+# what the service fetches itself (POST /jobs source_url): https, http (allowed networks only), s3
+URL_SCHEMES = ("https://", "http://", "s3://")
+
+
+def is_source_url(text: str) -> bool:
+    """Does `text` name a document by URL (for the service to fetch) rather than a file?"""
+    return text.startswith(URL_SCHEMES)
+
+
 def _read_source(source: Source, filename: str | None) -> tuple[bytes, str]:
     if isinstance(source, bytes):
         return source, filename or "upload"
@@ -199,6 +213,15 @@ def _bucket_request(
     request = http.build_request("GET", location)
     request.headers.pop("Authorization", None)
     return request
+
+
+def _by_reference(
+    url: str, idempotency_key: str | None, priority: str | None = None
+) -> dict[str, object]:
+    """POST /jobs arguments for a document the service fetches (multipart, no file part)."""
+    fields = _upload(b"", "", idempotency_key, priority)
+    fields["files"] = {"source_url": (None, url)}
+    return fields
 
 
 def _check_format(fmt: str) -> None:
@@ -294,6 +317,15 @@ class OcrqClient:
         priority: str | None = None,
     ) -> Job:
         upload = _upload(data, filename, idempotency_key, priority)
+        return _job_of(self._request("POST", "/jobs", **upload))
+
+    def submit_url(
+        self, url: str, *, idempotency_key: str | None = None, priority: str | None = None
+    ) -> Job:
+        """A job whose document the service fetches itself (`source_url`: https://, http://
+        to networks the server allows, or s3://bucket/key of a bucket it allows): nothing is
+        uploaded. The same key and URL again answer the same job."""
+        upload = _by_reference(url, idempotency_key, priority)
         return _job_of(self._request("POST", "/jobs", **upload))
 
     def get(self, job_id: str) -> Job:
@@ -443,6 +475,13 @@ class AsyncOcrqClient:
         priority: str | None = None,
     ) -> Job:
         upload = _upload(data, filename, idempotency_key, priority)
+        return _job_of(await self._request("POST", "/jobs", **upload))
+
+    async def submit_url(
+        self, url: str, *, idempotency_key: str | None = None, priority: str | None = None
+    ) -> Job:
+        """As OcrqClient.submit_url."""
+        upload = _by_reference(url, idempotency_key, priority)
         return _job_of(await self._request("POST", "/jobs", **upload))
 
     async def get(self, job_id: str) -> Job:

@@ -46,6 +46,7 @@ class Job(BaseModel):
     progress: Progress = Progress()
     error: JobError | None = None
     callback: Callback | None = None
+    source_url: str | None = None  # a job by reference: its URL (without its query)
     replayed: bool = False
 
     @property

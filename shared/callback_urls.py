@@ -123,9 +123,18 @@ class CallbackPolicy:
     hosts: frozenset[str] = frozenset()
     dns_timeout: float = 2.0
     resolver: HostResolver = field(default_factory=lambda: RESOLVER, compare=False)
+    # the setting that lists them, named in a refusal's hint (source URLs have their own)
+    setting: str = field(default="CALLBACK_ALLOWED_NETWORKS", compare=False)
+    max_url_length: int = field(default=MAX_CALLBACK_URL, compare=False)
 
     @classmethod
-    def parse(cls, allowed: str, dns_timeout: float = 2.0) -> CallbackPolicy:
+    def parse(
+        cls,
+        allowed: str,
+        dns_timeout: float = 2.0,
+        setting: str = "CALLBACK_ALLOWED_NETWORKS",
+        max_url_length: int = MAX_CALLBACK_URL,
+    ) -> CallbackPolicy:
         networks: list[IPNetwork] = []
         hosts: set[str] = set()
         for item in (part.strip() for part in allowed.split(",")):
@@ -137,7 +146,13 @@ class CallbackPolicy:
                 if not _looks_like_host(item.lstrip(".")):
                     raise ValueError(f"{item!r} is neither a CIDR nor a host name") from None
                 hosts.add(item.lower().rstrip("."))
-        return cls(tuple(networks), frozenset(hosts), dns_timeout)
+        return cls(
+            tuple(networks),
+            frozenset(hosts),
+            dns_timeout,
+            setting=setting,
+            max_url_length=max_url_length,
+        )
 
     def host_allowed(self, host: str) -> bool:
         name = host.lower().rstrip(".")
@@ -154,11 +169,20 @@ class CallbackPolicy:
             return None
         return non_global_reason(address)
 
+    def listed(self, address: IPAddress, host: str) -> bool:
+        """Is the address (or the host name) named by the allowed networks and hosts
+        themselves, not merely public? (Plain http:// sources may reach only these.)"""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if address in METADATA_ADDRESSES:
+            return False
+        return self.host_allowed(host) or any(address in network for network in self.networks)
+
     def check(self, url: str, tenant: str | None = None) -> CallbackTarget:
         """Parse `url`, resolve its host (bounded by dns_timeout, and in lookups in flight for
         `tenant`, the job's owner) and check every address it resolves to; CallbackRefused
         says why not."""
-        parts = parse_callback_url(url)
+        parts = parse_callback_url(url, self.max_url_length)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         addresses = self.resolver.resolve(host, self.dns_timeout, tenant or "")
@@ -166,7 +190,7 @@ class CallbackPolicy:
         for address in addresses:
             if reason := self.address_refusal(address, allowed_name):
                 shown = host if host == str(address) else f"{host} ({address})"
-                hint = "" if "never" in reason else "; CALLBACK_ALLOWED_NETWORKS may allow it"
+                hint = "" if "never" in reason else f"; {self.setting} may allow it"
                 raise CallbackRefused(f"{shown} is {reason}{hint}")
         return CallbackTarget(url, parts.scheme, host, port, addresses)
 
@@ -192,13 +216,13 @@ def non_global_reason(address: IPAddress) -> str | None:
     return None
 
 
-def parse_callback_url(url: str) -> SplitResult:
+def parse_callback_url(url: str, max_length: int = MAX_CALLBACK_URL) -> SplitResult:
     """The URL's parts if it is an absolute http(s) URL without credentials; else CallbackRefused.
 
     Raises the same error for the syntax the options model checks and the sender re-checks.
     """
-    if len(url) > MAX_CALLBACK_URL:
-        raise CallbackRefused(f"longer than {MAX_CALLBACK_URL} characters")
+    if len(url) > max_length:
+        raise CallbackRefused(f"longer than {max_length} characters")
     if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
         raise CallbackRefused("must not contain spaces or control characters")
     try:

@@ -38,6 +38,8 @@ class ErrorCode(enum.StrEnum):
     unsupported_media_type = "unsupported_media_type"
     invalid_option = "invalid_option"
     invalid_callback_url = "invalid_callback_url"
+    invalid_source_url = "invalid_source_url"  # malformed, or pointing where reads may not go
+    file_and_source_url = "file_and_source_url"  # a submission carries both: which one?
     too_many_pages = "too_many_pages"
     idempotency_key_in_use = "idempotency_key_in_use"
     idempotency_key_reused = "idempotency_key_reused"
@@ -63,6 +65,8 @@ class ErrorCode(enum.StrEnum):
     timeout = "timeout"  # a page or the job overran its time limit
     worker_lost = "worker_lost"  # the job's worker died JOB_MAX_ATTEMPTS times
     input_missing = "input_missing"
+    source_unreachable = "source_unreachable"  # the source_url could not be fetched (in time)
+    source_too_large = "source_too_large"  # the source_url's document is over MAX_UPLOAD_MB
     invalid_image = "invalid_image"
     image_too_large = "image_too_large"
     pdf_encrypted = "pdf_encrypted"

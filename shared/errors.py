@@ -34,6 +34,12 @@ class InvalidCallbackUrl(ServiceError):
     code = ErrorCode.invalid_callback_url
 
 
+class InvalidSourceUrl(ServiceError):
+    """source_url is malformed, or points where the service may not read (SSRF guard)."""
+
+    code = ErrorCode.invalid_source_url
+
+
 class JobNotFound(ServiceError):
     code = ErrorCode.job_not_found
 

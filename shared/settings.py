@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.api_keys import WHSEC_PREFIX, KeyEntry, KeyRing, parse_whsec, read_key_entries
 from shared.callback_urls import CallbackPolicy
 from shared.options import Engine
+from shared.source_urls import SourcePolicy, parse_s3_areas
 
 # s3://bucket[/prefix]: an S3 bucket name, then key segments without empty ones
 STORAGE_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/\s]+)*/?")
@@ -331,7 +332,13 @@ class SubmitSettings(Room):
     ROOM: ClassVar[str] = "API: submissions"
     READ_BY: ClassVar[Process] = "api"
 
-    max_upload_mb: float = Field(50, gt=0, description="Upload size limit (413)")
+    max_upload_mb: float = Field(
+        50,
+        gt=0,
+        description="Upload size limit (413); also the largest source_url a worker fetches "
+        "(`source_too_large`)",
+        json_schema_extra=read_by("both"),
+    )
     # With 64 KB for boundaries and part headers they bound the body beside the file.
     max_form_fields: int = Field(
         16, ge=0, description="Form fields allowed besides the file (413 `form_too_large`)"
@@ -343,7 +350,11 @@ class SubmitSettings(Room):
         "bounds the body beside the file at fields x bytes + 64 KB",
     )
     max_pages: int = Field(
-        500, ge=1, description="Documents with more pages are refused at upload (422)"
+        500,
+        ge=1,
+        description="Documents with more pages are refused at upload (422); a source_url's, "
+        "once its worker fetched it (the job fails `too_many_pages`)",
+        json_schema_extra=read_by("both"),
     )
     max_queued_jobs: int = Field(
         10000,
@@ -838,6 +849,63 @@ class WebhookSettings(Room):
         return CallbackPolicy.parse(self.callback_allowed_networks, self.callback_dns_timeout)
 
 
+# -- input by reference ---------------------------------------------------------------------------
+
+
+class SourceSettings(Room):
+    """A job's `source_url` instead of an upload (docs/sources.md): checked by the API at submit,
+    fetched by the worker that runs the job (worker/sources.py) with the same policy."""
+
+    ROOM: ClassVar[str] = "Input by reference (source_url)"
+    READ_BY: ClassVar[Process] = "both"
+
+    source_allowed_networks: str = Field(
+        "",
+        description="Comma list of CIDRs or host names (`.suffix` for a domain) a source_url may "
+        "reach though not public (loopback, private, link-local...); plain `http://` reaches "
+        "only these; metadata addresses never",
+    )
+    source_s3_buckets: str = Field(
+        "",
+        description="Comma list of buckets (`bucket`, or `bucket/prefix/` for the keys under "
+        "it) an `s3://bucket/key` source_url may name, read with the service's own credentials "
+        "(AWS_*); empty: s3:// sources are refused. Never STORAGE_URL's own area",
+    )
+    source_timeout_seconds: float = Field(
+        120,
+        gt=0,
+        description="Longest a worker spends fetching one source (every redirect, connect and "
+        "byte); past it the job fails `source_unreachable`",
+        json_schema_extra=read_by("worker"),
+    )
+    source_max_redirects: int = Field(
+        5,
+        ge=0,
+        le=20,
+        description="Redirects a worker follows for one source, each target checked again; "
+        "one more fails the job `source_unreachable`",
+        json_schema_extra=read_by("worker"),
+    )
+
+    @field_validator("source_allowed_networks")
+    @classmethod
+    def _source_networks_parse(cls, value: str) -> str:
+        CallbackPolicy.parse(value)  # a bad entry fails at start
+        return value
+
+    @field_validator("source_s3_buckets")
+    @classmethod
+    def _source_buckets_parse(cls, value: str) -> str:
+        parse_s3_areas(value)
+        return value
+
+    @cached_property
+    def source_policy(self) -> SourcePolicy:
+        # host lookups as patient as a callback's (CALLBACK_DNS_TIMEOUT)
+        timeout = getattr(self, "callback_dns_timeout", 2.0)
+        return SourcePolicy.parse(self.source_allowed_networks, self.source_s3_buckets, timeout)
+
+
 # -- settings that must agree --------------------------------------------------------------------
 
 
@@ -905,6 +973,7 @@ class Settings(
     TesseractSettings,
     PaddleOcrVlSettings,
     WebhookSettings,
+    SourceSettings,
 ):
     """Every knob of the service: the rooms above in one object, read flat
     (`settings.redis_url`). A new setting belongs in its room's class."""
@@ -914,6 +983,23 @@ class Settings(
         broken = [problem for c in COUPLINGS if (problem := c.broken(self))]
         if broken:
             raise ValueError("\n  ".join(broken))
+        return self
+
+    @model_validator(mode="after")
+    def _sources_apart_from_storage(self) -> Settings:
+        """A client must never read the service's own objects (other jobs' uploads and
+        results) as its source."""
+        if not self.storage_url:
+            return self
+        bucket, _, prefix = self.storage_url.removeprefix("s3://").partition("/")
+        prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        for area in parse_s3_areas(self.source_s3_buckets):
+            if area.overlaps(bucket, prefix):
+                raise ValueError(
+                    f"SOURCE_S3_BUCKETS (both) names {area.bucket}/{area.prefix}, which holds "
+                    f"STORAGE_URL={self.storage_url} (both): clients could read other jobs' "
+                    "files; name another bucket or a prefix apart from it"
+                )
         return self
 
 

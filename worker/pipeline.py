@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from shared.error_codes import ErrorCode
 from shared.errors import JobNotFound, StorageUnavailable
@@ -27,6 +28,7 @@ from shared.options import TextLayer
 from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, is_disk_full, job_files
+from shared.storage.disk import scratch_path
 from shared.storage.layout import INPUT_NAME
 from worker.engines import EngineError
 from worker.page_reading import (
@@ -39,6 +41,7 @@ from worker.page_reading import (
 from worker.pages import Document, PageLoadError
 from worker.results import build_document, write_results, write_results_streamed
 from worker.routing import EngineRouter
+from worker.sources import SourceFailed, SourceFetcher, count_pages, fetch_into
 from worker.watchdog import JobTimedOut, JobWatchdog
 
 log = logging.getLogger(__name__)
@@ -81,12 +84,15 @@ class JobRunner:
     reader: PageReader | None = None
     # Sends the `ocr.run_range` messages a plan left waiting for a job (boot wires Celery)
     send_ranges: Callable[[str], None] | None = None
+    # Fetches the documents of jobs by reference (source_url)
+    sources: SourceFetcher = field(init=False, repr=False)
     # Jobs this process failed (fail()) that their task has not reported yet (took_failure)
     _failed_here: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.reader is None:
             self.reader = SerialReader(self.router, self.store.metrics)
+        self.sources = SourceFetcher(self.settings)
 
     @property
     def range_size(self) -> int:
@@ -183,7 +189,7 @@ class JobRunner:
             return None
         except JobTimedOut as exc:
             return self.fail(job_id, ErrorCode.timeout, str(exc), part)
-        except (PageLoadError, EngineError) as exc:
+        except (PageLoadError, EngineError, SourceFailed) as exc:
             return self.fail(job_id, exc.code, exc.message, part)
         except StorageUnavailable as exc:  # the bucket's name and keys stay in the log
             log.error("job=%s: %s", job_id, exc.message)
@@ -206,10 +212,15 @@ class JobRunner:
         if record.attempts > 1:
             log.warning("job=%s attempt %d: its previous worker died", job_id, record.attempts)
         started = time.perf_counter()
-        document: Document | None = self._open(record, files)
+        fetched = None
+        if record.source_url is not None:
+            record, fetched = self._fetched(record, files)
+        document: Document | None = self._open(record, files, path=fetched)
         try:
             assert document is not None
             numbers = self._numbers(record, document)
+            if record.source_url is not None:
+                count_pages(self.settings, self.store, record, len(numbers), document.page_count)
             self.store.set_pages_total(job_id, len(numbers))
             size = self.range_size
             if len(numbers) > size:
@@ -327,9 +338,34 @@ class JobRunner:
 
         return self._finish(record, files, stored_pages, part, elapsed)
 
-    def _open(self, record: JobRecord, files: JobFiles, copy: str | None = None) -> Document:
+    def _open(
+        self,
+        record: JobRecord,
+        files: JobFiles,
+        copy: str | None = None,
+        path: Path | None = None,
+    ) -> Document:
+        """The job's input as a document: `path` (a source this run fetched), else the stored
+        input (this run's copy of it with a bucket)."""
         dpi = record.options.dpi or self.settings.pdf_dpi
-        return Document(files.fetch_input(copy), record.media_type or "", dpi)
+        return Document(path or files.fetch_input(copy), record.media_type or "", dpi)
+
+    def _fetched(self, record: JobRecord, files: JobFiles) -> tuple[JobRecord, Path | None]:
+        """A job by reference: its source fetched (worker/sources.py) and stored as its input,
+        its media type and size recorded before any range may need them; an earlier run's
+        fetch is kept (a worker lost after it)."""
+        if record.media_type is not None and files.has_input():
+            return record, None
+        files.make_input_dir()
+        scratch = scratch_path(files.input_dir, "fetch")
+        fetched = fetch_into(self.sources, record, scratch)
+        try:
+            path = files.store_fetched(fetched.path)
+        finally:
+            scratch.unlink(missing_ok=True)
+        self.store.set_source(record.job_id, fetched.media_type, fetched.size)
+        update = {"media_type": fetched.media_type, "size_bytes": fetched.size}
+        return record.model_copy(update=update), path
 
     @staticmethod
     def _numbers(record: JobRecord, document: Document) -> list[int]:

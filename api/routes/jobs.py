@@ -32,6 +32,7 @@ from api.watching import WAIT_LIMIT_SECONDS
 from shared.error_codes import ErrorCode
 from shared.options import JobOptions
 from shared.results import DocumentResult
+from shared.source_urls import MAX_SOURCE_URL
 from shared.storage import IMAGE_MEDIA_TYPES, IMAGE_NAME_PATTERN
 
 # create_app adds the API-key dependency when API_KEYS is set, so OpenAPI tells the truth.
@@ -73,12 +74,23 @@ _UPLOAD_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["file"],
                     "properties": {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "PNG, JPEG, TIFF, WebP, BMP or PDF; sniffed by content",
+                            "description": "PNG, JPEG, TIFF, WebP, BMP or PDF; sniffed by content. "
+                            "Exactly one of `file` and `source_url`",
+                        },
+                        "source_url": {
+                            "type": "string",
+                            "maxLength": MAX_SOURCE_URL,
+                            "description": "The document by reference instead of `file`: "
+                            "`https://...` (a public address, or one SOURCE_ALLOWED_NETWORKS "
+                            "names; `http://` only to those), or `s3://bucket/key` from a bucket "
+                            "SOURCE_S3_BUCKETS names. Checked at submit (422 "
+                            "`invalid_source_url`); the worker fetches it, and a fetch that fails "
+                            "fails the job (`source_unreachable`, `source_too_large`, "
+                            "`unsupported_media_type`). See docs/sources.md",
                         },
                         **_option_fields(),
                     },
@@ -94,7 +106,8 @@ _IDEMPOTENCY_DOC = (
     "end) answers **200** with the "
     "job it created before, header `Idempotent-Replayed: true`, and queues nothing. The repeat "
     "is read like any upload (a bad one gets the same 4xx) and must be the same request: same "
-    "file bytes and form fields, else **422** `idempotency_key_reused`. A canceled or expired "
+    "file bytes (or `source_url`) and form fields, else **422** `idempotency_key_reused`. A "
+    "canceled or expired "
     "job frees its key. `ocrq submit` sends `sha256-<hex of the file>`."
 )
 
@@ -133,8 +146,10 @@ _LOCATION = {
 @router.post(
     "",
     status_code=202,
-    summary="Submit a file for OCR",
-    description="Streams the upload to disk, queues it and answers at once with the job id.",
+    summary="Submit a file (or a source_url) for OCR",
+    description="Streams the upload to disk, queues it and answers at once with the job id. "
+    "With `source_url` instead of `file` nothing is uploaded: the URL is checked, the job "
+    "queued, and its worker fetches the document.",
     openapi_extra=_UPLOAD_BODY,
     responses={
         202: {"description": "Queued", "headers": _LOCATION},
@@ -159,6 +174,8 @@ _LOCATION = {
             ErrorCode.file_missing,
             ErrorCode.invalid_option,
             ErrorCode.invalid_callback_url,
+            ErrorCode.invalid_source_url,
+            ErrorCode.file_and_source_url,
             ErrorCode.too_many_pages,
             ErrorCode.idempotency_key_reused,
             ErrorCode.queue_full,
@@ -176,7 +193,11 @@ _LOCATION = {
             form_too_large="more form fields than MAX_FORM_FIELDS, one over MAX_FIELD_BYTES, "
             "or too much beside the file",
             unsupported_media_type="bytes match no supported type",
-            file_missing="no `file` field",
+            file_missing="neither a `file` nor a `source_url` field",
+            invalid_source_url="a malformed `source_url`, or one pointing where the service "
+            "may not read (a refused address, plain http outside SOURCE_ALLOWED_NETWORKS, a "
+            "bucket SOURCE_S3_BUCKETS does not name)",
+            file_and_source_url="both a `file` and a `source_url`",
             invalid_option="a bad or unknown form field",
             invalid_callback_url="a malformed or refused callback_url",
             too_many_pages="more pages than MAX_PAGES",

@@ -13,9 +13,9 @@ from rich.console import Console
 from ocrq_client.cli.atomic import write_atomically
 from ocrq_client.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ocrq_client.cli.report import print_failures, print_resume_hint, summary_table, write_report
-from ocrq_client.cli.selection import collect_files, skip_existing_results
+from ocrq_client.cli.selection import collect_files, read_manifest, skip_existing_results
 from ocrq_client.cli.submit import BatchRun, run_batch
-from ocrq_client.client import ClientSettings, Job, OcrqClient
+from ocrq_client.client import ClientSettings, Job, OcrqClient, is_source_url
 from ocrq_client.models import Usage
 
 
@@ -36,8 +36,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise UsageError("--concurrency must be at least 1")
     if args.streams < 1:
         raise UsageError("--streams must be at least 1")
+    inputs = list(args.inputs)
+    for manifest in args.manifest or []:
+        inputs.extend(read_manifest(manifest))
+    if not inputs:
+        raise UsageError("name a folder, file or URL to submit, or --manifest FILE")
     files = collect_files(
-        args.inputs,
+        inputs,
         recursive=args.recursive,
         include=args.include,
         out_dir=out_dir,
@@ -51,7 +56,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         files, wait=wait, fmt=args.format, concurrency=args.concurrency, streams=args.streams
     )
     run.retry_failed = args.retry_failed
-    run.priority = args.priority or default_priority(args.inputs, len(files))
+    run.priority = args.priority or default_priority(inputs, len(files))
     live = args.progress if args.progress is not None else console.is_terminal
     started = time.perf_counter()
     run_batch(run, _client_settings(args), console, live)
@@ -69,7 +74,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def default_priority(inputs: list[str], file_count: int) -> str:
     """`batch` for a folder or many files (a flood must not delay someone's single scan),
     `normal` for one file."""
-    if file_count > 1 or any(Path(i).is_dir() for i in inputs):
+    if file_count > 1 or any(not is_source_url(i) and Path(i).is_dir() for i in inputs):
         return "batch"
     return "normal"
 

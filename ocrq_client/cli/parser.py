@@ -58,18 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "submit",
         cmd_submit,
-        summary="enqueue every supported file of folders (and files); optionally wait and download",
+        summary="enqueue every supported file of folders (and files, and URLs); optionally "
+        "wait and download",
         description="Enqueue every supported file (PNG, JPEG, TIFF, WebP, BMP, PDF) of the "
-        "given folders and files. With --out, wait and write each result to OUT/<relative "
-        "path>.<json|md|txt>. Running the same command again resumes: existing results are "
-        "skipped, and files the service already has (same SHA-256, sent as Idempotency-Key) "
-        "get their job back instead of a new one. While waiting, each job is followed on its "
+        "given folders and files, and every URL (https://, http://, s3://bucket/key; given "
+        "here or in --manifest files), which the service fetches itself: nothing is uploaded. "
+        "With --out, wait and write each result to OUT/<relative "
+        "path>.<json|md|txt> (a URL's: OUT/<host or bucket>/<path>.<...>). Running the same "
+        "command again resumes: existing results are "
+        "skipped, and files the service already has (same SHA-256, sent as Idempotency-Key; "
+        "for a URL, the same URL) get their job back instead of a new one. While waiting, "
+        "each job is followed on its "
         "event stream (a server without one is polled). Busy (429 queue_full) and unreachable "
         "services are retried with backoff; a rejected file is reported and the run goes on; "
         "the API key's quota (429 quota_exceeded) stops the submitting (the files left are "
         "reported as not submitted).",
     )
-    submit.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE")
+    submit.add_argument("inputs", nargs="*", metavar="DIR_FILE_OR_URL")
+    submit.add_argument(
+        "--manifest",
+        action="append",
+        metavar="FILE",
+        help="a file of URLs to submit, one a line (blank lines and # comments skipped; - "
+        "reads stdin); repeatable, and may go with folders, files and URLs",
+    )
     submit.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
     submit.add_argument(
         "--include",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 from ocrq_client.cli.errors import UsageError
+from ocrq_client.client import is_source_url
 
 # What the API accepts (it sniffs the bytes; this only picks files out of folders).
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf"})
@@ -29,6 +32,7 @@ class BatchFile:
     path: Path
     name: str  # relative path (POSIX): shown, reported, and mirrored under OUT_DIR
     out: Path | None = None
+    url: str | None = None  # a document the service fetches itself (nothing uploaded)
     state: str = "pending"  # pending, skipped, queued, running, succeeded, failed, canceled
     job_id: str | None = None
     reused: bool = False  # the service already had a job for these bytes
@@ -71,6 +75,40 @@ def _walk(root: Path, recursive: bool, skip: Path | None) -> Iterator[Path]:
                 yield Path(dirpath, name)
 
 
+def read_manifest(path: str) -> list[str]:
+    """A manifest's URLs: one a line, blank lines and `#` comments skipped (`-`: stdin)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
+    urls = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("#"):
+            continue
+        line = line.split(" #", 1)[0].strip()  # a comment after the URL (a URL has no spaces)
+        if not line:
+            continue
+        if not is_source_url(line):
+            raise UsageError(
+                f"{path}:{number}: not a URL (https://, http:// or s3://): {line[:80]!r}"
+            )
+        urls.append(line)
+    return urls
+
+
+def url_name(url: str) -> str:
+    """Where a URL's result goes under OUT_DIR: its host (or bucket) and path, without the
+    query (a pre-signed URL's signature), no `..`."""
+    if url.startswith("s3://"):
+        host, _, path = url.removeprefix("s3://").partition("/")
+    else:
+        parts = urlsplit(url)
+        host, path = parts.hostname or "host", unquote(parts.path)
+    segments = [s for s in PurePosixPath(path).parts if s not in ("/", ".", "..")]
+    return "/".join([host, *segments]) if segments else f"{host}/index"
+
+
 def collect_files(
     inputs: list[str],
     *,
@@ -79,14 +117,26 @@ def collect_files(
     out_dir: Path | None = None,
     fmt: str = "json",
 ) -> list[BatchFile]:
-    """Expand folders and files into the batch, each with its place under `out_dir`.
+    """Expand folders, files and URLs into the batch, each with its place under `out_dir`.
 
     Files named on the command line are taken as they are; files found in folders must match
     `include` (case-insensitive globs on the name or relative path; default: supported types).
+    A URL (https://, http://, s3://) is sent for the service to fetch; its result goes under
+    `out_dir` at its host (or bucket) and path.
     """
     skip = out_dir.resolve() if out_dir else None
     found: dict[str, Path] = {}
+    urls: dict[str, str] = {}
     for given in inputs:
+        if is_source_url(given):
+            name = url_name(given)
+            if urls.get(name, given) != given:
+                raise UsageError(
+                    f"{urls[name]} and {given} would both be {name!r} under the output folder; "
+                    "submit them in separate runs"
+                )
+            urls[name] = given
+            continue
         root = Path(given)
         if root.is_dir():
             pairs = [
@@ -109,6 +159,13 @@ def collect_files(
     for name, path in found.items():
         out = out_dir / (name + RESULT_SUFFIXES[fmt]) if out_dir else None
         files.append(BatchFile(path=path, name=name, out=out))
+    for name, url in urls.items():
+        if name in found:
+            raise UsageError(
+                f"{found[name]} and {url} would both be {name!r} under the output folder"
+            )
+        out = out_dir / (name + RESULT_SUFFIXES[fmt]) if out_dir else None
+        files.append(BatchFile(path=Path(PurePosixPath(name).name), name=name, out=out, url=url))
     return files
 
 

@@ -26,6 +26,7 @@ from ocrq_client.client import (
     QuotaExceeded,
     RetryEvent,
     file_idempotency_key,
+    url_idempotency_key,
 )
 
 # pause before following a job again when the service was unreachable for a whole wait()
@@ -136,26 +137,32 @@ class BatchRun:
             await self._submit(client, todo.get_nowait())
 
     async def _submit(self, client: AsyncOcrqClient, file: BatchFile) -> None:
+        if file.url is not None:
+            url = file.url
+            key = url_idempotency_key(url)
+
+            async def send(key: str) -> Job:
+                return await client.submit_url(url, idempotency_key=key, priority=self.priority)
+        else:
+            try:
+                data = await asyncio.to_thread(file.path.read_bytes)
+            except OSError as exc:
+                self._finish(file, "failed", f"cannot read the file: {exc.strerror or exc}")
+                return
+            key = file_idempotency_key(data)
+
+            async def send(key: str) -> Job:
+                return await client.submit_bytes(
+                    data, file.path.name, idempotency_key=key, priority=self.priority
+                )
+
         try:
-            data = await asyncio.to_thread(file.path.read_bytes)
-        except OSError as exc:
-            self._finish(file, "failed", f"cannot read the file: {exc.strerror or exc}")
-            return
-        key = file_idempotency_key(data)
-        try:
-            job = await client.submit_bytes(
-                data, file.path.name, idempotency_key=key, priority=self.priority
-            )
+            job = await send(key)
             # a job from an earlier run that cannot give its result (failed, with
             # --retry-failed; succeeded but its result is gone) gets one successor per run;
             # its key is derived from that job's, so re-runs find the successor again
             while job.replayed and await self._needs_successor(client, job):
-                job = await client.submit_bytes(
-                    data,
-                    file.path.name,
-                    idempotency_key=f"{key}-after-{job.job_id}",
-                    priority=self.priority,
-                )
+                job = await send(f"{key}-after-{job.job_id}")
         except Interrupted:
             return  # stays pending: reported as not submitted
         except ConnectionFailed as exc:

@@ -52,6 +52,9 @@ class JobRecord(BaseModel):
     owner: str | None = None
     # the Celery queue it was sent to (shared/jobs/queues.py); the API always names one
     queue: str | None = None
+    # the document by reference (shared/source_urls.py): the worker fetches it, then records
+    # its media_type and size_bytes
+    source_url: str | None = None
 
 
 def utcnow() -> datetime:

@@ -156,7 +156,8 @@ return answer('applied', status, 'running')
 """
 )
 
-# Progress of a running job. ARGV[5..]: field, value, ... (pages_total, pages_done).
+# Progress of a running job. ARGV[5..]: field, value, ... (pages_total, pages_done; a fetched
+# source_url's media_type and size_bytes).
 # Refused when the job is not running (canceled meanwhile): untouched.
 PROGRESS = (
     _STATE

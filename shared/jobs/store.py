@@ -235,7 +235,11 @@ class JobStore:
     def set_pages_total(self, job_id: str, pages_total: int) -> None:
         self._set_progress(job_id, pages_total=pages_total)
 
-    def _set_progress(self, job_id: str, **fields: int) -> None:
+    def set_source(self, job_id: str, media_type: str, size_bytes: int) -> None:
+        """A job by reference: what its worker fetched (the API had no document to sniff)."""
+        self._set_progress(job_id, media_type=media_type, size_bytes=size_bytes)
+
+    def _set_progress(self, job_id: str, **fields: int | str) -> None:
         """Record progress of a running job (nothing once it was canceled); JobNotFound when
         the record is gone (expired or lost by Redis)."""
         args = tuple(item for name, value in fields.items() for item in (name, value))

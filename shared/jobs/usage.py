@@ -5,6 +5,9 @@ Who counts what, each where the truth is:
 - the API, on accepting a job: `admit` (jobs and pages submitted, checked against the key's
   `pages_per_day` and `max_queued` and added in one script, so two API processes cannot both
   take the last slot), `give_back` when the job could not be stored or queued after all;
+- the worker, for a job by reference (its pages unknown at submit, admitted as one):
+  `count_fetched` once it has the document, the other pages added and checked against
+  `pages_per_day` (once per job, however often its run is repeated);
 - the worker, in the PAGE script that records a page's outcome (scripts.py): pages done or
   failed and engine seconds by engine, once per page (its own bitmap, which a re-run of the job
   or a range after a crash does not reset);
@@ -21,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import redis
 
+from shared.errors import JobNotFound
 from shared.jobs import keys
 from shared.jobs.connection import text, text_fields
 
@@ -78,12 +82,39 @@ return 1
 """
 
 
+# A job by reference, once its document is fetched: KEYS[1] the tenant's usage of the job's
+# day, KEYS[2] the job's record; ARGV[1] its pages beyond the one admitted, ARGV[2]
+# pages_per_day (0: none), ARGV[3] the retention, ARGV[4] its pages. Once per job (the record's
+# `pages_billed`); answers {'ok'}, {'missing'} or {'pages_per_day', what is used of it}.
+COUNT_FETCHED = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
+if redis.call('HEXISTS', KEYS[2], 'pages_billed') == 1 then return {'ok'} end
+local extra, per_day = tonumber(ARGV[1]), tonumber(ARGV[2])
+if per_day > 0 and extra > 0 then
+  local used = tonumber(redis.call('HGET', KEYS[1], 'pages_submitted') or '0')
+  if used + extra > per_day then return {'pages_per_day', used} end
+end
+redis.call('HINCRBY', KEYS[1], 'pages_submitted', extra)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], 'pages_billed', ARGV[4])
+return {'ok'}
+"""
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Which limit a submission would pass, and how much of it is used."""
 
     limit: str  # pages_per_day or max_queued
     used: int
+
+
+def _refusal(answer: object) -> Refusal | None:
+    """A script's {'ok'} (None) or {limit, what is used of it}."""
+    assert isinstance(answer, list)
+    if text(answer[0]) == "ok":
+        return None
+    return Refusal(text(answer[0]), int(answer[1]))
 
 
 @dataclass
@@ -118,6 +149,7 @@ class TenantUsage:
         self.retention_seconds = retention_seconds
         self._admit = client.register_script(ADMIT)
         self._give_back = client.register_script(GIVE_BACK)
+        self._count_fetched = client.register_script(COUNT_FETCHED)
 
     def _call(
         self,
@@ -155,15 +187,30 @@ class TenantUsage:
         """Count a job of `pages` submitted on `day`, unless it would pass a limit (None:
         none): then nothing is counted and the answer names the limit."""
         limits = (pages_per_day or 0, max_queued or 0)
-        answer = self._call(self._admit, owner, job_id, pages, day, limits)
-        assert isinstance(answer, list)
-        if text(answer[0]) == "ok":
-            return None
-        return Refusal(text(answer[0]), int(answer[1]))
+        return _refusal(self._call(self._admit, owner, job_id, pages, day, limits))
 
     def give_back(self, owner: str | None, job_id: str, pages: int, day: date) -> None:
         """Undo `admit` for a job that was not queued after all (once, however often called)."""
         self._call(self._give_back, owner, job_id, pages, day)
+
+    def count_fetched(
+        self,
+        owner: str | None,
+        job_id: str,
+        pages: int,
+        day: date,
+        *,
+        pages_per_day: int | None = None,
+    ) -> Refusal | None:
+        """A job by reference has `pages` (it was admitted as one on `day`): count the rest,
+        unless that passes `pages_per_day` (then nothing is counted). Once per job; JobNotFound
+        when its record is gone."""
+        day_key = keys.usage_day(owner, day.isoformat())
+        args = (max(pages - 1, 0), pages_per_day or 0, self.retention_seconds, pages)
+        answer = self._count_fetched(keys=[day_key, keys.job(job_id)], args=args)
+        if text(answer[0]) == "missing":
+            raise JobNotFound(f"the record of job {job_id} is gone")
+        return _refusal(answer)
 
     def days(self, owner: str | None, last: date, count: int) -> list[DayUsage]:
         """The tenant's figures of the `count` days up to `last`, oldest first (one round

@@ -10,6 +10,7 @@ stored, so nothing is copied there.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from shared.errors import StorageUnavailable
 from shared.results import PageResult
 from shared.storage.backend import ObjectStore, StoredFile
-from shared.storage.disk import make_shared_dir, scratch_path, spool
+from shared.storage.disk import FILE_MODE, make_shared_dir, scratch_path, spool
 from shared.storage.layout import (
     IMAGES_DIR,
     INPUT_NAME,
@@ -84,6 +85,28 @@ class JobFiles:
         """The API, once the upload in input_path was accepted: make it the job's stored input
         (on the local backend it already is)."""
         self.storage.put(self.input_key, self.input_path)
+
+    def discard_spool(self) -> None:
+        """The API: a submission by reference wrote no upload; its empty spool goes."""
+        self.input_path.unlink(missing_ok=True)
+        with suppress(OSError):
+            self.input_dir.rmdir()
+
+    def has_input(self) -> bool:
+        """Is the job's input stored (whole: every backend writes it at once)?"""
+        return self.storage.size(self.input_key) is not None
+
+    def store_fetched(self, fetched: Path) -> Path:
+        """The worker: a source it fetched into `fetched` (a scratch file in the job's working
+        folder) becomes the job's stored input; the local path to read it from this run."""
+        stored_here = self.storage.local_path(self.input_key)
+        if stored_here is not None:  # the local backend: moved into place at once
+            os.chmod(fetched, FILE_MODE)
+            os.replace(fetched, stored_here)
+            return stored_here
+        self.storage.put(self.input_key, fetched)
+        os.replace(fetched, self.input_path)  # this run's copy: no download back
+        return self.input_path
 
     def fetch_input(self, copy: str | None = None) -> Path:
         """The worker: a local path of the job's input for this run. None stored leaves no

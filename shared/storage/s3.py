@@ -262,7 +262,29 @@ _REFUSED = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "Signature
 
 
 _BUCKETS: dict[tuple, Bucket] = {}
+_CLIENTS: dict[tuple, Any] = {}
 _BUCKETS_GUARD = threading.Lock()
+
+
+def _client_ident(settings: Settings) -> tuple:
+    return (
+        settings.aws_endpoint_url,
+        settings.aws_region,
+        settings.aws_access_key_id,
+        settings.aws_secret_access_key.get_secret_value(),
+        settings.s3_addressing_style,
+        settings.s3_timeout_seconds,
+    )
+
+
+def s3_client(settings: Settings) -> Any:
+    """The process's boto3 client for these settings' endpoint and credentials, made once
+    (the storage bucket's, and the one s3:// sources are read with: worker/sources.py)."""
+    ident = _client_ident(settings)
+    with _BUCKETS_GUARD:
+        if ident not in _CLIENTS:
+            _CLIENTS[ident] = _client(settings, settings.aws_secret_access_key.get_secret_value())
+        return _CLIENTS[ident]
 
 
 def bucket_of(settings: Settings) -> Bucket:
@@ -270,19 +292,15 @@ def bucket_of(settings: Settings) -> Bucket:
     secret = settings.aws_secret_access_key.get_secret_value()
     ident = (
         settings.storage_url,
-        settings.aws_endpoint_url,
-        settings.aws_region,
-        settings.aws_access_key_id,
-        secret,
-        settings.s3_addressing_style,
         settings.s3_part_mb,
-        settings.s3_timeout_seconds,
         settings.s3_public_endpoint_url,
+        *_client_ident(settings),
     )
+    client = s3_client(settings)
     with _BUCKETS_GUARD:
         if ident not in _BUCKETS:
             _BUCKETS[ident] = Bucket(
-                _client(settings, secret),
+                client,
                 S3Location.parse(settings.storage_url),
                 settings.s3_part_mb << 20,
                 make_signer=partial(_client, settings, secret, public=True),

@@ -8,23 +8,38 @@ import httpx
 import pytest
 import redis
 
+from testkit.s3server import S3Server
 from testkit.stack import Stack
 from tests.conftest import TEST_DBS, TEST_REDIS_URL, UNIT_REDIS_URL, service_fixture
 
 WEBHOOK_SECRET = "test-webhook-secret"
 INTEGRATION_REDIS_URL = f"{TEST_REDIS_URL}/{TEST_DBS['stack']}"
+SOURCE_TIMEOUT = 4  # seconds a worker of the session stack fetches one source_url
+SOURCE_BUCKET = "ocrq-sources"  # its keys under in/ are allowed s3:// sources of the stack
 
 
 @service_fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Iterator[Stack]:
     """The real service: API + one warm worker, on this pytest worker's stack db (flushed first;
-    tests/conftest.py: TEST_DBS); under pytest-xdist each worker starts its own."""
+    tests/conftest.py: TEST_DBS); under pytest-xdist each worker starts its own. Its files are
+    local; the S3 server is there for s3:// sources (SOURCE_BUCKET, test_source_url.py)."""
+    s3_env = s3_server.env(SOURCE_BUCKET)
+    del s3_env["STORAGE_URL"]
     redis.Redis.from_url(INTEGRATION_REDIS_URL).flushdb()
     running = Stack(
         base=tmp_path_factory.mktemp("stack"),
         redis_url=INTEGRATION_REDIS_URL,
-        # webhooks to the tests' loopback receivers (tests/integration/test_webhooks.py)
-        extra_env={"CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32", "WEBHOOK_SECRET": WEBHOOK_SECRET},
+        # webhooks to the tests' loopback receivers (tests/integration/test_webhooks.py), and
+        # documents by reference from their loopback server (test_source_url.py): 127.0.0.1
+        # only, so a redirect to 127.0.0.2 is refused
+        extra_env={
+            "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
+            "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SOURCE_ALLOWED_NETWORKS": "127.0.0.1/32",
+            "SOURCE_TIMEOUT_SECONDS": str(SOURCE_TIMEOUT),
+            "SOURCE_S3_BUCKETS": f"{SOURCE_BUCKET}/in/",
+            **s3_env,
+        },
     )
     with running.serving():
         yield running

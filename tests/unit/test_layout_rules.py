@@ -205,7 +205,7 @@ def test_shared_imports_neither_api_nor_worker() -> None:
 
 def test_each_shared_module_is_imported_by_both_processes() -> None:
     # shared/ is what both processes import: a module only one side needs lives on that side
-    # (api/media.py, api/page_count.py, api/metrics.py; worker/retention_sweep.py). A module a
+    # (api/page_count.py, api/metrics.py; worker/retention_sweep.py). A module a
     # package's __init__ imports (shared/storage/*) is loaded by whoever imports the package.
     def imported_by(top_name: str) -> set[str]:
         return {name for path in python_files(top_name) for _, name in imported_modules(path)}

@@ -5,12 +5,9 @@ deadline that cuts the socket, no redirects, and at most WEBHOOK_MAX_RESPONSE_BY
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
-import socket
 import ssl
-import threading
 import time
 from dataclasses import dataclass
 
@@ -20,6 +17,7 @@ from shared import __version__
 from shared.callback_urls import CallbackPolicy, CallbackRefused, CallbackTarget, CallbackUnresolved
 from shared.jobs.webhooks import Delivery
 from shared.settings import Settings
+from worker.socket_deadline import SocketDeadline
 from worker.webhooks.backoff import retry_after_seconds
 from worker.webhooks.signing import delivery_headers, key_for
 
@@ -40,34 +38,6 @@ class AttemptResult:
     status_code: int | None = None
     error: str | None = None
     retry_after: float | None = None
-
-
-class _Deadline:
-    """Shuts the attempt's socket down once `seconds` passed since the connection opened, so a
-    receiver trickling bytes inside the read timeout is cut off too."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._timer: threading.Timer | None = None
-
-    def trace(self, name: str, info: dict) -> None:
-        # httpcore's trace hook: the TCP stream, right after it connected
-        if name == "connection.connect_tcp.complete" and info.get("return_value") is not None:
-            sock = info["return_value"].get_extra_info("socket")
-            if sock is not None:
-                self._timer = threading.Timer(self.seconds, self._cut, args=(sock,))
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _cut(self, sock: socket.socket) -> None:
-        self.fired = True
-        with contextlib.suppress(OSError):  # closed already
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
 
 
 class WebhookSender:
@@ -124,7 +94,7 @@ class WebhookSender:
     ) -> AttemptResult:
         url = httpx.URL(target.url).copy_with(host=address)  # the checked address, no new lookup
         extensions: dict = {}
-        deadline = _Deadline(self.settings.webhook_total_timeout)
+        deadline = SocketDeadline(self.settings.webhook_total_timeout)
         extensions["trace"] = deadline.trace
         if target.scheme == "https":
             extensions["sni_hostname"] = target.host  # TLS checks the name, not the address

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.media import sniff_media_type
+from shared.media import sniff_media_type
 from testkit.pages import encode, render_page
 
 

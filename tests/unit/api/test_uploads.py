@@ -15,6 +15,7 @@ from api.app import create_app
 from api.errors import (
     HTTP_STATUS,
     BadRequestBody,
+    FileAndSourceUrl,
     FormTooLarge,
     RequestTimeout,
     UnsupportedMedia,
@@ -230,3 +231,33 @@ def test_a_body_that_stops_coming_is_refused_after_the_body_timeout() -> None:
 
     assert isinstance(error, RequestTimeout) and HTTP_STATUS[error.code] == 408
     assert error.code == "request_timeout" and "BODY_TIMEOUT_SECONDS" in error.message
+
+
+def _field(name: str, value: str) -> bytes:
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+    ).encode()
+
+
+def test_a_source_url_instead_of_a_file_and_never_both(tmp_path: Path) -> None:
+    png = encode(render_page([("x", 20)], 100))
+    end = f"--{BOUNDARY}--\r\n".encode()
+    url = "https://files.example.org/a.png"
+
+    by_reference = CountingBody([_field("source_url", url), _field("pages", "1"), end])
+    received = asyncio.run(receive_upload(by_reference, CONTENT_TYPE, tmp_path / "a", 200_000))
+    assert (received.source_url, received.option_fields, received.size) == (url, {"pages": "1"}, 0)
+
+    # the URL first: refused at the file part's headers, before a byte of it is read
+    first = CountingBody([_field("source_url", url), _head(), png] + [b"\0" * 65536] * 100)
+    with pytest.raises(FileAndSourceUrl):
+        asyncio.run(receive_upload(first, CONTENT_TYPE, tmp_path / "b", 10_000_000))
+    assert first.consumed <= 3
+    after = CountingBody([_head(), png, b"\r\n", _field("source_url", url), end])
+    with pytest.raises(FileAndSourceUrl):
+        asyncio.run(receive_upload(after, CONTENT_TYPE, tmp_path / "c", 10_000_000))
+
+    # an empty source_url (a client that sends every field) is none
+    empty = CountingBody([_field("source_url", " "), _head(), png, b"\r\n", end])
+    received = asyncio.run(receive_upload(empty, CONTENT_TYPE, tmp_path / "d", 10_000_000))
+    assert received.source_url is None and received.size == len(png)

@@ -116,6 +116,10 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("FAIR_SHARE", "off", False),
     ("FAIR_SHARE_IN_FLIGHT_PER_TENANT", "3", 3),
     ("READING_ORDER", "engine", "engine"),
+    ("SOURCE_ALLOWED_NETWORKS", "10.0.0.0/8", "10.0.0.0/8"),
+    ("SOURCE_S3_BUCKETS", "inbox/scans/", "inbox/scans/"),
+    ("SOURCE_TIMEOUT_SECONDS", "30", 30.0),
+    ("SOURCE_MAX_REDIRECTS", "2", 2),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -135,10 +139,10 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 19
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 23
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order, despeckle, photo text height, pre-signed result URLs)
+    # order, despeckle, photo text height, pre-signed result URLs, source_url)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
