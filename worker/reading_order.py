@@ -14,8 +14,9 @@ rows column by column. Here the boxes are ordered by where they sit instead:
   pixel gap) and that do not overlap sideways, read left to right; a wide gap or a change of
   line height starts a new paragraph;
 - a vertical line (a box much taller than wide: a document number printed up the margin) is
-  a block of its own, read beside the lines it runs along: before them in the left margin,
-  after them in the right one.
+  a block of its own: in a margin of its own (the page's other boxes all on one side of it),
+  the page's first or last column, as an XY-cut would find it; else read beside the lines
+  it runs along: before them when they lie to its right, after them when to its left.
 
 Each block gets its ids (`block`, `paragraph`, `line`) in reading order; boxes of one row share
 their `line`, so page text joins them with a space (worker/results.py).
@@ -143,7 +144,7 @@ def order_regions(items: Sequence[Item]) -> list[Region]:
     flat = [i for i in items if i not in vertical]
     regions = [rows_of(block) for block in _cut(flat)]
     for item in sorted(vertical, key=lambda i: i.box[0]):
-        regions.insert(_vertical_place(item, regions), [[item]])
+        regions = _with_vertical(item, regions, [i.box for i in flat])
     return regions
 
 
@@ -151,16 +152,39 @@ def _tall(item: Item) -> bool:
     return item.height > VERTICAL_ASPECT * item.width
 
 
-def _vertical_place(item: Item, regions: list[Region]) -> int:
-    """Where a vertical line's block goes: before the first block it runs along that lies to
-    its right, else after the last block it runs along, else by its top."""
-    beside = [n for n, region in enumerate(regions) if _y_overlap(item.box, _extent(region)) > 0]
-    for n in beside:
-        if _extent(regions[n])[0] >= item.box[0]:
-            return n
-    if beside:
-        return beside[-1] + 1
-    return sum(1 for region in regions if _extent(region)[1] < item.box[1])
+def _with_vertical(item: Item, regions: list[Region], flat: list[Box]) -> list[Region]:
+    """`regions` with a vertical line's block put where it is read.
+
+    In a margin of its own (no other box above or below it, all of them to one side of it):
+    the page's first column (left margin) or its last (right margin), whatever its height, as
+    an XY-cut finds it. Else beside the rows it runs along: before the first of them that lies
+    to its right (a column of numbers left of a code listing), else after the last of them;
+    running along none, before the first row below its top. A block it lands in is cut there.
+    """
+    alone: Region = [[item]]
+    if flat and not any(_x_overlap(item.box, box) > 0 for box in flat):
+        if all(box[0] >= item.box[2] for box in flat):
+            return [alone, *regions]
+        if all(box[2] <= item.box[0] for box in flat):
+            return [*regions, alone]
+    places = [
+        (n, k, _union([i.box for i in row]))
+        for n, region in enumerate(regions)
+        for k, row in enumerate(region)
+    ]
+    along = [(n, k, span) for n, k, span in places if _y_overlap(item.box, span) > 0]
+    right = [(n, k) for n, k, span in along if span[0] >= item.box[0]]
+    if right:
+        n, k = right[0]
+    elif along:
+        n, k = along[-1][0], along[-1][1] + 1
+    else:
+        below = [(n, k) for n, k, span in places if span[1] > item.box[1]]
+        if not below:
+            return [*regions, alone]
+        n, k = below[0]
+    pieces = [regions[n][:k], alone, regions[n][k:]]
+    return [*regions[:n], *(piece for piece in pieces if piece), *regions[n + 1 :]]
 
 
 def _extent(region: Region) -> Box:
