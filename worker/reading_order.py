@@ -5,7 +5,8 @@ paragraph or of two columns come out shuffled; Tesseract's own block order reads
 rows column by column. Here the boxes are ordered by where they sit instead:
 
 - the page is cut into bands at the heights no box covers (top to bottom); neighbouring bands
-  sharing a vertical gutter (a gap between boxes at the same x) form one region;
+  sharing a vertical gutter (a gap between boxes at the same x, which a few of a band's boxes
+  may cross: a speck of a fax taken into a line's box) form one region;
 - a region is read column by column only where its gutter runs through several lines on each
   side and the pieces are text: lines long enough to be running text when the two sides'
   rows line up (key-value and table rows line up too, and stay rows), any lines when they do
@@ -48,6 +49,9 @@ ROW_SIDE_OVERLAP = 0.3
 # boxes of a phone photo's 10 pt text are 28 px tall for a 16 px line pitch, and its gutter of
 # 22 pt is 13-15 px).
 GUTTER_HEIGHTS = 0.4
+# A gutter may be crossed by this share of the boxes of a band (a speck of a fax taken into a
+# line's box; rapidocr's boxes taller than the line pitch make one band of a whole column).
+GUTTER_STRAYS = 0.2
 # Columns whose rows line up (as key-value and table rows do) are cut apart only when each
 # side's lines are running text: this many characters and this share of the column's width.
 ALIGNED_TEXT_CHARS = 20
@@ -251,13 +255,21 @@ Interval = tuple[float, float]
 
 
 def _gutters(items: list[Item], width: float) -> list[Interval]:
-    """The gaps at least `width` wide between boxes, seen from above (inside the boxes' span)."""
+    """The gaps at least `width` wide between boxes, seen from above (inside the boxes' span),
+    where at most GUTTER_STRAYS of the boxes may cross (a line's box run into the gutter by a
+    speck of a fax, in a band of many lines)."""
+    strays = int(GUTTER_STRAYS * len(items))
+    edges = sorted([(i.box[0], 1) for i in items] + [(i.box[2], -1) for i in items])
     gaps = []
-    right = float("-inf")
-    for item in sorted(items, key=lambda i: i.box[0]):
-        if right != float("-inf") and item.box[0] - right >= width:
-            gaps.append((right, item.box[0]))
-        right = max(right, item.box[2])
+    covered, start, seen = 0, None, False
+    for x, step in edges:
+        covered += step
+        if covered > strays:
+            if start is not None and seen and x - start >= width:
+                gaps.append((start, x))
+            start, seen = None, True
+        elif start is None:
+            start = x
     return gaps
 
 
@@ -287,9 +299,9 @@ def _column_cut(group: list[Item], gutters: list[Interval]) -> tuple[list[Item],
     """The group's two sides of its widest gutter that makes columns, or None (read as rows)."""
     for lo, hi in sorted(gutters, key=lambda g: g[0] - g[1]):
         middle = (lo + hi) / 2
-        left = [i for i in group if i.box[2] <= middle]
-        right = [i for i in group if i.box[0] >= middle]
-        if len(left) + len(right) == len(group) and _columns(left, right):
+        left = [i for i in group if i.box[0] + i.box[2] < 2 * middle]
+        right = [i for i in group if i.box[0] + i.box[2] >= 2 * middle]
+        if _columns(left, right):
             return left, right
     return None
 

@@ -232,3 +232,24 @@ def test_a_vertical_line_beside_no_row_goes_before_the_first_row_below_its_top()
     ordered = arrange_blocks(shuffled([*top, *bottom, number]))
 
     assert texts(ordered) == [*LEFT, "Sheet 4", *RIGHT]
+
+
+def test_two_columns_whose_gutter_a_few_line_boxes_run_into_are_read_column_by_column() -> None:
+    # A fax read by rapidocr: boxes taller than the line pitch (the columns are one band), and
+    # specks by the gutter taken into two lines' boxes: the first left line's box runs across
+    # the gutter into the right column, the first right line's box starts inside the gutter.
+    lines = [*LEFT, *RIGHT] * 2  # 16 lines a side
+    page = [box("Minutes of the Library Committee", 60, 20, height=50, per_char=18)]
+    for n, text in enumerate(lines):
+        y = 100 + 37 * n
+        page += [box(f"L{n} {text}", 60, y, height=51, per_char=15)]
+        page += [box(f"R{n} {text}", 740, y, height=51, per_char=15)]
+    assert 740 - max(b.bbox[2] for b in page if b.text.startswith("L")) >= 0.4 * 51  # gutter
+    page[1].bbox[2] = 760.0  # L0 runs into the right column
+    page[2].bbox[0] = 700.0  # R0 starts in the gutter
+    left = [b.text for b in page if b.text.startswith("L")]
+    right = [b.text for b in page if b.text.startswith("R")]
+
+    ordered = arrange_blocks(shuffled(page))
+
+    assert texts(ordered) == ["Minutes of the Library Committee", *left, *right]
