@@ -150,12 +150,29 @@ def kendall_tau(positions: list[int]) -> float:
 
 
 def order_score(cells: list[str], hypothesis: str) -> OrderScore:
-    """Each cell (in reading order) matched to its best place in the normalized output."""
+    """Each cell (in reading order) matched to its best place in the normalized output.
+
+    A cell whose text the ground truth holds elsewhere too (a table's `95.00` twice, a cell
+    `Delivery` and a title `Delivery Notice`, a cell's line `установка` inside another's
+    `одновременная установка`) is left out: its best place in the output is the first of
+    those, whichever of them it is, so it would count as out of order in a page read right.
+    """
     text = normalize(hypothesis)
-    units = [unit for cell in cells if len(unit := normalize(cell)) >= MIN_UNIT_CHARS]
+    units = _unambiguous([normalize(cell) for cell in cells])
     positions = []
     for unit in units:
         edits, end = best_match(unit, text)
         if edits <= MATCH_SHARE * len(unit):
             positions.append(end)
     return OrderScore(kendall_tau(positions), len(positions), len(units))
+
+
+def _unambiguous(cells: list[str]) -> list[str]:
+    """The cells (normalized) long enough to match whose text the ground truth (the cells
+    joined) holds nowhere but in their own place."""
+    kept = []
+    for n, unit in enumerate(cells):
+        rest = " ".join([*cells[:n], "\x00", *cells[n + 1 :]])  # its own place blanked out
+        if len(unit) >= MIN_UNIT_CHARS and unit not in rest:
+            kept.append(unit)
+    return kept

@@ -5,7 +5,8 @@ paragraph or of two columns come out shuffled; Tesseract's own block order reads
 rows column by column. Here the boxes are ordered by where they sit instead:
 
 - the page is cut into bands at the heights no box covers (top to bottom); neighbouring bands
-  sharing a vertical gutter (a gap between boxes at the same x) form one region;
+  sharing a vertical gutter (a gap between boxes at the same x, which a few of a band's boxes
+  may cross: a speck of a fax taken into a line's box) form one region;
 - a region is read column by column only where its gutter runs through several lines on each
   side and the pieces are text: lines long enough to be running text when the two sides'
   rows line up (key-value and table rows line up too, and stay rows), any lines when they do
@@ -14,8 +15,9 @@ rows column by column. Here the boxes are ordered by where they sit instead:
   pixel gap) and that do not overlap sideways, read left to right; a wide gap or a change of
   line height starts a new paragraph;
 - a vertical line (a box much taller than wide: a document number printed up the margin) is
-  a block of its own, read beside the lines it runs along: before them in the left margin,
-  after them in the right one.
+  a block of its own: in a margin of its own (the page's other boxes all on one side of it),
+  the page's first or last column, as an XY-cut would find it; else read beside the lines
+  it runs along: before them when they lie to its right, after them when to its left.
 
 Each block gets its ids (`block`, `paragraph`, `line`) in reading order; boxes of one row share
 their `line`, so page text joins them with a space (worker/results.py).
@@ -47,6 +49,9 @@ ROW_SIDE_OVERLAP = 0.3
 # boxes of a phone photo's 10 pt text are 28 px tall for a 16 px line pitch, and its gutter of
 # 22 pt is 13-15 px).
 GUTTER_HEIGHTS = 0.4
+# A gutter may be crossed by this share of the boxes of a band (a speck of a fax taken into a
+# line's box; rapidocr's boxes taller than the line pitch make one band of a whole column).
+GUTTER_STRAYS = 0.2
 # Columns whose rows line up (as key-value and table rows do) are cut apart only when each
 # side's lines are running text: this many characters and this share of the column's width.
 ALIGNED_TEXT_CHARS = 20
@@ -143,7 +148,7 @@ def order_regions(items: Sequence[Item]) -> list[Region]:
     flat = [i for i in items if i not in vertical]
     regions = [rows_of(block) for block in _cut(flat)]
     for item in sorted(vertical, key=lambda i: i.box[0]):
-        regions.insert(_vertical_place(item, regions), [[item]])
+        regions = _with_vertical(item, regions, [i.box for i in flat])
     return regions
 
 
@@ -151,16 +156,39 @@ def _tall(item: Item) -> bool:
     return item.height > VERTICAL_ASPECT * item.width
 
 
-def _vertical_place(item: Item, regions: list[Region]) -> int:
-    """Where a vertical line's block goes: before the first block it runs along that lies to
-    its right, else after the last block it runs along, else by its top."""
-    beside = [n for n, region in enumerate(regions) if _y_overlap(item.box, _extent(region)) > 0]
-    for n in beside:
-        if _extent(regions[n])[0] >= item.box[0]:
-            return n
-    if beside:
-        return beside[-1] + 1
-    return sum(1 for region in regions if _extent(region)[1] < item.box[1])
+def _with_vertical(item: Item, regions: list[Region], flat: list[Box]) -> list[Region]:
+    """`regions` with a vertical line's block put where it is read.
+
+    In a margin of its own (no other box above or below it, all of them to one side of it):
+    the page's first column (left margin) or its last (right margin), whatever its height, as
+    an XY-cut finds it. Else beside the rows it runs along: before the first of them that lies
+    to its right (a column of numbers left of a code listing), else after the last of them;
+    running along none, before the first row below its top. A block it lands in is cut there.
+    """
+    alone: Region = [[item]]
+    if flat and not any(_x_overlap(item.box, box) > 0 for box in flat):
+        if all(box[0] >= item.box[2] for box in flat):
+            return [alone, *regions]
+        if all(box[2] <= item.box[0] for box in flat):
+            return [*regions, alone]
+    places = [
+        (n, k, _union([i.box for i in row]))
+        for n, region in enumerate(regions)
+        for k, row in enumerate(region)
+    ]
+    along = [(n, k, span) for n, k, span in places if _y_overlap(item.box, span) > 0]
+    right = [(n, k) for n, k, span in along if span[0] >= item.box[0]]
+    if right:
+        n, k = right[0]
+    elif along:
+        n, k = along[-1][0], along[-1][1] + 1
+    else:
+        below = [(n, k) for n, k, span in places if span[1] > item.box[1]]
+        if not below:
+            return [*regions, alone]
+        n, k = below[0]
+    pieces = [regions[n][:k], alone, regions[n][k:]]
+    return [*regions[:n], *(piece for piece in pieces if piece), *regions[n + 1 :]]
 
 
 def _extent(region: Region) -> Box:
@@ -227,13 +255,21 @@ Interval = tuple[float, float]
 
 
 def _gutters(items: list[Item], width: float) -> list[Interval]:
-    """The gaps at least `width` wide between boxes, seen from above (inside the boxes' span)."""
+    """The gaps at least `width` wide between boxes, seen from above (inside the boxes' span),
+    where at most GUTTER_STRAYS of the boxes may cross (a line's box run into the gutter by a
+    speck of a fax, in a band of many lines)."""
+    strays = int(GUTTER_STRAYS * len(items))
+    edges = sorted([(i.box[0], 1) for i in items] + [(i.box[2], -1) for i in items])
     gaps = []
-    right = float("-inf")
-    for item in sorted(items, key=lambda i: i.box[0]):
-        if right != float("-inf") and item.box[0] - right >= width:
-            gaps.append((right, item.box[0]))
-        right = max(right, item.box[2])
+    covered, start, seen = 0, None, False
+    for x, step in edges:
+        covered += step
+        if covered > strays:
+            if start is not None and seen and x - start >= width:
+                gaps.append((start, x))
+            start, seen = None, True
+        elif start is None:
+            start = x
     return gaps
 
 
@@ -263,9 +299,9 @@ def _column_cut(group: list[Item], gutters: list[Interval]) -> tuple[list[Item],
     """The group's two sides of its widest gutter that makes columns, or None (read as rows)."""
     for lo, hi in sorted(gutters, key=lambda g: g[0] - g[1]):
         middle = (lo + hi) / 2
-        left = [i for i in group if i.box[2] <= middle]
-        right = [i for i in group if i.box[0] >= middle]
-        if len(left) + len(right) == len(group) and _columns(left, right):
+        left = [i for i in group if i.box[0] + i.box[2] < 2 * middle]
+        right = [i for i in group if i.box[0] + i.box[2] >= 2 * middle]
+        if _columns(left, right):
             return left, right
     return None
 

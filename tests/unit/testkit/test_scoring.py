@@ -138,3 +138,19 @@ def test_order_score_of_a_page_read_in_order_shuffled_and_column_by_column() -> 
     assert column_wise.tau == pytest.approx(0.6) and not column_wise.right  # 3 of 15 pairs swapped
     missing = order_score(cells, "Company: Northfield Timber")
     assert missing.found == 2 and not missing.right  # in order, but most of the page lost
+
+
+def test_order_score_leaves_out_cells_the_ground_truth_holds_twice() -> None:
+    # A table's last row repeats a word of the title and its own amount: read exactly right,
+    # those cells' best places in the output are their first occurrences, which would count
+    # as out of order. They tell nothing about the order, so they are not scored.
+    cells = ["Delivery Notice", "Oak boards", "95.00", "95.00", "Delivery", "Claims in writing"]
+    text = "Delivery Notice\nOak boards 95.00\n95.00 Delivery\nClaims in writing"
+
+    score = order_score(cells, text)
+
+    assert (score.tau, score.found, score.units) == (1.0, 3, 3) and score.right
+    swapped = order_score(
+        cells, "Oak boards 95.00\nDelivery Notice\n95.00 Delivery\nClaims in writing"
+    )
+    assert swapped.tau == pytest.approx(1 / 3)  # the cells that are scored still are

@@ -193,3 +193,63 @@ def test_two_columns_of_a_page_photographed_askew_are_read_column_by_column() ->
     assert 0.4 * 28 <= gutter < 0.6 * 28 and 16 * len(lines) * slope > gutter
 
     assert texts(arrange_blocks(shuffled(page), slope)) == [*left, *right]
+
+
+def test_a_vertical_number_in_a_margin_of_its_own_is_the_first_or_last_column() -> None:
+    # The prose ends high on the page; the numbers run up the margins below it, beside no line:
+    # nothing else above or below them, so each is a column of the page, as an XY-cut finds it.
+    body = [box(text, 120, 100 + 40 * n) for n, text in enumerate(LEFT)]
+    left_number = Block(text="DOC 2026-004517", bbox=[20, 500, 48, 760])
+    right_number = Block(text="Page 1 of 2", bbox=[700, 600, 726, 760])
+
+    ordered = arrange_blocks(shuffled([*body, left_number, right_number]))
+
+    assert texts(ordered) == ["DOC 2026-004517", *LEFT, "Page 1 of 2"]
+    assert len({b.block for b in ordered}) == 3
+
+
+def test_a_vertical_line_among_the_rows_goes_beside_the_rows_it_runs_along() -> None:
+    # A column of line numbers that the engine read as one tall box, left of a code listing
+    # but under the heading and prose that span it: read before the listing's first line
+    # beside it, not after the whole block.
+    prose = [box(text, 40, 100 + 40 * n) for n, text in enumerate(LEFT[:2])]
+    code = [box(f"print({n})", 90, 200 + 30 * n, height=24) for n in range(6)]
+    numbers = Block(text="1 2 3 4 5 6", bbox=[60, 200, 74, 374])
+    footnote = box("Footnote: the listing prints six numbers.", 40, 420)
+
+    ordered = arrange_blocks(shuffled([*prose, *code, numbers, footnote]))
+
+    assert texts(ordered) == [*LEFT[:2], "1 2 3 4 5 6", *[b.text for b in code], footnote.text]
+    assert ordered[2].block not in (ordered[1].block, ordered[3].block)  # a block of its own
+    assert [b.block for b in ordered] == sorted(b.block for b in ordered)
+
+
+def test_a_vertical_line_beside_no_row_goes_before_the_first_row_below_its_top() -> None:
+    top = [box(text, 40, 100 + 40 * n) for n, text in enumerate(LEFT)]
+    bottom = [box(text, 40, 600 + 40 * n) for n, text in enumerate(RIGHT)]
+    number = Block(text="Sheet 4", bbox=[300, 350, 320, 520])  # in the gap, under the prose
+
+    ordered = arrange_blocks(shuffled([*top, *bottom, number]))
+
+    assert texts(ordered) == [*LEFT, "Sheet 4", *RIGHT]
+
+
+def test_two_columns_whose_gutter_a_few_line_boxes_run_into_are_read_column_by_column() -> None:
+    # A fax read by rapidocr: boxes taller than the line pitch (the columns are one band), and
+    # specks by the gutter taken into two lines' boxes: the first left line's box runs across
+    # the gutter into the right column, the first right line's box starts inside the gutter.
+    lines = [*LEFT, *RIGHT] * 2  # 16 lines a side
+    page = [box("Minutes of the Library Committee", 60, 20, height=50, per_char=18)]
+    for n, text in enumerate(lines):
+        y = 100 + 37 * n
+        page += [box(f"L{n} {text}", 60, y, height=51, per_char=15)]
+        page += [box(f"R{n} {text}", 740, y, height=51, per_char=15)]
+    assert 740 - max(b.bbox[2] for b in page if b.text.startswith("L")) >= 0.4 * 51  # gutter
+    page[1].bbox[2] = 760.0  # L0 runs into the right column
+    page[2].bbox[0] = 700.0  # R0 starts in the gutter
+    left = [b.text for b in page if b.text.startswith("L")]
+    right = [b.text for b in page if b.text.startswith("R")]
+
+    ordered = arrange_blocks(shuffled(page))
+
+    assert texts(ordered) == ["Minutes of the Library Committee", *left, *right]
