@@ -232,13 +232,19 @@ def test_a_submit_records_and_queues_in_one_step_with_celerys_own_message(
     assert redis_client.hlen("ocrq:fair:messages") == 0
 
 
+def _one_slot_of_key_a(settings: Settings) -> tuple[JobStore, Dispatch, JobRecord, JobRecord]:
+    """Key A with one slot in flight, taken by its first job (queued); a second job recorded."""
+    store = _store(settings, cap=1)
+    dispatch = Dispatch(store, make_celery(settings), fair_share=True)
+    first, second = _job(store, "key-a"), _job(store, "key-a")
+    dispatch.job(first)
+    return store, dispatch, first, second
+
+
 def test_work_waiting_without_its_message_is_sent_by_its_releaser(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
-    store = _store(settings, cap=1)
-    dispatch = Dispatch(store, make_celery(settings), fair_share=True)
-    first, older = _job(store, "key-a"), _job(store, "key-a")
-    dispatch.job(first)
+    store, dispatch, first, older = _one_slot_of_key_a(settings)
     # waiting as an older version left it: the id alone, no message kept
     assert store.fair.admit([older.job_id], NORMAL, "key-a") == []
     assert _take(redis_client, dispatch, NORMAL) == [first.job_id]
@@ -250,10 +256,7 @@ def test_work_waiting_without_its_message_is_sent_by_its_releaser(
 def test_a_canceled_waiting_job_leaves_no_message_behind(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
-    store = _store(settings, cap=1)
-    dispatch = Dispatch(store, make_celery(settings), fair_share=True)
-    first, waiting = _job(store, "key-a"), _job(store, "key-a")
-    dispatch.job(first)
+    store, dispatch, first, waiting = _one_slot_of_key_a(settings)
     dispatch.job(waiting)
     assert redis_client.hexists("ocrq:fair:messages", waiting.job_id)
     store.cancel(waiting.job_id)
