@@ -13,8 +13,9 @@ api`, `python -m worker`) on real Redis, with two API keys (API_KEYS_FILE):
    commands per job are `INFO commandstats` deltas over each round (the other API idles then;
    its background, about a second's, is in it), the median round.
 2. the same cost measured in-process, with nothing else on Redis: `Dispatch.submit` of one
-   job (the record and its queueing: what the API does), then a worker's `taken` (with FAIR_SHARE=on the
-   key's next work is released as a worker takes a message): commands per job, by command.
+   job (the record and its queueing: what the API does), then a worker's `taken` (with
+   FAIR_SHARE=on the key's next work is released as a worker takes a message): commands per
+   job, by command.
 3. the flood: one rapidocr worker, key A sends `--flood` single-page jobs, then key B sends one;
    B's wait (its job's created_at to finished_at) and how many of A's ended before it, with
    FAIR_SHARE on and off (the on run cancels A's rest once B ended).
