@@ -693,15 +693,16 @@ end
 -- goes straight onto the queue (one LPUSH, as without the fair share, and one ZADD); else the
 -- work waits its turn. Answers what went to the outbox.
 local function admit(lane, member, message)
-  if message ~= '' and redis.call('LLEN', lane.wait) == 0
-     and redis.call('ZCARD', lane.flight) < lane.cap then
+  local room = lane.cap - redis.call('ZCARD', lane.flight)
+  if message ~= '' and room > 0 and redis.call('LLEN', lane.wait) == 0 then
     redis.call('ZADD', lane.flight, lane.now, member)
     redis.call('LPUSH', lane.queue, message)
     return {{}}
   end
   enlist(lane, member, message, false)
   enlisted(lane, 1)
-  return release(lane)
+  if room > 0 then return release(lane) end
+  return {{}}
 end
 """
 
