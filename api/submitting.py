@@ -403,16 +403,18 @@ class Submissions:
             raise
 
     def _enqueue(self, record: JobRecord) -> None:
-        """Record the job, then queue it: straight, or into its key's waiting list for the fair
-        share (FAIR_SHARE, shared/jobs/fair.py)."""
-        self.store.create(record)
+        """Record the job and queue it: straight, or into its key's lane for the fair share
+        (FAIR_SHARE, shared/jobs/fair.py: record and admission in one step)."""
         try:
-            self.dispatch.job(record)
-        except (KombuError, RedisError, OSError) as exc:
-            # the job was never queued: its record goes (a queued record has no TTL, so if
-            # Redis is down now the delete fails and the record stays `queued` until canceled)
+            self.dispatch.submit(record)
+        except (KombuError, RedisError, OSError, QueueUnavailable) as exc:
+            # the job may not be queued: its record goes, if it was written (a queued record
+            # has no TTL, so if Redis is down now the delete fails and the record stays
+            # `queued` until canceled)
             with contextlib.suppress(QueueUnavailable):
                 self.store.delete(record.job_id)
+            if isinstance(exc, QueueUnavailable):
+                raise
             raise QueueUnavailable(f"could not enqueue the job: {exc}") from exc
 
     def _accepted(self, record: JobRecord) -> JobRecord:

@@ -12,9 +12,10 @@ api`, `python -m worker`) on real Redis, with two API keys (API_KEYS_FILE):
    p50/p95 of each request's latency over every round, jobs/s the best round's. The Redis
    commands per job are `INFO commandstats` deltas over each round (the other API idles then;
    its background, about a second's, is in it), the median round.
-2. the same cost measured in-process, with nothing else on Redis: `JobStore.create` and the
-   dispatch of one job (what the API does), then a worker's `taken` (with FAIR_SHARE=on the
-   key's next work is released as a worker takes a message): commands per job, by command.
+2. the same cost measured in-process, with nothing else on Redis: `Dispatch.submit` of one
+   job (the record and its queueing: what the API does), then a worker's `taken` (with
+   FAIR_SHARE=on the key's next work is released as a worker takes a message): commands per
+   job, by command.
 3. the flood: one rapidocr worker, key A sends `--flood` single-page jobs, then key B sends one;
    B's wait (its job's created_at to finished_at) and how many of A's ended before it, with
    FAIR_SHARE on and off (the on run cancels A's rest once B ended).
@@ -193,14 +194,13 @@ def in_process_cost(url: str, jobs: int) -> dict[str, dict]:
             )
             for n in range(jobs)
         ]
-        dispatch.job(records[0])  # warm: scripts loaded, kombu's queue declared
+        dispatch.submit(records[0])  # warm: scripts loaded, kombu's queue declared
         dispatch.taken(records[0].job_id)
         before = RedisSnapshot.take(client)
         submit_times, take_times = [], []
         for record in records[1:]:
             started = time.perf_counter()
-            store.create(record)
-            dispatch.job(record)
+            dispatch.submit(record)  # what the API does: record and queue
             submit_times.append(time.perf_counter() - started)
         middle = RedisSnapshot.take(client)
         for record in records[1:]:
@@ -366,8 +366,8 @@ the next (both ways); CPU per job is the steadier measure of cost.
 
 {submit_table}
 
-**Cost per job alone on Redis** (in-process: `JobStore.create` and the job's dispatch, as the
-API does; then a worker's `taken` as each task starts; commands include those inside scripts
+**Cost per job alone on Redis** (in-process: `Dispatch.submit`, the record and its queueing, as
+the API does; then a worker's `taken` as each task starts; commands include those inside scripts
 (`evalsha` is the round trip), {args.jobs} jobs of two keys, no contention). With the fair
 share a job's Celery message is sent when it is released: at submit only while its key has
 fewer than 2 in flight, else when a worker takes the key's previous message (here: at take).

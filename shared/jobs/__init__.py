@@ -17,9 +17,11 @@ Who calls what (all on `JobStore`, each change one Lua script in scripts.py):
   the other ranges wait in a send set until their `keys.TASK_RUN_RANGE` message is sent on the
   job's queue), `claim_range` (a range's own lease and attempts), `range_done` (`assemble` for
   exactly one range, the last one done: it ends the job), `renew`/`release` with the range.
-- the fair share (FAIR_SHARE=on, fair.py, dispatch.py): the API's job and a plan's ranges wait
-  in their key's list per queue and are released a few at a time (`Dispatch.job`, `ranges`);
-  each task first says its message was taken (`Dispatch.taken`): the key's next work goes out.
+- the fair share (FAIR_SHARE=on, fair.py, dispatch.py, messages.py): the API's job (recorded
+  and admitted in one script, `Dispatch.submit`) and a plan's ranges (`ranges`) wait in their
+  key's list per queue with their Celery messages and are released a few at a time, each
+  message pushed by the releasing script; each task first says its message was taken
+  (`Dispatch.taken`, one script): the key's next work goes out.
 - any process, every ORPHAN_SWEEP_SECONDS: `sweep.recover_orphans` -> `recover` for jobs whose
   lease lapsed, `recover_range` for ranges whose lease lapsed (the job stays running), and the
   range messages not sent yet, and the fair share's (`Dispatch.sweep`).

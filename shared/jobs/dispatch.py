@@ -1,10 +1,12 @@
 """How work reaches the Celery queues: straight (FAIR_SHARE=off), or through the fair share
 (fair.py): into its tenant's waiting list, released a few at a time per tenant.
 
-Used by the API (a new job: `job`), the worker (a plan's ranges: `ranges`; a message taken off
-the queue: `taken`) and the orphan sweep of every process (`sweep`: the outbox's unsent
-messages, stale in-flight work, and with FAIR_SHARE=off whatever still waits in the lists).
-Every message names its job's own queue (engine and priority).
+Used by the API (a new job recorded and queued: `submit`), the worker (a plan's ranges:
+`ranges`; a message taken off the queue: `taken`) and the orphan sweep of every process
+(`sweep`: the outbox's unsent messages, stale in-flight work, and with FAIR_SHARE=off whatever
+still waits in the lists). Every message names its job's own queue (engine and priority). With
+the fair share each message is built here (messages.py) and pushed by the fair share's scripts
+as its work is released: one round trip to submit, one to take.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis import RedisError
 
 from shared.jobs import keys
 from shared.jobs.fair import SEND_GRACE_SECONDS, job_of, tenant_of
+from shared.jobs.messages import TaskMessages, task_call
 from shared.jobs.record import JobRecord
 from shared.jobs.store import JobStore
 
@@ -31,18 +34,33 @@ class Dispatch:
         self.store = store
         self.celery = celery
         self.fair_share = fair_share
+        self.messages = TaskMessages.of(celery)  # opens its channel on the first build
 
     # -- the API --
+    def submit(self, record: JobRecord) -> None:
+        """Record a new job and queue it. FAIR_SHARE=off: the record, then its message; on: one
+        script does both (its message built here first). Raises when it may not be queued
+        (QueueUnavailable, or the broker's error): the caller removes the record."""
+        if self.fair_share:
+            assert record.queue is not None
+            message = self.messages.build(record.job_id, record.queue)
+            if message is not None:
+                self.store.create(record, message)
+                return
+        self.store.create(record)
+        self.job(record)
+
     def job(self, record: JobRecord) -> None:
-        """Queue a new job (its record exists). Raises when it could not be queued; with the
-        fair share, once admitted it is queued: a failed send is the sweep's to redo."""
+        """Queue a job whose record exists. Raises when it could not be queued; with the fair
+        share, once admitted it is queued: a failed send is the sweep's to redo."""
         assert record.queue is not None
         if not self.fair_share:
             self._send(record.job_id, record.queue)
             return
-        fair = self.store.fair
-        released = fair.admit([record.job_id], record.queue, tenant_of(record.owner))
-        self.send(released, record.queue, safe=True)
+        message = self.messages.build(record.job_id, record.queue)
+        tenant = tenant_of(record.owner)
+        unsent = self.store.fair.admit([record.job_id], record.queue, tenant, messages=[message])
+        self.send(unsent, record.queue, safe=True)
 
     # -- the worker --
     def ranges(self, job_id: str | None = None, fallback: str | None = None) -> int:
@@ -59,8 +77,12 @@ class Dispatch:
                     self.store.range_sent(range_job, part)
                 continue
             if self.fair_share:
-                released = self.store.fair.admit_ranges(range_job, parts, queue, tenant_of(owner))
-                self.send(released, queue)
+                messages = [
+                    self.messages.build(keys.range_member(range_job, part), queue) for part in parts
+                ]
+                fair = self.store.fair
+                unsent = fair.admit_ranges(range_job, parts, queue, tenant_of(owner), messages)
+                self.send(unsent, queue)
                 continue
             for part in parts:
                 self._send(keys.range_member(range_job, part), queue)
@@ -69,14 +91,14 @@ class Dispatch:
 
     def taken(self, job_id: str, part: int | None = None) -> None:
         """A worker took this job's (or range's) message off its queue: its tenant's next work
-        goes out. Never raises: the sweep tops up a tenant it could not."""
+        goes out (one script). Never raises: the sweep tops up a tenant it could not."""
         if not self.fair_share:
             return
         member = job_id if part is None else keys.range_member(job_id, part)
         try:
-            queue, owner = self._queue_and_owner(job_id)
-            if queue is not None:
-                self.send(self.store.fair.taken(member, queue, tenant_of(owner)), queue)
+            queue, unsent = self.store.fair.taken(job_id, member)
+            if queue is not None and unsent:
+                self.send(unsent, queue)
         except (RedisError, KombuError, OSError) as exc:
             log.warning(
                 "job=%s: the fair share's next release failed (%s); the sweep will", job_id, exc
@@ -85,7 +107,8 @@ class Dispatch:
     # -- the orphan sweep (any process) --
     def sweep(self, grace: float = SEND_GRACE_SECONDS) -> int:
         """Send what released work a dead process did not; free the room of ended work; release
-        what fits (everything, with FAIR_SHARE=off). How many messages were sent."""
+        what fits (everything, with FAIR_SHARE=off). How many messages it sent itself (the
+        release script pushes those of work kept with its message)."""
         fair, sent = self.store.fair, 0
         unsent = fair.unsent(grace)
         for member in unsent:
@@ -116,13 +139,8 @@ class Dispatch:
             log.warning("could not send %s now (%s); the orphan sweep will", members, exc)
 
     def _send(self, member: str, queue: str) -> None:
-        if "/" in member:
-            job_id, part = keys.parse_range_member(member)
-            self.celery.send_task(
-                keys.TASK_RUN_RANGE, args=[job_id, part], queue=queue, retry=False
-            )
-        else:
-            self.celery.send_task(keys.TASK_RUN, args=[member], queue=queue, retry=False)
+        task, args = task_call(member)
+        self.celery.send_task(task, args=args, queue=queue, retry=False)
 
     def _queue_and_owner(self, job_id: str) -> tuple[str | None, str | None]:
         return self.store.lane_of(job_id)

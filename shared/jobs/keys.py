@@ -16,7 +16,9 @@ The fair share (fair.py), per queue (engine x priority) and tenant (the API key'
 '' without keys): `ocrq:fair:wait:<queue>:<tenant>` (work not released to Celery yet, a list),
 `ocrq:fair:flight:<queue>:<tenant>` (released, not taken by a worker yet, a zset); and
 `ocrq:fair:active` ("<queue>|<tenant>" with work waiting), `ocrq:fair:waiting` (a hash: waiting
-count per queue), `ocrq:fair:sends` (released work whose message is not sent yet, a zset).
+count per queue), `ocrq:fair:messages` (a hash: waiting work -> its Celery message, pushed as it
+is released), `ocrq:fair:sends` (released work whose message is not sent yet, a zset: work
+waiting without its message).
 Webhooks: `ocrq:webhooks:due` (deliveries by due time), `ocrq:webhooks:delivery:<id>` (one
 delivery's state), `ocrq:webhooks:job:<id>` (a job's deliveries by event time); the consumer
 group `webhooks` on `ocrq:events`.
@@ -45,6 +47,10 @@ WORKER_PREFIX = f"{PREFIX}worker:"
 FAIR_ACTIVE = f"{PREFIX}fair:active"  # "<queue>|<tenant>" of tenants with work waiting
 FAIR_WAITING = f"{PREFIX}fair:waiting"  # hash: queue -> work waiting (not released yet)
 FAIR_SENDS = f"{PREFIX}fair:sends"  # zset: released work -> when; its message not sent yet
+FAIR_MESSAGES = f"{PREFIX}fair:messages"  # hash: waiting work -> its Celery message (kombu's JSON)
+# a tenant's lanes: the take's script builds them too, from the job's queue and owner
+FAIR_WAIT_PREFIX = f"{PREFIX}fair:wait:"
+FAIR_FLIGHT_PREFIX = f"{PREFIX}fair:flight:"
 WEBHOOKS_DUE = f"{PREFIX}webhooks:due"  # zset: delivery id -> unix time it is due
 # zset: the owner (API key fingerprint, '' without keys) of deliveries not final -> when its
 # earliest is due; webhook_owner_hosts: its callback hosts (host:port) the same; webhook_lane:
@@ -94,12 +100,12 @@ def parse_range_member(member: str) -> tuple[str, int]:
 
 def fair_wait(queue: str, tenant: str) -> str:
     """A tenant's work (job ids, range members) waiting to be released into `queue`."""
-    return f"{PREFIX}fair:wait:{queue}:{tenant}"
+    return f"{FAIR_WAIT_PREFIX}{queue}:{tenant}"
 
 
 def fair_flight(queue: str, tenant: str) -> str:
     """A tenant's work released into `queue` that no worker has taken yet (zset by time)."""
-    return f"{PREFIX}fair:flight:{queue}:{tenant}"
+    return f"{FAIR_FLIGHT_PREFIX}{queue}:{tenant}"
 
 
 def fair_lane(queue: str, tenant: str) -> str:

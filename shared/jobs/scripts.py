@@ -98,15 +98,24 @@ local function unchanged(outcome, status) return answer(outcome, status, status)
 """
 )
 
-# ARGV[5..]: the record's field, value, ... A queued job's record lives however long it waits.
-# Its `queued` event carries the page count the API found (a status stream shows it).
+# The record written from ARGV[first..] (field, value, ...). A queued job's record lives however
+# long it waits. Its `queued` event carries the page count the API found (a status stream shows
+# it).
+_CREATE = """
+local function create(first)
+  redis.call('HSET', job, unpack(ARGV, first))
+  redis.call('HINCRBY', counters, 'submitted', 1)
+  local total = redis.call('HGET', job, 'pages_total')
+  if total then emit('queued', 'pages_total', total) else emit('queued') end
+end
+"""
+
+# ARGV[5..]: the record's field, value, ...
 CREATE = (
     _STATE
+    + _CREATE
     + """
-redis.call('HSET', job, unpack(ARGV, 5))
-redis.call('HINCRBY', counters, 'submitted', 1)
-local total = redis.call('HGET', job, 'pages_total')
-if total then emit('queued', 'pages_total', total) else emit('queued') end
+create(5)
 return answer('applied', nil, 'queued')
 """
 )
@@ -611,89 +620,175 @@ return 1
 )
 
 # -- the fair share (shared/jobs/fair.py) --
-# Work (a job id, or "<job id>/<k>" for a page range) waits in its tenant's list per queue and
-# is released into the Celery queue a few at a time: at most ARGV[2] of one tenant released and
-# not yet taken by a worker. Every script below gets KEYS[1] the tenant's waiting list, KEYS[2]
-# its in-flight zset (released, not taken), KEYS[3] the send outbox (FAIR_SENDS), KEYS[4] the
-# waiting counts per queue (FAIR_WAITING), KEYS[5] the tenants with work waiting (FAIR_ACTIVE);
-# ARGV[1] now (unix seconds), ARGV[2] the in-flight cap per tenant, ARGV[3] the queue, ARGV[4]
-# the lane ("<queue>|<tenant>"). `release` moves work from the list to the in-flight zset and
-# the outbox in one step and answers what it moved: the caller sends those messages, then
-# takes them out of the outbox (`sent`); the orphan sweep sends what a dead caller did not.
-_FAIR = """
-local wait, flight, sends, waiting, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, cap, queue, lane = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+# Work (a job id, or "<job id>/<k>" for a page range) waits in its tenant's lane per queue and
+# is released into the Celery queue a few at a time: at most `cap` of one tenant released and
+# not yet taken by a worker. A lane: its waiting list, its in-flight zset (released, not
+# taken), the queue (also the kombu list its messages go onto, messages.py), its name in
+# FAIR_ACTIVE ("<queue>|<tenant>"), now (unix seconds) and the cap. Waiting work keeps its
+# Celery message in FAIR_MESSAGES; its release pushes it onto the queue in the same step, so
+# released work is sent work. Work kept without a message (admitted so, or by a version that kept
+# none) goes to the send outbox (FAIR_SENDS) as it is released, and the script answers it: the
+# caller sends it, then takes it out of the outbox (`sent`); the orphan sweep sends what a dead
+# caller did not. FAIR_WAITING counts the waiting work per queue, FAIR_ACTIVE names the lanes
+# with work waiting.
+_FAIR = f"""
+local fair_sends, fair_waiting = '{keys.FAIR_SENDS}', '{keys.FAIR_WAITING}'
+local fair_active, fair_messages = '{keys.FAIR_ACTIVE}', '{keys.FAIR_MESSAGES}'
 
-local function release()
-  local released = {}
-  local room = cap - redis.call('ZCARD', flight)
-  while room > 0 do
-    local member = redis.call('LPOP', wait)
+local function lane_of(wait, flight, now, cap, queue, name)
+  return {{wait = wait, flight = flight, now = tonumber(now), cap = tonumber(cap),
+          queue = queue, name = name}}
+end
+
+-- the lane of a queue and a tenant (a worker's take knows the job; its record names both)
+local function lane_named(queue, tenant, now, cap)
+  local wait = '{keys.FAIR_WAIT_PREFIX}' .. queue .. ':' .. tenant
+  local flight = '{keys.FAIR_FLIGHT_PREFIX}' .. queue .. ':' .. tenant
+  return lane_of(wait, flight, now, cap, queue, queue .. '|' .. tenant)
+end
+
+-- Release what fits: the lane's first waiting work into flight, each message pushed onto the
+-- queue. Answers the work released without a message (now in the outbox).
+local function release(lane)
+  if redis.call('LLEN', lane.wait) == 0 then return {{}} end
+  local unsent, moved = {{}}, 0
+  local room = lane.cap - redis.call('ZCARD', lane.flight)
+  while moved < room do
+    local member = redis.call('LPOP', lane.wait)
     if not member then break end
-    redis.call('ZADD', flight, now, member)
-    redis.call('ZADD', sends, now, member)
-    redis.call('HINCRBY', waiting, queue, -1)
-    table.insert(released, member)
-    room = room - 1
+    moved = moved + 1
+    redis.call('ZADD', lane.flight, lane.now, member)
+    local message = redis.call('HGET', fair_messages, member)
+    if message then
+      redis.call('HDEL', fair_messages, member)
+      redis.call('LPUSH', lane.queue, message)
+    else
+      redis.call('ZADD', fair_sends, lane.now, member)
+      table.insert(unsent, member)
+    end
   end
-  if redis.call('LLEN', wait) == 0 then redis.call('SREM', active, lane) end
-  return released
+  if moved == 0 then return unsent end
+  redis.call('HINCRBY', fair_waiting, lane.queue, -moved)
+  if redis.call('LLEN', lane.wait) == 0 then redis.call('SREM', fair_active, lane.name) end
+  return unsent
+end
+
+-- Work joins the lane's list (at the back, or the `front`) with its message ('' none).
+local function enlist(lane, member, message, front)
+  if front then
+    redis.call('LPUSH', lane.wait, member)
+  else
+    redis.call('RPUSH', lane.wait, member)
+  end
+  if message ~= '' then redis.call('HSET', fair_messages, member, message) end
+end
+
+local function enlisted(lane, count)
+  if count > 0 then
+    redis.call('HINCRBY', fair_waiting, lane.queue, count)
+    redis.call('SADD', fair_active, lane.name)
+  end
+end
+
+-- New work with its message: while nothing of the tenant waits and it has room, the message
+-- goes straight onto the queue (one LPUSH, as without the fair share, and one ZADD); else the
+-- work waits its turn. Answers what went to the outbox.
+local function admit(lane, member, message)
+  local room = lane.cap - redis.call('ZCARD', lane.flight)
+  if message ~= '' and room > 0 and redis.call('LLEN', lane.wait) == 0 then
+    redis.call('ZADD', lane.flight, lane.now, member)
+    redis.call('LPUSH', lane.queue, message)
+    return {{}}
+  end
+  enlist(lane, member, message, false)
+  enlisted(lane, 1)
+  if room > 0 then return release(lane) end
+  return {{}}
 end
 """
 
-# Admit work to the tenant's list, then release. KEYS[6] a set the work is taken from
-# (RANGE_SENDS: a member another process admitted already is not admitted twice), or any key
-# with ARGV[6] '0'; ARGV[5] 'front' (a started job's ranges go before the tenant's other work)
-# or 'back'; ARGV[7..] the work, in the order it is to run.
-FAIR_ADMIT = (
-    _FAIR
+# Record a new job and admit it to its tenant's lane, one step (FAIR_SHARE=on): the record as
+# CREATE writes it; KEYS[5] the lane's waiting list, KEYS[6] its in-flight zset; ARGV[5] now
+# (unix seconds), ARGV[6] the cap, ARGV[7] the queue, ARGV[8] the lane's name, ARGV[9] the
+# job's message, ARGV[10..] the record's field, value, ... (Work of the tenant's that was
+# waiting without a message and goes to the outbox here is the sweep's to send.)
+CREATE_QUEUED = (
+    _STATE
+    + _CREATE
+    + _FAIR
     + """
-local first, last, step = 7, #ARGV, 1
-if ARGV[5] == 'front' then first, last, step = #ARGV, 7, -1 end
-local added = 0
-for i = first, last, step do
-  local member = ARGV[i]
-  if ARGV[6] == '0' or redis.call('SREM', KEYS[6], member) == 1 then
-    if ARGV[5] == 'front' then
-      redis.call('LPUSH', wait, member)
-    else
-      redis.call('RPUSH', wait, member)
-    end
-    added = added + 1
-  end
-end
-if added > 0 then
-  redis.call('HINCRBY', waiting, queue, added)
-  redis.call('SADD', active, lane)
-end
-return release()
+create(10)
+admit(lane_of(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[7], ARGV[8]), job_id, ARGV[9])
+return answer('applied', nil, 'queued')
 """
 )
 
-# A worker took work ARGV[5] ('' none: the sweep's top-up) out of the Celery queue: it is no
-# longer in flight, and the tenant's next work is released.
-FAIR_RELEASE = (
+# The lane scripts below get KEYS[1] the lane's waiting list, KEYS[2] its in-flight zset;
+# ARGV[1] now, ARGV[2] the cap, ARGV[3] the queue, ARGV[4] the lane's name.
+_LANE = """
+local lane = lane_of(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+"""
+
+# Admit work to the tenant's list, then release what fits; answers what went to the outbox.
+# KEYS[3] a set the work is taken from (RANGE_SENDS: a member another process admitted already
+# is not admitted twice), or any key with ARGV[6] '0'; ARGV[5] 'front' (a started job's ranges
+# go before the tenant's other work) or 'back'; ARGV[7..] the work, in the order it is to run:
+# member, message ('' none), ...
+FAIR_ADMIT = (
+    _FAIR
+    + _LANE
+    + """
+local front = ARGV[5] == 'front'
+local first, last, step = 7, #ARGV - 1, 2
+if front then first, last, step = #ARGV - 1, 7, -2 end
+local added = 0
+for i = first, last, step do
+  if ARGV[6] == '0' or redis.call('SREM', KEYS[3], ARGV[i]) == 1 then
+    enlist(lane, ARGV[i], ARGV[i + 1], front)
+    added = added + 1
+  end
+end
+enlisted(lane, added)
+return release(lane)
+"""
+)
+
+# Release what fits (the sweep's top-up); answers what went to the outbox.
+FAIR_RELEASE = _FAIR + _LANE + "return release(lane)\n"
+
+# A worker took work ARGV[3] off its queue (its task started): KEYS[1] the job's record (its
+# queue and owner name the lane); ARGV[1] now, ARGV[2] the cap. The work is no longer in flight
+# and the tenant's next is released. Answers {the queue, what went to the outbox...}; {} when
+# the record is gone or names no queue.
+FAIR_TAKEN = (
     _FAIR
     + """
-if ARGV[5] ~= '' then redis.call('ZREM', flight, ARGV[5]) end
-return release()
+local queue, owner = unpack(redis.call('HMGET', KEYS[1], 'queue', 'owner'))
+if not queue then return {} end
+local lane = lane_named(queue, owner or '', ARGV[1], ARGV[2])
+redis.call('ZREM', lane.flight, ARGV[3])
+local unsent = release(lane)
+table.insert(unsent, 1, queue)
+return unsent
 """
 )
 
 # A canceled job leaves its tenant's list (the job, and its ranges: members ARGV[5] or
-# ARGV[5] .. '/<k>'); answers how many entries went.
+# ARGV[5] .. '/<k>') with their messages; answers how many entries went.
 FAIR_FORGET = (
     _FAIR
+    + _LANE
     + """
 local job_id, removed = ARGV[5], 0
 local prefix = job_id .. '/'
-for _, member in ipairs(redis.call('LRANGE', wait, 0, -1)) do
+for _, member in ipairs(redis.call('LRANGE', lane.wait, 0, -1)) do
   if member == job_id or string.sub(member, 1, #prefix) == prefix then
-    removed = removed + redis.call('LREM', wait, 0, member)
+    removed = removed + redis.call('LREM', lane.wait, 0, member)
+    redis.call('HDEL', fair_messages, member)
   end
 end
-if removed > 0 then redis.call('HINCRBY', waiting, queue, -removed) end
-if redis.call('LLEN', wait) == 0 then redis.call('SREM', active, lane) end
+if removed > 0 then redis.call('HINCRBY', fair_waiting, lane.queue, -removed) end
+if redis.call('LLEN', lane.wait) == 0 then redis.call('SREM', fair_active, lane.name) end
 return removed
 """
 )

@@ -65,6 +65,7 @@ class JobStore:
         self.webhooks = WebhookDeliveries(client, ttl_seconds)
         self.fair = FairShare(client, fair_cap)  # FAIR_SHARE_IN_FLIGHT_PER_TENANT
         self._create = client.register_script(scripts.CREATE)
+        self._create_queued = client.register_script(scripts.CREATE_QUEUED)
         self._delete = client.register_script(scripts.DELETE)
         self._claim = client.register_script(scripts.CLAIM)
         self._progress = client.register_script(scripts.PROGRESS)
@@ -95,7 +96,7 @@ class JobStore:
         script: redis.commands.core.Script,
         job_id: str,
         extra_keys: tuple[str, ...] = (),
-        args: tuple[str | int, ...] = (),
+        args: tuple[str | int | float, ...] = (),
     ) -> Change:
         """Run a state-change script with the keys and arguments they all share."""
         shared = [keys.job(job_id), keys.job_events(job_id), keys.EVENTS, keys.COUNTERS]
@@ -108,10 +109,20 @@ class JobStore:
 
     # -- the API's changes --
     @redis_errors_as_unavailable
-    def create(self, record: JobRecord) -> None:
-        """Record a queued job (no TTL: it lives until it ends, however long it waits)."""
+    def create(self, record: JobRecord, message: str | None = None) -> None:
+        """Record a queued job (no TTL: it lives until it ends, however long it waits).
+
+        With its Celery `message` (FAIR_SHARE=on, messages.py) the job joins its tenant's lane
+        in the same step: the message pushed onto the job's queue now while the tenant has room,
+        else when a worker takes the tenant's previous one (fair.py)."""
         args = tuple(item for pair in to_fields(record).items() for item in pair)
-        self._change(self._create, record.job_id, args=args)
+        if message is None:
+            self._change(self._create, record.job_id, args=args)
+            return
+        assert record.queue is not None
+        lane_keys, lane_args = self.fair.lane(record.queue, tenant_of(record.owner))
+        lane = (*lane_args, message, *args)
+        self._change(self._create_queued, record.job_id, tuple(lane_keys), lane)
 
     @redis_errors_as_unavailable
     def delete(self, job_id: str) -> None:

@@ -190,3 +190,76 @@ def test_switched_off_the_sweep_releases_everything_still_waiting(
     newer = _job(store, "key-a")
     off.job(newer)  # off: straight into the queue
     assert _messages(redis_client, NORMAL)[-1] == [newer.job_id]
+
+
+def test_a_submit_records_and_queues_in_one_step_with_celerys_own_message(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    store = _store(settings, cap=1)
+    celery = make_celery(settings)
+    dispatch = Dispatch(store, celery, fair_share=True)
+    first, second = (
+        JobRecord(
+            job_id=uuid.uuid4().hex,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            owner="key-a",
+            queue=NORMAL,
+        )
+        for _ in range(2)
+    )
+    dispatch.submit(first)  # A has room: recorded, and its message on the queue
+    dispatch.submit(second)  # A's one slot is taken: recorded, waiting with its message
+    assert store.require(first.job_id).status is JobStatus.queued
+    assert store.require(second.job_id).status is JobStatus.queued
+    [pushed] = redis_client.lrange(NORMAL, 0, -1)
+    # what `send_task` itself pushes, but for its ids
+    celery.send_task("ocr.run", args=[first.job_id], queue=NORMAL, retry=False)
+    sent = redis_client.lpop(NORMAL)
+    ours, theirs = json.loads(pushed), json.loads(sent)
+    assert ours["body"] == theirs["body"]
+    assert ours.keys() == theirs.keys()
+    assert (
+        ours["headers"]["task"] == "ocr.run" and ours["headers"].keys() == theirs["headers"].keys()
+    )
+    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    assert redis_client.hexists("ocrq:fair:messages", second.job_id)
+
+    # the take releases the next with its kept message, in the same step: nothing to send after
+    assert _take(redis_client, dispatch, NORMAL) == [first.job_id]
+    assert _messages(redis_client, NORMAL) == [[second.job_id]]
+    assert redis_client.zcard("ocrq:fair:sends") == 0
+    assert redis_client.hlen("ocrq:fair:messages") == 0
+
+
+def _one_slot_of_key_a(settings: Settings) -> tuple[JobStore, Dispatch, JobRecord, JobRecord]:
+    """Key A with one slot in flight, taken by its first job (queued); a second job recorded."""
+    store = _store(settings, cap=1)
+    dispatch = Dispatch(store, make_celery(settings), fair_share=True)
+    first, second = _job(store, "key-a"), _job(store, "key-a")
+    dispatch.job(first)
+    return store, dispatch, first, second
+
+
+def test_work_waiting_without_its_message_is_sent_by_its_releaser(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    store, dispatch, first, older = _one_slot_of_key_a(settings)
+    # waiting as an older version left it: the id alone, no message kept
+    assert store.fair.admit([older.job_id], NORMAL, "key-a") == []
+    assert _take(redis_client, dispatch, NORMAL) == [first.job_id]
+    # released through the outbox: the taker sent it and took it out
+    assert _messages(redis_client, NORMAL) == [[older.job_id]]
+    assert redis_client.zcard("ocrq:fair:sends") == 0
+
+
+def test_a_canceled_waiting_job_leaves_no_message_behind(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    store, dispatch, first, waiting = _one_slot_of_key_a(settings)
+    dispatch.job(waiting)
+    assert redis_client.hexists("ocrq:fair:messages", waiting.job_id)
+    store.cancel(waiting.job_id)
+    assert redis_client.hlen("ocrq:fair:messages") == 0
+    assert _take(redis_client, dispatch, NORMAL) == [first.job_id]
+    assert _messages(redis_client, NORMAL) == []
