@@ -608,8 +608,9 @@ class PagePrepSettings(Room):
         ge=0,
         le=4,
         description="Blur black-and-white pages (faxes, binarized scans; after OCR_DESPECKLE) "
-        "by a Gaussian of this radius in px before recognition, so the recognizers read grey "
-        "strokes with their drop-outs and jagged edges healed; 0 = off",
+        "by a Gaussian of this radius in px at 200 dpi (scaled with the page's dpi when it has "
+        "one) before recognition, so the recognizers read grey strokes with their drop-outs and "
+        "jagged edges healed; 0 = off",
     )
 
 

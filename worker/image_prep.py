@@ -55,6 +55,8 @@ _GREY_SHARE = 0.001
 # _SPECK_PX black pixels, itself included: a fax's specks are 1 x 2 px once its rows are
 # doubled, the dot of an i or a full stop at 200 dpi is 3 x 3 and more.
 _SPECK_REACH, _SPECK_PX = 2, 3
+# OCR_BILEVEL_BLUR_PX is a radius at this dpi (a fax's 204 x 196 once its pixels are square).
+BLUR_DPI = 200
 
 
 def gray_array(image: Image.Image) -> NDArray[np.float32]:
@@ -161,7 +163,12 @@ def despeckle(image: Image.Image) -> Image.Image:
 
 
 def soften(image: Image.Image, radius: float) -> Image.Image:
-    """`image` (black and white) as grey "L", blurred by a Gaussian of `radius` px."""
+    """`image` (black and white) as grey "L", blurred by a Gaussian of `radius` px at
+    BLUR_DPI: a scanner's blur is of a size on paper, so it scales with the image's dpi (when
+    it tells a likely one)."""
+    dpi = image.info.get("dpi")
+    if dpi and 70 <= dpi[0] <= 1200:
+        radius *= dpi[0] / BLUR_DPI
     soft = image.convert("L").filter(ImageFilter.GaussianBlur(radius))
     soft.info.update(image.info)
     return soft

@@ -216,3 +216,18 @@ def test_prepare_blurs_binarized_pages_only() -> None:
     assert is_binarized(sharp)
     assert untouched is grey
     assert PagePrep(bilevel_blur=1.0).prepare(fax)[0].tobytes() == soft.tobytes()
+
+
+def test_soften_blurs_by_the_same_size_on_paper_at_any_dpi() -> None:
+    def page_at(dpi: int) -> Image.Image:
+        fax = Image.new("L", (60, 30), 255)
+        fax.paste(0, (10, 13, 50, 16))
+        fax.info["dpi"] = (dpi, dpi)
+        return fax
+
+    beside = (30, 18)  # two pixels below the stroke
+
+    at_100, at_200 = soften(page_at(100), 1.0), soften(page_at(200), 1.0)
+
+    assert at_100.getpixel(beside) > at_200.getpixel(beside)  # half the radius in pixels
+    assert soften(Image.new("L", (60, 30), 255), 1.0).getpixel(beside) == 255
