@@ -47,7 +47,7 @@ GENERATORS = ["testkit/eval_pages.py", "testkit/degrade.py", "testkit/eval_text.
 # (worker/pages.py) is a loader fix with no setting: in every variant.
 _PREP_OFF = (
     "OCR_MIN_TEXT_HEIGHT_PX=0,PHOTO_NORMALISE=off,OCR_WORD_FIXES=off,OCR_DESPECKLE=off,"
-    "TESSERACT_PHOTO_MIN_TEXT_HEIGHT_PX=0"
+    "TESSERACT_PHOTO_MIN_TEXT_HEIGHT_PX=0,OCR_BILEVEL_BLUR_PX=0"
 )
 DEFAULT_VARIANTS = [
     f"today:READING_ORDER=engine,{_PREP_OFF}",
@@ -55,6 +55,7 @@ DEFAULT_VARIANTS = [
     f"normalise:READING_ORDER=engine,{_PREP_OFF},PHOTO_NORMALISE=auto",
     f"upscale:READING_ORDER=engine,{_PREP_OFF},OCR_MIN_TEXT_HEIGHT_PX=12",
     f"despeckle:READING_ORDER=engine,{_PREP_OFF},OCR_DESPECKLE=auto",
+    f"bilevel-blur:READING_ORDER=engine,{_PREP_OFF},OCR_BILEVEL_BLUR_PX=1",
     "defaults:",
 ]
 LOAD_AT_START = os.getloadavg()[0]

@@ -631,6 +631,15 @@ class PagePrepSettings(Room):
         "(faxes, binarized scans) before recognition: `auto` on pages with no grey pixels, "
         "`off` never",
     )
+    ocr_bilevel_blur_px: float = Field(
+        1.0,
+        ge=0,
+        le=4,
+        description="Blur black-and-white pages (faxes, binarized scans; after OCR_DESPECKLE) "
+        "by a Gaussian of this radius in px at 200 dpi (scaled with the page's dpi when it has "
+        "one) before recognition, so the recognizers read grey strokes with their drop-outs and "
+        "jagged edges healed; 0 = off",
+    )
 
 
 class RapidOcrSettings(Room):

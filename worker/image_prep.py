@@ -12,6 +12,9 @@ CPU engines share it and the fast tests can run it.
 - `looks_like_photo`: a page whose paper is tinted or unevenly lit (what `auto` normalises).
 - `despeckle`: a binarized page (a fax) without its specks, black dots standing alone, which
   Tesseract reads as stray marks (`*`, `;`, `°`) between the words and cells.
+- `soften`: a binarized page blurred to grey, as a scanner's anti-aliased edges are: the
+  recognizers (trained on grey text) read a fax's broken, jagged strokes better so (Russian
+  faxes by Tesseract 6.97 % -> 3.49 % CER, BENCHMARKS.md `eval`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ _GREY_SHARE = 0.001
 # _SPECK_PX black pixels, itself included: a fax's specks are 1 x 2 px once its rows are
 # doubled, the dot of an i or a full stop at 200 dpi is 3 x 3 and more.
 _SPECK_REACH, _SPECK_PX = 2, 3
+# OCR_BILEVEL_BLUR_PX is a radius at this dpi (a fax's 204 x 196 once its pixels are square).
+BLUR_DPI = 200
 
 
 def gray_array(image: Image.Image) -> NDArray[np.float32]:
@@ -157,6 +162,18 @@ def despeckle(image: Image.Image) -> Image.Image:
     return clean
 
 
+def soften(image: Image.Image, radius: float) -> Image.Image:
+    """`image` (black and white) as grey "L", blurred by a Gaussian of `radius` px at
+    BLUR_DPI: a scanner's blur is of a size on paper, so it scales with the image's dpi (when
+    it tells a likely one)."""
+    dpi = image.info.get("dpi")
+    if dpi and 70 <= dpi[0] <= 1200:
+        radius *= dpi[0] / BLUR_DPI
+    soft = image.convert("L").filter(ImageFilter.GaussianBlur(radius))
+    soft.info.update(image.info)
+    return soft
+
+
 def upscale_factor(image: Image.Image, min_height: int) -> float:
     """1.0, or how much to enlarge `image` so that its text is `min_height` px tall (at most
     MAX_UPSCALE; pages whose text height cannot be told are left alone)."""
@@ -183,18 +200,23 @@ def prepare(
     normalise: str,
     clean_specks: bool = False,
     photo_min_text_height: int = 0,
+    bilevel_blur: float = 0.0,
 ) -> tuple[Image.Image, float]:
     """The image to recognize and how much larger than `image` it is (boxes read on it are
     divided by that). `normalise`: PHOTO_NORMALISE (auto, on, off); `clean_specks`: despeckle
     binarized pages (OCR_DESPECKLE); `photo_min_text_height`: the minimum text height of a
     page flattened as a photo, when higher than `min_text_height` (a soft photo's letters need
-    more pixels)."""
-    if clean_specks and is_binarized(image):
-        image = despeckle(image)
+    more pixels); `bilevel_blur`: blur radius of binarized pages (OCR_BILEVEL_BLUR_PX)."""
+    binarized = (clean_specks or bilevel_blur > 0) and is_binarized(image)
+    if binarized:
+        if clean_specks:
+            image = despeckle(image)
     elif normalise == "on" or (normalise == "auto" and looks_like_photo(image)):
         image = flatten(image)
         min_text_height = max(min_text_height, photo_min_text_height)
-    factor = upscale_factor(image, min_text_height)
+    factor = upscale_factor(image, min_text_height)  # a fax measured before it is blurred
+    if binarized and bilevel_blur > 0:
+        image = soften(image, bilevel_blur)
     return enlarge(image, factor), factor
 
 
@@ -207,6 +229,7 @@ class PagePrep:
     word_fixes: bool = False
     despeckle: bool = False
     photo_min_text_height: int = 0
+    bilevel_blur: float = 0.0
 
     @classmethod
     def of(cls, settings: Settings, photo_min_text_height: int = 0) -> PagePrep:
@@ -216,6 +239,7 @@ class PagePrep:
             settings.ocr_word_fixes == "on",
             settings.ocr_despeckle == "auto",
             photo_min_text_height,
+            settings.ocr_bilevel_blur_px,
         )
 
     def prepare(self, image: Image.Image) -> tuple[Image.Image, float]:
@@ -225,6 +249,7 @@ class PagePrep:
             self.normalise,
             self.despeckle,
             self.photo_min_text_height,
+            self.bilevel_blur,
         )
 
     def fix_text(self, text: str) -> str:

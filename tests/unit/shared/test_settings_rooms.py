@@ -56,6 +56,7 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("OCR_WORD_FIXES", "off", "off"),
     ("OCR_DESPECKLE", "off", "off"),
     ("TESSERACT_PHOTO_MIN_TEXT_HEIGHT_PX", "20", 20),
+    ("OCR_BILEVEL_BLUR_PX", "0.5", 0.5),
     ("TESSERACT_LANG", "eng", "eng"),
     ("TESSERACT_PSM", "6", 6),
     ("TESSERACT_DATA_DIR", "/usr/share/tessdata", Path("/usr/share/tessdata")),
@@ -139,10 +140,10 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 23
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 24
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order, despeckle, photo text height, pre-signed result URLs, source_url)
+    # order, despeckle, photo text height, pre-signed result URLs, source_url, bilevel blur)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }

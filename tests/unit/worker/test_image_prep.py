@@ -19,6 +19,7 @@ from worker.image_prep import (
     is_binarized,
     looks_like_photo,
     prepare,
+    soften,
     text_height,
     upscale_factor,
 )
@@ -186,3 +187,47 @@ def test_a_photo_is_enlarged_to_its_own_minimum_text_height_and_a_clean_page_is_
     assert as_photo > as_others
     assert as_photo == pytest.approx(as_others * 16 / 12, rel=0.02) or as_photo == MAX_UPSCALE
     assert clean == 1.0  # 10 pt at 150 dpi: tall enough, and no photo
+
+
+def test_soften_turns_a_fax_grey_and_fills_its_drop_outs() -> None:
+    fax = Image.new("L", (60, 30), 255)
+    fax.paste(0, (10, 13, 50, 16))  # a stroke 3 px thick
+    fax.putpixel((30, 14), 255)  # with a drop-out in its middle
+
+    soft = soften(fax, 1.0)
+
+    assert soft.mode == "L" and soft.size == fax.size
+    assert not is_binarized(soft)  # grey edges, as a scanner's
+    assert soft.getpixel((30, 14)) < 128  # the stroke reads as ink again
+    assert soft.getpixel((5, 5)) == 255  # and the paper stays white
+
+
+def test_prepare_blurs_binarized_pages_only() -> None:
+    fax = page_of(28).convert("L").point(lambda v: 0 if v < 128 else 255)
+    fax.info["dpi"] = (204, 204)
+    grey = page_of(28)
+
+    soft, factor = prepare(fax, 0, "off", clean_specks=True, bilevel_blur=1.0)
+    sharp, _ = prepare(fax, 0, "off", clean_specks=True, bilevel_blur=0.0)
+    untouched, _ = prepare(grey, 0, "off", clean_specks=True, bilevel_blur=1.0)
+
+    assert factor == 1.0 and not is_binarized(soft)
+    assert soft.info["dpi"] == (204, 204)  # Tesseract's dpi hint survives
+    assert is_binarized(sharp)
+    assert untouched is grey
+    assert PagePrep(bilevel_blur=1.0).prepare(fax)[0].tobytes() == soft.tobytes()
+
+
+def test_soften_blurs_by_the_same_size_on_paper_at_any_dpi() -> None:
+    def page_at(dpi: int) -> Image.Image:
+        fax = Image.new("L", (60, 30), 255)
+        fax.paste(0, (10, 13, 50, 16))
+        fax.info["dpi"] = (dpi, dpi)
+        return fax
+
+    beside = (30, 18)  # two pixels below the stroke
+
+    at_100, at_200 = soften(page_at(100), 1.0), soften(page_at(200), 1.0)
+
+    assert at_100.getpixel(beside) > at_200.getpixel(beside)  # half the radius in pixels
+    assert soften(Image.new("L", (60, 30), 255), 1.0).getpixel(beside) == 255
