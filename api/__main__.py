@@ -17,6 +17,7 @@ from shared.errors import StorageUnavailable
 from shared.logs import configure_logging
 from shared.settings import load_settings
 from shared.storage import DirectoryNotWritable
+from shared.tracing import start_tracing, stop_tracing
 
 log = logging.getLogger("api")
 
@@ -45,6 +46,7 @@ def main() -> None:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         raise SystemExit(1) from exc
+    start_tracing(settings, "ocrq-api")  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans, else nothing
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -59,7 +61,10 @@ def main() -> None:
     # collector's full passes skip them; each such pass stops the event loop for as long as it
     # walks every tracked object, 0.3-1 s once thousands of streams are open.
     gc.freeze()
-    StreamEndingServer(config, app.state.hub).run(sockets=[sock])
+    try:
+        StreamEndingServer(config, app.state.hub).run(sockets=[sock])
+    finally:
+        stop_tracing()  # the spans still buffered go out before the process ends
 
 
 class StreamEndingServer(uvicorn.Server):

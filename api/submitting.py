@@ -49,6 +49,7 @@ from shared.logs import current_job_id
 from shared.options import JobOptions, Priority, parse_options
 from shared.settings import Settings
 from shared.storage import JobFiles, job_files
+from shared.tracing import current_traceparent, tag_job
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ class Submissions:
     def _new_job(self) -> tuple[str, JobFiles]:
         job_id = uuid.uuid4().hex
         current_job_id.set(job_id)  # this request's own context: tags its log lines
+        tag_job(job_id)
         return job_id, job_files(self.settings, job_id)
 
     def _prepare_files(self, files: JobFiles, content_length: str | None) -> None:
@@ -322,6 +324,7 @@ class Submissions:
             options=options,
             owner=owner,
             queue=queue_name(self.engines.choose(options), options.priority),
+            traceparent=current_traceparent(),  # the job's trace goes on in the worker
         )
 
     def _with_callback(self, options: JobOptions, owner: str | None) -> JobOptions:

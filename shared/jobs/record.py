@@ -52,6 +52,9 @@ class JobRecord(BaseModel):
     owner: str | None = None
     # the Celery queue it was sent to (shared/jobs/queues.py); the API always names one
     queue: str | None = None
+    # the W3C traceparent of the request that made it (traces on, shared/tracing/): every
+    # run of the job reads the record, so its trace goes on across requeues and page ranges
+    traceparent: str | None = None
 
 
 def utcnow() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import redis
@@ -196,6 +197,11 @@ class JobStore:
         """(range count, range size) of a planned job; None when it has no plan."""
         count, size = self.redis.hmget(keys.plan(job_id), "count", "size")
         return (int(count), int(size)) if count and size else None
+
+    def planned_at(self, job_id: str) -> datetime | None:
+        """When the job was planned (its ranges queued); None when it has no plan."""
+        at = text_or_none(self.redis.hget(keys.plan(job_id), "at"))
+        return datetime.fromisoformat(at) if at else None
 
     def claim_range(self, job_id: str, part: int, holder: str, lease_seconds: int) -> RangeClaim:
         extra = (keys.plan(job_id), keys.range_lease(job_id, part), keys.RANGES_RUNNING)

@@ -114,6 +114,10 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("FAIR_SHARE", "off", False),
     ("FAIR_SHARE_IN_FLIGHT_PER_TENANT", "3", 3),
     ("READING_ORDER", "engine", "engine"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "http://collector:4318"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces", "http://c:4318/v1/traces"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "grpc"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", "http/protobuf"),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -133,10 +137,10 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 17
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 21
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order, despeckle, photo text height)
+    # order, despeckle, photo text height, OTLP endpoints and protocols)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
