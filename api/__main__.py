@@ -61,15 +61,13 @@ def main() -> None:
     # collector's full passes skip them; each such pass stops the event loop for as long as it
     # walks every tracked object, 0.3-1 s once thousands of streams are open.
     gc.freeze()
-    try:
-        StreamEndingServer(config, app.state.hub).run(sockets=[sock])
-    finally:
-        stop_tracing()  # the spans still buffered go out before the process ends
+    StreamEndingServer(config, app.state.hub).run(sockets=[sock])
 
 
 class StreamEndingServer(uvicorn.Server):
     """uvicorn's graceful shutdown waits for every response to finish: status streams and
-    waiting requests are told to answer first (a stream's client resumes with Last-Event-ID)."""
+    waiting requests are told to answer first (a stream's client resumes with Last-Event-ID).
+    Then the spans still buffered are sent (traces on)."""
 
     def __init__(self, config: uvicorn.Config, hub: EventHub) -> None:
         super().__init__(config)
@@ -78,6 +76,9 @@ class StreamEndingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.hub.close_streams()
         await super().shutdown(sockets)
+        # here, not after run(): uvicorn raises the caught SIGTERM again once run() ends, and
+        # the process dies of it before any `finally` or atexit handler
+        stop_tracing()
 
 
 if __name__ == "__main__":

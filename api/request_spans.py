@@ -58,6 +58,9 @@ class RequestSpans:
             if route:
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
+            job_id = scope.get("path_params", {}).get("job_id")
+            if job_id:  # a read of a job (its own trace): found by the job's id
+                span.set_attribute("ocrq.job.id", str(job_id))
             span.set_attribute("http.response.status_code", status)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))

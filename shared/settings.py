@@ -221,7 +221,7 @@ class LoggingSettings(Room):
         "",
         description="Send traces over OTLP to this collector (e.g. `http://collector:4318`; "
         "`/v1/traces` is added for http/protobuf); empty (with the next one): no traces, and "
-        "OpenTelemetry is not even imported",
+        "no tracing code loaded (docs/tracing.md)",
     )
     otel_exporter_otlp_traces_endpoint: str = Field(
         "",

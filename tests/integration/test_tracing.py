@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 SERVER, CONSUMER = 2, 5  # SpanKind in OTLP
+READ = "GET /jobs/{job_id}"
 
 
 def _pdf(pages: int) -> bytes:
@@ -79,8 +80,10 @@ def test_a_job_of_two_page_ranges_is_one_trace_across_api_and_worker(
         def worker_done(spans: list[ReceivedSpan]) -> bool:  # the range spans end last
             return [s.name for s in spans].count("ocrq.page_range") == 3
 
-        def api_done(spans: list[ReceivedSpan]) -> bool:
-            return {s.attributes.get("ocrq.job.id") for s in spans} >= {job_id, own_id}
+        def api_done(spans: list[ReceivedSpan]) -> bool:  # both jobs' submissions and reads
+            named = {(s.name, s.attributes.get("ocrq.job.id")) for s in spans}
+            wanted = {(name, job) for name in ("POST /jobs", READ) for job in (job_id, own_id)}
+            return wanted <= named
 
         spans = http_otlp.wait_for(api_done) + grpc_otlp.wait_for(worker_done)
         headers = list(grpc_otlp.headers)
@@ -89,8 +92,14 @@ def test_a_job_of_two_page_ranges_is_one_trace_across_api_and_worker(
     assert all(h.get("x-scope") == "ocrq-tests" for h in headers)
 
     # the job the API began: its request is the trace's root, the worker's spans under it
-    own_request = next(s for s in spans if s.attributes.get("ocrq.job.id") == own_id)
-    assert own_request.parent_id == "" and own_request.name == "POST /jobs"
+    own_request = next(
+        s for s in spans if s.attributes.get("ocrq.job.id") == own_id and s.name == "POST /jobs"
+    )
+    assert own_request.parent_id == ""
+    # its reads are traces of their own, named by the job
+    reads = [s for s in spans if s.name == READ]
+    assert reads and all(s.trace_id != own_request.trace_id for s in reads)
+    assert {s.attributes["ocrq.job.id"] for s in reads} == {job_id, own_id}
     own_trace = {s.name for s in spans if s.trace_id == own_request.trace_id}
     assert own_trace == {
         "POST /jobs",

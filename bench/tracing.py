@@ -1,0 +1,194 @@
+"""Traces (OTEL_EXPORTER_OTLP_ENDPOINT): what they cost a submission.
+
+    .venv/bin/python -m bench.tracing [--redis-url redis://127.0.0.1:6379/4] [--jobs 200]
+        [--rounds 4] [--clients 1,4]
+
+Two real `python -m api` processes up at once (testkit/stack.py via bench/servicekit.py), no
+worker: tracing off on the URL's db, on on the next (exporting over OTLP/HTTP protobuf to a
+receiver on loopback, a process of its own that decodes every export, as a collector would;
+OTEL_BSP_SCHEDULE_DELAY left at the SDK's 5 s). Each round sends `--jobs` small PNG jobs to
+each API in turn (the order swapped every round, so the machine's other load hits both),
+from 1 client and then from 4 threads; p50/p95 of every request's latency over all rounds,
+jobs/s and the API's CPU per job (from /proc) the median round's, and the spans the receiver
+got. Redis: the URL's db and the next, flushed at start, between rounds and at the end.
+Writes the `tracing` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+
+import httpx
+
+from bench.procs import load_average
+from bench.report import machine_line, markdown_table, update_section
+from bench.servicekit import BenchStack
+from testkit.pages import encode, render_page
+
+SIDES = ("off", "on")
+
+
+def _db(url: str, offset: int) -> str:
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db) + offset}"
+
+
+def _receive(pipe: Connection) -> None:
+    """The OTLP receiver, in a process of its own: sends its port, then (asked) the spans'
+    count so far; ends when the pipe closes."""
+    from testkit.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver("http/protobuf") as otlp:
+        pipe.send(otlp.port)
+        while True:
+            try:
+                pipe.recv()
+            except EOFError:
+                return
+            pipe.send(len(otlp.spans))
+
+
+def _submit(client: httpx.Client, png: bytes) -> float:
+    started = time.perf_counter()
+    response = client.post("/jobs", files={"file": ("p.png", png)})
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 202, response.text
+    return elapsed
+
+
+def _round(stack: BenchStack, pngs: list[bytes], clients: int) -> tuple[list[float], float, float]:
+    """Submit every png once: (latencies, wall seconds, API CPU seconds)."""
+    cpu = stack.api_cpu()
+    with (
+        httpx.Client(base_url=stack.url, timeout=30) as http,
+        ThreadPoolExecutor(clients) as pool,
+    ):
+        _submit(http, pngs[0])  # the connection open before the clock starts
+        started = time.perf_counter()
+        latencies = list(pool.map(lambda png: _submit(http, png), pngs))
+        wall = time.perf_counter() - started
+    return latencies, wall, stack.api_cpu() - cpu
+
+
+def measure(url: str, jobs: int, rounds: int, levels: list[int]) -> tuple[dict, int, int]:
+    pngs = [encode(render_page([(f"Traced page {n:04d}", 24)], width=320)) for n in range(jobs)]
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    receiver = context.Process(target=_receive, args=(theirs,), daemon=True)
+    receiver.start()
+    port = ours.recv()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING"}
+    stacks = {
+        "off": BenchStack.create(_db(url, 0), {"LOG_LEVEL": "WARNING"}),
+        "on": BenchStack.create(_db(url, 1), env),
+    }
+    found = {
+        (side, clients): {"latencies": [], "rates": [], "cpu": []}
+        for side in SIDES
+        for clients in levels
+    }
+    submitted = 0
+    try:
+        for stack in stacks.values():
+            stack.start_api()
+        for n in range(rounds):
+            for clients in levels:
+                for side in SIDES if n % 2 == 0 else SIDES[::-1]:
+                    stack = stacks[side]
+                    stack.flush()
+                    time.sleep(0.5)
+                    latencies, wall, cpu = _round(stack, pngs, clients)
+                    cell = found[(side, clients)]
+                    cell["latencies"] += latencies
+                    cell["rates"].append(jobs / wall)
+                    cell["cpu"].append(1000 * cpu / jobs)
+                    if side == "on":
+                        submitted += jobs + 1
+    finally:
+        for stack in stacks.values():
+            stack.close()  # the API's last spans flushed at its exit
+    time.sleep(1)
+    ours.send("count")
+    spans = ours.recv()
+    ours.close()
+    receiver.join(10)
+    results = {
+        key: {
+            "p50_ms": 1000 * statistics.median(cell["latencies"]),
+            "p95_ms": 1000 * statistics.quantiles(cell["latencies"], n=20)[-1],
+            "jobs_per_s": statistics.median(cell["rates"]),
+            "api_cpu_ms": statistics.median(cell["cpu"]),
+        }
+        for key, cell in found.items()
+    }
+    return results, spans, submitted
+
+
+def _change(on: float, off: float) -> str:
+    return f"{100 * (on - off) / off:+.1f} %"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.tracing", description=__doc__)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--clients", default="1,4")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.clients.split(",")]
+    load_before = load_average()
+    results, spans, submitted = measure(args.redis_url, args.jobs, args.rounds, levels)
+    load = f"load average {load_before:.1f} before, {load_average():.1f} after"
+    rows = []
+    for clients in levels:
+        off, on = results[("off", clients)], results[("on", clients)]
+        for side, cell in (("off", off), ("on", on)):
+            rows.append(
+                [
+                    clients,
+                    side,
+                    f"{cell['p50_ms']:.1f}",
+                    f"{cell['p95_ms']:.1f}",
+                    f"{cell['jobs_per_s']:.0f}",
+                    f"{cell['api_cpu_ms']:.2f}",
+                ]
+            )
+        rows.append(
+            [
+                clients,
+                "on vs off",
+                _change(on["p50_ms"], off["p50_ms"]),
+                _change(on["p95_ms"], off["p95_ms"]),
+                _change(on["jobs_per_s"], off["jobs_per_s"]),
+                _change(on["api_cpu_ms"], off["api_cpu_ms"]),
+            ]
+        )
+    headers = ["clients", "tracing", "p50 ms", "p95 ms", "jobs/s", "API CPU ms / job"]
+    table = markdown_table(headers, rows)
+    print(table)
+    print(f"{load}; spans received {spans} for {submitted} requests to the traced API")
+    update_section(
+        "tracing",
+        f"""## Traces: the cost of a submission (`python -m bench.tracing`)
+
+{machine_line()}; {load} (the machine is shared: other loads slow both sides). Two APIs up at
+once (`python -m api`, no worker), tracing off and on (OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP
+protobuf to a receiver on loopback, a process of its own that decodes each export; the SDK's
+batch processor at its defaults). {args.rounds} rounds of {args.jobs} small PNG jobs to each,
+taken in turn, the order swapped every round; from 1 client, then from 4 threads. p50/p95 over
+every request of every round; jobs/s and the API's CPU per job (/proc) the median round's. The
+receiver got {spans} spans for the {submitted} requests the traced API answered (one server
+span each). Target: within 5 %.
+
+{table}
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
