@@ -1,7 +1,7 @@
 """Traces (OTEL_EXPORTER_OTLP_ENDPOINT): what they cost a submission.
 
     .venv/bin/python -m bench.tracing [--redis-url redis://127.0.0.1:6379/4] [--jobs 200]
-        [--rounds 4] [--clients 1,4]
+        [--rounds 10] [--clients 1,4]
 
 Two real `python -m api` processes up at once (testkit/stack.py via bench/servicekit.py), no
 worker: tracing off on the URL's db, on on the next (exporting over OTLP/HTTP protobuf to a
@@ -10,7 +10,8 @@ OTEL_BSP_SCHEDULE_DELAY left at the SDK's 5 s). Each round sends `--jobs` small 
 each API in turn (the order swapped every round, so the machine's other load hits both),
 from 1 client and then from 4 threads; p50/p95 of every request's latency over all rounds,
 jobs/s and the API's CPU per job (from /proc) the median round's, and the spans the receiver
-got. Redis: the URL's db and the next, flushed at start, between rounds and at the end.
+got. Then tracing's own CPU per request, in-process (`span_cost`). Redis: the URL's db and
+the next, flushed at start, between rounds and at the end.
 Writes the `tracing` section of BENCHMARKS.md.
 """
 
@@ -88,7 +89,7 @@ def measure(url: str, jobs: int, rounds: int, levels: list[int]) -> tuple[dict, 
         "on": BenchStack.create(_db(url, 1), env),
     }
     found = {
-        (side, clients): {"latencies": [], "rates": [], "cpu": []}
+        (side, clients): {"latencies": [], "rates": [], "cpu": [], "p50": [], "p95": []}
         for side in SIDES
         for clients in levels
     }
@@ -105,6 +106,8 @@ def measure(url: str, jobs: int, rounds: int, levels: list[int]) -> tuple[dict, 
                     latencies, wall, cpu = _round(stack, pngs, clients)
                     cell = found[(side, clients)]
                     cell["latencies"] += latencies
+                    cell["p50"].append(1000 * statistics.median(latencies))
+                    cell["p95"].append(1000 * statistics.quantiles(latencies, n=20)[-1])
                     cell["rates"].append(jobs / wall)
                     cell["cpu"].append(1000 * cpu / jobs)
                     if side == "on":
@@ -115,8 +118,6 @@ def measure(url: str, jobs: int, rounds: int, levels: list[int]) -> tuple[dict, 
     time.sleep(1)
     ours.send("count")
     spans = ours.recv()
-    ours.close()
-    receiver.join(10)
     results = {
         key: {
             "p50_ms": 1000 * statistics.median(cell["latencies"]),
@@ -126,7 +127,63 @@ def measure(url: str, jobs: int, rounds: int, levels: list[int]) -> tuple[dict, 
         }
         for key, cell in found.items()
     }
+    for clients in levels:  # each round's on against the off measured next to it
+        off, on = found[("off", clients)], found[("on", clients)]
+        results[("paired", clients)] = {
+            name: statistics.median(
+                100 * (a - b) / b for a, b in zip(on[series], off[series], strict=True)
+            )
+            for name, series in (
+                ("p50_ms", "p50"),
+                ("p95_ms", "p95"),
+                ("jobs_per_s", "rates"),
+                ("api_cpu_ms", "cpu"),
+            )
+        }
+    results["span_cost_us"] = span_cost(port)
+    ours.close()
+    receiver.join(10)
     return results, spans, submitted
+
+
+def span_cost(port: int, requests: int = 5000) -> tuple[float, float]:
+    """CPU microseconds per request of a stand-in route (what the submit route does for
+    traces: name the job, read the traceparent) without and with the request middleware,
+    its spans exported to the receiver; the batch processor's thread (encoding, sending)
+    counted: process CPU time, the last spans flushed."""
+    import asyncio
+
+    from shared import tracing
+    from shared.settings import Settings
+
+    async def route(scope: dict, receive: object, send: object) -> None:
+        tracing.tag_job("0" * 32)
+        tracing.current_traceparent()
+        await send({"type": "http.response.start", "status": 202, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
+
+    async def ignore(message: dict) -> None:
+        pass
+
+    async def serve(app: object) -> None:
+        for n in range(1, requests + 1):
+            scope = {"type": "http", "method": "POST", "path": "/jobs", "headers": []}
+            await app(scope, None, ignore)  # type: ignore[operator]
+            if n % 500 == 0 and (active := tracing.active()) is not None:
+                active.provider.force_flush()  # the processor's queue (2048) never overflows
+
+    started = time.process_time()
+    asyncio.run(serve(route))
+    off = time.process_time() - started
+    endpoint = f"http://127.0.0.1:{port}"
+    tracing.start_tracing(Settings(otel_exporter_otlp_endpoint=endpoint), "ocrq-bench")
+    from api.request_spans import RequestSpans
+
+    started = time.process_time()
+    asyncio.run(serve(RequestSpans(route, tracing.active())))  # type: ignore[arg-type]
+    tracing.stop_tracing()
+    on = time.process_time() - started
+    return 1e6 * off / requests, 1e6 * on / requests
 
 
 def _change(on: float, off: float) -> str:
@@ -137,7 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tracing", description=__doc__)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--clients", default="1,4")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
@@ -168,9 +225,22 @@ def main() -> None:
                 _change(on["api_cpu_ms"], off["api_cpu_ms"]),
             ]
         )
+        paired = results[("paired", clients)]
+        rows.append(
+            [clients, "on vs off, per round (median)"]
+            + [f"{paired[k]:+.1f} %" for k in ("p50_ms", "p95_ms", "jobs_per_s", "api_cpu_ms")]
+        )
     headers = ["clients", "tracing", "p50 ms", "p95 ms", "jobs/s", "API CPU ms / job"]
     table = markdown_table(headers, rows)
+    route_off, route_on = results["span_cost_us"]
+    api_cpu_us = 1000 * results[("off", 1)]["api_cpu_ms"]
+    own = (
+        f"{route_on - route_off:.0f} µs of CPU per request ({route_off:.0f} µs without, "
+        f"{route_on:.0f} with), {100 * (route_on - route_off) / api_cpu_us:.1f} % of the "
+        f"{api_cpu_us / 1000:.2f} ms the API spends on a submission (1 client, off)"
+    )
     print(table)
+    print(f"tracing's own cost: {own}")
     print(f"{load}; spans received {spans} for {submitted} requests to the traced API")
     update_section(
         "tracing",
@@ -183,9 +253,16 @@ batch processor at its defaults). {args.rounds} rounds of {args.jobs} small PNG 
 taken in turn, the order swapped every round; from 1 client, then from 4 threads. p50/p95 over
 every request of every round; jobs/s and the API's CPU per job (/proc) the median round's. The
 receiver got {spans} spans for the {submitted} requests the traced API answered (one server
-span each). Target: within 5 %.
+span each). Target: within 5 %. *on vs off, per round*: the median over rounds of each
+round's change (on against the off measured right before or after it), which cancels
+slow drifts of the machine's load.
 
 {table}
+
+**Tracing's own work, in-process** (a stand-in ASGI route doing what the submit route does
+for traces, called 5000 times without and with the request middleware; process CPU time,
+the batch processor's encoding and sending to the same receiver included): {own}. This is
+the steady measure of the cost; the table's differences are the machine's noise around it.
 """,
     )
 
