@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 
 from shared.error_codes import ErrorCode
@@ -28,7 +28,7 @@ from shared.results import PageResult
 from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, is_disk_full, job_files
 from shared.storage.layout import INPUT_NAME
-from shared.tracing import RunTrace, result_write
+from shared.tracing import RunTrace, log_trace_of, result_write
 from shared.tracing import active as tracing_active
 from worker.engines import EngineError
 from worker.page_reading import (
@@ -106,17 +106,18 @@ class JobRunner:
         """
         files = self._files(job_id)
         claim = self.store.claim(job_id, self.holder, self.settings.job_lease_seconds)
-        if claim is Claim.missing:
-            self._gone(job_id)
-            return None
-        if claim is Claim.busy:
-            log.info("job=%s is held by another live worker; dropping this delivery", job_id)
-            return None
-        if claim is Claim.canceled:
-            return self._canceled(job_id, files)
         if claim is not Claim.claimed:
-            log.info("job=%s already %s; nothing to do", job_id, claim.value)
-            return JobStatus(claim.value)
+            with self._dropped(job_id):
+                if claim is Claim.missing:
+                    self._gone(job_id)
+                    return None
+                if claim is Claim.busy:
+                    log.info("job=%s is held by another live worker; delivery dropped", job_id)
+                    return None
+                if claim is Claim.canceled:
+                    return self._canceled(job_id, files)
+                log.info("job=%s already %s; nothing to do", job_id, claim.value)
+                return JobStatus(claim.value)
         trace = RunTrace()  # its queue wait ends here, at the claim
         planned, outcome = None, None
         try:
@@ -150,21 +151,29 @@ class JobRunner:
         run died before the job's end."""
         files = self._files(job_id)
         claim = self.store.claim_range(job_id, part, self.holder, self.settings.job_lease_seconds)
-        if claim is RangeClaim.missing:
-            self._gone(job_id)
-            return None
-        if claim is RangeClaim.busy:
-            log.info("job=%s range %d is held by another live worker; dropped", job_id, part)
-            return None
-        if claim is RangeClaim.done:
-            log.info("job=%s range %d is done already; nothing to do", job_id, part)
-            return None
-        if claim is RangeClaim.canceled:
-            return self._canceled(job_id, files)
-        if claim not in (RangeClaim.claimed, RangeClaim.assemble):
+        if claim in (RangeClaim.claimed, RangeClaim.assemble):
+            return self._run_range(job_id, part, files, claim)
+        with self._dropped(job_id):
+            if claim is RangeClaim.missing:
+                self._gone(job_id)
+                return None
+            if claim is RangeClaim.busy:
+                log.info("job=%s range %d is held by another live worker; dropped", job_id, part)
+                return None
+            if claim is RangeClaim.done:
+                log.info("job=%s range %d is done already; nothing to do", job_id, part)
+                return None
+            if claim is RangeClaim.canceled:
+                return self._canceled(job_id, files)
             log.info("job=%s already %s; nothing to do", job_id, claim.value)
             return JobStatus(claim.value)
-        return self._run_range(job_id, part, files, claim)
+
+    @contextmanager
+    def _dropped(self, job_id: str) -> Iterator[None]:
+        """A delivery this run does not run: its few log lines tagged with the job's trace."""
+        with job_context(job_id):
+            log_trace_of(self.store.traceparent(job_id))
+            yield
 
     def _files(self, job_id: str) -> JobFiles:
         return job_files(self.settings, job_id)

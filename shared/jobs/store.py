@@ -302,6 +302,10 @@ class JobStore:
         status = text_or_none(self.redis.hget(keys.job(job_id), "status"))
         return JobStatus(status) if status else None
 
+    def traceparent(self, job_id: str) -> str | None:
+        """The W3C traceparent the job's record keeps (traces on); None without one."""
+        return text_or_none(self.redis.hget(keys.job(job_id), "traceparent"))
+
     def holder(self, job_id: str) -> str | None:
         """Who holds the job's lease now (None: nobody, or it lapsed)."""
         return text_or_none(self.redis.get(keys.lease(job_id)))

@@ -79,6 +79,13 @@ def trace_id_of(traceparent: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def log_trace_of(traceparent: str | None) -> None:
+    """Tag the log lines of the job's context (shared.logs.job_context) with its trace."""
+    trace_id = trace_id_of(traceparent)
+    if trace_id is not None:
+        current_trace_id.set(trace_id)
+
+
 # -- the API --
 def current_traceparent() -> str | None:
     """The W3C traceparent of the current span (the request's): stored in a new job's record."""
@@ -109,9 +116,7 @@ class RunTrace:
     def begin(self, record: JobRecord, queued_at: datetime | None = None) -> None:
         """The run's record is read: its trace continues here. `queued_at`: when this range
         was queued (its plan), else the job's creation."""
-        trace_id = trace_id_of(record.traceparent)
-        if trace_id is not None:
-            current_trace_id.set(trace_id)  # reset by the job_context around the run
+        log_trace_of(record.traceparent)  # reset by the job_context around the run
         if _active is not None and self._range is None:
             queued = queued_at or record.created_at
             self._range = _active.start_range(record, self.part, queued, self.claimed_ns)
