@@ -19,8 +19,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, format_trace_id
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared import __version__
@@ -100,6 +100,7 @@ class RangeSpan:
 
     def __init__(self, span: Span) -> None:
         self.span = span
+        self.trace_id = format_trace_id(span.get_span_context().trace_id)
         self._token = otel_context.attach(trace.set_span_in_context(span))
 
     def planned(self, count: int, pages: int) -> None:
@@ -117,12 +118,20 @@ class RangeSpan:
 class OtelTracing:
     """A process's tracer provider, its exporter and the spans ocrq makes."""
 
-    def __init__(self, settings: Settings, service: str) -> None:
+    def __init__(
+        self, settings: Settings, service: str, exporter: SpanExporter | None = None
+    ) -> None:
+        """`exporter`: spans go to it as each ends (tests), instead of OTLP in batches."""
         self.protocol = _protocol(settings)
         self.endpoint = _endpoint(settings, self.protocol)
         # no sampler given: the SDK's from OTEL_TRACES_SAMPLER (parentbased_always_on)
         self.provider = TracerProvider(resource=build_resource(service))
-        self.provider.add_span_processor(BatchSpanProcessor(build_exporter(settings)))
+        processor = (
+            SimpleSpanProcessor(exporter)
+            if exporter is not None
+            else BatchSpanProcessor(build_exporter(settings))
+        )
+        self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer("ocrq", __version__)
         self.service = str(self.provider.resource.attributes.get(SERVICE_NAME))
 

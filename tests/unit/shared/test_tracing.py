@@ -6,10 +6,16 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared import tracing
+from shared.jobs import JobRecord, JobStatus, utcnow
+from shared.logs import current_trace_id, job_context
 from shared.settings import Settings
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -90,3 +96,78 @@ def test_the_service_name_is_the_process_default_unless_the_operator_names_one(
     assert build_resource("ocrq-worker").attributes["service.name"] == "from-attributes"
     monkeypatch.setenv("OTEL_SERVICE_NAME", "gpu-pool")
     assert build_resource("ocrq-worker").attributes["service.name"] == "gpu-pool"
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """Traces on in this process, each span handed to a list as it ends."""
+    from shared.tracing.otel import OtelTracing
+
+    exporter = InMemorySpanExporter()
+    settings = Settings(otel_exporter_otlp_endpoint="http://127.0.0.1:9")
+    monkeypatch.setattr(tracing, "_active", OtelTracing(settings, "ocrq-worker", exporter))
+    yield exporter
+    tracing.stop_tracing()
+
+
+def _record(traceparent: str | None) -> JobRecord:
+    return JobRecord(
+        job_id="feed",
+        status=JobStatus.running,
+        created_at=utcnow() - timedelta(seconds=2),
+        queue="ocr.rapidocr.normal",
+        attempts=1,
+        traceparent=traceparent,
+    )
+
+
+def test_a_run_continues_the_trace_its_record_names(spans: InMemorySpanExporter) -> None:
+    record = _record(TRACEPARENT)
+    with job_context("feed"):
+        run = tracing.RunTrace()
+        run.begin(record)
+        assert current_trace_id.get() == "4bf92f3577b34da6a3ce929d0e0e4736"
+        with tracing.engine_call(1) as call:
+            call.read_by("rapidocr")
+        with tracing.engine_call(2) as call:
+            call.failed("recognition_failed")
+        tracing.engine_call_done(3, "paddleocr-vl", 0.25)  # read in a batch by another thread
+        with tracing.result_write(3, 1):
+            pass
+        run.end("succeeded")
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left current
+
+    finished = spans.get_finished_spans()
+    by_name = {s.name: s for s in finished}
+    wait, page_range = by_name["ocrq.queue_wait"], by_name["ocrq.page_range"]
+    assert {s.context.trace_id for s in finished} == {0x4BF92F3577B34DA6A3CE929D0E0E4736}
+    assert wait.parent is not None and wait.parent.span_id == 0x00F067AA0BA902B7
+    assert wait.start_time == int(record.created_at.timestamp() * 1e9)
+    assert wait.attributes["messaging.destination.name"] == "ocr.rapidocr.normal"
+    assert page_range.parent is not None and page_range.parent.span_id == wait.context.span_id
+    assert page_range.attributes["ocrq.outcome"] == "succeeded"
+    calls = [s for s in finished if s.name == "ocrq.engine_call"]
+    assert [c.attributes["ocrq.page.number"] for c in calls] == [1, 2, 3]
+    assert all(c.parent.span_id == page_range.context.span_id for c in calls)  # type: ignore[union-attr]
+    assert calls[0].attributes["ocrq.engine"] == "rapidocr"
+    assert calls[1].attributes["ocrq.error.code"] == "recognition_failed"
+    assert not calls[1].status.is_ok
+    assert calls[2].attributes["ocrq.batched"] is True
+    assert calls[2].end_time - calls[2].start_time == 250_000_000
+    write = by_name["ocrq.result_write"]
+    assert write.parent.span_id == page_range.context.span_id  # type: ignore[union-attr]
+    assert dict(write.resource.attributes)["service.name"] == "ocrq-worker"
+
+
+def test_a_job_the_api_did_not_trace_gets_a_trace_of_the_worker_s_own(
+    spans: InMemorySpanExporter,
+) -> None:
+    with job_context("feed"):
+        run = tracing.RunTrace(part=2)
+        run.begin(_record(None))
+        logged = current_trace_id.get()
+        run.end("running")
+    wait, page_range = spans.get_finished_spans()
+    assert wait.parent is None  # its own root
+    assert logged == f"{page_range.context.trace_id:032x}"
+    assert page_range.attributes["ocrq.range.index"] == 2
