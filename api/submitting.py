@@ -236,6 +236,7 @@ class Submissions:
                 f"this Idempotency-Key belongs to job {replay.job_id}, made from another upload "
                 "(file or form fields); send a new key for a new job"
             )
+        tag_job(replay.job_id)  # the request's span names the job (its trace is the first one)
         log.info("job=%s returned again for a repeated Idempotency-Key", replay.job_id)
         return Accepted(replay, replayed=True, headers={"Idempotent-Replayed": "true"})
 
