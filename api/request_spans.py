@@ -39,7 +39,10 @@ class RequestSpans:
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
         token = otel_context.attach(trace.set_span_in_context(span))
-        log_token = current_trace_id.set(format_trace_id(span.get_span_context().trace_id))
+        context = span.get_span_context()  # invalid with OTEL_SDK_DISABLED=true
+        log_token = current_trace_id.set(
+            format_trace_id(context.trace_id) if context.is_valid else None
+        )
         status = 500
 
         async def send_status(message: Message) -> None:

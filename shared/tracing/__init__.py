@@ -120,7 +120,7 @@ class RunTrace:
         if _active is not None and self._range is None:
             queued = queued_at or record.created_at
             self._range = _active.start_range(record, self.part, queued, self.claimed_ns)
-        if self._range is not None and record.traceparent is None:
+        if self._range is not None and self._range.trace_id and record.traceparent is None:
             current_trace_id.set(self._range.trace_id)  # the API made none: the worker's own
 
     def planned(self, count: int, pages: int) -> None:

@@ -100,7 +100,8 @@ class RangeSpan:
 
     def __init__(self, span: Span) -> None:
         self.span = span
-        self.trace_id = format_trace_id(span.get_span_context().trace_id)
+        context = span.get_span_context()  # invalid with OTEL_SDK_DISABLED=true
+        self.trace_id = format_trace_id(context.trace_id) if context.is_valid else None
         self._token = otel_context.attach(trace.set_span_in_context(span))
 
     def planned(self, count: int, pages: int) -> None:

@@ -171,3 +171,21 @@ def test_a_job_the_api_did_not_trace_gets_a_trace_of_the_worker_s_own(
     assert wait.parent is None  # its own root
     assert logged == f"{page_range.context.trace_id:032x}"
     assert page_range.attributes["ocrq.range.index"] == 2
+
+
+def test_with_the_sdk_disabled_no_span_and_no_trace_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.tracing.otel import OtelTracing
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    exporter = InMemorySpanExporter()
+    settings = Settings(otel_exporter_otlp_endpoint="http://127.0.0.1:9")
+    monkeypatch.setattr(tracing, "_active", OtelTracing(settings, "ocrq-worker", exporter))
+    with job_context("feed"):
+        run = tracing.RunTrace()
+        run.begin(_record(None))
+        assert current_trace_id.get() is None
+        run.end(None)
+    tracing.stop_tracing()
+    assert exporter.get_finished_spans() == ()
