@@ -1,13 +1,15 @@
 """Traces (OTEL_EXPORTER_OTLP_ENDPOINT): what they cost a submission.
 
-    .venv/bin/python -m bench.tracing [--redis-url redis://127.0.0.1:6379/4] [--jobs 200]
-        [--rounds 10] [--clients 1,4]
+    .venv/bin/python -m bench.tracing [--redis-url redis://127.0.0.1:6379/4] [--jobs 50]
+        [--rounds 40] [--clients 1,4]
 
 Two real `python -m api` processes up at once (testkit/stack.py via bench/servicekit.py), no
 worker: tracing off on the URL's db, on on the next (exporting over OTLP/HTTP protobuf to a
-receiver on loopback, a process of its own that decodes every export, as a collector would;
-OTEL_BSP_SCHEDULE_DELAY left at the SDK's 5 s). Each round sends `--jobs` small PNG jobs to
-each API in turn (the order swapped every round, so the machine's other load hits both),
+receiver on loopback, a process of its own that keeps every export and decodes them after the
+run: a collector's decoding is not the API's cost; OTEL_BSP_SCHEDULE_DELAY left at the SDK's
+5 s). Each round sends `--jobs` small PNG jobs to
+each API in turn (the order swapped every round, so the machine's other load hits both;
+many short rounds, so a burst of it hits both sides of a round alike),
 from 1 client and then from 4 threads; p50/p95 of every request's latency over all rounds,
 jobs/s and the API's CPU per job (from /proc) the median round's, and the spans the receiver
 got. Then tracing's own CPU per request, in-process (`span_cost`). Redis: the URL's db and
@@ -18,6 +20,7 @@ Writes the `tracing` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import time
@@ -28,10 +31,12 @@ import httpx
 
 from bench.procs import load_average
 from bench.report import machine_line, markdown_table, update_section
-from bench.servicekit import BenchStack
+from bench.servicekit import SCRATCH, BenchStack
 from testkit.pages import encode, render_page
 
 SIDES = ("off", "on")
+# every run's per-round changes, kept on this machine: the section shows their spread
+HISTORY = SCRATCH / "tracing-runs.json"
 
 
 def _db(url: str, offset: int) -> str:
@@ -40,18 +45,48 @@ def _db(url: str, offset: int) -> str:
 
 
 def _receive(pipe: Connection) -> None:
-    """The OTLP receiver, in a process of its own: sends its port, then (asked) the spans'
-    count so far; ends when the pipe closes."""
-    from testkit.otlp_receiver import OtlpReceiver
+    """An OTLP/HTTP receiver in a process of its own that keeps each export's body and decodes
+    them all only when asked for the spans' count (testkit/otlp_receiver.py's decoding): a
+    collector's work happens elsewhere, not on the measured cores. Sends its port first; ends
+    when the pipe closes."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    with OtlpReceiver("http/protobuf") as otlp:
-        pipe.send(otlp.port)
-        while True:
-            try:
-                pipe.recv()
-            except EOFError:
-                return
-            pipe.send(len(otlp.spans))
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    from testkit.otlp_receiver import decode
+
+    bodies: list[bytes] = []
+    reply = ExportTraceServiceResponse().SerializeToString()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pipe.send(server.server_address[1])
+    while True:
+        try:
+            pipe.recv()
+        except EOFError:
+            server.shutdown()
+            return
+        spans = [decode(ExportTraceServiceRequest.FromString(b)) for b in list(bodies)]
+        pipe.send(sum(len(found) for found in spans))
 
 
 def _submit(client: httpx.Client, png: bytes) -> float:
@@ -186,6 +221,31 @@ def span_cost(port: int, requests: int = 5000) -> tuple[float, float]:
     return 1e6 * off / requests, 1e6 * on / requests
 
 
+def _history(results: dict, levels: list[int], args: argparse.Namespace, load: float) -> str:
+    """Add this run to HISTORY; every run kept, as a table."""
+    runs = json.loads(HISTORY.read_text()) if HISTORY.exists() else []
+    runs.append(
+        {
+            "at": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "rounds": f"{args.rounds} x {args.jobs}",
+            "load": round(load, 1),
+            **{str(c): results[("paired", c)] for c in levels},
+        }
+    )
+    HISTORY.parent.mkdir(parents=True, exist_ok=True)
+    HISTORY.write_text(json.dumps(runs, indent=1))
+    keys = ("p50_ms", "p95_ms", "jobs_per_s", "api_cpu_ms")
+    rows = [
+        [run["at"], run["rounds"], run["load"], clients]
+        + [f"{run[clients][k]:+.1f} %" for k in keys]
+        for run in runs
+        for clients in ("1", "4")
+        if clients in run
+    ]
+    headers = ["run (UTC)", "rounds x jobs", "load", "clients", "p50", "p95", "jobs/s", "API CPU"]
+    return markdown_table(headers, rows)
+
+
 def _change(on: float, off: float) -> str:
     return f"{100 * (on - off) / off:+.1f} %"
 
@@ -193,8 +253,8 @@ def _change(on: float, off: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tracing", description=__doc__)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
-    parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--clients", default="1,4")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
@@ -232,6 +292,7 @@ def main() -> None:
         )
     headers = ["clients", "tracing", "p50 ms", "p95 ms", "jobs/s", "API CPU ms / job"]
     table = markdown_table(headers, rows)
+    history = _history(results, levels, args, load_before)
     route_off, route_on = results["span_cost_us"]
     api_cpu_us = 1000 * results[("off", 1)]["api_cpu_ms"]
     own = (
@@ -248,8 +309,9 @@ def main() -> None:
 
 {machine_line()}; {load} (the machine is shared: other loads slow both sides). Two APIs up at
 once (`python -m api`, no worker), tracing off and on (OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP
-protobuf to a receiver on loopback, a process of its own that decodes each export; the SDK's
-batch processor at its defaults). {args.rounds} rounds of {args.jobs} small PNG jobs to each,
+protobuf to a receiver on loopback, a process of its own that keeps each export and decodes
+them all after the run, a collector's work being elsewhere; the SDK's batch processor at its
+defaults). {args.rounds} rounds of {args.jobs} small PNG jobs to each,
 taken in turn, the order swapped every round; from 1 client, then from 4 threads. p50/p95 over
 every request of every round; jobs/s and the API's CPU per job (/proc) the median round's. The
 receiver got {spans} spans for the {submitted} requests the traced API answered (one server
@@ -261,7 +323,13 @@ slow drifts of the machine's load.
 
 **Tracing's own work, in-process** (a stand-in ASGI route doing what the submit route does
 for traces, called 5000 times without and with the request middleware; process CPU time,
-the batch processor's encoding and sending to the same receiver included): {own}. On a
+the batch processor's encoding and sending to the same receiver included): {own}.
+
+**Every run kept on this machine** (var/bench/tracing-runs.json; each run's *on vs off, per
+round (median)*: p50, p95, jobs/s, API CPU per job):
+
+{history}
+ On a
 shared machine the table's differences swing both ways by more than the 5 % target from one
 run to the next (the load average above): they neither show the target nor rule it out; this
 in-process figure is the steady measure of what traces add to a submission.
