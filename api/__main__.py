@@ -17,6 +17,7 @@ from shared.errors import StorageUnavailable
 from shared.logs import configure_logging
 from shared.settings import load_settings
 from shared.storage import DirectoryNotWritable
+from shared.tracing import start_tracing, stop_tracing
 
 log = logging.getLogger("api")
 
@@ -45,6 +46,7 @@ def main() -> None:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         raise SystemExit(1) from exc
+    start_tracing(settings, "ocrq-api")  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans, else nothing
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -64,7 +66,8 @@ def main() -> None:
 
 class StreamEndingServer(uvicorn.Server):
     """uvicorn's graceful shutdown waits for every response to finish: status streams and
-    waiting requests are told to answer first (a stream's client resumes with Last-Event-ID)."""
+    waiting requests are told to answer first (a stream's client resumes with Last-Event-ID).
+    Then the spans still buffered are sent (traces on)."""
 
     def __init__(self, config: uvicorn.Config, hub: EventHub) -> None:
         super().__init__(config)
@@ -73,6 +76,9 @@ class StreamEndingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.hub.close_streams()
         await super().shutdown(sockets)
+        # here, not after run(): uvicorn raises the caught SIGTERM again once run() ends, and
+        # the process dies of it before any `finally` or atexit handler
+        stop_tracing()
 
 
 if __name__ == "__main__":

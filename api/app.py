@@ -35,6 +35,7 @@ from shared.queue import make_celery
 from shared.settings import Settings
 from shared.storage import ensure_writable_dir
 from shared.storage.s3 import check_storage
+from shared.tracing import active as tracing_active
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.worker_watch = None  # the lifespan starts it when LIVENESS_WORKER names one
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)  # nosniff, never framed, a CSP per kind of response
+    tracing = tracing_active()  # on: python -m api started it (OTEL_EXPORTER_OTLP_ENDPOINT)
+    if tracing is not None:
+        from api.request_spans import RequestSpans  # imports OpenTelemetry: only when on
+
+        app.add_middleware(RequestSpans, tracing=tracing)  # outermost: spans the whole request
     app.include_router(health.router)
     app.include_router(metrics.router)
     auth = [Depends(require_api_key)] if settings.api_key_set else []

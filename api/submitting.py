@@ -56,6 +56,7 @@ from shared.options import JobOptions, Priority, parse_options
 from shared.settings import Settings
 from shared.source_urls import SourceRefused, shown_source, source_filename
 from shared.storage import JobFiles, job_files
+from shared.tracing import current_traceparent, tag_job
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ class Submissions:
                 f"this Idempotency-Key belongs to job {replay.job_id}, made from another upload "
                 "(file or form fields); send a new key for a new job"
             )
+        tag_job(replay.job_id)  # the request's span names the job (its trace is the first one)
         log.info("job=%s returned again for a repeated Idempotency-Key", replay.job_id)
         return Accepted(replay, replayed=True, headers={"Idempotent-Replayed": "true"})
 
@@ -263,6 +265,7 @@ class Submissions:
     def _new_job(self) -> tuple[str, JobFiles]:
         job_id = uuid.uuid4().hex
         current_job_id.set(job_id)  # this request's own context: tags its log lines
+        tag_job(job_id)
         return job_id, job_files(self.settings, job_id)
 
     def _prepare_files(self, files: JobFiles, content_length: str | None) -> None:
@@ -333,6 +336,7 @@ class Submissions:
             options=options,
             owner=owner,
             queue=queue_name(self.engines.choose(options), options.priority),
+            traceparent=current_traceparent(),  # the job's trace goes on in the worker
         )
 
     def _by_reference(

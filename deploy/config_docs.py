@@ -162,7 +162,7 @@ def _type(field: FieldInfo) -> str:
 def _type_name(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin is Literal:
-        return " \\| ".join(f"`{value}`" for value in get_args(annotation))
+        return " \\| ".join(f"`{v}`" if v != "" else "empty" for v in get_args(annotation))
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         return " \\| ".join(_type_name(a) for a in args) + " (optional)"

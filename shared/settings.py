@@ -219,9 +219,9 @@ class AccessSettings(Room):
 
 
 class LoggingSettings(Room):
-    """Log lines of every process."""
+    """Log lines and traces of every process."""
 
-    ROOM: ClassVar[str] = "Logging"
+    ROOM: ClassVar[str] = "Logging and traces"
     READ_BY: ClassVar[Process] = "both"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -230,7 +230,29 @@ class LoggingSettings(Room):
     log_format: Literal["text", "json"] = Field(
         "text",
         description="`json`: one JSON object per line (`ts`, `level`, `logger`, `message`, "
-        "`job_id`); every line logged while a job is handled carries its `job_id`, in both",
+        "`job_id`, `trace_id`); every line logged while a job is handled carries its `job_id` "
+        "(and its trace id when traces are on), in both",
+    )
+    # OpenTelemetry's own variables (docs/tracing.md): one of the two endpoints turns traces on;
+    # every other OTEL_* variable (headers, sampler, resource...) the SDK reads itself.
+    otel_exporter_otlp_endpoint: str = Field(
+        "",
+        description="Send traces over OTLP to this collector (e.g. `http://collector:4318`; "
+        "`/v1/traces` is added for http/protobuf); empty (with the next one): no traces, and "
+        "no tracing code loaded (docs/tracing.md)",
+    )
+    otel_exporter_otlp_traces_endpoint: str = Field(
+        "",
+        description="The traces' own OTLP endpoint, taken as it is (http/protobuf: the full URL "
+        "with `/v1/traces`); overrides OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    otel_exporter_otlp_protocol: Literal["", "http/protobuf", "grpc"] = Field(
+        "",
+        description="`http/protobuf` (empty: the default) or `grpc`",
+    )
+    otel_exporter_otlp_traces_protocol: Literal["", "http/protobuf", "grpc"] = Field(
+        "",
+        description="The traces' own protocol; overrides OTEL_EXPORTER_OTLP_PROTOCOL",
     )
 
     @field_validator("log_level", mode="before")

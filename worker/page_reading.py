@@ -22,6 +22,7 @@ from shared.errors import JobNotFound
 from shared.jobs import JobMetrics, JobRecord, JobStatus, JobStore
 from shared.options import OnPageError
 from shared.results import PageError, PageResult
+from shared.tracing import engine_call, engine_call_done
 from worker.batcher import BatchJob, PageBatcher, PageTicket
 from worker.engines import EngineError, Recognition
 from worker.pages import Page, PageLoadError
@@ -198,19 +199,22 @@ class SerialReader:
         assert page.image is not None
         for attempt in (1, 2):
             started = time.perf_counter()
-            try:
+            with engine_call(page.index, attempt) as span:
                 try:
-                    engine, recognition = self.router.read(page.image, record.options.language)
-                except EngineError:
-                    raise
-                except Exception as crash:  # the engine broke on this page: the page's failure
-                    message = f"{type(crash).__name__}: {crash}"
-                    raise EngineError(ErrorCode.recognition_failed, message) from crash
-            except EngineError as exc:
-                if attempt == 2 or exc.code not in TRANSIENT_CODES:
-                    raise
-                checks.page_starting()
-                continue
+                    try:
+                        engine, recognition = self.router.read(page.image, record.options.language)
+                    except EngineError:
+                        raise
+                    except Exception as crash:  # the engine broke on this page: its failure
+                        message = f"{type(crash).__name__}: {crash}"
+                        raise EngineError(ErrorCode.recognition_failed, message) from crash
+                except EngineError as exc:
+                    span.failed(exc.code)
+                    if attempt == 2 or exc.code not in TRANSIENT_CODES:
+                        raise
+                    checks.page_starting()
+                    continue
+                span.read_by(engine.name)
             seconds = time.perf_counter() - started
             self.metrics.observe("page_engine_seconds", seconds)
             return recognized_result(record.job_id, page, engine.name, recognition, seconds)
@@ -264,7 +268,7 @@ class BatchReader:
                 if isinstance(item, PageTicket):
                     # a page the batcher could not read alone either fails alone
                     try:
-                        recognition = self._wait(job, item, checks)
+                        recognition = self._wait(job, page, item, checks)
                     except EngineError as exc:
                         item = page_failure(record, page, exc)
                     else:
@@ -283,11 +287,16 @@ class BatchReader:
                 checks.raise_if_overdue()
         return ticket
 
-    def _wait(self, job: BatchJob, ticket: PageTicket, checks: JobChecks) -> Recognition:
+    def _wait(
+        self, job: BatchJob, page: Page, ticket: PageTicket, checks: JobChecks
+    ) -> Recognition:
         with checks.waiting_on_batcher():
             while (outcome := job.wait(ticket, WAIT_POLL_SECONDS)) is None:
                 checks.raise_if_canceled()
                 checks.raise_if_overdue()
+        # the batch was read by the batcher's thread: the page's span is made here, after it
+        code = outcome.code if isinstance(outcome, EngineError) else None
+        engine_call_done(page.index, self.engine_name, ticket.engine_seconds, code)
         if isinstance(outcome, EngineError):
             raise EngineError(outcome.code, outcome.message)  # its own, raised in this thread
         self.metrics.observe("page_engine_seconds", ticket.engine_seconds)

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, is_disk_full, job_files
 from shared.storage.disk import scratch_path
 from shared.storage.layout import INPUT_NAME
+from shared.tracing import RunTrace, log_trace_of, result_write
+from shared.tracing import active as tracing_active
 from worker.engines import EngineError
 from worker.page_reading import (
     JobCanceledWhileRunning,
@@ -110,30 +112,35 @@ class JobRunner:
         """
         files = self._files(job_id)
         claim = self.store.claim(job_id, self.holder, self.settings.job_lease_seconds)
-        if claim is Claim.missing:
-            self._gone(job_id)
-            return None
-        if claim is Claim.busy:
-            log.info("job=%s is held by another live worker; dropping this delivery", job_id)
-            return None
-        if claim is Claim.canceled:
-            return self._canceled(job_id, files)
         if claim is not Claim.claimed:
-            log.info("job=%s already %s; nothing to do", job_id, claim.value)
-            return JobStatus(claim.value)
-        planned = None
+            with self._dropped(job_id):
+                if claim is Claim.missing:
+                    self._gone(job_id)
+                    return None
+                if claim is Claim.busy:
+                    log.info("job=%s is held by another live worker; delivery dropped", job_id)
+                    return None
+                if claim is Claim.canceled:
+                    return self._canceled(job_id, files)
+                log.info("job=%s already %s; nothing to do", job_id, claim.value)
+                return JobStatus(claim.value)
+        trace = RunTrace()  # its queue wait ends here, at the claim
+        planned, outcome = None, None
         try:
             with self.watch.watching(job_id), job_context(job_id):
-                outcome = self._guarded(job_id, files, None, lambda: self._execute(job_id, files))
+                outcome = self._guarded(
+                    job_id, files, None, lambda: self._execute(job_id, files, trace)
+                )
             if not isinstance(outcome, _Planned):
                 return outcome
             planned = outcome
         finally:
             self.store.release(job_id, self.holder)
             if planned is None:
+                trace.end(_outcome_name(outcome))
                 files.drop_local()  # this run's copy of the input (STORAGE_URL=s3://)
-        # PLAN made range 0 this run's: read it now (its lease, its watch)
-        return self._run_range(job_id, 0, files, RangeClaim.claimed, planned)
+        # PLAN made range 0 this run's: read it now (its lease, its watch, the same span)
+        return self._run_range(job_id, 0, files, RangeClaim.claimed, planned, trace)
 
     def run_whole(self, job_id: str) -> JobStatus | None:
         """Run the job and then each of its other page ranges in this process, in turn (what
@@ -150,21 +157,29 @@ class JobRunner:
         run died before the job's end."""
         files = self._files(job_id)
         claim = self.store.claim_range(job_id, part, self.holder, self.settings.job_lease_seconds)
-        if claim is RangeClaim.missing:
-            self._gone(job_id)
-            return None
-        if claim is RangeClaim.busy:
-            log.info("job=%s range %d is held by another live worker; dropped", job_id, part)
-            return None
-        if claim is RangeClaim.done:
-            log.info("job=%s range %d is done already; nothing to do", job_id, part)
-            return None
-        if claim is RangeClaim.canceled:
-            return self._canceled(job_id, files)
-        if claim not in (RangeClaim.claimed, RangeClaim.assemble):
+        if claim in (RangeClaim.claimed, RangeClaim.assemble):
+            return self._run_range(job_id, part, files, claim)
+        with self._dropped(job_id):
+            if claim is RangeClaim.missing:
+                self._gone(job_id)
+                return None
+            if claim is RangeClaim.busy:
+                log.info("job=%s range %d is held by another live worker; dropped", job_id, part)
+                return None
+            if claim is RangeClaim.done:
+                log.info("job=%s range %d is done already; nothing to do", job_id, part)
+                return None
+            if claim is RangeClaim.canceled:
+                return self._canceled(job_id, files)
             log.info("job=%s already %s; nothing to do", job_id, claim.value)
             return JobStatus(claim.value)
-        return self._run_range(job_id, part, files, claim)
+
+    @contextmanager
+    def _dropped(self, job_id: str) -> Iterator[None]:
+        """A delivery this run does not run: its few log lines tagged with the job's trace."""
+        with job_context(job_id):
+            log_trace_of(self.store.traceparent(job_id))
+            yield
 
     def _files(self, job_id: str) -> JobFiles:
         return job_files(self.settings, job_id)
@@ -204,11 +219,14 @@ class JobRunner:
             message = f"{type(exc).__name__}: {exc}"
             return self.fail(job_id, ErrorCode.internal_error, message, part)
 
-    def _execute(self, job_id: str, files: JobFiles) -> JobStatus | _Planned | None:
+    def _execute(
+        self, job_id: str, files: JobFiles, trace: RunTrace
+    ) -> JobStatus | _Planned | None:
         record = self.store.get(job_id)
         if record is None:
             self._gone(job_id)
             return None
+        trace.begin(record)
         if record.attempts > 1:
             log.warning("job=%s attempt %d: its previous worker died", job_id, record.attempts)
         started = time.perf_counter()
@@ -226,6 +244,7 @@ class JobRunner:
             if len(numbers) > size:
                 if not self._plan(record, numbers, size):
                     return None
+                trace.planned(math.ceil(len(numbers) / size), size)
                 planned, document = _Planned(record, document, numbers[:size]), None
                 return planned  # its document stays open for range 0
             checks = JobChecks(job_id, self.store, self.watch)
@@ -262,15 +281,21 @@ class JobRunner:
         files: JobFiles,
         claim: RangeClaim,
         planned: _Planned | None = None,
+        trace: RunTrace | None = None,
     ) -> JobStatus | None:
         """Read range `part` (its lease is this run's), or assemble the job (`claim`)."""
         key = range_member(job_id, part)
+        trace = trace or RunTrace(part)
+        outcome: JobStatus | _Planned | None = None
         try:
             with job_context(job_id):
                 record = planned.record if planned else self.store.get(job_id)
                 if record is None:
                     self._gone(job_id)
                     return None
+                # a range's wait began with its job's plan
+                queued = self.store.planned_at(job_id) if tracing_active() and not planned else None
+                trace.begin(record, queued)
                 left = None  # the job's time limit runs from its start, across ranges
                 if record.started_at is not None:
                     elapsed = (utcnow() - record.started_at).total_seconds()
@@ -285,6 +310,7 @@ class JobRunner:
                 assert not isinstance(outcome, _Planned)
                 return outcome
         finally:
+            trace.end(_outcome_name(outcome))
             if planned is not None:
                 planned.document.close()
             self.store.release(job_id, self.holder, part)
@@ -452,22 +478,23 @@ class JobRunner:
                 message = f"every page ({total}) failed; the first: {message}"
             return self.fail(job_id, first.code, message, part)
         engine = "+".join(sorted(engine_names) or [self.router.primary.name])
-        if callable(pages):
-            write_results_streamed(files, job_id, engine, pages)
-        else:
-            write_results(files, build_document(job_id, engine, pages))
-        lease = self.settings.job_lease_seconds
-        if not self.store.renew(job_id, self.holder, lease, part):
-            # our lease lapsed (this process stalled) and recovery gave the job to another run:
-            # that run owns the job's state now; the results written here are the same.
-            log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
-            return None
-        try:
-            files.keep_source()  # format=pdf reads the pages from it (api/archives)
-        except (OSError, StorageUnavailable) as exc:  # the result is safe; only format=pdf fails
-            log.warning("job=%s: the upload could not be kept for format=pdf: %s", job_id, exc)
-        if not self.store.succeed(job_id):  # canceled after the last page, or gone
-            return self._not_applied(job_id, files)
+        with result_write(total, failed):
+            if callable(pages):
+                write_results_streamed(files, job_id, engine, pages)
+            else:
+                write_results(files, build_document(job_id, engine, pages))
+            lease = self.settings.job_lease_seconds
+            if not self.store.renew(job_id, self.holder, lease, part):
+                # our lease lapsed (this process stalled) and recovery gave the job to another
+                # run: that run owns the job's state now; the results written here are the same.
+                log.warning("job=%s lost its lease while running; leaving its state alone", job_id)
+                return None
+            try:
+                files.keep_source()  # format=pdf reads the pages from it (api/archives)
+            except (OSError, StorageUnavailable) as exc:  # the result is safe; format=pdf fails
+                log.warning("job=%s: the upload could not be kept for format=pdf: %s", job_id, exc)
+            if not self.store.succeed(job_id):  # canceled after the last page, or gone
+                return self._not_applied(job_id, files)
         if elapsed is not None:
             self.store.metrics.observe("job_duration_seconds", elapsed)
         files.remove_input()
@@ -537,3 +564,8 @@ class JobRunner:
             job_id,
         )
         return None
+
+
+def _outcome_name(outcome: object) -> str | None:
+    """What a run's span says it ended with: the job's status after it, if any."""
+    return outcome.value if isinstance(outcome, JobStatus) else None

@@ -10,6 +10,7 @@ import argparse
 
 from shared.logs import configure_logging
 from shared.settings import load_settings
+from shared.tracing import start_tracing, stop_tracing
 from worker.boot import boot_and_consume
 from worker.parent_death import die_with_parent
 
@@ -46,7 +47,12 @@ def main() -> None:
         die_with_parent(args.supervisor_pid)  # first: before the engine is warm for nothing
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    raise SystemExit(boot_and_consume(settings, args.name, recycled=args.recycled))
+    start_tracing(settings, "ocrq-worker")  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans
+    try:
+        code = boot_and_consume(settings, args.name, recycled=args.recycled)
+    finally:
+        stop_tracing()  # the spans still buffered go out before the process ends
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

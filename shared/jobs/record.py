@@ -55,6 +55,9 @@ class JobRecord(BaseModel):
     # the document by reference (shared/source_urls.py): the worker fetches it, then records
     # its media_type and size_bytes
     source_url: str | None = None
+    # the W3C traceparent of the request that made it (traces on, shared/tracing/): every
+    # run of the job reads the record, so its trace goes on across requeues and page ranges
+    traceparent: str | None = None
 
 
 def utcnow() -> datetime:

@@ -306,7 +306,8 @@ if status ~= 'running' then return unchanged('refused', status) end
 if redis.call('EXISTS', KEYS[7]) == 1 then return unchanged('held', status) end
 if redis.call('GET', KEYS[5]) ~= ARGV[5] then return unchanged('held', status) end
 local count = tonumber(ARGV[7])
-redis.call('HSET', KEYS[7], 'count', count, 'size', ARGV[8], 'done', 0, 's0', 'running', 'a0', 1)
+redis.call('HSET', KEYS[7], 'count', count, 'size', ARGV[8], 'done', 0, 's0', 'running', 'a0', 1,
+  'at', ARGV[1])
 redis.call('SET', KEYS[8], ARGV[5], 'EX', ARGV[6])
 redis.call('SADD', KEYS[9], job_id .. '/0')
 for k = 1, count - 1 do redis.call('SADD', KEYS[10], job_id .. '/' .. k) end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import redis
@@ -208,6 +209,11 @@ class JobStore:
         count, size = self.redis.hmget(keys.plan(job_id), "count", "size")
         return (int(count), int(size)) if count and size else None
 
+    def planned_at(self, job_id: str) -> datetime | None:
+        """When the job was planned (its ranges queued); None when it has no plan."""
+        at = text_or_none(self.redis.hget(keys.plan(job_id), "at"))
+        return datetime.fromisoformat(at) if at else None
+
     def claim_range(self, job_id: str, part: int, holder: str, lease_seconds: int) -> RangeClaim:
         extra = (keys.plan(job_id), keys.range_lease(job_id, part), keys.RANGES_RUNNING)
         args = (part, holder, lease_seconds)
@@ -310,6 +316,10 @@ class JobStore:
         """The job's status alone (one HGET); None when its record is gone."""
         status = text_or_none(self.redis.hget(keys.job(job_id), "status"))
         return JobStatus(status) if status else None
+
+    def traceparent(self, job_id: str) -> str | None:
+        """The W3C traceparent the job's record keeps (traces on); None without one."""
+        return text_or_none(self.redis.hget(keys.job(job_id), "traceparent"))
 
     def holder(self, job_id: str) -> str | None:
         """Who holds the job's lease now (None: nobody, or it lapsed)."""

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from shared.logs import configure_logging, job_context
+from shared.logs import configure_logging, current_trace_id, job_context
 
 
 def test_json_lines_carry_the_job_id_of_their_context(capsys: pytest.CaptureFixture[str]) -> None:
@@ -33,3 +33,25 @@ def test_text_lines_name_the_job_when_the_message_does_not(
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].endswith("Task received [job=feed]")
     assert lines[1].endswith("job=feed done")  # not repeated
+
+
+def test_a_job_s_lines_carry_its_trace_id_and_the_next_job_s_do_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", "text")
+    with job_context("feed"):
+        current_trace_id.set("4bf92f3577b34da6a3ce929d0e0e4736")
+        logging.getLogger("worker").info("job=feed page 1")
+    with job_context("beef"):
+        logging.getLogger("worker").info("job=beef page 1")
+    configure_logging("INFO", "json")
+    with job_context("cafe"):
+        current_trace_id.set("0af7651916cd43dd8448eb211c80319c")
+        logging.getLogger("worker").info("read")
+    configure_logging("INFO", "text")
+
+    first, second, third = capsys.readouterr().err.splitlines()
+    assert first.endswith("job=feed page 1 [trace=4bf92f3577b34da6a3ce929d0e0e4736]")
+    assert second.endswith("job=beef page 1")
+    entry = json.loads(third)
+    assert entry["job_id"] == "cafe" and entry["trace_id"] == "0af7651916cd43dd8448eb211c80319c"

@@ -121,6 +121,10 @@ FLAT_CLASS_ENV: list[tuple[str, str, Any]] = [
     ("SOURCE_S3_BUCKETS", "inbox/scans/", "inbox/scans/"),
     ("SOURCE_TIMEOUT_SECONDS", "30", 30.0),
     ("SOURCE_MAX_REDIRECTS", "2", 2),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "http://collector:4318"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces", "http://c:4318/v1/traces"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "grpc"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", "http/protobuf"),
 ]
 DEMOTED = {"RAPIDOCR_DET_LIMIT_SIDE_LEN"}
 
@@ -140,10 +144,11 @@ def test_every_env_var_of_the_flat_class_still_sets_its_field(
     settings = Settings()
 
     assert (
-        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 24
+        len(FLAT_CLASS_ENV) + 1 + len(DEMOTED) == 81 + 28
     )  # the flat class, and settings added since (webhook lanes, S3 timeout, VL requests,
     # VL token cap and loop retry, liveness, page ranges, usage retention, fair share, reading
-    # order, despeckle, photo text height, pre-signed result URLs, source_url, bilevel blur)
+    # order, despeckle, photo text height, pre-signed result URLs, source_url, bilevel blur,
+    # OTLP endpoints and protocols)
     assert set(Settings.model_fields) == {n.lower() for n, _, _ in FLAT_CLASS_ENV} | {
         "api_keys_file"
     }
