@@ -97,7 +97,13 @@ def running_s3_server(log_dir: Path, env: dict[str, str] | None = None) -> Itera
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
-    with _serving(S3Server(f"http://127.0.0.1:{port}", process), "moto_server", log_dir) as server:
+    with _serving(
+        # moto's own page, not an S3 call: INITIAL_NO_AUTH_ACTION_COUNT counts those
+        S3Server(f"http://127.0.0.1:{port}", process),
+        "moto_server",
+        log_dir,
+        "/moto-api/",
+    ) as server:
         yield server
 
 
@@ -129,8 +135,8 @@ def _loopback(port: int) -> list[str]:
 
 
 @contextmanager
-def _serving(server: S3Server, name: str, log_dir: Path) -> Iterator[S3Server]:
-    """`server` once it answers HTTP; stopped when the block ends."""
+def _serving(server: S3Server, name: str, log_dir: Path, probe: str = "/") -> Iterator[S3Server]:
+    """`server` once it answers HTTP at `probe`; stopped when the block ends."""
     process = server.process
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -138,7 +144,7 @@ def _serving(server: S3Server, name: str, log_dir: Path) -> Iterator[S3Server]:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited {process.returncode}; see {log_dir}")
             try:
-                httpx.get(f"{server.endpoint}/", timeout=1)
+                httpx.get(f"{server.endpoint}{probe}", timeout=1)
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
