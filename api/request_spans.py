@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, format_trace_id
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,24 +18,26 @@ from shared.logs import current_trace_id
 from shared.tracing.otel import OtelTracing
 
 UNTRACED = frozenset({"/health", "/ready", "/metrics"})
+_ROOT = Context()  # no caller's trace: the request's span is a root
 
 
 class RequestSpans:
     def __init__(self, app: ASGIApp, tracing: OtelTracing) -> None:
         self.app = app
         self.tracer = tracing.tracer
+        # the header names OTEL_PROPAGATORS' propagators read (traceparent, tracestate, baggage)
+        self.fields = frozenset(
+            f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNTRACED:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-        }
         span = self.tracer.start_span(
             method,  # named "<method> <route>" once the route is known
-            context=propagate.extract(carrier),
+            context=self._caller(scope),
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
@@ -57,16 +60,27 @@ class RequestSpans:
             span.record_exception(exc)
             raise
         finally:
+            attributes: dict[str, str | int] = {"http.response.status_code": status}
             route = getattr(scope.get("route"), "path", None)
             if route:
                 span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
+                attributes["http.route"] = route
             job_id = scope.get("path_params", {}).get("job_id")
             if job_id:  # a read of a job (its own trace): found by the job's id
-                span.set_attribute("ocrq.job.id", str(job_id))
-            span.set_attribute("http.response.status_code", status)
+                attributes["ocrq.job.id"] = str(job_id)
+            span.set_attributes(attributes)  # one call: the span's attributes lock taken once
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
             current_trace_id.reset(log_token)
             otel_context.detach(token)
+
+    def _caller(self, scope: Scope) -> Context:
+        """The caller's trace context from the headers the propagators read (none: an empty
+        context, so the request's span begins a trace). Only those headers are decoded."""
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in self.fields
+        }
+        return propagate.extract(carrier) if carrier else _ROOT

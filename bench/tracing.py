@@ -1,42 +1,43 @@
 """Traces (OTEL_EXPORTER_OTLP_ENDPOINT): what they cost a submission.
 
-    .venv/bin/python -m bench.tracing [--redis-url redis://127.0.0.1:6379/4] [--jobs 50]
-        [--rounds 40] [--clients 1,4]
+    .venv/bin/python -m bench.tracing [--redis-url redis://127.0.0.1:6379/4] [--pairs 8]
+        [--control-pairs 4] [--requests 800] [--clients 1,4]
 
-Two real `python -m api` processes up at once (testkit/stack.py via bench/servicekit.py), no
-worker: tracing off on the URL's db, on on the next (exporting over OTLP/HTTP protobuf to a
-receiver on loopback, a process of its own that keeps every export and decodes them after the
-run: a collector's decoding is not the API's cost; OTEL_BSP_SCHEDULE_DELAY left at the SDK's
-5 s). Each round sends `--jobs` small PNG jobs to
-each API in turn (the order swapped every round, so the machine's other load hits both;
-many short rounds, so a burst of it hits both sides of a round alike),
-from 1 client and then from 4 threads; p50/p95 of every request's latency over all rounds,
-jobs/s and the API's CPU per job (from /proc) the median round's, and the spans the receiver
-got. Then tracing's own CPU per request, in-process (`span_cost`). Redis: the URL's db and
-the next, flushed at start, between rounds and at the end.
-Writes the `tracing` section of BENCHMARKS.md.
+Pairs of fresh `python -m api` processes (testkit/stack.py via bench/servicekit.py; no worker),
+each on a Redis db of its own: tracing on in one (OTLP/HTTP protobuf to a receiver on loopback,
+a process of its own that keeps every export and decodes them after the run: a collector's
+decoding is not the API's cost; the SDK's batch processor at its defaults), off in the other.
+Both are up together, started in a random order, and each request goes to one and then the
+other (the order swapped at every step), from 1 client and then from 4 threads: whatever the
+shared machine does at a moment hits both sides alike, and a process's own luck (its start
+order, its memory layout) is averaged over many pairs. Control pairs run the same with tracing
+off in both (A/A): the spread of their changes is what the harness itself can tell apart.
+Per pair and level: each side's p50/p95 latency and API CPU per request (/proc, over the
+level's window); the table gives the median change over pairs and its range. Then tracing's
+own CPU per request, in-process (`span_cost`). Redis: the URL's db and the next, flushed at
+the start and end of each pair. Writes the `tracing` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
+import random
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 import httpx
 
-from bench.procs import load_average
+from bench.procs import cpu_seconds, load_average
 from bench.report import machine_line, markdown_table, update_section
-from bench.servicekit import SCRATCH, BenchStack
+from bench.servicekit import BenchStack
 from testkit.pages import encode, render_page
 
-SIDES = ("off", "on")
-# every run's per-round changes, kept on this machine: the section shows their spread
-HISTORY = SCRATCH / "tracing-runs.json"
+WARM_UP = 100  # requests to each API before the clock starts
+METRICS = ("p50_ms", "p95_ms", "api_cpu_ms")
 
 
 def _db(url: str, offset: int) -> str:
@@ -89,96 +90,114 @@ def _receive(pipe: Connection) -> None:
         pipe.send(sum(len(found) for found in spans))
 
 
-def _submit(client: httpx.Client, png: bytes) -> float:
-    started = time.perf_counter()
-    response = client.post("/jobs", files={"file": ("p.png", png)})
-    elapsed = time.perf_counter() - started
-    assert response.status_code == 202, response.text
-    return elapsed
+@dataclass
+class Side:
+    """One API of a pair: its stack, a client, and what one level measured."""
 
+    stack: BenchStack
+    http: httpx.Client
+    latencies: list[float] = field(default_factory=list)
 
-def _round(stack: BenchStack, pngs: list[bytes], clients: int) -> tuple[list[float], float, float]:
-    """Submit every png once: (latencies, wall seconds, API CPU seconds)."""
-    cpu = stack.api_cpu()
-    with (
-        httpx.Client(base_url=stack.url, timeout=30) as http,
-        ThreadPoolExecutor(clients) as pool,
-    ):
-        _submit(http, pngs[0])  # the connection open before the clock starts
+    def submit(self, png: bytes) -> None:
         started = time.perf_counter()
-        latencies = list(pool.map(lambda png: _submit(http, png), pngs))
-        wall = time.perf_counter() - started
-    return latencies, wall, stack.api_cpu() - cpu
+        response = self.http.post("/jobs", files={"file": ("p.png", png)})
+        self.latencies.append(time.perf_counter() - started)
+        assert response.status_code == 202, response.text
+
+    def cpu(self) -> float:
+        assert self.stack.api is not None
+        return cpu_seconds(self.stack.api.pid)
 
 
-def measure(url: str, jobs: int, rounds: int, levels: list[int]) -> tuple[dict, int, int]:
-    pngs = [encode(render_page([(f"Traced page {n:04d}", 24)], width=320)) for n in range(jobs)]
+def _level(sides: list[Side], pngs: list[bytes], requests: int, clients: int) -> list[dict]:
+    """`requests` submissions to each side, interleaved one by one (`clients` threads, each
+    taking the sides in turn, the order swapped at every step): each side's figures."""
+    for side in sides:
+        side.latencies = []
+    cpu = [side.cpu() for side in sides]
+
+    def client(index: int) -> None:
+        for step in range(index, requests, clients):
+            png = pngs[step % len(pngs)]
+            for side in sides if step % 2 == 0 else sides[::-1]:
+                side.submit(png)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return [
+        {
+            "p50_ms": 1000 * statistics.median(side.latencies),
+            "p95_ms": 1000 * statistics.quantiles(side.latencies, n=20)[-1],
+            "api_cpu_ms": 1000 * (side.cpu() - before) / requests,
+        }
+        for side, before in zip(sides, cpu, strict=True)
+    ]
+
+
+def run_pair(
+    url: str, envs: list[dict[str, str]], pngs: list[bytes], requests: int, levels: list[int]
+) -> dict[int, list[dict]]:
+    """Two fresh APIs (`envs`: each one's environment), started in a random order: each
+    level's figures, per side, in `envs`' order."""
+    order = list(range(len(envs)))
+    random.shuffle(order)
+    stacks: dict[int, BenchStack] = {}
+    try:
+        for index in order:
+            stacks[index] = BenchStack.create(
+                _db(url, index), {"LOG_LEVEL": "WARNING", **envs[index]}
+            )
+            stacks[index].start_api()
+        sides = [
+            Side(stacks[i], httpx.Client(base_url=stacks[i].url, timeout=30))
+            for i in range(len(envs))
+        ]
+        for step in range(WARM_UP):
+            for side in sides:
+                side.submit(pngs[step % len(pngs)])
+        found = {clients: _level(sides, pngs, requests, clients) for clients in levels}
+        for side in sides:
+            side.http.close()
+        return found
+    finally:
+        for stack in stacks.values():
+            stack.close()
+
+
+def _changes(pairs: list[dict[int, list[dict]]], clients: int) -> dict[str, list[float]]:
+    """Each pair's change of each figure, its first side against its second, in %."""
+    return {
+        name: [
+            100 * (pair[clients][0][name] - pair[clients][1][name]) / pair[clients][1][name]
+            for pair in pairs
+        ]
+        for name in METRICS
+    }
+
+
+def measure(args: argparse.Namespace, levels: list[int]) -> dict:
+    pngs = [encode(render_page([(f"Traced page {n:04d}", 24)], width=320)) for n in range(50)]
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     receiver = context.Process(target=_receive, args=(theirs,), daemon=True)
     receiver.start()
     port = ours.recv()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING"}
-    stacks = {
-        "off": BenchStack.create(_db(url, 0), {"LOG_LEVEL": "WARNING"}),
-        "on": BenchStack.create(_db(url, 1), env),
-    }
-    found = {
-        (side, clients): {"latencies": [], "rates": [], "cpu": [], "p50": [], "p95": []}
-        for side in SIDES
-        for clients in levels
-    }
-    submitted = 0
-    try:
-        for stack in stacks.values():
-            stack.start_api()
-        for n in range(rounds):
-            for clients in levels:
-                for side in SIDES if n % 2 == 0 else SIDES[::-1]:
-                    stack = stacks[side]
-                    stack.flush()
-                    time.sleep(0.5)
-                    latencies, wall, cpu = _round(stack, pngs, clients)
-                    cell = found[(side, clients)]
-                    cell["latencies"] += latencies
-                    cell["p50"].append(1000 * statistics.median(latencies))
-                    cell["p95"].append(1000 * statistics.quantiles(latencies, n=20)[-1])
-                    cell["rates"].append(jobs / wall)
-                    cell["cpu"].append(1000 * cpu / jobs)
-                    if side == "on":
-                        submitted += jobs + 1
-    finally:
-        for stack in stacks.values():
-            stack.close()  # the API's last spans flushed at its exit
-    time.sleep(1)
+    on = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+    kinds = ["on"] * args.pairs + ["control"] * args.control_pairs
+    random.shuffle(kinds)  # the controls spread over the run, not at one end
+    found: dict[str, list] = {"on": [], "control": []}
+    for n, kind in enumerate(kinds, 1):
+        envs = [on, {}] if kind == "on" else [{}, {}]
+        found[kind].append(run_pair(args.redis_url, envs, pngs, args.requests, levels))
+        print(f"pair {n}/{len(kinds)} ({kind}) measured", flush=True)
+    time.sleep(1)  # the traced APIs' last spans, flushed at their exit, arrive
     ours.send("count")
     spans = ours.recv()
-    results = {
-        key: {
-            "p50_ms": 1000 * statistics.median(cell["latencies"]),
-            "p95_ms": 1000 * statistics.quantiles(cell["latencies"], n=20)[-1],
-            "jobs_per_s": statistics.median(cell["rates"]),
-            "api_cpu_ms": statistics.median(cell["cpu"]),
-        }
-        for key, cell in found.items()
-    }
-    for clients in levels:  # each round's on against the off measured next to it
-        off, on = found[("off", clients)], found[("on", clients)]
-        results[("paired", clients)] = {
-            name: statistics.median(
-                100 * (a - b) / b for a, b in zip(on[series], off[series], strict=True)
-            )
-            for name, series in (
-                ("p50_ms", "p50"),
-                ("p95_ms", "p95"),
-                ("jobs_per_s", "rates"),
-                ("api_cpu_ms", "cpu"),
-            )
-        }
-    results["span_cost_us"] = span_cost(port)
+    cost = span_cost(port)
     ours.close()
     receiver.join(10)
-    return results, spans, submitted
+    traced = args.pairs * (WARM_UP + args.requests * len(levels))
+    return {"pairs": found, "spans": spans, "traced": traced, "span_cost_us": cost}
 
 
 def span_cost(port: int, requests: int = 5000) -> tuple[float, float]:
@@ -221,120 +240,71 @@ def span_cost(port: int, requests: int = 5000) -> tuple[float, float]:
     return 1e6 * off / requests, 1e6 * on / requests
 
 
-def _history(results: dict, levels: list[int], args: argparse.Namespace, load: float) -> str:
-    """Add this run to HISTORY; every run kept, as a table."""
-    runs = json.loads(HISTORY.read_text()) if HISTORY.exists() else []
-    runs.append(
-        {
-            "at": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-            "rounds": f"{args.rounds} x {args.jobs}",
-            "load": round(load, 1),
-            "receiver": "kept",
-            **{str(c): results[("paired", c)] for c in levels},
-        }
-    )
-    HISTORY.parent.mkdir(parents=True, exist_ok=True)
-    HISTORY.write_text(json.dumps(runs, indent=1))
-    keys = ("p50_ms", "p95_ms", "jobs_per_s", "api_cpu_ms")
-    rows = [
-        [run["at"], run["rounds"], run.get("receiver", "live"), run["load"], clients]
-        + [f"{run[clients][k]:+.1f} %" for k in keys]
-        for run in runs
-        for clients in ("1", "4")
-        if clients in run
-    ]
-    headers = ["run (UTC)", "rounds x jobs", "receiver", "load", "clients"]
-    headers += ["p50", "p95", "jobs/s", "API CPU"]
-    return markdown_table(headers, rows)
-
-
-def _change(on: float, off: float) -> str:
-    return f"{100 * (on - off) / off:+.1f} %"
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):+.1f} % ({min(values):+.1f} to {max(values):+.1f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tracing", description=__doc__)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
-    parser.add_argument("--jobs", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--pairs", type=int, default=8, help="pairs of APIs, traced and not")
+    parser.add_argument("--control-pairs", type=int, default=4, help="pairs untraced both")
+    parser.add_argument("--requests", type=int, default=800, help="per API and level")
     parser.add_argument("--clients", default="1,4")
+    parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
+    random.seed(args.seed)
     levels = [int(c) for c in args.clients.split(",")]
     load_before = load_average()
-    results, spans, submitted = measure(args.redis_url, args.jobs, args.rounds, levels)
+    results = measure(args, levels)
     load = f"load average {load_before:.1f} before, {load_average():.1f} after"
     rows = []
     for clients in levels:
-        off, on = results[("off", clients)], results[("on", clients)]
-        for side, cell in (("off", off), ("on", on)):
+        for kind, label in (("on", "on vs off"), ("control", "off vs off (control)")):
+            pairs = results["pairs"][kind]
+            changes = _changes(pairs, clients)
+            sides = [statistics.median(p[clients][0]["p50_ms"] for p in pairs)]
+            sides.append(statistics.median(p[clients][1]["p50_ms"] for p in pairs))
+            cpu = [statistics.median(p[clients][i]["api_cpu_ms"] for p in pairs) for i in (0, 1)]
             rows.append(
-                [
-                    clients,
-                    side,
-                    f"{cell['p50_ms']:.1f}",
-                    f"{cell['p95_ms']:.1f}",
-                    f"{cell['jobs_per_s']:.0f}",
-                    f"{cell['api_cpu_ms']:.2f}",
-                ]
+                [clients, label, len(pairs), f"{sides[0]:.2f} / {sides[1]:.2f}"]
+                + [f"{cpu[0]:.2f} / {cpu[1]:.2f}"]
+                + [_spread(changes[name]) for name in METRICS]
             )
-        rows.append(
-            [
-                clients,
-                "on vs off",
-                _change(on["p50_ms"], off["p50_ms"]),
-                _change(on["p95_ms"], off["p95_ms"]),
-                _change(on["jobs_per_s"], off["jobs_per_s"]),
-                _change(on["api_cpu_ms"], off["api_cpu_ms"]),
-            ]
-        )
-        paired = results[("paired", clients)]
-        rows.append(
-            [clients, "on vs off, per round (median)"]
-            + [f"{paired[k]:+.1f} %" for k in ("p50_ms", "p95_ms", "jobs_per_s", "api_cpu_ms")]
-        )
-    headers = ["clients", "tracing", "p50 ms", "p95 ms", "jobs/s", "API CPU ms / job"]
+    headers = ["clients", "pair", "pairs", "p50 ms", "API CPU ms / request"]
+    headers += ["p50 change", "p95 change", "API CPU change"]
     table = markdown_table(headers, rows)
-    history = _history(results, levels, args, load_before)
     route_off, route_on = results["span_cost_us"]
-    api_cpu_us = 1000 * results[("off", 1)]["api_cpu_ms"]
+    api_cpu_us = 1000 * statistics.median(p[1][1]["api_cpu_ms"] for p in results["pairs"]["on"])
     own = (
         f"{route_on - route_off:.0f} µs of CPU per request ({route_off:.0f} µs without, "
         f"{route_on:.0f} with), {100 * (route_on - route_off) / api_cpu_us:.1f} % of the "
-        f"{api_cpu_us / 1000:.2f} ms the API spends on a submission (1 client, off)"
+        f"{api_cpu_us / 1000:.2f} ms the untraced API spends on a submission (1 client)"
     )
     print(table)
     print(f"tracing's own cost: {own}")
-    print(f"{load}; spans received {spans} for {submitted} requests to the traced API")
+    print(f"{load}; spans received {results['spans']} for {results['traced']} traced requests")
     update_section(
         "tracing",
         f"""## Traces: the cost of a submission (`python -m bench.tracing`)
 
-{machine_line()}; {load} (the machine is shared: other loads slow both sides). Two APIs up at
-once (`python -m api`, no worker), tracing off and on (OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP
-protobuf to a receiver on loopback, a process of its own that keeps each export and decodes
-them all after the run, a collector's work being elsewhere; the SDK's batch processor at its
-defaults). {args.rounds} rounds of {args.jobs} small PNG jobs to each,
-taken in turn, the order swapped every round; from 1 client, then from 4 threads. p50/p95 over
-every request of every round; jobs/s and the API's CPU per job (/proc) the median round's. The
-receiver got {spans} spans for the {submitted} requests the traced API answered (one server
-span each). Target: within 5 %. *on vs off, per round*: the median over rounds of each
-round's change (on against the off measured right before or after it), which cancels
-slow drifts of the machine's load.
+{machine_line()}; {load} (the machine is shared). Pairs of fresh APIs (`python -m api`, no
+worker) up together, tracing on in one (OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP protobuf to a
+receiver on loopback, a process of its own that keeps each export and decodes them all after
+the run; the SDK's batch processor at its defaults), off in the other; each request goes to
+one API and then the other, the order swapped at every step, {args.requests} small PNG
+submissions to each after {WARM_UP} to warm up, from 1 client and then from 4 threads.
+*Control* pairs run the same untraced on both sides: their spread is what the harness itself
+can tell apart. p50 ms and CPU: the first side / the second, medians over pairs; the changes:
+the first side against the second, the median over pairs (range). The receiver got
+{results["spans"]} spans for the {results["traced"]} requests the traced APIs answered (one
+server span each). Target: submit latency within 5 %.
 
 {table}
 
 **Tracing's own work, in-process** (a stand-in ASGI route doing what the submit route does
 for traces, called 5000 times without and with the request middleware; process CPU time,
-the batch processor's encoding and sending to the same receiver included): {own}. On a
-shared machine the table's differences swing both ways by more than the 5 % target from one
-run to the next (the load average above): they neither show the target nor rule it out; this
-in-process figure is the steady measure of what traces add to a submission.
-
-**Every run kept on this machine** (var/bench/tracing-runs.json; each run's *on vs off, per
-round (median)*; *receiver*: `kept` decodes after the run, `live` decoded each export as it
-came, on the same 2 cores):
-
-{history}
+the batch processor's encoding and sending to the same receiver included): {own}.
 """,
     )
 
