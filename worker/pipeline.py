@@ -30,7 +30,7 @@ from shared.settings import Settings
 from shared.storage import JobFiles, hide_dirs, is_disk_full, job_files
 from shared.storage.disk import scratch_path
 from shared.storage.layout import INPUT_NAME
-from shared.tracing import RunTrace, log_trace_of, result_write
+from shared.tracing import RunTrace, job_logs, result_write
 from shared.tracing import active as tracing_active
 from worker.engines import EngineError
 from worker.page_reading import (
@@ -177,8 +177,7 @@ class JobRunner:
     @contextmanager
     def _dropped(self, job_id: str) -> Iterator[None]:
         """A delivery this run does not run: its few log lines tagged with the job's trace."""
-        with job_context(job_id):
-            log_trace_of(self.store.traceparent(job_id))
+        with job_logs(job_id, self.store.traceparent(job_id)):
             yield
 
     def _files(self, job_id: str) -> JobFiles:

@@ -30,6 +30,7 @@ from redis import RedisError
 
 from shared.jobs import JobStore
 from shared.jobs.keys import parse_range_member
+from shared.tracing import job_logs
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class _Watched:
     overdue: str | None = None  # set once a limit passed: the job is failed already
     blocked: int = 0  # > 0 while the job waits on the page batcher: its page clock is stopped
     blocked_since: float = 0.0  # on the watch's clock
+    traceparent: str | None = None  # the job's trace: this thread's lines about it name it
 
 
 class Hung(Protocol):
@@ -122,15 +124,32 @@ class JobWatchdog:
     def watching(self, job_id: str, job_seconds: float | None = None) -> Iterator[None]:
         """Watch a run (`job_id`: a job, or `<job id>/<range>`); `job_seconds`: what is left of
         the job's time limit (a range of a job that started earlier), else all of it."""
+        traceparent = self._traceparent(job_id)
         now = self.clock()
         left = self.job_timeout if job_seconds is None else job_seconds
         with self._lock:
-            self._jobs[job_id] = _Watched(now + left, now + self.page_timeout, time.monotonic())
+            self._jobs[job_id] = _Watched(
+                now + left, now + self.page_timeout, time.monotonic(), traceparent=traceparent
+            )
         try:
             yield
         finally:
             with self._lock:
                 self._jobs.pop(job_id, None)
+
+    def _traceparent(self, key: str) -> str | None:
+        """The watched job's traceparent (one HGET as its run starts), so this thread's lines
+        about the job carry its trace even when Redis is gone later."""
+        try:
+            return self.store.traceparent(lease_of(key)[0])
+        except RedisError:
+            return None
+
+    @contextmanager
+    def _about(self, key: str, watched: _Watched | None) -> Iterator[None]:
+        """This thread's lines about a watched run: tagged with its job and trace."""
+        with job_logs(lease_of(key)[0], watched.traceparent if watched else None):
+            yield
 
     def page_starting(self, job_id: str) -> None:
         """Called before each page: restarts the page clock, enforces the job limit."""
@@ -186,10 +205,11 @@ class JobWatchdog:
             seconds = self.page_timeout if limit == "PAGE" else self.job_timeout
             reason = f"ran over {limit}_TIMEOUT_SECONDS={seconds:g}"
             if self._mark_overdue(job_id, watched, reason):
-                try:
-                    self.fail_job(job_id, reason)
-                finally:
-                    self.on_timeout(job_id, reason)
+                with self._about(job_id, watched):
+                    try:
+                        self.fail_job(job_id, reason)
+                    finally:
+                        self.on_timeout(job_id, reason)
         hung = self.hung_call() if self.hung_call is not None else None
         if hung is not None:
             self._end_hung_call(hung)
@@ -212,10 +232,11 @@ class JobWatchdog:
                 with self._lock:
                     watched = self._jobs.get(job_id)
                 if self._mark_overdue(job_id, watched, reason):
-                    try:
-                        self.fail_job(job_id, reason)
-                    except Exception:  # the other jobs and the restart still follow
-                        log.exception("job=%s could not be failed", job_id)
+                    with self._about(job_id, watched):
+                        try:
+                            self.fail_job(job_id, reason)
+                        except Exception:  # the other jobs and the restart still follow
+                            log.exception("job=%s could not be failed", job_id)
         finally:
             self.on_hung(hung)
 
@@ -227,7 +248,8 @@ class JobWatchdog:
             self.store.renew(*self._lease(job_id))
             watched.renewed = now
         except RedisError as exc:
-            log.warning("job=%s lease not renewed (Redis unreachable): %s", job_id, exc)
+            with self._about(job_id, watched):
+                log.warning("job=%s lease not renewed (Redis unreachable): %s", job_id, exc)
 
     def _lease(self, key: str) -> tuple[str, str, int, int | None]:
         job_id, part = lease_of(key)

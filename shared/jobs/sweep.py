@@ -12,6 +12,7 @@ is left: it waits `queued` for the next one instead.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from celery import Celery
@@ -24,6 +25,7 @@ from shared.jobs.store import JobStore
 from shared.options import Priority
 from shared.settings import Settings
 from shared.storage import job_files
+from shared.tracing import job_logs
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,11 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
 
 
+def _about(store: JobStore, job_id: str) -> AbstractContextManager[None]:
+    """The sweep's lines about a job it recovered: tagged with the job's trace (one HGET)."""
+    return job_logs(job_id, store.traceparent(job_id))
+
+
 def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> SweepReport:
     """One pass. Safe to run anywhere and concurrently: each orphan is taken by one sweeper."""
     report = SweepReport()
@@ -42,16 +49,18 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
         outcome = store.recover(job_id, max_attempts)
         if outcome is Recovery.requeued:
             report.requeued.append(job_id)
-            log.warning("job=%s lost its worker (lease lapsed); requeued", job_id)
+            with _about(store, job_id):
+                log.warning("job=%s lost its worker (lease lapsed); requeued", job_id)
         elif outcome is Recovery.failed:
             report.failed.append(job_id)
             # a failed job keeps neither its upload nor what a dead run may have half written
             job_files(settings, job_id).remove_all()
-            log.error(
-                "job=%s lost its worker %d time(s); failed worker_lost, its files removed",
-                job_id,
-                max_attempts,
-            )
+            with _about(store, job_id):
+                log.error(
+                    "job=%s lost its worker %d time(s); failed worker_lost, its files removed",
+                    job_id,
+                    max_attempts,
+                )
         elif outcome is Recovery.missing:
             log.warning(
                 "job=%s was running but its record is gone (expired or Redis lost it); "
@@ -62,16 +71,21 @@ def recover_orphans(store: JobStore, celery: Celery, settings: Settings) -> Swee
         range_outcome = store.recover_range(job_id, part, max_attempts)
         if range_outcome is RangeRecovery.requeued:
             report.requeued.append(f"{job_id}/{part}")
-            log.warning("job=%s range %d lost its worker (lease lapsed); requeued", job_id, part)
+            with _about(store, job_id):
+                log.warning(
+                    "job=%s range %d lost its worker (lease lapsed); requeued", job_id, part
+                )
         elif range_outcome is RangeRecovery.failed:
             report.failed.append(job_id)
             job_files(settings, job_id).remove_all()
-            log.error(
-                "job=%s range %d lost its worker %d time(s); failed worker_lost, its files removed",
-                job_id,
-                part,
-                max_attempts,
-            )
+            with _about(store, job_id):
+                log.error(
+                    "job=%s range %d lost its worker %d time(s); failed worker_lost, "
+                    "its files removed",
+                    job_id,
+                    part,
+                    max_attempts,
+                )
     # Send the messages last: a sweeper that dies here leaves the ids in the requeue set and
     # the next pass sends them. A duplicate message is harmless: the lease admits one runner.
     # Each goes back to its own queue (engine and priority); a record naming none (only ever

@@ -53,6 +53,7 @@ class Delivery:
     owner: str = ""  # the job's key fingerprint: which secret signs it
     created_at: str = ""
     lane: str = ""  # host:port of the url: deliveries are taken and sent per lane
+    traceparent: str = ""  # the job's trace (traces on): the sender's lines name it
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from shared.logs import current_trace_id
+from shared.logs import current_trace_id, job_context
 
 if TYPE_CHECKING:
     from shared.jobs import JobRecord
@@ -84,6 +84,15 @@ def log_trace_of(traceparent: str | None) -> None:
     trace_id = trace_id_of(traceparent)
     if trace_id is not None:
         current_trace_id.set(trace_id)
+
+
+@contextmanager
+def job_logs(job_id: str, traceparent: str | None) -> Iterator[None]:
+    """Tag the block's log lines with the job and its trace: for what handles a job outside
+    its run (a dropped delivery, the watchdog, the orphan sweep, webhook dispatch and sends)."""
+    with job_context(job_id):
+        log_trace_of(traceparent)
+        yield
 
 
 # -- the API --

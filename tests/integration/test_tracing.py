@@ -12,6 +12,7 @@ import pytest
 from testkit.otlp_receiver import OtlpReceiver, ReceivedSpan
 from testkit.pages import encode, render_page
 from testkit.stack import Stack, wait_terminal
+from testkit.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +47,15 @@ def test_a_job_of_two_page_ranges_is_one_trace_across_api_and_worker(
 ) -> None:
     """The API exports over OTLP/HTTP protobuf, the worker over gRPC (with headers): each
     process with its own service.name, both in the caller's trace."""
-    with OtlpReceiver("http/protobuf") as http_otlp, OtlpReceiver("grpc") as grpc_otlp:
+    with (
+        OtlpReceiver("http/protobuf") as http_otlp,
+        OtlpReceiver("grpc") as grpc_otlp,
+        WebhookReceiver() as hooks,
+    ):
         stack = side_stack(
             **http_otlp.env(),
+            CALLBACK_ALLOWED_NETWORKS="127.0.0.1/32",  # the job's webhook: its lines are traced
+            WEBHOOK_SECRET="test-webhook-secret",
             OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test",
             PAGE_RANGE_SIZE="1",  # one range a page
             OCR_FALLBACK_ENGINES="",  # rapidocr alone: one engine to warm
@@ -67,6 +74,7 @@ def test_a_job_of_two_page_ranges_is_one_trace_across_api_and_worker(
             answer = api.post(
                 "/jobs",
                 files={"file": ("ledger.pdf", _pdf(2), "application/pdf")},
+                data={"callback_url": hooks.url},
                 headers={"traceparent": traceparent},
             )
             assert answer.status_code == 202, answer.text
@@ -76,6 +84,7 @@ def test_a_job_of_two_page_ranges_is_one_trace_across_api_and_worker(
             own_id = own.json()["job_id"]
             assert wait_terminal(api, job_id)["status"] == "succeeded"
             assert wait_terminal(api, own_id)["status"] == "succeeded"
+            hooks.wait_for(1)
 
         def worker_done(spans: list[ReceivedSpan]) -> bool:  # the range spans end last
             return [s.name for s in spans].count("ocrq.page_range") == 3
@@ -145,9 +154,13 @@ def test_a_job_of_two_page_ranges_is_one_trace_across_api_and_worker(
     assert by_id[write.parent_id].name == "ocrq.page_range"
     assert write.attributes["ocrq.pages"] == 2
 
-    # every line of the job's life, in both processes, names the trace
+    # every line of the job's life, in both processes, names the trace: its webhook's dispatch
+    # and send (the worker's webhook threads) included
     lines = _job_lines(stack, job_id)
     assert lines["api.log"] and any(lines[name] for name in lines if name != "api.log")
+    webhook_lines = [line for found in lines.values() for line in found if " webhook " in line]
+    assert any("scheduled" in line for line in webhook_lines), lines
+    assert any("attempt 1: delivered" in line for line in webhook_lines), lines
     for name, found in lines.items():
         for line in found:
             assert f"trace={CALLER_TRACE}" in line, (name, line)

@@ -8,6 +8,7 @@ import logging
 from shared.jobs import EventKind, JobEvent, JobRecord, JobStore
 from shared.jobs.webhooks import Delivery, WebhookDeliveries, delivery_id_for
 from shared.options import CallbackEvents
+from shared.tracing import job_logs
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,13 @@ class Dispatcher:
                 body=event_body(delivery_id, event, record),
                 owner=record.owner or "",
                 created_at=event.at.isoformat(),
+                traceparent=record.traceparent or "",
             )
             if self.deliveries.schedule(delivery, int(event.id.split("-")[0])):
                 scheduled += 1
-                log.info("job=%s webhook %s scheduled (%s)", event.job_id, delivery_id, event.kind)
+                with job_logs(event.job_id, record.traceparent):
+                    log.info(
+                        "job=%s webhook %s scheduled (%s)", event.job_id, delivery_id, event.kind
+                    )
         self.deliveries.ack([event.id for event in events])
         return scheduled

@@ -22,6 +22,7 @@ from shared.errors import ServiceError
 from shared.jobs import JobStore, connect_redis
 from shared.jobs.webhooks import Delivery, WebhookDeliveries
 from shared.settings import Settings
+from shared.tracing import job_logs
 from worker.webhooks.backoff import retry_delay
 from worker.webhooks.dispatcher import Dispatcher
 from worker.webhooks.sender import AttemptResult, Verdict, WebhookSender
@@ -140,10 +141,14 @@ class WebhookService:
 
     def _send(self, delivery: Delivery, attempt: int) -> None:
         try:
-            result = self.sender.attempt(delivery)
-            self._record(delivery, attempt, result)
-        except Exception:  # one delivery's trouble must not stop the others
-            log.exception("job=%s webhook %s attempt failed", delivery.job_id, delivery.delivery_id)
+            with job_logs(delivery.job_id, delivery.traceparent or None):
+                try:
+                    result = self.sender.attempt(delivery)
+                    self._record(delivery, attempt, result)
+                except Exception:  # one delivery's trouble must not stop the others
+                    log.exception(
+                        "job=%s webhook %s attempt failed", delivery.job_id, delivery.delivery_id
+                    )
         finally:
             with self._lock:
                 self._in_flight -= 1

@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import redis
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared import tracing
-from shared.jobs import JobRecord, JobStatus, utcnow
-from shared.logs import current_trace_id, job_context
+from shared.jobs import JobRecord, JobStatus, JobStore, connect_redis, recover_orphans, utcnow
+from shared.logs import current_job_id, current_trace_id, job_context
+from shared.queue import make_celery
 from shared.settings import Settings
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -189,3 +192,44 @@ def test_with_the_sdk_disabled_no_span_and_no_trace_id(
         run.end(None)
     tracing.stop_tracing()
     assert exporter.get_finished_spans() == ()
+
+
+def test_the_orphan_sweeps_lines_about_a_job_carry_its_trace(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """The sweep runs outside any run of the job: its requeue line names the job's trace all
+    the same (read from the record), and leaves no trace behind for the next line."""
+    store = JobStore(connect_redis(settings.redis_url), 600)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    job_id = uuid.uuid4().hex
+    store.create(
+        JobRecord(
+            job_id=job_id,
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            traceparent=f"00-{trace_id}-00f067aa0ba902b7-01",
+        )
+    )
+    store.claim(job_id, "dead:1", 1)
+    redis_client.delete(f"ocrq:lease:{job_id}")  # its worker died
+
+    class Tags(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[str, str | None, str | None]] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.seen.append((record.getMessage(), current_job_id.get(), current_trace_id.get()))
+
+    tags = Tags()
+    sweep_log = logging.getLogger("shared.jobs.sweep")
+    sweep_log.addHandler(tags)
+    try:
+        report = recover_orphans(store, make_celery(settings), settings)
+    finally:
+        sweep_log.removeHandler(tags)
+    assert report.requeued == [job_id]
+    assert tags.seen == [
+        (f"job={job_id} lost its worker (lease lapsed); requeued", job_id, trace_id)
+    ]
+    assert current_trace_id.get() is None

@@ -5,8 +5,10 @@ no job."""
 from __future__ import annotations
 
 import pytest
+from redis import RedisError
 
 from shared.jobs import Claim, JobRecord, JobStatus, JobStore, utcnow
+from shared.logs import current_job_id, current_trace_id
 from worker.watchdog import JobTimedOut, JobWatchdog
 
 HOLDER = "test-worker:1"
@@ -86,3 +88,56 @@ def test_the_job_limit_stops_the_job_at_its_next_page(store: JobStore) -> None:
         now[0] = 101
         with pytest.raises(JobTimedOut, match="JOB_TIMEOUT_SECONDS=100"):
             watch.page_starting("a")
+
+
+def test_the_watchdogs_lines_about_a_job_carry_the_jobs_trace(
+    redis_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failing a job over its limit (or missing a lease renewal) happens on the watchdog's
+    thread, not the run's: its log lines are tagged with the job and its trace all the same,
+    the trace read as the run started (so a later Redis outage does not lose it)."""
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    store = JobStore(redis_client, 600)
+    store.create(
+        JobRecord(
+            job_id="t",
+            status=JobStatus.queued,
+            created_at=utcnow(),
+            traceparent=f"00-{trace_id}-00f067aa0ba902b7-01",
+        )
+    )
+    assert store.claim("t", HOLDER, 3) is Claim.claimed
+    now, tags = [0.0], []
+
+    def tagged(job_id: str, reason: str) -> None:
+        tags.append((job_id, current_job_id.get(), current_trace_id.get()))
+
+    watch = JobWatchdog(
+        store,
+        HOLDER,
+        lease_seconds=3,
+        job_timeout=100,
+        page_timeout=10,
+        on_timeout=tagged,
+        fail_job=tagged,
+        clock=lambda: now[0],
+    )
+    with watch.watching("t/1"):  # a page range of the job: tagged by the job's id
+        now[0] = 11
+        watch.check()
+    assert tags == [("t/1", "t", trace_id)] * 2
+    assert current_job_id.get() is None and current_trace_id.get() is None  # reset after
+
+    logged = []
+    monkeypatch.setattr(store, "renew", lambda *args: (_ for _ in ()).throw(RedisError("down")))
+    monkeypatch.setattr(
+        "worker.watchdog.log.warning", lambda *args: logged.append(current_trace_id.get())
+    )
+    wall = [1000.0]
+    monkeypatch.setattr("worker.watchdog.time.monotonic", lambda: wall[0])
+    now[0] = 0
+    with watch.watching("t"):
+        monkeypatch.setattr(store, "traceparent", lambda job_id: None)  # Redis gone meanwhile
+        wall[0] += 2  # past a third of the lease: renewed now
+        watch.check()
+    assert logged == [trace_id]
