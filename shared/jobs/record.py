@@ -58,6 +58,9 @@ class JobRecord(BaseModel):
     # the W3C traceparent of the request that made it (traces on, shared/tracing/): every
     # run of the job reads the record, so its trace goes on across requeues and page ranges
     traceparent: str | None = None
+    # when the orphan sweep last put it back in the queue (its worker died): the next run's
+    # queue wait (a span) begins there, not at its creation
+    requeued_at: datetime | None = None
 
 
 def utcnow() -> datetime:

@@ -241,7 +241,7 @@ if attempts >= tonumber(ARGV[5]) then
   ends_with(KEYS[8], KEYS[9])
   return answer('applied', status, 'failed')
 end
-redis.call('HSET', job, 'status', 'queued', 'pages_done', 0, 'pages_failed', 0)
+redis.call('HSET', job, 'status', 'queued', 'pages_done', 0, 'pages_failed', 0, 'requeued_at', now)
 live()
 redis.call('SADD', KEYS[7], job_id)
 emit('requeued', 'attempt', attempts)

@@ -48,6 +48,7 @@ def as_created(record: JobRecord) -> JobRecord:
             "pages_failed": 0,
             "attempts": 0,
             "error": None,
+            "requeued_at": None,
         }
     )
 
@@ -70,7 +71,8 @@ def record_after(record: JobRecord, event: JobEvent) -> JobRecord:
     elif event.kind is EventKind.requeued:  # RECOVER: back in the queue, progress from zero
         # RANGE_RECOVER (`range`): one range of a running job went back; its pages are not
         # counted twice, so progress stays
-        update = {} if event.range is not None else {"pages_done": 0, "pages_failed": 0}
+        if event.range is None:  # its time: where the next run's queue wait begins
+            update = {"pages_done": 0, "pages_failed": 0, "requeued_at": event.at}
     else:  # END, CANCEL, RECOVER's and RANGE_RECOVER's worker_lost
         update = {"finished_at": event.at}
         if event.pages_failed is not None:

@@ -124,10 +124,10 @@ class RunTrace:
 
     def begin(self, record: JobRecord, queued_at: datetime | None = None) -> None:
         """The run's record is read: its trace continues here. `queued_at`: when this range
-        was queued (its plan), else the job's creation."""
+        was queued (its plan), else the job's last requeue, else its creation."""
         log_trace_of(record.traceparent)  # reset by the job_context around the run
         if _active is not None and self._range is None:
-            queued = queued_at or record.created_at
+            queued = queued_at or record.requeued_at or record.created_at
             self._range = _active.start_range(record, self.part, queued, self.claimed_ns)
         if self._range is not None and self._range.trace_id and record.traceparent is None:
             current_trace_id.set(self._range.trace_id)  # the API made none: the worker's own

@@ -38,8 +38,11 @@ def test_lapsed_lease_is_requeued_then_fails_worker_lost(redis_client: redis.Red
     store.claim(job_id, "w1:1", 1)
     assert store.recover(job_id, max_attempts=2) is Recovery.alive
     time.sleep(1.2)  # the worker died: nobody renews
+    before = utcnow()
     assert store.recover(job_id, max_attempts=2) is Recovery.requeued
-    assert store.require(job_id).status is JobStatus.queued
+    requeued = store.require(job_id)
+    assert requeued.status is JobStatus.queued
+    assert requeued.requeued_at is not None and requeued.requeued_at >= before  # its wait's start
     assert store.pending_requeues() == [job_id]
     assert store.recover(job_id, max_attempts=2) is Recovery.gone  # only one sweeper takes it
 

@@ -233,3 +233,15 @@ def test_the_orphan_sweeps_lines_about_a_job_carry_its_trace(
         (f"job={job_id} lost its worker (lease lapsed); requeued", job_id, trace_id)
     ]
     assert current_trace_id.get() is None
+
+
+def test_a_requeued_runs_queue_wait_begins_at_its_requeue(spans: InMemorySpanExporter) -> None:
+    """Its worker died: the next run's wait is from the sweep's requeue, not the creation."""
+    record = _record(TRACEPARENT).model_copy(update={"requeued_at": utcnow()})
+    with job_context("feed"):
+        run = tracing.RunTrace()
+        run.begin(record)
+        run.end("succeeded")
+    wait = next(s for s in spans.get_finished_spans() if s.name == "ocrq.queue_wait")
+    assert record.requeued_at is not None
+    assert wait.start_time == int(record.requeued_at.timestamp() * 1e9)
