@@ -3,7 +3,8 @@
 
 A person's path: pick files in the page's file input, watch the jobs finish in the list, open
 one, read the text beside the page picture, point at a line and see its box light up (and the
-reverse), turn pages of a PDF, and get a readable error for a file the service refuses.
+reverse), turn pages of a PDF, and get a readable error for a file the service refuses; give
+a document by its address instead of a file.
 Screenshots at desktop and phone width go to $OCRQ_ARTIFACTS_DIR/screenshots (CI keeps that
 folder), else var/screenshots/. `scripts/ensure-system-deps.sh` installs chromium and
 chromium-driver with apt when missing.
@@ -24,11 +25,13 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from testkit.pages import encode, render_page
+from testkit.source_server import serving_sources
 from testkit.stack import ROOT, Stack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -401,4 +404,45 @@ def test_a_page_that_could_not_be_read_says_why_in_chromium(
     browser.find_element(By.ID, "page-prev").click()
     wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines li[data-line]"))
     assert "Chapter one begins here" in browser.find_element(By.ID, "lines").text
+    assert csp_violations(browser) == []
+
+
+def test_a_document_by_its_address_in_chromium(browser: WebDriver, stack: Stack) -> None:
+    """The page's address field sends `source_url`: the service fetches the document from a
+    server on loopback (the session stack allows 127.0.0.1), the job is named by the address's
+    last part and reads like an upload; an address the service refuses, or one it cannot
+    fetch, says so in words."""
+    with serving_sources() as sources:
+        url = sources.add("ledger-by-url.png", encode(render_page(INVOICE[:2], width=700)))
+        browser.set_window_size(*DESKTOP)
+        browser.get(f"{stack.url}/ui/")
+        field = browser.find_element(By.ID, "source-url")
+        field.send_keys(url + "?token=secret", Keys.ENTER)  # Enter submits the address
+        done = wait_status(browser, "ledger-by-url.png", {"succeeded", "failed"}, JOB_TIMEOUT)
+        assert done.get_attribute("data-status") == "succeeded", done.text
+        assert field.get_attribute("value") == ""  # taken: ready for the next address
+        assert "/files/ledger-by-url.png" in sources.requests[0]  # the worker fetched it
+        job_id = done.get_attribute("data-job-id")
+        record = httpx.get(f"{stack.url}/jobs/{job_id}", timeout=10).json()
+        assert record["source_url"] == sources.url("files/ledger-by-url.png") + "?..."
+        open_viewer(browser, done)
+        shown = browser.find_element(By.ID, "lines").text.lower()
+        assert "invoice" in shown and "4711" in shown, shown
+
+        # refused at submit (no such scheme): the job is not accepted, and says why
+        field.send_keys("ftp://127.0.0.1/refused.pdf")
+        browser.find_element(By.ID, "source-read").click()
+        refused = wait_status(browser, "refused.pdf", {"rejected"}, 20)
+        error = refused.find_element(By.CLASS_NAME, "job-error").text
+        assert "not allowed or not valid" in error, error
+
+        # accepted, then the fetch fails (404): the job fails with words for it
+        field.send_keys(sources.url("files/gone.pdf"), Keys.ENTER)
+        gone = wait_status(browser, "gone.pdf", {"failed"}, JOB_TIMEOUT)
+        assert "could not be fetched" in gone.find_element(By.CLASS_NAME, "job-error").text
+
+        browser.set_window_size(*PHONE)
+        browser.execute_script("window.scrollTo(0, 0)")
+        wait(browser, 5).until(no_sideways_scroll)
+        browser.save_screenshot(str(screenshot_dir() / "ui-phone-address.png"))
     assert csp_violations(browser) == []

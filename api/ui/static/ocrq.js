@@ -218,18 +218,43 @@ function showJobError(job, text) {
   el.hidden = false;
 }
 
-async function submitFile(file) {
-  const job = addJobItem(file.name);
-  job.li.dataset.status = "uploading";
-  job.li.querySelector(".job-status").textContent = "Uploading";
-  const form = new FormData();
-  form.append("file", file, file.name);
+function withOptions(form) {
   const language = $("opt-language").value;
   const pages = $("opt-pages").value.trim();
   const dpi = $("opt-dpi").value.trim();
   if (language && language !== "auto") form.append("language", language);
   if (pages) form.append("pages", pages);
   if (dpi) form.append("dpi", dpi);
+  return form;
+}
+
+async function submitFile(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  await submitJob(file.name, withOptions(form), "Uploading");
+}
+
+// A document by its address (source_url): the service fetches it, the job shows its last part.
+function sourceName(url) {
+  try {
+    const parsed = new URL(url);
+    const last = parsed.pathname.split("/").filter(Boolean).pop();
+    return last ? decodeURIComponent(last) : parsed.host || url;
+  } catch (err) {
+    return url;
+  }
+}
+
+async function submitSource(url) {
+  const form = new FormData();
+  form.append("source_url", url);
+  await submitJob(sourceName(url), withOptions(form), "Sending");
+}
+
+async function submitJob(name, form, doing) {
+  const job = addJobItem(name);
+  job.li.dataset.status = "uploading";
+  job.li.querySelector(".job-status").textContent = doing;
   try {
     const accepted = await (await call("jobs", { method: "POST", body: form })).json();
     job.id = accepted.job_id;
@@ -594,6 +619,14 @@ function wire() {
     const files = [...input.files];
     input.value = "";
     if (files.length) submitFiles(files);
+  });
+  $("upload-form").addEventListener("submit", (e) => {
+    e.preventDefault(); // Enter in any field, or the button: the address, if one is typed
+    const url = $("source-url").value.trim();
+    if (!url) return;
+    $("source-url").value = "";
+    $("form-error").hidden = true;
+    submitSource(url);
   });
   const zone = $("drop-zone");
   for (const name of ["dragenter", "dragover"]) {
